@@ -1,0 +1,150 @@
+//! The command line: global options, configuration, and one file per noun.
+
+mod audit;
+mod cert;
+mod config;
+mod output;
+mod password;
+mod trust;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::control::{Control, ControlError, MasterKeySource, OpenOptions, Redacted};
+use crate::store::StoreUrl;
+
+pub use output::Failure;
+
+/// certgate: client certificates (mutual TLS) for the applications that call partners.
+#[derive(Debug, Parser)]
+#[command(name = "certgate", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Data directory (SQLite store and master key file). Default: $XDG_DATA_HOME/certgate.
+    #[arg(long, global = true, env = "CERTGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Store URL: sqlite://PATH (default sqlite://<data-dir>/certgate.db) or postgres://...
+    #[arg(long, global = true, env = "CERTGATE_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// Configuration file (TOML). Flags beat environment variables, which beat the file.
+    #[arg(long, global = true, env = "CERTGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output (JSON) on stdout; refusals as JSON on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Client certificates: import, rotate, list, show, check, export, remove.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Trust anchors: CA certificates trusted for verifying partner servers.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
+    /// The audit log of every change, newest first.
+    Audit(audit::AuditArgs),
+}
+
+/// Settings after flags, environment and the config file are combined.
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub store: StoreUrl,
+    pub master_key: MasterKeySource,
+    pub json: bool,
+}
+
+impl Cli {
+    pub fn settings(&self) -> Result<Settings, ControlError> {
+        let file = match &self.config {
+            Some(path) => config::ConfigFile::read(path)?,
+            None => config::ConfigFile::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(default_data_dir);
+        let store_text = self.store.clone().or(file.store.clone());
+        let store = match store_text {
+            Some(url) => StoreUrl::parse(&url).map_err(|e| {
+                ControlError::usage("usage", e, "e.g. --store sqlite:///var/lib/certgate/certgate.db")
+            })?,
+            None => StoreUrl::Sqlite(data_dir.join("certgate.db")),
+        };
+        let master_key = if let Ok(inline) = std::env::var("CERTGATE_MASTER_KEY") {
+            MasterKeySource::Inline(Redacted(zeroize::Zeroizing::new(inline)))
+        } else if let Some(path) = std::env::var_os("CERTGATE_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(file.master_key_file.clone())
+        {
+            MasterKeySource::File(path)
+        } else {
+            MasterKeySource::DataDir(data_dir.join("master.key"))
+        };
+        Ok(Settings {
+            data_dir,
+            store,
+            master_key,
+            json: self.json,
+        })
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("certgate");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/certgate");
+    }
+    PathBuf::from("certgate-data")
+}
+
+/// Who runs the CLI, for the audit log.
+pub fn os_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|n| !n.is_empty());
+    match name {
+        Some(n) => format!("cli:{n}"),
+        None => match std::fs::metadata("/proc/self") {
+            Ok(m) => format!("cli:uid-{}", m.uid()),
+            Err(_) => "cli:unknown".into(),
+        },
+    }
+}
+
+pub async fn open(settings: &Settings) -> Result<Control, ControlError> {
+    Control::open(OpenOptions {
+        store: settings.store.clone(),
+        master_key: settings.master_key.clone(),
+        actor: os_user(),
+    })
+    .await
+}
+
+/// Run one command; the result is the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let json = cli.json;
+    let result = async {
+        let settings = cli.settings()?;
+        match cli.command {
+            Command::Cert(cmd) => cert::run(cmd, &settings).await,
+            Command::Trust(cmd) => trust::run(cmd, &settings).await,
+            Command::Audit(args) => audit::run(args, &settings).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&e, json);
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Certificates: import, rotate, list, show, check, export, remove.
+
+use crate::pki::{self, bundle, facts, CertFacts, Contents, KeyFormat, Password, PrivateKey};
+use crate::store::{CertificateRecord, StoreError};
+
+use super::views::{CertificateParts, CertificateView, CheckReport, KeyCheck};
+use super::{read_stored, validate_name, Control, ControlError};
+
+/// One file handed over by the user, with a label for messages (its path or upload name).
+pub struct InputFile {
+    pub label: String,
+    pub data: Vec<u8>,
+}
+
+pub struct ImportRequest {
+    pub name: String,
+    /// The main file, then `--key`, then every `--chain` file.
+    pub files: Vec<InputFile>,
+    pub password: Option<Password>,
+    pub owner: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Pem,
+    Der,
+}
+
+impl Control {
+    /// Parse and check without touching the store: what `import` would store.
+    pub fn read_identity(req: &ImportRequest) -> Result<pki::Identity, ControlError> {
+        let mut all = Contents::default();
+        if req.files.is_empty() {
+            return Err(ControlError::usage("usage", "no file given", "name the certificate file"));
+        }
+        for file in &req.files {
+            let c = bundle::read(&file.data, req.password.as_ref()).map_err(|r| r.in_file(&file.label))?;
+            all.certs.extend(c.certs);
+            all.keys.extend(c.keys);
+            all.other.extend(c.other);
+        }
+        Ok(bundle::assemble(all)?)
+    }
+
+    fn record(&self, name: &str, identity: &pki::Identity, owner: Option<String>) -> Result<CertificateRecord, ControlError> {
+        let sealed = self
+            .key
+            .seal(identity.key.secret_der(), identity.leaf.id.as_bytes())
+            .map_err(|e| ControlError::MasterKey { message: e.to_string(), hint: String::new() })?;
+        let now = self.now().unix_timestamp();
+        Ok(CertificateRecord {
+            name: name.to_string(),
+            id: identity.leaf.id.clone(),
+            leaf_der: identity.leaf.der.clone(),
+            chain_der: identity.chain.iter().map(|c| c.der.clone()).collect(),
+            sealed_key: sealed,
+            key_format: identity.key.format().as_str().to_string(),
+            owner,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn import_certificate(&self, req: ImportRequest) -> Result<CertificateView, ControlError> {
+        validate_name("certificate", &req.name)?;
+        if self.store.certificate(&req.name).await?.is_some() {
+            return Err(StoreError::Conflict(format!("a certificate named '{}' exists already", req.name)).into());
+        }
+        let identity = Self::read_identity(&req)?;
+        let rec = self.record(&req.name, &identity, req.owner.clone())?;
+        let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
+        self.store
+            .insert_certificate(&rec, &self.change("cert.import", &req.name, detail))
+            .await?;
+        let mut view = self.show_certificate(&req.name).await?;
+        view.notes = identity.notes;
+        Ok(view)
+    }
+
+    /// New material under an existing name: bindings and grants refer to the name and stay.
+    pub async fn rotate_certificate(&self, req: ImportRequest) -> Result<CertificateView, ControlError> {
+        validate_name("certificate", &req.name)?;
+        let old = self.existing(&req.name).await?;
+        let identity = Self::read_identity(&req)?;
+        let mut rec = self.record(&req.name, &identity, req.owner.clone())?;
+        rec.created_at = old.created_at;
+        let detail = format!("id {} -> {} subject {}", old.id, identity.leaf.id, identity.leaf.subject);
+        self.store
+            .replace_certificate(&rec, &self.change("cert.rotate", &req.name, detail))
+            .await?;
+        let mut view = self.show_certificate(&req.name).await?;
+        view.notes = identity.notes;
+        Ok(view)
+    }
+
+    async fn existing(&self, name: &str) -> Result<CertificateRecord, ControlError> {
+        self.store.certificate(name).await?.ok_or_else(|| ControlError::NotFound {
+            what: format!("certificate '{name}'"),
+            hint: "list the certificates with 'certgate cert list'".into(),
+        })
+    }
+
+    async fn view(&self, rec: &CertificateRecord) -> Result<CertificateView, ControlError> {
+        let leaf = facts::read(&rec.leaf_der)?;
+        let chain = read_stored(&rec.chain_der);
+        let pool = self.pool(Some((&rec.name, &chain))).await?;
+        let path = pool.path(&leaf);
+        Ok(CertificateView::build(CertificateParts {
+            name: &rec.name,
+            leaf: &leaf,
+            chain: &chain,
+            path: &path,
+            owner: rec.owner.clone(),
+            bindings: self.bindings_of(&rec.name).await?,
+            created_at: rec.created_at,
+            updated_at: rec.updated_at,
+            now: self.now(),
+        }))
+    }
+
+    /// Destinations bound to a certificate (none until the gateway's bindings exist).
+    pub async fn bindings_of(&self, _name: &str) -> Result<Vec<String>, ControlError> {
+        Ok(Vec::new())
+    }
+
+    pub async fn list_certificates(&self) -> Result<Vec<CertificateView>, ControlError> {
+        let mut out = Vec::new();
+        for rec in self.store.certificates().await? {
+            out.push(self.view(&rec).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn show_certificate(&self, name: &str) -> Result<CertificateView, ControlError> {
+        let rec = self.existing(name).await?;
+        self.view(&rec).await
+    }
+
+    /// Unseal a certificate's private key (for the gateway and for `check`).
+    pub fn unseal_key(&self, rec: &CertificateRecord) -> Result<PrivateKey, ControlError> {
+        let der = self.key.open(&rec.sealed_key, rec.id.as_bytes()).map_err(|_| ControlError::MasterKey {
+            message: format!("the sealed key of certificate '{}' does not open with this master key", rec.name),
+            hint: "the row is damaged or was copied from another store: import the certificate again".into(),
+        })?;
+        let format = KeyFormat::parse(&rec.key_format).unwrap_or(KeyFormat::Pkcs8);
+        Ok(PrivateKey::new(der, format))
+    }
+
+    pub async fn check_certificates(&self, name: Option<&str>) -> Result<Vec<CheckReport>, ControlError> {
+        let records = match name {
+            Some(n) => vec![self.existing(n).await?],
+            None => self.store.certificates().await?,
+        };
+        let mut reports = Vec::new();
+        for rec in &records {
+            reports.push(self.check_one(rec).await?);
+        }
+        Ok(reports)
+    }
+
+    async fn check_one(&self, rec: &CertificateRecord) -> Result<CheckReport, ControlError> {
+        let leaf = facts::read(&rec.leaf_der)?;
+        let chain = read_stored(&rec.chain_der);
+        let pool = self.pool(Some((&rec.name, &chain))).await?;
+        let path = pool.path(&leaf);
+        let mut problems = pki::assess::assess(&leaf, &path, self.now());
+        let key = self.check_key(rec, &leaf);
+        if !key.matches {
+            problems.insert(
+                0,
+                pki::assess::Warning {
+                    code: "key-mismatch",
+                    message: key.detail.clone(),
+                    remedy: "import the certificate again with its private key: certgate cert rotate NAME FILE".into(),
+                },
+            );
+        }
+        let signatures = match path.verify_signatures(&leaf) {
+            Ok(Some(())) => "verified up to the root".to_string(),
+            Ok(None) => "not checked: the path does not reach a root in the store".to_string(),
+            Err(e) => {
+                problems.push(pki::assess::Warning {
+                    code: "chain-invalid",
+                    message: e.clone(),
+                    remedy: "import the correct issuing CA certificates (rotate with --chain FILE)".into(),
+                });
+                e
+            }
+        };
+        let (links, path_end, missing_issuer) = CheckReport::path_links(&leaf, &path);
+        Ok(CheckReport {
+            name: rec.name.clone(),
+            id: rec.id.clone(),
+            subject: leaf.subject.clone(),
+            key,
+            path: links,
+            path_end,
+            missing_issuer,
+            signatures,
+            not_before: super::views::rfc3339(leaf.not_before),
+            not_after: super::views::rfc3339(leaf.not_after),
+            days_left: pki::assess::days_left(&leaf, self.now()),
+            client_auth_eku: leaf.client_auth_eku,
+            ok: problems.is_empty(),
+            problems,
+        })
+    }
+
+    fn check_key(&self, rec: &CertificateRecord, leaf: &CertFacts) -> KeyCheck {
+        let key = match self.unseal_key(rec) {
+            Ok(k) => k,
+            Err(e) => return KeyCheck { present: false, matches: false, detail: e.message() },
+        };
+        match key.public_key_bits() {
+            Ok(bits) if bits == leaf.public_key_bits => KeyCheck {
+                present: true,
+                matches: true,
+                detail: format!("present, sealed, matches the certificate ({})", leaf.key),
+            },
+            Ok(_) => KeyCheck {
+                present: true,
+                matches: false,
+                detail: "the stored private key does not match the certificate".into(),
+            },
+            Err(r) => KeyCheck { present: true, matches: false, detail: r.message },
+        }
+    }
+
+    /// The public part only: the leaf, and with `with_chain` its issuers as far as the store
+    /// knows them (root included). Never the key.
+    pub async fn export_certificate(&self, name: &str, format: ExportFormat, with_chain: bool) -> Result<Vec<u8>, ControlError> {
+        let rec = self.existing(name).await?;
+        if format == ExportFormat::Der {
+            if with_chain {
+                return Err(ControlError::usage(
+                    "usage",
+                    "DER holds one certificate, so --with-chain needs --format pem",
+                    "use --format pem --with-chain, or --format der for the certificate alone (.cer)",
+                ));
+            }
+            return Ok(rec.leaf_der);
+        }
+        let mut ders = vec![rec.leaf_der.clone()];
+        if with_chain {
+            let leaf = facts::read(&rec.leaf_der)?;
+            let chain = read_stored(&rec.chain_der);
+            let pool = self.pool(Some((&rec.name, &chain))).await?;
+            ders.extend(pool.path(&leaf).links.into_iter().map(|l| l.facts.der));
+        }
+        Ok(to_pem(&ders).into_bytes())
+    }
+
+    pub async fn remove_certificate(&self, name: &str, force: bool) -> Result<(), ControlError> {
+        let rec = self.existing(name).await?;
+        let bound = self.bindings_of(name).await?;
+        if !bound.is_empty() && !force {
+            return Err(ControlError::Conflict {
+                code: "still-bound",
+                message: format!("certificate '{name}' is bound to {}", bound.join(", ")),
+                hint: "unbind those destinations first, or remove with --force to drop the bindings too".into(),
+            });
+        }
+        self.store
+            .delete_certificate(name, &self.change("cert.remove", name, format!("id {}", rec.id)))
+            .await?;
+        Ok(())
+    }
+}
+
+pub fn to_pem(ders: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for der in ders {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}

@@ -1,0 +1,102 @@
+//! The one mutation path. The CLI, the admin API, the console and `apply` all call these
+//! functions, which validate, seal, write in one transaction with the audit row, and bump the
+//! store revision. Reads go through here too so that every interface shows the same facts.
+
+mod certificates;
+mod error;
+mod open;
+mod trust;
+pub mod views;
+
+pub use error::{validate_name, ControlError};
+pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
+pub use open::{MasterKeySource, OpenOptions, Redacted};
+
+use time::OffsetDateTime;
+
+use crate::pki::{facts, CertFacts, Origin, Pool};
+use crate::store::{split_der, Change, MasterKey, Store};
+
+/// The store, opened and unlocked, plus who is acting.
+pub struct Control {
+    store: Store,
+    key: MasterKey,
+    actor: String,
+    now: fn() -> OffsetDateTime,
+}
+
+impl Control {
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stand at another moment (tests of expiry warnings).
+    pub fn with_clock(mut self, now: fn() -> OffsetDateTime) -> Self {
+        self.now = now;
+        self
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        (self.now)()
+    }
+
+    fn change(&self, action: &str, target: &str, detail: impl Into<String>) -> Change {
+        Change {
+            actor: self.actor.clone(),
+            action: action.to_string(),
+            target: target.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    pub async fn revision(&self) -> Result<i64, ControlError> {
+        Ok(self.store.revision().await?)
+    }
+
+    /// Every CA certificate the store knows, for completing chains: the named certificate's
+    /// own chain first (so it is credited), then other certificates' chains, then anchors.
+    async fn pool(&self, own: Option<(&str, &[CertFacts])>) -> Result<Pool, ControlError> {
+        let mut pool = Pool::default();
+        if let Some((_, chain)) = own {
+            for c in chain {
+                pool.add(c.clone(), Origin::Own);
+            }
+        }
+        for rec in self.store.certificates().await? {
+            if own.is_some_and(|(n, _)| n == rec.name) {
+                continue;
+            }
+            for der in &rec.chain_der {
+                if let Ok(f) = facts::read(der) {
+                    pool.add(f, Origin::Certificate(rec.name.clone()));
+                }
+            }
+        }
+        for anchor in self.store.anchors().await? {
+            for der in &anchor.certs_der {
+                if let Ok(f) = facts::read(der) {
+                    pool.add(f, Origin::Anchor(anchor.name.clone()));
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+/// Read DER certificates that certgate itself stored.
+fn read_stored(ders: &[Vec<u8>]) -> Vec<CertFacts> {
+    ders.iter().filter_map(|d| facts::read(d).ok()).collect()
+}
+
+#[allow(dead_code)]
+fn split(data: &[u8]) -> Vec<Vec<u8>> {
+    split_der(data)
+}

@@ -1,0 +1,102 @@
+//! A private key as imported: DER bytes in one of three encodings, zeroized on drop, never
+//! printed. Its public half is derived with the TLS provider so that the certificate it belongs
+//! to can be found by comparing public keys.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::sign::SigningKey;
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::SubjectPublicKeyInfo;
+use zeroize::Zeroizing;
+
+use super::refusal::{Code, Refusal};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFormat {
+    Pkcs8,
+    Pkcs1,
+    Sec1,
+}
+
+impl KeyFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyFormat::Pkcs8 => "pkcs8",
+            KeyFormat::Pkcs1 => "pkcs1",
+            KeyFormat::Sec1 => "sec1",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pkcs8" => Some(KeyFormat::Pkcs8),
+            "pkcs1" => Some(KeyFormat::Pkcs1),
+            "sec1" => Some(KeyFormat::Sec1),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PrivateKey {
+    der: Zeroizing<Vec<u8>>,
+    format: KeyFormat,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({}, <redacted>)", self.format.as_str())
+    }
+}
+
+impl PrivateKey {
+    pub fn new(der: Zeroizing<Vec<u8>>, format: KeyFormat) -> Self {
+        PrivateKey { der, format }
+    }
+
+    pub fn format(&self) -> KeyFormat {
+        self.format
+    }
+
+    /// The raw DER, for sealing. Never for output.
+    pub fn secret_der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn to_rustls(&self) -> PrivateKeyDer<'static> {
+        let bytes = self.der.to_vec();
+        match self.format {
+            KeyFormat::Pkcs8 => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes)),
+            KeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(bytes)),
+            KeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(bytes)),
+        }
+    }
+
+    /// Load the key into the TLS provider: proves it is usable for signing handshakes.
+    pub fn signing_key(&self) -> Result<Arc<dyn SigningKey>, Refusal> {
+        rustls::crypto::aws_lc_rs::sign::any_supported_type(&self.to_rustls()).map_err(|e| {
+            Refusal::new(
+                Code::UnsupportedAlgorithm,
+                format!("the private key cannot be used for TLS ({e})"),
+                "use an RSA 2048-8192, ECDSA P-256/P-384 or Ed25519 key",
+            )
+        })
+    }
+
+    /// The subject public key bits of the key's public half (same form as in a certificate).
+    pub fn public_key_bits(&self) -> Result<Vec<u8>, Refusal> {
+        let signing = self.signing_key()?;
+        let spki = signing.public_key().ok_or_else(|| {
+            Refusal::new(
+                Code::UnsupportedAlgorithm,
+                "the public half of the private key cannot be derived",
+                "use an RSA, ECDSA P-256/P-384 or Ed25519 key",
+            )
+        })?;
+        let (_, parsed) = SubjectPublicKeyInfo::from_der(spki.as_ref())
+            .map_err(|_| Refusal::malformed("the private key's public half is damaged"))?;
+        Ok(parsed.subject_public_key.data.to_vec())
+    }
+}

@@ -1,0 +1,131 @@
+//! The store: one interface, one backend per URL scheme. Every change is one transaction that
+//! also appends its audit row and bumps the store revision.
+//!
+//! Backends: `sqlite://PATH` (embedded default, WAL). PostgreSQL (`postgres://`) is the
+//! multi-node backend and plugs in behind the same [`Store`] enum.
+
+mod model;
+pub mod seal;
+mod sqlite;
+
+pub use model::{split_der, AnchorRecord, AuditRecord, CertificateRecord, Change};
+pub use seal::{MasterKey, SealError};
+pub use sqlite::SqliteStore;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Where the store lives, parsed from `--store` / `CERTGATE_STORE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("a sqlite:// store URL needs a path, e.g. sqlite:///var/lib/certgate/certgate.db".into());
+            }
+            Ok(StoreUrl::Sqlite(PathBuf::from(path)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(StoreUrl::Postgres(url.to_string()))
+        } else {
+            Err(format!("the store URL '{url}' is neither sqlite://PATH nor postgres://..."))
+        }
+    }
+
+    /// For messages: never shows a password in a postgres URL.
+    pub fn redacted(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            StoreUrl::Postgres(u) => match (u.find("://"), u.rfind('@')) {
+                (Some(s), Some(at)) if at > s => format!("{}://***@{}", &u[..s], &u[at + 1..]),
+                _ => u.clone(),
+            },
+        }
+    }
+}
+
+/// The store in use. An enum rather than a trait object: two backends, known at compile time.
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    pub async fn open(url: &StoreUrl) -> Result<Self, StoreError> {
+        match url {
+            StoreUrl::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path).await?)),
+            StoreUrl::Postgres(_) => Err(StoreError::Unavailable(
+                "the PostgreSQL backend is not part of this build yet; use sqlite://PATH".into(),
+            )),
+        }
+    }
+
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.revision().await)
+    }
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.meta(key).await)
+    }
+    pub async fn meta_init(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        dispatch!(self, s => s.meta_init(key, value).await)
+    }
+    pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        dispatch!(self, s => s.certificates().await)
+    }
+    pub async fn certificate(&self, name: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        dispatch!(self, s => s.certificate(name).await)
+    }
+    pub async fn insert_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.insert_certificate(rec, change).await)
+    }
+    pub async fn replace_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.replace_certificate(rec, change).await)
+    }
+    pub async fn delete_certificate(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_certificate(name, change).await)
+    }
+    pub async fn anchors(&self) -> Result<Vec<AnchorRecord>, StoreError> {
+        dispatch!(self, s => s.anchors().await)
+    }
+    pub async fn anchor(&self, name: &str) -> Result<Option<AnchorRecord>, StoreError> {
+        dispatch!(self, s => s.anchor(name).await)
+    }
+    pub async fn insert_anchor(&self, rec: &AnchorRecord, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.insert_anchor(rec, change).await)
+    }
+    pub async fn delete_anchor(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_anchor(name, change).await)
+    }
+    pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        dispatch!(self, s => s.audit(limit).await)
+    }
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+}
+
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,90 @@
+//! What the store keeps. Plain data: the `pki` module gives it meaning.
+
+use std::fmt;
+
+/// A client identity as stored: public parts in the clear, the private key sealed.
+#[derive(Clone)]
+pub struct CertificateRecord {
+    pub name: String,
+    /// SHA-256 of the leaf DER, lowercase hex.
+    pub id: String,
+    pub leaf_der: Vec<u8>,
+    /// The CA certificates that came with it, the leaf's issuer first.
+    pub chain_der: Vec<Vec<u8>>,
+    /// The private key sealed under the master key, the certificate id as associated data.
+    pub sealed_key: Vec<u8>,
+    pub key_format: String,
+    pub owner: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl fmt::Debug for CertificateRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateRecord")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("chain", &self.chain_der.len())
+            .field("sealed_key", &"<sealed>")
+            .finish()
+    }
+}
+
+/// A named bundle of CA certificates trusted for verifying partners.
+#[derive(Clone, Debug)]
+pub struct AnchorRecord {
+    pub name: String,
+    pub certs_der: Vec<Vec<u8>>,
+    pub created_at: i64,
+}
+
+/// Who changes what: written to the audit log in the same transaction as the change.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub result: String,
+    pub detail: String,
+    pub revision: i64,
+}
+
+/// Concatenate DER certificates (DER is self-delimiting).
+pub fn join_der(certs: &[Vec<u8>]) -> Vec<u8> {
+    certs.concat()
+}
+
+/// Split concatenated DER certificates. Damaged data yields what could be read.
+pub fn split_der(mut data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while data.len() >= 2 {
+        let first = data[1] as usize;
+        let (len, header) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            if n == 0 || n > 4 || data.len() < 2 + n {
+                break;
+            }
+            (data[2..2 + n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize), 2 + n)
+        };
+        let end = header + len;
+        if end > data.len() {
+            break;
+        }
+        out.push(data[..end].to_vec());
+        data = &data[end..];
+    }
+    out
+}

@@ -1,0 +1,307 @@
+//! The embedded default: one SQLite file in WAL mode.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::model::{join_der, split_der, AnchorRecord, AuditRecord, CertificateRecord, Change};
+use super::{now_unix, StoreError};
+
+/// Schema steps, applied in order, each in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_001_initial.sql"))];
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > newest {
+            return Err(StoreError::Unavailable(format!(
+                "the store has schema version {current}, newer than this certgate knows ({newest}): upgrade certgate"
+            )));
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
+                .bind(version)
+                .bind(now_unix())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+        // instead of one failing when it upgrades a read lock.
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Append the audit row and bump the revision, inside the change's transaction.
+    async fn finish(tx: &mut Transaction<'static, Sqlite>, change: &Change) -> Result<i64, StoreError> {
+        let revision: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
+            .fetch_one(&mut **tx)
+            .await?
+            .get(0);
+        sqlx::query("INSERT INTO audit (at, actor, action, target, result, detail, revision) VALUES (?, ?, ?, ?, 'ok', ?, ?)")
+            .bind(now_unix())
+            .bind(&change.actor)
+            .bind(&change.action)
+            .bind(&change.target)
+            .bind(&change.detail)
+            .bind(revision)
+            .execute(&mut **tx)
+            .await?;
+        Ok(revision)
+    }
+
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT value FROM revision WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0))
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    /// Set a meta value unless one is there; returns the value in force.
+    pub async fn meta_init(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        let v: String = sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(cert_from_row).collect())
+    }
+
+    pub async fn certificate(&self, name: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = sqlx::query("SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(cert_from_row))
+    }
+
+    pub async fn insert_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let taken = sqlx::query("SELECT 1 FROM certificates WHERE name = ?")
+            .bind(&rec.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::Conflict(format!("a certificate named '{}' exists already", rec.name)));
+        }
+        sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(&rec.name)
+            .bind(&rec.id)
+            .bind(&rec.leaf_der)
+            .bind(join_der(&rec.chain_der))
+            .bind(&rec.sealed_key)
+            .bind(&rec.key_format)
+            .bind(&rec.owner)
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    /// Replace the material of an existing certificate (rotation); the name stays.
+    pub async fn replace_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE certificates SET id = ?, leaf_der = ?, chain_der = ?, sealed_key = ?, key_format = ?, owner = COALESCE(?, owner), updated_at = ? WHERE name = ?")
+            .bind(&rec.id)
+            .bind(&rec.leaf_der)
+            .bind(join_der(&rec.chain_der))
+            .bind(&rec.sealed_key)
+            .bind(&rec.key_format)
+            .bind(&rec.owner)
+            .bind(rec.updated_at)
+            .bind(&rec.name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("certificate '{}'", rec.name)));
+        }
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn delete_certificate(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM certificates WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("certificate '{name}'")));
+        }
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn anchors(&self) -> Result<Vec<AnchorRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, certs_der, created_at FROM trust_anchors ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(anchor_from_row).collect())
+    }
+
+    pub async fn anchor(&self, name: &str) -> Result<Option<AnchorRecord>, StoreError> {
+        let row = sqlx::query("SELECT name, certs_der, created_at FROM trust_anchors WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(anchor_from_row))
+    }
+
+    pub async fn insert_anchor(&self, rec: &AnchorRecord, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let taken = sqlx::query("SELECT 1 FROM trust_anchors WHERE name = ?")
+            .bind(&rec.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::Conflict(format!("a trust anchor named '{}' exists already", rec.name)));
+        }
+        sqlx::query("INSERT INTO trust_anchors (name, certs_der, created_at) VALUES (?, ?, ?)")
+            .bind(&rec.name)
+            .bind(join_der(&rec.certs_der))
+            .bind(rec.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn delete_anchor(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM trust_anchors WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("trust anchor '{name}'")));
+        }
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, actor, action, target, result, detail, revision FROM audit ORDER BY seq DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditRecord {
+                seq: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                target: r.get(4),
+                result: r.get(5),
+                detail: r.get(6),
+                revision: r.get(7),
+            })
+            .collect())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertificateRecord {
+    let chain: Vec<u8> = r.get(3);
+    CertificateRecord {
+        name: r.get(0),
+        id: r.get(1),
+        leaf_der: r.get(2),
+        chain_der: split_der(&chain),
+        sealed_key: r.get(4),
+        key_format: r.get(5),
+        owner: r.get(6),
+        created_at: r.get(7),
+        updated_at: r.get(8),
+    }
+}
+
+fn anchor_from_row(r: &sqlx::sqlite::SqliteRow) -> AnchorRecord {
+    let certs: Vec<u8> = r.get(1);
+    AnchorRecord {
+        name: r.get(0),
+        certs_der: split_der(&certs),
+        created_at: r.get(2),
+    }
+}
