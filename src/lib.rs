@@ -18,5 +18,8 @@
 
 pub mod cli;
 pub mod control;
+pub mod gateway;
 pub mod pki;
+pub mod routes;
 pub mod store;
+pub mod tls;

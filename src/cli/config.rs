@@ -16,6 +16,74 @@ pub struct ConfigFile {
     pub store: Option<String>,
     /// File holding the master key (base64 of 32 bytes).
     pub master_key_file: Option<PathBuf>,
+    /// The gateway (`certgate serve`, `certgate call`).
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+}
+
+/// `[gateway]`: listeners, limits, and what to do with unbound hosts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub proxy_listen: Option<String>,
+    pub admin_listen: Option<String>,
+    /// Unbound hosts get plain TLS without a client certificate instead of 403 no-binding.
+    pub allow_unbound: bool,
+    pub connect_timeout_ms: u64,
+    pub handshake_timeout_ms: u64,
+    pub response_header_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub reload_interval_ms: u64,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_idle_per_host: usize,
+    pub shutdown_grace_ms: u64,
+    /// Static host -> IP overrides, like curl --resolve.
+    pub resolve: std::collections::HashMap<String, std::net::IpAddr>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            proxy_listen: None,
+            admin_listen: None,
+            allow_unbound: false,
+            connect_timeout_ms: 5_000,
+            handshake_timeout_ms: 10_000,
+            response_header_timeout_ms: 30_000,
+            idle_timeout_ms: 90_000,
+            reload_interval_ms: 250,
+            max_connections: 4096,
+            max_header_bytes: 64 * 1024,
+            max_idle_per_host: 64,
+            shutdown_grace_ms: 30_000,
+            resolve: Default::default(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn upstream(&self) -> crate::gateway::upstream::UpstreamSettings {
+        use std::time::Duration;
+        crate::gateway::upstream::UpstreamSettings {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_idle_per_host: self.max_idle_per_host,
+            resolve: self.resolve.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
+        }
+    }
+
+    pub fn gateway(&self) -> crate::gateway::GatewaySettings {
+        use std::time::Duration;
+        crate::gateway::GatewaySettings {
+            response_header_timeout: Duration::from_millis(self.response_header_timeout_ms),
+            reload_interval: Duration::from_millis(self.reload_interval_ms.max(20)),
+            max_connections: self.max_connections.max(1),
+            max_header_bytes: self.max_header_bytes,
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
 }
 
 impl ConfigFile {
@@ -46,5 +114,7 @@ mod tests {
         let text = include_str!("../../docs/certgate.example.toml");
         let cfg: ConfigFile = toml::from_str(text).expect("docs/certgate.example.toml must parse");
         assert!(cfg.data_dir.is_some() && cfg.store.is_some() && cfg.master_key_file.is_some());
+        assert!(cfg.gateway.proxy_listen.is_some() && cfg.gateway.admin_listen.is_some());
+        assert!(!cfg.gateway.resolve.is_empty());
     }
 }

@@ -1,10 +1,14 @@
 //! The command line: global options, configuration, and one file per noun.
 
 mod audit;
+mod bind;
+mod call;
 mod cert;
 mod config;
 mod output;
 mod password;
+mod serve;
+mod service;
 mod trust;
 
 use std::path::PathBuf;
@@ -46,10 +50,24 @@ pub enum Command {
     Trust(trust::TrustCommand),
     /// The audit log of every change, newest first.
     Audit(audit::AuditArgs),
+    /// Bind a destination (host, host:port, *.domain, or a URL) to a certificate or to none.
+    Bind(bind::BindArgs),
+    /// Remove the binding of a destination.
+    Unbind { destination: String },
+    /// List the bindings.
+    Bindings,
+    /// Named services: NAME -> partner base URL, called as /svc/NAME/... on the proxy.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Run the gateway: the proxy listener for applications and the admin listener.
+    Serve(serve::ServeArgs),
+    /// Perform one request through the gateway's code path, with the bindings applied.
+    Call(call::CallArgs),
 }
 
 /// Settings after flags, environment and the config file are combined.
 pub struct Settings {
+    pub gateway: config::GatewayConfig,
     pub data_dir: PathBuf,
     pub store: StoreUrl,
     pub master_key: MasterKeySource,
@@ -85,6 +103,7 @@ impl Cli {
             MasterKeySource::DataDir(data_dir.join("master.key"))
         };
         Ok(Settings {
+            gateway: file.gateway.clone(),
             data_dir,
             store,
             master_key,
@@ -137,6 +156,12 @@ pub async fn run(cli: Cli) -> u8 {
             Command::Cert(cmd) => cert::run(cmd, &settings).await,
             Command::Trust(cmd) => trust::run(cmd, &settings).await,
             Command::Audit(args) => audit::run(args, &settings).await,
+            Command::Bind(args) => bind::bind(args, &settings).await,
+            Command::Unbind { destination } => bind::unbind(&destination, &settings).await,
+            Command::Bindings => bind::list(&settings).await,
+            Command::Service(cmd) => service::run(cmd, &settings).await,
+            Command::Serve(args) => serve::run(args, &settings).await,
+            Command::Call(args) => call::run(args, &settings).await,
         }
     }
     .await;

@@ -118,9 +118,16 @@ impl Control {
         }))
     }
 
-    /// Destinations bound to a certificate (none until the gateway's bindings exist).
-    pub async fn bindings_of(&self, _name: &str) -> Result<Vec<String>, ControlError> {
-        Ok(Vec::new())
+    /// Destinations bound to a certificate.
+    pub async fn bindings_of(&self, name: &str) -> Result<Vec<String>, ControlError> {
+        Ok(self
+            .store
+            .bindings()
+            .await?
+            .into_iter()
+            .filter(|b| b.certificate.as_deref() == Some(name))
+            .map(|b| b.destination)
+            .collect())
     }
 
     pub async fn list_certificates(&self) -> Result<Vec<CertificateView>, ControlError> {
@@ -253,16 +260,22 @@ impl Control {
     pub async fn remove_certificate(&self, name: &str, force: bool) -> Result<(), ControlError> {
         let rec = self.existing(name).await?;
         let bound = self.bindings_of(name).await?;
-        if !bound.is_empty() && !force {
-            return Err(ControlError::Conflict {
-                code: "still-bound",
-                message: format!("certificate '{name}' is bound to {}", bound.join(", ")),
-                hint: "unbind those destinations first, or remove with --force to drop the bindings too".into(),
-            });
-        }
+        let detail = if bound.is_empty() {
+            format!("id {}", rec.id)
+        } else {
+            format!("id {}; dropped bindings {}", rec.id, bound.join(", "))
+        };
         self.store
-            .delete_certificate(name, &self.change("cert.remove", name, format!("id {}", rec.id)))
-            .await?;
+            .delete_certificate(name, force, &self.change("cert.remove", name, detail))
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::StillBound(users) => ControlError::Conflict {
+                    code: "still-bound",
+                    message: format!("certificate '{name}' is bound to {}", users.join(", ")),
+                    hint: "unbind those destinations first, or remove with --force to drop the bindings too".into(),
+                },
+                other => other.into(),
+            })?;
         Ok(())
     }
 }

@@ -43,6 +43,11 @@ impl From<StoreError> for ControlError {
                 message,
                 hint: "choose another name, or replace the material with 'certgate cert rotate NAME FILE'".into(),
             },
+            StoreError::StillBound(users) => ControlError::Conflict {
+                code: "still-bound",
+                message: format!("still in use by the binding(s) {}", users.join(", ")),
+                hint: "unbind those destinations first (certgate unbind DESTINATION), or for a certificate remove with --force".into(),
+            },
             other => ControlError::Store(other),
         }
     }

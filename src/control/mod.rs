@@ -2,13 +2,16 @@
 //! functions, which validate, seal, write in one transaction with the audit row, and bump the
 //! store revision. Reads go through here too so that every interface shows the same facts.
 
+mod bindings;
 mod certificates;
 mod error;
 mod open;
+mod routes;
 mod trust;
 pub mod views;
 
 pub use error::{validate_name, ControlError};
+pub use bindings::{BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
 pub use open::{MasterKeySource, OpenOptions, Redacted};
 

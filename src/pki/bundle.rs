@@ -54,6 +54,13 @@ pub fn read(data: &[u8], password: Option<&Password>) -> Result<Contents, Refusa
             "check the path; export the certificate again if the file was not written",
         ));
     }
+    if data.starts_with(&[0xfe, 0xed, 0xfe, 0xed]) || data.starts_with(&[0xce, 0xce, 0xce, 0xce]) {
+        return Err(Refusal::new(
+            Code::Malformed,
+            "the file is a Java JKS/JCEKS keystore, not PKCS#12",
+            "convert it: keytool -importkeystore -srckeystore FILE.jks -destkeystore FILE.p12 -deststoretype PKCS12",
+        ));
+    }
     let mut budget = WorkBudget::default();
     if pem::looks_like_pem(data) {
         let blocks = pem::parse_blocks(data)?;

@@ -49,6 +49,10 @@ impl Pool {
         }
     }
 
+    pub fn certs(&self) -> &[PoolCert] {
+        &self.certs
+    }
+
     pub fn issuer_of(&self, cert: &CertFacts) -> Option<&PoolCert> {
         self.certs
             .iter()

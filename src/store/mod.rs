@@ -8,7 +8,7 @@ mod model;
 pub mod seal;
 mod sqlite;
 
-pub use model::{split_der, AnchorRecord, AuditRecord, CertificateRecord, Change};
+pub use model::{split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot};
 pub use seal::{MasterKey, SealError};
 pub use sqlite::SqliteStore;
 
@@ -20,6 +20,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("still used by {}", .0.join(", "))]
+    StillBound(Vec<String>),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("store error: {0}")]
@@ -103,8 +105,26 @@ impl Store {
     pub async fn replace_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
         dispatch!(self, s => s.replace_certificate(rec, change).await)
     }
-    pub async fn delete_certificate(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_certificate(name, change).await)
+    pub async fn delete_certificate(&self, name: &str, drop_bindings: bool, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_certificate(name, drop_bindings, change).await)
+    }
+    pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
+        dispatch!(self, s => s.bindings().await)
+    }
+    pub async fn put_binding(&self, rec: &BindingRecord, change: &Change) -> Result<(i64, bool), StoreError> {
+        dispatch!(self, s => s.put_binding(rec, change).await)
+    }
+    pub async fn delete_binding(&self, destination: &str, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_binding(destination, change).await)
+    }
+    pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        dispatch!(self, s => s.services().await)
+    }
+    pub async fn put_service(&self, svc: &ServiceRecord, binding: Option<&BindingRecord>, change: &Change) -> Result<(i64, bool), StoreError> {
+        dispatch!(self, s => s.put_service(svc, binding, change).await)
+    }
+    pub async fn delete_service(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_service(name, change).await)
     }
     pub async fn anchors(&self) -> Result<Vec<AnchorRecord>, StoreError> {
         dispatch!(self, s => s.anchors().await)
@@ -117,6 +137,9 @@ impl Store {
     }
     pub async fn delete_anchor(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
         dispatch!(self, s => s.delete_anchor(name, change).await)
+    }
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        dispatch!(self, s => s.snapshot().await)
     }
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         dispatch!(self, s => s.audit(limit).await)

@@ -38,6 +38,41 @@ pub struct AnchorRecord {
     pub created_at: i64,
 }
 
+/// Destination -> certificate (or none), with the partner's trust policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingRecord {
+    /// Canonical destination key: `host`, `host:port`, `*.domain` or `service:NAME`.
+    pub destination: String,
+    /// Certificate name; None = send no certificate.
+    pub certificate: Option<String>,
+    /// `public`, `private` or `ca:NAME[,NAME]`.
+    pub trust: String,
+    pub sni: Option<String>,
+    /// `sha256/BASE64` SPKI pins.
+    pub pins: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A named service: NAME -> upstream base URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRecord {
+    pub name: String,
+    pub url: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The whole store at one revision.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub revision: i64,
+    pub certificates: Vec<CertificateRecord>,
+    pub anchors: Vec<AnchorRecord>,
+    pub bindings: Vec<BindingRecord>,
+    pub services: Vec<ServiceRecord>,
+}
+
 /// Who changes what: written to the audit log in the same transaction as the change.
 #[derive(Clone, Debug)]
 pub struct Change {

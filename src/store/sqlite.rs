@@ -7,11 +7,14 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::model::{join_der, split_der, AnchorRecord, AuditRecord, CertificateRecord, Change};
+use super::model::{join_der, split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot};
 use super::{now_unix, StoreError};
 
 /// Schema steps, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite_001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite_001_initial.sql")),
+    (2, include_str!("migrations/sqlite_002_bindings.sql")),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -191,8 +194,20 @@ impl SqliteStore {
         Ok(revision)
     }
 
-    pub async fn delete_certificate(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+    /// Remove a certificate. Bindings that present it block the removal unless `drop_bindings`.
+    pub async fn delete_certificate(&self, name: &str, drop_bindings: bool, change: &Change) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
+        let bound: Vec<String> = sqlx::query("SELECT destination FROM bindings WHERE certificate = ? ORDER BY destination")
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !bound.is_empty() && !drop_bindings {
+            return Err(StoreError::StillBound(bound));
+        }
+        sqlx::query("DELETE FROM bindings WHERE certificate = ?").bind(name).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM certificates WHERE name = ?")
             .bind(name)
             .execute(&mut *tx)
@@ -244,6 +259,19 @@ impl SqliteStore {
 
     pub async fn delete_anchor(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
+        let users: Vec<String> = sqlx::query("SELECT destination, trust FROM bindings ORDER BY destination")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .filter(|r| {
+                let trust: String = r.get(1);
+                trust.strip_prefix("ca:").is_some_and(|names| names.split(',').any(|n| n == name))
+            })
+            .map(|r| r.get(0))
+            .collect();
+        if !users.is_empty() {
+            return Err(StoreError::StillBound(users));
+        }
         let done = sqlx::query("DELETE FROM trust_anchors WHERE name = ?")
             .bind(name)
             .execute(&mut *tx)
@@ -255,6 +283,143 @@ impl SqliteStore {
         let revision = Self::finish(&mut tx, change).await?;
         tx.commit().await?;
         Ok(revision)
+    }
+
+    pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
+        let rows = sqlx::query("SELECT destination, certificate, trust, sni, pins, created_at, updated_at FROM bindings ORDER BY destination")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(binding_from_row).collect())
+    }
+
+    /// Create or replace a binding; `Ok((revision, replaced))`. The certificate must exist.
+    pub async fn put_binding(&self, rec: &BindingRecord, change: &Change) -> Result<(i64, bool), StoreError> {
+        let mut tx = self.begin().await?;
+        if let Some(cert) = &rec.certificate {
+            let exists = sqlx::query("SELECT 1 FROM certificates WHERE name = ?").bind(cert).fetch_optional(&mut *tx).await?.is_some();
+            if !exists {
+                return Err(StoreError::NotFound(format!("certificate '{cert}'")));
+            }
+        }
+        let replaced = Self::upsert_binding(&mut tx, rec).await?;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok((revision, replaced))
+    }
+
+    async fn upsert_binding(tx: &mut Transaction<'static, Sqlite>, rec: &BindingRecord) -> Result<bool, StoreError> {
+        let replaced = sqlx::query("SELECT 1 FROM bindings WHERE destination = ?")
+            .bind(&rec.destination)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        sqlx::query("INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (destination) DO UPDATE SET certificate = excluded.certificate, trust = excluded.trust, sni = excluded.sni, pins = excluded.pins, updated_at = excluded.updated_at")
+            .bind(&rec.destination)
+            .bind(&rec.certificate)
+            .bind(&rec.trust)
+            .bind(&rec.sni)
+            .bind(serde_json::to_string(&rec.pins).unwrap_or_else(|_| "[]".into()))
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .execute(&mut **tx)
+            .await?;
+        Ok(replaced)
+    }
+
+    pub async fn delete_binding(&self, destination: &str, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM bindings WHERE destination = ?").bind(destination).execute(&mut *tx).await?.rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("binding for '{destination}'")));
+        }
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, url, created_at, updated_at FROM services ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| ServiceRecord { name: r.get(0), url: r.get(1), created_at: r.get(2), updated_at: r.get(3) })
+            .collect())
+    }
+
+    /// Create or replace a named service, with its `service:NAME` binding when one is given
+    /// (without one, the binding of the URL's host applies). `Ok((revision, replaced))`.
+    pub async fn put_service(&self, svc: &ServiceRecord, binding: Option<&BindingRecord>, change: &Change) -> Result<(i64, bool), StoreError> {
+        let mut tx = self.begin().await?;
+        if let Some(cert) = binding.and_then(|b| b.certificate.as_ref()) {
+            let exists = sqlx::query("SELECT 1 FROM certificates WHERE name = ?").bind(cert).fetch_optional(&mut *tx).await?.is_some();
+            if !exists {
+                return Err(StoreError::NotFound(format!("certificate '{cert}'")));
+            }
+        }
+        let replaced = sqlx::query("SELECT 1 FROM services WHERE name = ?").bind(&svc.name).fetch_optional(&mut *tx).await?.is_some();
+        sqlx::query("INSERT INTO services (name, url, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at")
+            .bind(&svc.name)
+            .bind(&svc.url)
+            .bind(svc.created_at)
+            .bind(svc.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        let key = format!("service:{}", svc.name);
+        match binding {
+            Some(b) => {
+                Self::upsert_binding(&mut tx, b).await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM bindings WHERE destination = ?").bind(&key).execute(&mut *tx).await?;
+            }
+        }
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok((revision, replaced))
+    }
+
+    pub async fn delete_service(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM services WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("service '{name}'")));
+        }
+        sqlx::query("DELETE FROM bindings WHERE destination = ?").bind(format!("service:{name}")).execute(&mut *tx).await?;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    /// Everything the gateway needs, read in one transaction so it is one consistent revision.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.get(0);
+        let certificates = sqlx::query("SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates ORDER BY name")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(cert_from_row)
+            .collect();
+        let anchors = sqlx::query("SELECT name, certs_der, created_at FROM trust_anchors ORDER BY name")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(anchor_from_row)
+            .collect();
+        let bindings = sqlx::query("SELECT destination, certificate, trust, sni, pins, created_at, updated_at FROM bindings ORDER BY destination")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(binding_from_row)
+            .collect();
+        let services = sqlx::query("SELECT name, url, created_at, updated_at FROM services ORDER BY name")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| ServiceRecord { name: r.get(0), url: r.get(1), created_at: r.get(2), updated_at: r.get(3) })
+            .collect();
+        tx.rollback().await?;
+        Ok(Snapshot { revision, certificates, anchors, bindings, services })
     }
 
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
@@ -294,6 +459,19 @@ fn cert_from_row(r: &sqlx::sqlite::SqliteRow) -> CertificateRecord {
         owner: r.get(6),
         created_at: r.get(7),
         updated_at: r.get(8),
+    }
+}
+
+fn binding_from_row(r: &sqlx::sqlite::SqliteRow) -> BindingRecord {
+    let pins: String = r.get(4);
+    BindingRecord {
+        destination: r.get(0),
+        certificate: r.get(1),
+        trust: r.get(2),
+        sni: r.get(3),
+        pins: serde_json::from_str(&pins).unwrap_or_default(),
+        created_at: r.get(5),
+        updated_at: r.get(6),
     }
 }
 

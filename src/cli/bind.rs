@@ -1,0 +1,88 @@
+use clap::Args;
+
+use crate::control::{BindRequest, BindingView, ControlError};
+
+use super::{open, output, Settings};
+
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// host, host:port, *.domain, or a URL (reduced to host[:port]).
+    pub destination: String,
+    /// The certificate to present (omit with --no-cert).
+    #[arg(required_unless_present = "no_cert", conflicts_with = "no_cert")]
+    pub certificate: Option<String>,
+    /// Send no certificate, even when the partner asks for one.
+    #[arg(long)]
+    pub no_cert: bool,
+    /// How to verify the partner: public (OS roots + anchors), private (anchors only), ca:NAME[,NAME].
+    #[arg(long, value_name = "POLICY")]
+    pub trust: Option<String>,
+    /// Server name to send and verify instead of the host's name.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Pin the partner's public key: sha256/BASE64 of its SPKI (repeatable).
+    #[arg(long = "pin", value_name = "sha256/BASE64")]
+    pub pins: Vec<String>,
+}
+
+pub fn print_binding(v: &BindingView) {
+    let cert = v.certificate.as_deref().unwrap_or("(no certificate)");
+    let sni = v.sni.as_ref().map(|s| format!("  sni {s}")).unwrap_or_default();
+    let pins = if v.pins.is_empty() { String::new() } else { format!("  pins {}", v.pins.len()) };
+    println!("{:<32} -> {:<24} trust {}{sni}{pins}", v.destination, cert, v.trust);
+}
+
+pub async fn bind(args: BindArgs, settings: &Settings) -> Result<u8, ControlError> {
+    let control = open(settings).await?;
+    let result = control
+        .bind(BindRequest {
+            destination: args.destination,
+            certificate: if args.no_cert { None } else { args.certificate },
+            trust: args.trust,
+            sni: args.sni,
+            pins: args.pins,
+        })
+        .await;
+    control.close().await;
+    let v = result?;
+    if settings.json {
+        output::json(&v);
+    } else {
+        if let Some(url) = &v.reduced_from {
+            println!("note: '{url}' is a URL; bound its destination '{}'", v.destination);
+        }
+        print!("{}", if v.replaced == Some(true) { "replaced  " } else { "bound     " });
+        print_binding(&v);
+    }
+    Ok(0)
+}
+
+pub async fn unbind(destination: &str, settings: &Settings) -> Result<u8, ControlError> {
+    let control = open(settings).await?;
+    let result = control.unbind(destination).await;
+    control.close().await;
+    result?;
+    if settings.json {
+        output::json(&serde_json::json!({"unbound": destination}));
+    } else {
+        println!("unbound {destination}");
+    }
+    Ok(0)
+}
+
+pub async fn list(settings: &Settings) -> Result<u8, ControlError> {
+    let control = open(settings).await?;
+    let result = control.bindings().await;
+    control.close().await;
+    let list = result?;
+    if settings.json {
+        output::json(&list);
+    } else if list.is_empty() {
+        println!("no bindings yet: certgate bind HOST CERT");
+    } else {
+        for v in &list {
+            print_binding(v);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,82 @@
+use clap::{Args, Subcommand};
+
+use crate::control::ControlError;
+
+use super::{open, output, Settings};
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Add or replace a named service; callers use http://PROXY/svc/NAME/... as its endpoint.
+    Add(ServiceAddArgs),
+    /// List the named services.
+    List,
+    /// Remove a named service (and its binding).
+    Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceAddArgs {
+    /// e.g. Billing.InvoiceService
+    pub name: String,
+    /// The partner's base URL (https://host[:port]/path).
+    #[arg(long)]
+    pub url: String,
+    /// The certificate to present for this service (without --cert/--no-cert the URL host's binding applies).
+    #[arg(long, conflicts_with = "no_cert")]
+    pub cert: Option<String>,
+    /// Call this service without a certificate.
+    #[arg(long)]
+    pub no_cert: bool,
+    /// How to verify the partner (with --cert or --no-cert): public, private, ca:NAME[,NAME].
+    #[arg(long)]
+    pub trust: Option<String>,
+}
+
+pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, ControlError> {
+    let control = open(settings).await?;
+    let result = match cmd {
+        ServiceCommand::Add(a) => {
+            let cert = match (a.cert, a.no_cert) {
+                (Some(c), _) => Some(Some(c)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            control.add_service(&a.name, &a.url, cert, a.trust).await.map(|v| {
+                if settings.json {
+                    output::json(&v);
+                } else {
+                    let via = match &v.binding {
+                        Some(b) => b.certificate.clone().unwrap_or_else(|| "(no certificate)".into()),
+                        None => "the binding of its host".into(),
+                    };
+                    let verb = if v.replaced == Some(true) { "replaced" } else { "added" };
+                    println!("{verb} service {} -> {} via {via}; call it as http://PROXY/svc/{}/...", v.name, v.url, v.name);
+                }
+            })
+        }
+        ServiceCommand::List => control.services().await.map(|list| {
+            if settings.json {
+                output::json(&list);
+            } else if list.is_empty() {
+                println!("no named services yet: certgate service add NAME --url URL --cert CERT");
+            } else {
+                for v in &list {
+                    let via = match &v.binding {
+                        Some(b) => format!("{} trust {}", b.certificate.as_deref().unwrap_or("(no certificate)"), b.trust),
+                        None => "host binding".into(),
+                    };
+                    println!("{:<32} {:<48} {via}", v.name, v.url);
+                }
+            }
+        }),
+        ServiceCommand::Remove { name } => control.remove_service(&name).await.map(|_| {
+            if settings.json {
+                output::json(&serde_json::json!({"removed": name}));
+            } else {
+                println!("removed service {name}");
+            }
+        }),
+    };
+    control.close().await;
+    result.map(|_| 0)
+}

@@ -1,0 +1,202 @@
+//! Bindings (destination -> certificate or none, with the partner's trust policy) and named
+//! services (NAME -> base URL).
+
+use serde::Serialize;
+
+use crate::routes::{Destination, Pin, TrustPolicy};
+use crate::store::{BindingRecord, ServiceRecord};
+
+use super::{validate_name, Control, ControlError};
+
+/// What to bind a destination to.
+pub struct BindRequest {
+    pub destination: String,
+    /// None: send no certificate (`--no-cert`).
+    pub certificate: Option<String>,
+    pub trust: Option<String>,
+    pub sni: Option<String>,
+    pub pins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BindingView {
+    pub destination: String,
+    pub certificate: Option<String>,
+    pub trust: String,
+    pub sni: Option<String>,
+    pub pins: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<bool>,
+    /// Set when the destination was given as a URL and reduced to host[:port].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reduced_from: Option<String>,
+}
+
+impl BindingView {
+    fn of(b: &BindingRecord) -> Self {
+        BindingView {
+            destination: b.destination.clone(),
+            certificate: b.certificate.clone(),
+            trust: b.trust.clone(),
+            sni: b.sni.clone(),
+            pins: b.pins.clone(),
+            replaced: None,
+            reduced_from: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceView {
+    pub name: String,
+    pub url: String,
+    /// The `service:NAME` binding, or None when the URL host's binding applies.
+    pub binding: Option<BindingView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<bool>,
+}
+
+fn usage(message: String, hint: &str) -> ControlError {
+    ControlError::usage("usage", message, hint)
+}
+
+impl Control {
+    /// Validate the parts of a binding that do not depend on the destination.
+    async fn binding_record(&self, destination: String, req: &BindRequest) -> Result<BindingRecord, ControlError> {
+        let trust = match &req.trust {
+            Some(t) => TrustPolicy::parse(t).map_err(|e| usage(e, "e.g. --trust public, --trust private or --trust ca:partner-root"))?,
+            None => TrustPolicy::Public,
+        };
+        if let TrustPolicy::Anchors(names) = &trust {
+            for name in names {
+                if self.store.anchor(name).await?.is_none() {
+                    return Err(ControlError::NotFound {
+                        what: format!("trust anchor '{name}'"),
+                        hint: "add it first with 'certgate trust add NAME FILE', or list them with 'certgate trust list'".into(),
+                    });
+                }
+            }
+        }
+        if let Some(cert) = &req.certificate {
+            validate_name("certificate", cert)?;
+            if self.store.certificate(cert).await?.is_none() {
+                return Err(ControlError::NotFound {
+                    what: format!("certificate '{cert}'"),
+                    hint: "import it first with 'certgate cert import NAME FILE', or list them with 'certgate cert list'".into(),
+                });
+            }
+        }
+        let sni = match &req.sni {
+            Some(s) => Some(
+                crate::routes::normalize_host(s)
+                    .ok()
+                    .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+                    .ok_or_else(|| usage(format!("--sni '{s}' is not a DNS name"), "give the host name the partner's certificate is issued for"))?,
+            ),
+            None => None,
+        };
+        let mut pins = Vec::new();
+        for p in &req.pins {
+            let pin = Pin::parse(p).map_err(|e| {
+                usage(e, "compute it with: openssl x509 -in partner.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
+            })?;
+            pins.push(pin.to_string());
+        }
+        let now = self.now().unix_timestamp();
+        Ok(BindingRecord {
+            destination,
+            certificate: req.certificate.clone(),
+            trust: trust.to_string(),
+            sni,
+            pins,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn bind(&self, req: BindRequest) -> Result<BindingView, ControlError> {
+        let parsed = Destination::parse(&req.destination)
+            .map_err(|e| usage(e, "a destination is host, host:port, *.domain or a URL; for named services use 'certgate service add'"))?;
+        if matches!(parsed.destination, Destination::Service(_)) {
+            return Err(usage(
+                "bind a named service with 'certgate service add NAME --url URL --cert CERT'".into(),
+                "service bindings are part of the service",
+            ));
+        }
+        let rec = self.binding_record(parsed.destination.key(), &req).await?;
+        let detail = format!("{} trust {}", rec.certificate.as_deref().unwrap_or("(no certificate)"), rec.trust);
+        let (_, replaced) = self.store.put_binding(&rec, &self.change("bind", &rec.destination, detail)).await?;
+        let mut view = BindingView::of(&rec);
+        view.replaced = Some(replaced);
+        view.reduced_from = parsed.reduced_from;
+        Ok(view)
+    }
+
+    pub async fn unbind(&self, destination: &str) -> Result<(), ControlError> {
+        let key = Destination::parse(destination)
+            .map(|p| p.destination.key())
+            .unwrap_or_else(|_| destination.to_string());
+        self.store.delete_binding(&key, &self.change("unbind", &key, "")).await?;
+        Ok(())
+    }
+
+    pub async fn bindings(&self) -> Result<Vec<BindingView>, ControlError> {
+        Ok(self.store.bindings().await?.iter().map(BindingView::of).collect())
+    }
+
+    pub async fn add_service(&self, name: &str, url: &str, cert: Option<Option<String>>, trust: Option<String>) -> Result<ServiceView, ControlError> {
+        validate_name("service", name)?;
+        let parsed = url::Url::parse(url).map_err(|e| usage(format!("'{url}' is not a URL ({e})"), "e.g. --url https://partner.example/soap/invoice"))?;
+        if parsed.scheme() != "https" || parsed.host_str().is_none() {
+            return Err(usage(format!("'{url}' is not an https:// URL"), "certgate calls partners over HTTPS: give https://host[:port]/path"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(usage(format!("'{url}' has a query or fragment"), "give the base URL; callers add the rest of the path and the query"));
+        }
+        let binding = match cert {
+            Some(certificate) => Some(
+                self.binding_record(
+                    format!("service:{name}"),
+                    &BindRequest { destination: String::new(), certificate, trust, sni: None, pins: Vec::new() },
+                )
+                .await?,
+            ),
+            None if trust.is_some() => {
+                return Err(usage("--trust goes with --cert or --no-cert".into(), "without either, the binding of the URL's host applies"))
+            }
+            None => None,
+        };
+        let now = self.now().unix_timestamp();
+        let svc = ServiceRecord { name: name.to_string(), url: parsed.to_string().trim_end_matches('/').to_string(), created_at: now, updated_at: now };
+        let detail = match &binding {
+            Some(b) => format!("{} via {}", svc.url, b.certificate.as_deref().unwrap_or("(no certificate)")),
+            None => format!("{} via the host's binding", svc.url),
+        };
+        let (_, replaced) = self.store.put_service(&svc, binding.as_ref(), &self.change("service.add", name, detail)).await?;
+        Ok(ServiceView { name: svc.name, url: svc.url, binding: binding.as_ref().map(BindingView::of), replaced: Some(replaced) })
+    }
+
+    pub async fn services(&self) -> Result<Vec<ServiceView>, ControlError> {
+        let bindings = self.store.bindings().await?;
+        Ok(self
+            .store
+            .services()
+            .await?
+            .into_iter()
+            .map(|s| {
+                let key = format!("service:{}", s.name);
+                ServiceView {
+                    binding: bindings.iter().find(|b| b.destination == key).map(BindingView::of),
+                    name: s.name,
+                    url: s.url,
+                    replaced: None,
+                }
+            })
+            .collect())
+    }
+
+    pub async fn remove_service(&self, name: &str) -> Result<(), ControlError> {
+        self.store.delete_service(name, &self.change("service.remove", name, "")).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! What the gateway compiles its route table from: one consistent snapshot of the store, with
+//! the keys of bound certificates unsealed and their chains completed from the store.
+
+use std::collections::HashMap;
+
+use crate::pki::{facts, Origin, Pool};
+use crate::routes::{RouteIdentity, RouteInputs};
+
+use super::{read_stored, Control, ControlError};
+
+impl Control {
+    pub async fn route_inputs(&self) -> Result<RouteInputs, ControlError> {
+        self.route_inputs_with(&[]).await
+    }
+
+    /// As `route_inputs`, also unsealing the named certificates even when nothing binds them.
+    pub async fn route_inputs_with(&self, extra: &[&str]) -> Result<RouteInputs, ControlError> {
+        let snap = self.store.snapshot().await?;
+        // The pool of every CA certificate the store knows, to complete chains.
+        let mut pool = Pool::default();
+        for rec in &snap.certificates {
+            for f in read_stored(&rec.chain_der) {
+                pool.add(f, Origin::Certificate(rec.name.clone()));
+            }
+        }
+        let mut anchors = HashMap::new();
+        for a in &snap.anchors {
+            for f in read_stored(&a.certs_der) {
+                pool.add(f, Origin::Anchor(a.name.clone()));
+            }
+            anchors.insert(a.name.clone(), a.certs_der.clone());
+        }
+        let bound: std::collections::HashSet<&str> = snap.bindings.iter().filter_map(|b| b.certificate.as_deref()).collect();
+        let mut identities = HashMap::new();
+        let mut certificate_expiry = Vec::new();
+        for rec in &snap.certificates {
+            let leaf = facts::read(&rec.leaf_der)?;
+            certificate_expiry.push((rec.name.clone(), leaf.not_after.unix_timestamp()));
+            if !bound.contains(rec.name.as_str()) && !extra.contains(&rec.name.as_str()) {
+                continue;
+            }
+            // Own chain first so the certificate's own intermediates win.
+            let mut own = Pool::default();
+            for f in read_stored(&rec.chain_der) {
+                own.add(f, Origin::Own);
+            }
+            let mut merged = own;
+            for f in pool_certs(&pool) {
+                merged.add(f, Origin::Certificate(String::new()));
+            }
+            let path = merged.path(&leaf);
+            let mut chain = vec![rec.leaf_der.clone()];
+            chain.extend(path.to_send().into_iter().map(|f| f.der.clone()));
+            identities.insert(
+                rec.name.clone(),
+                RouteIdentity {
+                    name: rec.name.clone(),
+                    id: rec.id.clone(),
+                    chain,
+                    key: self.unseal_key(rec)?,
+                    not_before: leaf.not_before.unix_timestamp(),
+                    not_after: leaf.not_after.unix_timestamp(),
+                },
+            );
+        }
+        Ok(RouteInputs {
+            revision: snap.revision,
+            bindings: snap.bindings,
+            services: snap.services,
+            identities,
+            anchors,
+            certificate_expiry,
+        })
+    }
+}
+
+fn pool_certs(pool: &Pool) -> Vec<facts::CertFacts> {
+    pool.certs().iter().map(|c| c.facts.clone()).collect()
+}
+
+impl Control {
+    /// Route inputs for one `certgate call`: with `--cert NAME`, the URL's host:port is bound
+    /// to that certificate for this call only (keeping the trust policy of its binding).
+    pub async fn route_inputs_for_call(&self, url: &str, cert: Option<&str>) -> Result<RouteInputs, ControlError> {
+        let mut inputs = self.route_inputs().await?;
+        let Some(name) = cert else { return Ok(inputs) };
+        if self.store.certificate(name).await?.is_none() {
+            return Err(ControlError::NotFound {
+                what: format!("certificate '{name}'"),
+                hint: "list the certificates with 'certgate cert list'".into(),
+            });
+        }
+        let uri: http::Uri = url.parse().map_err(|_| ControlError::usage("usage", format!("'{url}' is not a URL"), "give https://partner/path"))?;
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let key = crate::routes::Destination::HostPort(host, uri.port_u16().unwrap_or(443)).key();
+        let trust = inputs
+            .bindings
+            .iter()
+            .find(|b| b.destination == key)
+            .map(|b| b.trust.clone())
+            .unwrap_or_else(|| "public".into());
+        inputs.bindings.retain(|b| b.destination != key);
+        inputs.bindings.push(crate::store::BindingRecord {
+            destination: key,
+            certificate: Some(name.to_string()),
+            trust,
+            sni: None,
+            pins: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+        });
+        if !inputs.identities.contains_key(name) {
+            // Unseal just this one certificate, with its chain completed like the others.
+            let mut extra = self.route_inputs_with(&[name]).await?;
+            if let Some(id) = extra.identities.remove(name) {
+                inputs.identities.insert(name.to_string(), id);
+            }
+        }
+        Ok(inputs)
+    }
+}

@@ -1,0 +1,46 @@
+//! The admin listener. Routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when a route table is loaded, 503 otherwise; JSON with the revisions and the last reload error |
+//! | `GET /metrics` | Prometheus text |
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::{metrics, Gateway};
+
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(gateway)
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let table = gw.current();
+    let body = serde_json::json!({
+        "ready": table.is_some(),
+        "revision": table.as_ref().map(|t| t.revision),
+        "store_revision": gw.store_revision(),
+        "bindings": table.as_ref().map(|t| t.len()),
+        "last_reload_error": gw.last_error(),
+    });
+    let status = if table.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+async fn metrics_text(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let table = gw.current();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(table.as_deref(), gw.store_revision()),
+    )
+}

@@ -1,0 +1,75 @@
+//! Every metric name in one place. Recording goes through the `metrics` facade; `/metrics`
+//! renders the Prometheus exporter's text plus the gauges that come straight from the current
+//! route table (so a removed certificate's expiry disappears instead of going stale).
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::routes::RouteTable;
+
+pub const REQUESTS_TOTAL: &str = "certgate_requests_total";
+pub const REQUEST_DURATION: &str = "certgate_request_duration_seconds";
+pub const HANDSHAKE_DURATION: &str = "certgate_upstream_handshake_duration_seconds";
+pub const HANDSHAKES_TOTAL: &str = "certgate_upstream_handshakes_total";
+pub const RELOADS_TOTAL: &str = "certgate_reloads_total";
+pub const ROUTE_TABLE_REVISION: &str = "certgate_route_table_revision";
+pub const STORE_REVISION: &str = "certgate_store_revision";
+pub const CERTIFICATE_EXPIRY: &str = "certgate_certificate_expiry_timestamp_seconds";
+
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the Prometheus recorder once per process (`serve` only).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    if HANDLE.get().is_none() {
+        let handle = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .ok()?
+            .install_recorder()
+            .ok()?;
+        let _ = HANDLE.set(handle);
+    }
+    HANDLE.get()
+}
+
+pub fn request(destination: &str, certificate: &str, outcome: &str, elapsed: Duration) {
+    metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "outcome" => outcome.to_string())
+        .increment(1);
+    metrics::histogram!(REQUEST_DURATION, "outcome" => outcome.to_string()).record(elapsed.as_secs_f64());
+}
+
+pub fn handshake(resumed: bool, elapsed: Duration) {
+    metrics::counter!(HANDSHAKES_TOTAL, "resumed" => if resumed { "true" } else { "false" }).increment(1);
+    metrics::histogram!(HANDSHAKE_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn reload(result: &'static str) {
+    metrics::counter!(RELOADS_TOTAL, "result" => result).increment(1);
+}
+
+/// The Prometheus text: recorded metrics, then the table's gauges.
+pub fn render(table: Option<&RouteTable>, store_revision: Option<i64>) -> String {
+    let mut out = HANDLE.get().map(|h| h.render()).unwrap_or_default();
+    if let Some(t) = table {
+        let _ = writeln!(out, "# HELP {ROUTE_TABLE_REVISION} Store revision of the route table in use.");
+        let _ = writeln!(out, "# TYPE {ROUTE_TABLE_REVISION} gauge");
+        let _ = writeln!(out, "{ROUTE_TABLE_REVISION} {}", t.revision);
+        if !t.certificate_expiry.is_empty() {
+            let _ = writeln!(out, "# HELP {CERTIFICATE_EXPIRY} When each client certificate expires (unix seconds).");
+            let _ = writeln!(out, "# TYPE {CERTIFICATE_EXPIRY} gauge");
+            for (name, at) in &t.certificate_expiry {
+                let _ = writeln!(out, "{CERTIFICATE_EXPIRY}{{certificate=\"{name}\"}} {at}");
+            }
+        }
+    }
+    if let Some(r) = store_revision {
+        let _ = writeln!(out, "# HELP {STORE_REVISION} Newest store revision this node has seen.");
+        let _ = writeln!(out, "# TYPE {STORE_REVISION} gauge");
+        let _ = writeln!(out, "{STORE_REVISION} {r}");
+    }
+    out
+}

@@ -1,0 +1,207 @@
+//! One request through the gateway: find the route, rewrite the request for the partner, send
+//! it on the route's pooled client, and stream the answer back. The CLI's `call` uses this too.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderName, HOST};
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use http_body_util::BodyExt;
+
+use crate::routes::{Route, RouteTable};
+use crate::tls;
+
+use super::error::GatewayError;
+use super::metrics;
+use super::upstream::{Body, ConnectError};
+
+/// Where a request goes.
+pub struct Target {
+    pub route: Arc<Route>,
+    pub uri: Uri,
+}
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) and the proxy's own, never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, request: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    if request {
+        let own: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("certgate-")).cloned().collect();
+        for name in own {
+            headers.remove(name);
+        }
+    }
+}
+
+fn authority(host: &str, port: u16) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+    if port == 443 {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Work out the partner URL and route of a request.
+pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, GatewayError> {
+    if req.method() == Method::CONNECT {
+        return Err(GatewayError::new(
+            "connect-not-supported",
+            format!("CONNECT {} asks for an end-to-end TLS tunnel, which certgate cannot add a client certificate to", req.uri()),
+        ));
+    }
+    let uri = req.uri();
+    let path_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if let Some(scheme) = uri.scheme_str() {
+        if scheme != "http" && scheme != "https" {
+            return Err(GatewayError::new("bad-request", format!("the scheme '{scheme}' is not http or https")));
+        }
+        let host = uri.host().ok_or_else(|| GatewayError::new("bad-request", "the request URL has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(443);
+        let route = table.find(&host, port).ok_or_else(|| {
+            GatewayError::new("no-binding", format!("no binding for {} (nor for the host or a wildcard above it)", authority(&host, port)))
+        })?;
+        let target: Uri = format!("https://{}{}", authority(&host, port), path_query)
+            .parse()
+            .map_err(|e| GatewayError::new("bad-request", format!("cannot build the partner URL: {e}")))?;
+        return Ok(Target { route: route.clone(), uri: target });
+    }
+    if let Some(rest) = path_query.strip_prefix("/svc/") {
+        let (name, tail) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let svc = table
+            .service(name)
+            .ok_or_else(|| GatewayError::new("no-binding", format!("there is no named service '{name}' (certgate service add {name} --url URL --cert CERT)")))?;
+        let route = svc.route.as_ref().ok_or_else(|| {
+            GatewayError::new("no-binding", format!("named service '{name}' has no binding, and nothing is bound to its host {}", svc.base.host_str().unwrap_or("")))
+        })?;
+        let base = &svc.base;
+        let host = base.host_str().unwrap_or_default();
+        let port = base.port_or_known_default().unwrap_or(443);
+        let (tail_path, tail_query) = match tail.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (tail, None),
+        };
+        let mut path = base.path().trim_end_matches('/').to_string();
+        path.push_str(tail_path);
+        if path.is_empty() {
+            path.push('/');
+        }
+        let query = tail_query.map(|q| format!("?{q}")).unwrap_or_default();
+        let target: Uri = format!("https://{}{}{}", authority(host, port), path, query)
+            .parse()
+            .map_err(|e| GatewayError::new("bad-request", format!("cannot build the partner URL: {e}")))?;
+        return Ok(Target { route: route.clone(), uri: target });
+    }
+    Err(GatewayError::new(
+        "bad-request",
+        format!("'{path_query}' is neither a proxy request (absolute URL) nor a named service path (/svc/NAME/...)"),
+    ))
+}
+
+/// Send a request to its partner. Never panics; every failure becomes a gateway error response.
+pub async fn forward(table: &RouteTable, mut req: Request<Body>, response_header_timeout: Duration) -> Response<Body> {
+    let started = Instant::now();
+    let target = match resolve(&req, table) {
+        Ok(t) => t,
+        Err(e) => {
+            metrics::request("(none)", "none", e.code, started.elapsed());
+            tracing::info!(code = e.code, "{}", e.message);
+            return e.response();
+        }
+    };
+    let route = &target.route;
+    let span = tracing::info_span!("request", destination = %route.destination, certificate = route.certificate.as_ref().map(|c| c.id.as_str()).unwrap_or("none"));
+    let _enter = span.enter();
+    if let Some(cert) = &route.certificate {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if now > cert.not_after || now < cert.not_before {
+            let e = GatewayError::new(
+                "client-certificate-expired",
+                if now > cert.not_after {
+                    format!("the client certificate '{}' bound to {} has expired", cert.name, route.destination)
+                } else {
+                    format!("the client certificate '{}' bound to {} is not valid yet", cert.name, route.destination)
+                },
+            );
+            metrics::request(&route.destination, route.certificate_label(), e.code, started.elapsed());
+            return e.response();
+        }
+    }
+    *req.uri_mut() = target.uri.clone();
+    *req.version_mut() = Version::HTTP_11;
+    strip_hop_by_hop(req.headers_mut(), true);
+    req.headers_mut().remove(HOST);
+    let result = tokio::time::timeout(response_header_timeout, route.client.request(req)).await;
+    let outcome = match result {
+        Err(_) => Err(GatewayError::new(
+            "upstream-timeout",
+            format!("{} did not answer within {} ms", target.uri, response_header_timeout.as_millis()),
+        )),
+        Ok(Err(e)) => Err(upstream_error(&e, &target.uri)),
+        Ok(Ok(resp)) => Ok(resp),
+    };
+    match outcome {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers, false);
+            metrics::request(&route.destination, route.certificate_label(), "ok", started.elapsed());
+            Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::upstream::BoxError).boxed())
+        }
+        Err(e) => {
+            metrics::request(&route.destination, route.certificate_label(), e.code, started.elapsed());
+            tracing::warn!(code = e.code, "{}", e.message);
+            e.response()
+        }
+    }
+}
+
+fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri) -> GatewayError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(c) = err.downcast_ref::<ConnectError>() {
+            return GatewayError::new(c.code, c.message.clone());
+        }
+        cur = err.source();
+    }
+    if let Some(f) = tls::classify(e) {
+        return GatewayError::new(f.code, f.message);
+    }
+    GatewayError::new("upstream-connect-failed", format!("the exchange with {uri} failed: {}", error_chain(e)))
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,218 @@
+//! Compile the store's bindings into a route table: TLS client configs and pools are built here,
+//! once per route, never per connection. A route whose inputs did not change is carried over
+//! from the previous table with its pool and sessions.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+
+use crate::gateway::upstream::{self, Connector, UpstreamSettings};
+use crate::pki::PrivateKey;
+use crate::store::{BindingRecord, ServiceRecord};
+use crate::tls;
+
+use super::destination::Destination;
+use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
+use super::trust::{Pin, TrustPolicy};
+
+/// A certificate as a route presents it: leaf + intermediates to send, and the unsealed key.
+pub struct RouteIdentity {
+    pub name: String,
+    pub id: String,
+    /// Leaf first, then the intermediates (never the root).
+    pub chain: Vec<Vec<u8>>,
+    pub key: PrivateKey,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// Everything a table is compiled from, read from the store in one snapshot.
+#[derive(Default)]
+pub struct RouteInputs {
+    pub revision: i64,
+    pub bindings: Vec<BindingRecord>,
+    pub services: Vec<ServiceRecord>,
+    /// Only the certificates that bindings refer to.
+    pub identities: HashMap<String, RouteIdentity>,
+    pub anchors: HashMap<String, Vec<Vec<u8>>>,
+    pub certificate_expiry: Vec<(String, i64)>,
+}
+
+#[derive(Clone, Default)]
+pub struct CompileOptions {
+    pub settings: Arc<UpstreamSettings>,
+    /// Serve unbound hosts with plain TLS and no client certificate.
+    pub allow_unbound: bool,
+}
+
+struct Compiler<'a> {
+    inputs: &'a RouteInputs,
+    options: &'a CompileOptions,
+    previous: Option<&'a RouteTable>,
+    reuse: HashMap<&'a str, &'a Arc<Route>>,
+    sessions: HashMap<String, Arc<dyn rustls::client::ClientSessionStore>>,
+}
+
+pub fn compile(inputs: &RouteInputs, previous: Option<&RouteTable>, options: &CompileOptions) -> Result<RouteTable, String> {
+    let mut reuse = HashMap::new();
+    if let Some(prev) = previous {
+        for r in prev.routes() {
+            reuse.insert(r.fingerprint.as_str(), r);
+        }
+    }
+    let mut c = Compiler {
+        inputs,
+        options,
+        previous,
+        reuse,
+        sessions: HashMap::new(),
+    };
+    let mut table = RouteTable {
+        revision: inputs.revision,
+        certificate_expiry: inputs.certificate_expiry.clone(),
+        ..RouteTable::default()
+    };
+    for b in &inputs.bindings {
+        let dest = Destination::parse(&b.destination)
+            .map_err(|e| format!("binding '{}': {e}", b.destination))?
+            .destination;
+        if matches!(dest, Destination::Service(_)) {
+            continue; // compiled with its service below
+        }
+        let route = c.route(b)?;
+        match dest {
+            Destination::HostPort(h, p) => {
+                table.exact_port.insert((h, p), route);
+            }
+            Destination::Host(h) => {
+                table.exact_host.insert(h, route);
+            }
+            Destination::Wildcard(d) => {
+                table.wildcard.insert(d, route);
+            }
+            Destination::Service(_) => {}
+        }
+    }
+    if options.allow_unbound {
+        let unbound = BindingRecord {
+            destination: "(unbound)".into(),
+            certificate: None,
+            trust: "public".into(),
+            sni: None,
+            pins: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        table.unbound = Some(c.route(&unbound)?);
+    }
+    for svc in &inputs.services {
+        let base = url::Url::parse(&svc.url).map_err(|e| format!("service '{}': bad URL {}: {e}", svc.name, svc.url))?;
+        let key = format!("service:{}", svc.name);
+        let route = match inputs.bindings.iter().find(|b| b.destination == key) {
+            Some(b) => Some(c.route(b)?),
+            None => {
+                let host = base.host_str().unwrap_or_default();
+                table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
+            }
+        };
+        table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
+    }
+    table.sessions = c.sessions;
+    Ok(table)
+}
+
+impl Compiler<'_> {
+    fn route(&mut self, b: &BindingRecord) -> Result<Arc<Route>, String> {
+        let trust = TrustPolicy::parse(&b.trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
+        let anchors = self.anchor_certs(&trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
+        let identity = match &b.certificate {
+            Some(name) => Some(
+                self.inputs
+                    .identities
+                    .get(name)
+                    .ok_or_else(|| format!("binding '{}': certificate '{name}' is not in the store", b.destination))?,
+            ),
+            None => None,
+        };
+        let mut pins = Vec::new();
+        for p in &b.pins {
+            pins.push(Pin::parse(p).map_err(|e| format!("binding '{}': {e}", b.destination))?);
+        }
+        let anchor_ids: BTreeSet<String> = anchors.iter().map(|a| crate::pki::facts::sha256_hex(a)).collect();
+        let fingerprint = format!(
+            "{}|{}|{}|{}|{:?}|{:?}|{:?}",
+            b.destination,
+            identity.map(|i| i.id.as_str()).unwrap_or("-"),
+            identity.map(|i| i.chain.iter().map(|c| crate::pki::facts::sha256_hex(c)).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            trust,
+            anchor_ids,
+            b.sni,
+            b.pins,
+        );
+        if let Some(r) = self.reuse.get(fingerprint.as_str()) {
+            let key = identity.map(|i| i.id.clone()).unwrap_or_default();
+            if let Some(s) = self.previous.and_then(|p| p.sessions.get(&key)) {
+                self.sessions.entry(key).or_insert_with(|| s.clone());
+            }
+            return Ok(Arc::clone(r));
+        }
+        let session_key = identity.map(|i| i.id.clone()).unwrap_or_default();
+        let sessions = match self.sessions.get(&session_key) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self
+                    .previous
+                    .and_then(|p| p.sessions.get(&session_key).cloned())
+                    .unwrap_or_else(tls::session_store);
+                self.sessions.insert(session_key.clone(), s.clone());
+                s
+            }
+        };
+        let mut roots: Vec<CertificateDer<'static>> = anchors.iter().map(|a| CertificateDer::from(a.clone())).collect();
+        if trust == TrustPolicy::Public {
+            roots.extend(tls::system_roots().iter().cloned());
+        }
+        let trust_label = trust.to_string();
+        let config = tls::client_config(tls::ClientSpec {
+            identity: identity.map(|i| {
+                (
+                    i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(),
+                    i.key.to_rustls(),
+                )
+            }),
+            roots: tls::root_store(&roots),
+            trust_label: &trust_label,
+            pins,
+            sessions,
+        })
+        .map_err(|e| format!("binding '{}': {e}", b.destination))?;
+        let connector = Connector::new(config, b.sni.clone(), self.options.settings.clone());
+        Ok(Arc::new(Route {
+            destination: b.destination.clone(),
+            certificate: identity.map(|i| RouteCertificate {
+                name: i.name.clone(),
+                id: i.id.clone(),
+                not_before: i.not_before,
+                not_after: i.not_after,
+            }),
+            trust: trust_label,
+            client: upstream::client(connector, &self.options.settings),
+            fingerprint,
+        }))
+    }
+
+    fn anchor_certs(&self, trust: &TrustPolicy) -> Result<Vec<Vec<u8>>, String> {
+        Ok(match trust {
+            TrustPolicy::Public | TrustPolicy::Private => self.inputs.anchors.values().flatten().cloned().collect(),
+            TrustPolicy::Anchors(names) => {
+                let mut out = Vec::new();
+                for n in names {
+                    let certs = self.inputs.anchors.get(n).ok_or_else(|| format!("trust anchor '{n}' is not in the store"))?;
+                    out.extend(certs.iter().cloned());
+                }
+                out
+            }
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! The compiled route table and its lookup: `host:port` exact, then `host` exact, then the
+//! longest `*.domain` suffix, then (when allowed) the unbound route.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::client::ClientSessionStore;
+
+use crate::gateway::upstream::UpstreamClient;
+
+#[derive(Clone, Debug)]
+pub struct RouteCertificate {
+    pub name: String,
+    pub id: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// One binding, ready to serve: its certificate, trust policy and pooled client.
+pub struct Route {
+    /// The binding's destination key (`host`, `*.domain`, `service:NAME`, or `(unbound)`).
+    pub destination: String,
+    pub certificate: Option<RouteCertificate>,
+    pub trust: String,
+    pub client: UpstreamClient,
+    /// Everything the route was compiled from; equal fingerprints reuse the route (and its pool).
+    pub(crate) fingerprint: String,
+}
+
+impl Route {
+    /// The metrics/log label of the certificate: its name, or `none`.
+    pub fn certificate_label(&self) -> &str {
+        self.certificate.as_ref().map(|c| c.name.as_str()).unwrap_or("none")
+    }
+}
+
+/// A named service: base URL and the route that carries it (None: nothing bound).
+pub struct ServiceRoute {
+    pub name: String,
+    pub base: url::Url,
+    pub route: Option<Arc<Route>>,
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    pub revision: i64,
+    pub(crate) exact_port: HashMap<(String, u16), Arc<Route>>,
+    pub(crate) exact_host: HashMap<String, Arc<Route>>,
+    pub(crate) wildcard: HashMap<String, Arc<Route>>,
+    pub(crate) services: HashMap<String, ServiceRoute>,
+    pub(crate) unbound: Option<Arc<Route>>,
+    /// One TLS session store per certificate id (`""` for no certificate), kept across tables.
+    pub(crate) sessions: HashMap<String, Arc<dyn ClientSessionStore>>,
+    /// Every certificate in the store with its expiry (unix seconds), for metrics.
+    pub certificate_expiry: Vec<(String, i64)>,
+}
+
+impl RouteTable {
+    /// The route for a host and port, by the contract's precedence.
+    pub fn find(&self, host: &str, port: u16) -> Option<&Arc<Route>> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if let Some(r) = self.exact_port.get(&(host.to_string(), port)) {
+            return Some(r);
+        }
+        if let Some(r) = self.exact_host.get(host) {
+            return Some(r);
+        }
+        // Longest suffix first: walk the dots from the left.
+        let mut rest = host;
+        while let Some(i) = rest.find('.') {
+            rest = &rest[i + 1..];
+            if let Some(r) = self.wildcard.get(rest) {
+                return Some(r);
+            }
+        }
+        self.unbound.as_ref()
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceRoute> {
+        self.services.get(name)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.exact_port
+            .values()
+            .chain(self.exact_host.values())
+            .chain(self.wildcard.values())
+            .chain(self.services.values().filter_map(|s| s.route.as_ref()))
+            .chain(self.unbound.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.exact_port.len() + self.exact_host.len() + self.wildcard.len() + self.services.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

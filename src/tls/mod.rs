@@ -1,0 +1,75 @@
+//! TLS towards partners: client configs (built once per route when a route table is published),
+//! trust policies turned into root stores, partner verification with readable errors, and the
+//! mapping of TLS failures to the gateway's error codes.
+
+mod errors;
+mod verifier;
+
+pub use errors::{classify, UpstreamFailure};
+pub use verifier::{PartnerVerifier, UpstreamCertError};
+
+use std::sync::Arc;
+
+use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::routes::Pin;
+
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A resumption store for one certificate (shared by all its routes, never across certificates).
+pub fn session_store() -> Arc<dyn ClientSessionStore> {
+    Arc::new(ClientSessionMemoryCache::new(1024))
+}
+
+/// The operating system's trusted roots (for `public`), read once per process.
+pub fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!("reading the system's trusted roots: {e}");
+        }
+        found.certs
+    })
+}
+
+pub fn root_store(certs: &[CertificateDer<'static>]) -> RootCertStore {
+    let mut store = RootCertStore::empty();
+    let _ = store.add_parsable_certificates(certs.iter().cloned());
+    store
+}
+
+/// What one route presents and how it verifies its partner.
+pub struct ClientSpec<'a> {
+    /// The leaf and the intermediates to send, leaf first; None sends no certificate.
+    pub identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    pub roots: RootCertStore,
+    /// Describes the trust policy in error messages ("ca:partner-root").
+    pub trust_label: &'a str,
+    pub pins: Vec<Pin>,
+    pub sessions: Arc<dyn ClientSessionStore>,
+}
+
+pub fn client_config(spec: ClientSpec<'_>) -> Result<Arc<ClientConfig>, String> {
+    let provider = provider();
+    let verifier = PartnerVerifier::new(spec.roots, spec.trust_label, spec.pins, provider.clone())?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match spec.identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the certificate cannot be used as a TLS client identity: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.resumption = Resumption::store(spec.sessions);
+    Ok(Arc::new(config))
+}
