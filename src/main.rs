@@ -5,7 +5,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = certgate::cli::Cli::parse();
     // `serve` tells what it does; one-shot commands only warn.
-    let default_filter = if matches!(cli.command, certgate::cli::Command::Serve(_)) { "certgate=info,warn" } else { "warn" };
+    let default_filter =
+        if matches!(cli.command, certgate::cli::Command::Serve(_)) { "certgate=info,warn" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| default_filter.into()),

@@ -43,7 +43,12 @@ fn root_that_came_with_the_file_is_marked_self_signed_and_not_trusted() {
     let leaf = ca.leaf(LeafSpec::client("c"));
     let env = Env::new();
     let chain = format!("{}{}", ca.intermediate.cert_pem, ca.root.cert_pem);
-    let human = env.run(&["cert", "import", "c", env.file("c.pem", format!("{}{}{}", leaf.cert_pem, leaf.key_pem, chain)).to_str().unwrap()]);
+    let human = env.run(&[
+        "cert",
+        "import",
+        "c",
+        env.file("c.pem", format!("{}{}{}", leaf.cert_pem, leaf.key_pem, chain)).to_str().unwrap(),
+    ]);
     human.ok();
     assert!(human.stdout.contains("not trusted for partners"), "{}", human.stdout);
     let v = env.run(&["--json", "cert", "show", "c"]).json();
@@ -65,7 +70,8 @@ fn warns_when_certificate_has_expired() {
 fn warns_when_certificate_is_not_yet_valid() {
     let ca = TestCa::new("w");
     let env = Env::new();
-    let v = env.import_minted("future", &ca.leaf(LeafSpec::client("f").not_yet_valid()), &ca.intermediate.cert_pem).json();
+    let v =
+        env.import_minted("future", &ca.leaf(LeafSpec::client("f").not_yet_valid()), &ca.intermediate.cert_pem).json();
     assert_eq!(warnings(&v), ["not-yet-valid"]);
 }
 
@@ -73,9 +79,13 @@ fn warns_when_certificate_is_not_yet_valid() {
 fn warns_when_certificate_expires_within_thirty_days() {
     let ca = TestCa::new("w");
     let env = Env::new();
-    let v = env.import_minted("soon", &ca.leaf(LeafSpec::client("s").expiring_in_days(10)), &ca.intermediate.cert_pem).json();
+    let v = env
+        .import_minted("soon", &ca.leaf(LeafSpec::client("s").expiring_in_days(10)), &ca.intermediate.cert_pem)
+        .json();
     assert_eq!(warnings(&v), ["expires-soon"]);
-    let later = env.import_minted("later", &ca.leaf(LeafSpec::client("l").expiring_in_days(45)), &ca.intermediate.cert_pem).json();
+    let later = env
+        .import_minted("later", &ca.leaf(LeafSpec::client("l").expiring_in_days(45)), &ca.intermediate.cert_pem)
+        .json();
     assert_eq!(warnings(&later), Vec::<String>::new());
 }
 
@@ -83,7 +93,8 @@ fn warns_when_certificate_expires_within_thirty_days() {
 fn warns_when_extended_key_usage_lacks_client_auth() {
     let ca = TestCa::new("w");
     let env = Env::new();
-    let v = env.import_minted("server", &ca.leaf(LeafSpec::client("srv").server_only()), &ca.intermediate.cert_pem).json();
+    let v =
+        env.import_minted("server", &ca.leaf(LeafSpec::client("srv").server_only()), &ca.intermediate.cert_pem).json();
     assert_eq!(v["client_auth_eku"], false);
     assert_eq!(warnings(&v), ["no-client-auth-eku"]);
     let mut spec = LeafSpec::client("any");
@@ -180,11 +191,21 @@ fn refuses_rsa_1024_key_that_tls_cannot_sign_with() {
 fn imports_rsa_and_ed25519_leaves_minted_in_code() {
     let ca = TestCa::new("algs");
     let env = Env::new();
-    let rsa = env.import_minted("rsa", &ca.leaf(LeafSpec::client("r").alg(&rcgen::PKCS_RSA_SHA256)), &ca.intermediate.cert_pem).json();
+    let rsa = env
+        .import_minted("rsa", &ca.leaf(LeafSpec::client("r").alg(&rcgen::PKCS_RSA_SHA256)), &ca.intermediate.cert_pem)
+        .json();
     assert_eq!((rsa["key_type"].as_str(), rsa["key_bits"].as_u64()), (Some("rsa"), Some(2048)));
-    let ed = env.import_minted("ed", &ca.leaf(LeafSpec::client("e").alg(&rcgen::PKCS_ED25519)), &ca.intermediate.cert_pem).json();
+    let ed = env
+        .import_minted("ed", &ca.leaf(LeafSpec::client("e").alg(&rcgen::PKCS_ED25519)), &ca.intermediate.cert_pem)
+        .json();
     assert_eq!(ed["key_type"], "ed25519");
-    let p384 = env.import_minted("p384", &ca.leaf(LeafSpec::client("e").alg(&rcgen::PKCS_ECDSA_P384_SHA384)), &ca.intermediate.cert_pem).json();
+    let p384 = env
+        .import_minted(
+            "p384",
+            &ca.leaf(LeafSpec::client("e").alg(&rcgen::PKCS_ECDSA_P384_SHA384)),
+            &ca.intermediate.cert_pem,
+        )
+        .json();
     assert_eq!(p384["key_type"], "ec-p384");
 }
 
@@ -194,7 +215,9 @@ fn owner_is_kept_and_shown() {
     let env = Env::new();
     let leaf = ca.leaf(LeafSpec::client("o"));
     let file = env.file("o.pem", format!("{}{}", leaf.cert_pem, leaf.key_pem));
-    let v = env.run(&["--json", "cert", "import", "o", file.to_str().unwrap(), "--owner", "payments team <pay@example.test>"]).json();
+    let v = env
+        .run(&["--json", "cert", "import", "o", file.to_str().unwrap(), "--owner", "payments team <pay@example.test>"])
+        .json();
     assert_eq!(v["owner"], "payments team <pay@example.test>");
 }
 
@@ -237,11 +260,20 @@ fn password_can_come_from_a_file_or_standard_input() {
     let p12 = fixtures().join("interop/openssl3-default-rsa2048.p12");
     let pw = env.file("pw.txt", "interop-pass\n");
     env.run(&["cert", "import", "from-file", p12.to_str().unwrap(), "--password-file", pw.to_str().unwrap()]).ok();
-    env.run_with_stdin(&["cert", "import", "from-stdin", p12.to_str().unwrap(), "--password-stdin"], b"interop-pass\n").ok();
+    env.run_with_stdin(&["cert", "import", "from-stdin", p12.to_str().unwrap(), "--password-stdin"], b"interop-pass\n")
+        .ok();
     let list = env.run(&["--json", "cert", "list"]).json();
     assert_eq!(list.as_array().unwrap().len(), 2);
     // only one password source at a time
-    let run = env.run(&["cert", "import", "x", p12.to_str().unwrap(), "--password-file", pw.to_str().unwrap(), "--password-stdin"]);
+    let run = env.run(&[
+        "cert",
+        "import",
+        "x",
+        p12.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--password-stdin",
+    ]);
     assert_eq!(run.code, 2);
 }
 
@@ -288,8 +320,11 @@ fn rotate_with_a_bad_file_keeps_the_old_material() {
     env.import_minted("keep", &leaf, "").ok();
     let before = env.snapshot();
     let p12 = fixtures().join("interop/openssl3-default-rsa2048.p12");
-    env.run_with_env(&["--json", "cert", "rotate", "keep", p12.to_str().unwrap(), "--password-env", "PW"], &[("PW", "nope")])
-        .refused(3, "wrong-password");
+    env.run_with_env(
+        &["--json", "cert", "rotate", "keep", p12.to_str().unwrap(), "--password-env", "PW"],
+        &[("PW", "nope")],
+    )
+    .refused(3, "wrong-password");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -372,10 +407,51 @@ fn human_output_lists_certificates_with_expiry_and_status() {
 fn refusal_without_json_is_one_line_with_the_next_step() {
     let env = Env::new();
     let p12 = fixtures().join("interop/openssl3-default-rsa2048.p12");
-    let run = env.run_with_env(&["cert", "import", "x", p12.to_str().unwrap(), "--password-env", "PW"], &[("PW", "nope")]);
+    let run =
+        env.run_with_env(&["cert", "import", "x", p12.to_str().unwrap(), "--password-env", "PW"], &[("PW", "nope")]);
     assert_eq!(run.code, 3);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("wrong-password"));
     assert!(run.stderr.contains("check the password"), "{}", run.stderr);
     assert!(!run.stderr.contains("nope"), "the password must not be echoed");
+}
+
+#[test]
+fn prompts_for_the_password_on_a_terminal_and_does_not_echo_it() {
+    // `script` (util-linux) gives the command a pseudo-terminal, as a person at a shell has.
+    let env = Env::new();
+    let p12 = fixtures().join("interop/openssl3-default-rsa2048.p12");
+    let bin = env!("CARGO_BIN_EXE_certgate");
+    let cmdline = format!("{bin} cert import prompted {}", p12.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("CERTGATE_DATA_DIR", env.data_dir())
+        .env_remove("CERTGATE_MASTER_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the `script` command (util-linux) is required for this test");
+    use std::io::{Read, Write};
+    // Type only once the prompt is on the screen (echo is off from then on), as a person would.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("Password for") {
+        assert!(std::time::Instant::now() < deadline, "no prompt: {}", String::from_utf8_lossy(&seen));
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "the command ended without prompting: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // A person reads the prompt before typing; rpassword turns echo off right after printing it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.stdin.take().unwrap().write_all(b"interop-pass\n").unwrap();
+    stdout.read_to_end(&mut seen).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Password for"), "{text}");
+    assert!(text.contains("imported 'prompted'"), "{text}");
+    assert!(!text.contains("interop-pass"), "the password was echoed: {text}");
 }

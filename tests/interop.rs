@@ -20,9 +20,7 @@ fn entry(file: &str, password: Option<&str>, key: Option<&str>) -> Value {
         .unwrap()
         .iter()
         .find(|e| {
-            e["file"].as_str() == Some(file)
-                && e["password"].as_str() == password
-                && e["key_file"].as_str() == key
+            e["file"].as_str() == Some(file) && e["password"].as_str() == password && e["key_file"].as_str() == key
         })
         .cloned()
         .unwrap_or_else(|| panic!("no expected.json entry for {file} / {password:?} / {key:?}"))
@@ -34,7 +32,8 @@ fn case(file: &str, password: Option<&str>, key: Option<&str>) {
     let env = Env::new();
     let dir = fixtures().join("interop");
     let path = dir.join(file);
-    let mut args: Vec<String> = vec!["--json".into(), "cert".into(), "import".into(), "subject".into(), path.display().to_string()];
+    let mut args: Vec<String> =
+        vec!["--json".into(), "cert".into(), "import".into(), "subject".into(), path.display().to_string()];
     if let Some(k) = key {
         args.push("--key".into());
         args.push(dir.join(k).display().to_string());
@@ -61,7 +60,8 @@ fn case(file: &str, password: Option<&str>, key: Option<&str>) {
     assert_eq!(got["id"], e["leaf_sha256"], "the leaf certgate picked ({}) is not the tool's leaf", got["subject"]);
     assert_eq!(got["key_type"], e["key_type"]);
     assert_eq!(got["key_bits"], e["key_bits"]);
-    let want_chain: Vec<&str> = e["chain_subject_cns"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let want_chain: Vec<&str> =
+        e["chain_subject_cns"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     let got_chain: Vec<String> = got["chain"]
         .as_array()
         .unwrap()

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod gateway;
 mod import;
 mod interop;
 mod store;

@@ -34,17 +34,25 @@ fn private_key_bytes_cannot_be_found_in_the_database() {
     env.import_minted("sealed", &leaf, "").ok();
     // also an RSA key from a PKCS#12 file
     let p12 = fixtures().join("interop/openssl3-default-rsa2048.p12");
-    env.run_with_env(&["cert", "import", "rsa", p12.to_str().unwrap(), "--password-env", "PW"], &[("PW", "interop-pass")]).ok();
+    env.run_with_env(
+        &["cert", "import", "rsa", p12.to_str().unwrap(), "--password-env", "PW"],
+        &[("PW", "interop-pass")],
+    )
+    .ok();
     let db = database_bytes(&env);
+    // The EC private scalar: PKCS#8 holds ECPrivateKey { 1, OCTET STRING (32 bytes) d, [1] public }.
+    // (The public half is in the certificate, so only the secret part is searched for.)
     let key_der = leaf.key.serialize_der();
-    // no 16-byte window of the PKCS#8 key appears anywhere in the file
-    for window in key_der.windows(16).step_by(4) {
-        assert!(!db.windows(16).any(|w| w == window), "private key bytes found in the database");
+    let at = key_der.windows(5).position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20]).expect("an EC private key") + 5;
+    let scalar = &key_der[at..at + 32];
+    for window in scalar.windows(12) {
+        assert!(!db.windows(12).any(|w| w == window), "EC private key bytes found in the database");
     }
+    // RSA: the private exponent and primes come after the modulus; search the last 512 bytes.
     let rsa_key = std::fs::read_to_string(fixtures().join("interop/pem-key-pkcs8-rsa2048.key")).unwrap();
     let rsa_der = base64_body(&rsa_key);
-    for window in rsa_der.windows(16).step_by(16) {
-        assert!(!db.windows(16).any(|w| w == window), "RSA key bytes found in the database");
+    for window in rsa_der[rsa_der.len() - 512..].windows(16).step_by(8) {
+        assert!(!db.windows(16).any(|w| w == window), "RSA private key bytes found in the database");
     }
     // and the public certificate is there in the clear (so the search itself works)
     assert!(db.windows(32).any(|w| w == &leaf.der[leaf.der.len() - 32..]));
@@ -175,7 +183,15 @@ fn config_file_sets_the_store_and_unknown_keys_are_refused() {
     assert!(db.exists());
     // the flag beats the file
     let other = env.dir.path().join("flag.db");
-    let run = env.run(&["--json", "--config", cfg.to_str().unwrap(), "--store", &format!("sqlite://{}", other.display()), "cert", "list"]);
+    let run = env.run(&[
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--store",
+        &format!("sqlite://{}", other.display()),
+        "cert",
+        "list",
+    ]);
     assert_eq!(run.json(), serde_json::json!([]));
     let bad = env.file("bad.toml", "stor = \"sqlite:///tmp/x.db\"\n");
     let run = env.run(&["--json", "--config", bad.to_str().unwrap(), "cert", "list"]);

@@ -20,7 +20,10 @@ pub async fn run(args: AuditArgs, settings: &Settings) -> Result<u8, ControlErro
     } else {
         for e in &entries {
             let detail = if e.detail.is_empty() { String::new() } else { format!("  {}", e.detail) };
-            println!("{}  rev {:>4}  {:<14} {:<14} {:<24} {}{}", e.at, e.revision, e.actor, e.action, e.target, e.result, detail);
+            println!(
+                "{}  rev {:>4}  {:<14} {:<14} {:<24} {}{}",
+                e.at, e.revision, e.actor, e.action, e.target, e.result, detail
+            );
         }
         if entries.is_empty() {
             println!("the audit log is empty");

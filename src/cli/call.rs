@@ -40,25 +40,32 @@ pub async fn run(args: CallArgs, settings: &Settings) -> Result<u8, ControlError
     let body = match &args.data {
         None => Bytes::new(),
         Some(d) => match d.strip_prefix('@') {
-            Some(path) => Bytes::from(std::fs::read(path).map_err(|e| usage(format!("cannot read {path}: {e}"), "check the path after @"))?),
+            Some(path) => Bytes::from(
+                std::fs::read(path).map_err(|e| usage(format!("cannot read {path}: {e}"), "check the path after @"))?,
+            ),
             None => Bytes::from(d.clone()),
         },
     };
     let method = match &args.method {
-        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| usage(format!("'{m}' is not an HTTP method"), "e.g. -X POST"))?,
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| usage(format!("'{m}' is not an HTTP method"), "e.g. -X POST"))?,
         None if args.data.is_some() => Method::POST,
         None => Method::GET,
     };
     let mut req = Request::builder().method(method).uri(args.url.as_str());
     for h in &args.headers {
-        let (k, v) = h.split_once(':').ok_or_else(|| usage(format!("header '{h}' is not 'Name: value'"), "e.g. -H 'SOAPAction: \"urn:x\"'"))?;
-        let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| usage(format!("'{k}' is not a header name"), "e.g. -H 'Accept: application/json'"))?;
-        let value = HeaderValue::from_str(v.trim()).map_err(|_| usage(format!("the value of '{k}' is not valid"), "use printable ASCII"))?;
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| usage(format!("header '{h}' is not 'Name: value'"), "e.g. -H 'SOAPAction: \"urn:x\"'"))?;
+        let name = HeaderName::from_bytes(k.trim().as_bytes())
+            .map_err(|_| usage(format!("'{k}' is not a header name"), "e.g. -H 'Accept: application/json'"))?;
+        let value = HeaderValue::from_str(v.trim())
+            .map_err(|_| usage(format!("the value of '{k}' is not valid"), "use printable ASCII"))?;
         req = req.header(name, value);
     }
-    let req = req
-        .body(Full::new(body).map_err(|never| -> BoxError { match never {} }).boxed())
-        .map_err(|e| usage(format!("'{}' is not a valid URL: {e}", args.url), "give https://partner/path or /svc/NAME/path"))?;
+    let req = req.body(Full::new(body).map_err(|never| -> BoxError { match never {} }).boxed()).map_err(|e| {
+        usage(format!("'{}' is not a valid URL: {e}", args.url), "give https://partner/path or /svc/NAME/path")
+    })?;
 
     let control = open(settings).await?;
     let inputs = control.route_inputs_for_call(&args.url, args.cert.as_deref()).await;
@@ -66,7 +73,9 @@ pub async fn run(args: CallArgs, settings: &Settings) -> Result<u8, ControlError
     let inputs = inputs?;
     let cfg = &settings.gateway;
     let options = CompileOptions { settings: std::sync::Arc::new(cfg.upstream()), allow_unbound: cfg.allow_unbound };
-    let table = compile(&inputs, None, &options).map_err(|e| ControlError::Store(crate::store::StoreError::Unavailable(format!("the route table cannot be built: {e}"))))?;
+    let table = compile(&inputs, None, &options).map_err(|e| {
+        ControlError::Store(crate::store::StoreError::Unavailable(format!("the route table cannot be built: {e}")))
+    })?;
     let resp = gateway::forward(&table, req, cfg.gateway().response_header_timeout).await;
     if let Some(code) = resp.headers().get("certgate-error").and_then(|v| v.to_str().ok()).map(str::to_string) {
         let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();

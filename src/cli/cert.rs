@@ -73,14 +73,12 @@ pub struct ExportArgs {
 /// Read a user's file, refusing a huge one before reading it all.
 pub fn read_input(path: &Path) -> Result<InputFile, ControlError> {
     let label = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| ControlError::NotFound {
-        what: format!("file {label}"),
-        hint: format!("check the path ({e})"),
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| ControlError::NotFound { what: format!("file {label}"), hint: format!("check the path ({e})") })?;
     let mut data = Vec::new();
-    file.take(bundle::MAX_INPUT_BYTES as u64 + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| ControlError::usage("usage", format!("cannot read {label}: {e}"), "check the file's permissions"))?;
+    file.take(bundle::MAX_INPUT_BYTES as u64 + 1).read_to_end(&mut data).map_err(|e| {
+        ControlError::usage("usage", format!("cannot read {label}: {e}"), "check the file's permissions")
+    })?;
     if data.len() > bundle::MAX_INPUT_BYTES {
         let size = std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(data.len());
         return Err(bundle::too_large(size).in_file(&label).into());
@@ -144,7 +142,11 @@ async fn run_open(cmd: CertCommand, settings: &Settings, control: &Control) -> R
             match &args.output {
                 Some(path) => {
                     std::fs::write(path, &bytes).map_err(|e| {
-                        ControlError::usage("usage", format!("cannot write {}: {e}", path.display()), "check the directory")
+                        ControlError::usage(
+                            "usage",
+                            format!("cannot write {}: {e}", path.display()),
+                            "check the directory",
+                        )
                     })?;
                     if !settings.json {
                         eprintln!("wrote the public certificate of '{}' to {}", args.name, path.display());
@@ -177,12 +179,8 @@ async fn import(args: ImportArgs, settings: &Settings, control: &Control, rotate
     for chain in &args.chain {
         files.push(read_input(chain)?);
     }
-    let mut req = ImportRequest {
-        name: args.name.clone(),
-        files,
-        password: args.password.read()?,
-        owner: args.owner.clone(),
-    };
+    let mut req =
+        ImportRequest { name: args.name.clone(), files, password: args.password.read()?, owner: args.owner.clone() };
     // With no password option and a terminal attached, ask once when the file needs one.
     if !args.password.given() {
         if let Err(ControlError::Refused(r)) = Control::read_identity(&req) {
@@ -193,11 +191,7 @@ async fn import(args: ImportArgs, settings: &Settings, control: &Control, rotate
             }
         }
     }
-    let view = if rotate {
-        control.rotate_certificate(req).await?
-    } else {
-        control.import_certificate(req).await?
-    };
+    let view = if rotate { control.rotate_certificate(req).await? } else { control.import_certificate(req).await? };
     if settings.json {
         output::json(&view);
     } else {

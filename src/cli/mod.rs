@@ -80,35 +80,23 @@ impl Cli {
             Some(path) => config::ConfigFile::read(path)?,
             None => config::ConfigFile::default(),
         };
-        let data_dir = self
-            .data_dir
-            .clone()
-            .or(file.data_dir.clone())
-            .unwrap_or_else(default_data_dir);
+        let data_dir = self.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(default_data_dir);
         let store_text = self.store.clone().or(file.store.clone());
         let store = match store_text {
-            Some(url) => StoreUrl::parse(&url).map_err(|e| {
-                ControlError::usage("usage", e, "e.g. --store sqlite:///var/lib/certgate/certgate.db")
-            })?,
+            Some(url) => StoreUrl::parse(&url)
+                .map_err(|e| ControlError::usage("usage", e, "e.g. --store sqlite:///var/lib/certgate/certgate.db"))?,
             None => StoreUrl::Sqlite(data_dir.join("certgate.db")),
         };
         let master_key = if let Ok(inline) = std::env::var("CERTGATE_MASTER_KEY") {
             MasterKeySource::Inline(Redacted(zeroize::Zeroizing::new(inline)))
-        } else if let Some(path) = std::env::var_os("CERTGATE_MASTER_KEY_FILE")
-            .map(PathBuf::from)
-            .or(file.master_key_file.clone())
+        } else if let Some(path) =
+            std::env::var_os("CERTGATE_MASTER_KEY_FILE").map(PathBuf::from).or(file.master_key_file.clone())
         {
             MasterKeySource::File(path)
         } else {
             MasterKeySource::DataDir(data_dir.join("master.key"))
         };
-        Ok(Settings {
-            gateway: file.gateway.clone(),
-            data_dir,
-            store,
-            master_key,
-            json: self.json,
-        })
+        Ok(Settings { gateway: file.gateway.clone(), data_dir, store, master_key, json: self.json })
     }
 }
 
@@ -125,10 +113,7 @@ fn default_data_dir() -> PathBuf {
 /// Who runs the CLI, for the audit log.
 pub fn os_user() -> String {
     use std::os::unix::fs::MetadataExt;
-    let name = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|n| !n.is_empty());
+    let name = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok().filter(|n| !n.is_empty());
     match name {
         Some(n) => format!("cli:{n}"),
         None => match std::fs::metadata("/proc/self") {

@@ -14,11 +14,7 @@ pub struct Failure {
 }
 
 pub fn print_error(e: &ControlError, json: bool) {
-    let f = Failure {
-        error: e.code().to_string(),
-        message: e.message(),
-        hint: e.hint(),
-    };
+    let f = Failure { error: e.code().to_string(), message: e.message(), hint: e.hint() };
     if json {
         eprintln!("{}", serde_json::to_string(&f).unwrap_or_default());
     } else if f.hint.is_empty() {
@@ -45,7 +41,11 @@ pub fn certificate(v: &CertificateView, heading: &str) {
         "  valid        {} to {} ({})",
         date(&v.not_before),
         date(&v.not_after),
-        if v.days_left < 0 { format!("expired {} days ago", -v.days_left) } else { format!("{} days left", v.days_left) }
+        if v.days_left < 0 {
+            format!("expired {} days ago", -v.days_left)
+        } else {
+            format!("{} days left", v.days_left)
+        }
     );
     let key = match v.key_type.as_str() {
         "rsa" => format!("RSA {} bits", v.key_bits),
@@ -131,7 +131,11 @@ pub fn check(r: &CheckReport) {
         "  validity   {} to {} ({})",
         date(&r.not_before),
         date(&r.not_after),
-        if r.days_left < 0 { format!("expired {} days ago", -r.days_left) } else { format!("{} days left", r.days_left) }
+        if r.days_left < 0 {
+            format!("expired {} days ago", -r.days_left)
+        } else {
+            format!("{} days left", r.days_left)
+        }
     );
     println!(
         "  purpose    {}",
@@ -148,9 +152,20 @@ pub fn check(r: &CheckReport) {
 }
 
 pub fn anchor(v: &AnchorView, heading: &str) {
-    println!("{heading} '{}' ({} certificate{})", v.name, v.certificates.len(), if v.certificates.len() == 1 { "" } else { "s" });
+    println!(
+        "{heading} '{}' ({} certificate{})",
+        v.name,
+        v.certificates.len(),
+        if v.certificates.len() == 1 { "" } else { "s" }
+    );
     for c in &v.certificates {
-        let kind = if c.self_signed { "root" } else if c.is_ca { "intermediate" } else { "certificate" };
+        let kind = if c.self_signed {
+            "root"
+        } else if c.is_ca {
+            "intermediate"
+        } else {
+            "certificate"
+        };
         println!("  {kind:<12} {}  (until {}, id {})", c.subject, date(&c.not_after), c.id);
     }
     for w in &v.warnings {

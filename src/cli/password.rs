@@ -36,16 +36,18 @@ impl PasswordArgs {
         }
         if let Some(path) = &self.password_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                usage(format!("cannot read the password file {}: {e}", path.display()), "check the path and its permissions")
+                usage(
+                    format!("cannot read the password file {}: {e}", path.display()),
+                    "check the path and its permissions",
+                )
             })?;
             return Ok(Some(Password::new(strip_newline(text))));
         }
         if self.password_stdin {
             let mut text = String::new();
-            std::io::stdin()
-                .take(64 * 1024)
-                .read_to_string(&mut text)
-                .map_err(|e| usage(format!("cannot read the password from standard input: {e}"), "pipe the password in"))?;
+            std::io::stdin().take(64 * 1024).read_to_string(&mut text).map_err(|e| {
+                usage(format!("cannot read the password from standard input: {e}"), "pipe the password in")
+            })?;
             return Ok(Some(Password::new(strip_newline(text))));
         }
         Ok(None)
@@ -67,7 +69,5 @@ pub fn prompt(what: &str) -> Option<Password> {
     if !std::io::stdin().is_terminal() {
         return None;
     }
-    rpassword::prompt_password(format!("Password for {what}: "))
-        .ok()
-        .map(Password::new)
+    rpassword::prompt_password(format!("Password for {what}: ")).ok().map(Password::new)
 }

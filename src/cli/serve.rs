@@ -24,20 +24,30 @@ pub struct ServeArgs {
 
 fn addr(text: &str, what: &str) -> Result<SocketAddr, ControlError> {
     text.parse().map_err(|_| {
-        ControlError::usage("usage", format!("--{what} '{text}' is not an address"), "give IP:PORT, e.g. 127.0.0.1:9780")
+        ControlError::usage(
+            "usage",
+            format!("--{what} '{text}' is not an address"),
+            "give IP:PORT, e.g. 127.0.0.1:9780",
+        )
     })
 }
 
 async fn listen(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, ControlError> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        ControlError::usage("usage", format!("cannot listen on {addr} for the {what}: {e}"), "pick a free port with --proxy-listen/--admin-listen")
+        ControlError::usage(
+            "usage",
+            format!("cannot listen on {addr} for the {what}: {e}"),
+            "pick a free port with --proxy-listen/--admin-listen",
+        )
     })
 }
 
 pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlError> {
     let cfg = &settings.gateway;
-    let proxy_addr = addr(args.proxy_listen.as_deref().or(cfg.proxy_listen.as_deref()).unwrap_or(DEFAULT_PROXY), "proxy-listen")?;
-    let admin_addr = addr(args.admin_listen.as_deref().or(cfg.admin_listen.as_deref()).unwrap_or(DEFAULT_ADMIN), "admin-listen")?;
+    let proxy_addr =
+        addr(args.proxy_listen.as_deref().or(cfg.proxy_listen.as_deref()).unwrap_or(DEFAULT_PROXY), "proxy-listen")?;
+    let admin_addr =
+        addr(args.admin_listen.as_deref().or(cfg.admin_listen.as_deref()).unwrap_or(DEFAULT_ADMIN), "admin-listen")?;
     let control = Arc::new(open(settings).await?);
     gateway::metrics::install();
     let gw = Arc::new(Gateway::new(

@@ -50,7 +50,10 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
                         None => "the binding of its host".into(),
                     };
                     let verb = if v.replaced == Some(true) { "replaced" } else { "added" };
-                    println!("{verb} service {} -> {} via {via}; call it as http://PROXY/svc/{}/...", v.name, v.url, v.name);
+                    println!(
+                        "{verb} service {} -> {} via {via}; call it as http://PROXY/svc/{}/...",
+                        v.name, v.url, v.name
+                    );
                 }
             })
         }
@@ -62,7 +65,9 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
             } else {
                 for v in &list {
                     let via = match &v.binding {
-                        Some(b) => format!("{} trust {}", b.certificate.as_deref().unwrap_or("(no certificate)"), b.trust),
+                        Some(b) => {
+                            format!("{} trust {}", b.certificate.as_deref().unwrap_or("(no certificate)"), b.trust)
+                        }
                         None => "host binding".into(),
                     };
                     println!("{:<32} {:<48} {via}", v.name, v.url);

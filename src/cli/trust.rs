@@ -25,7 +25,11 @@ pub async fn run(cmd: TrustCommand, settings: &Settings) -> Result<u8, ControlEr
     result
 }
 
-async fn run_open(cmd: TrustCommand, settings: &Settings, control: &crate::control::Control) -> Result<u8, ControlError> {
+async fn run_open(
+    cmd: TrustCommand,
+    settings: &Settings,
+    control: &crate::control::Control,
+) -> Result<u8, ControlError> {
     match cmd {
         TrustCommand::Add { name, file } => {
             let input = read_input(&file)?;

@@ -64,7 +64,8 @@ impl Control {
     /// Validate the parts of a binding that do not depend on the destination.
     async fn binding_record(&self, destination: String, req: &BindRequest) -> Result<BindingRecord, ControlError> {
         let trust = match &req.trust {
-            Some(t) => TrustPolicy::parse(t).map_err(|e| usage(e, "e.g. --trust public, --trust private or --trust ca:partner-root"))?,
+            Some(t) => TrustPolicy::parse(t)
+                .map_err(|e| usage(e, "e.g. --trust public, --trust private or --trust ca:partner-root"))?,
             None => TrustPolicy::Public,
         };
         if let TrustPolicy::Anchors(names) = &trust {
@@ -72,7 +73,9 @@ impl Control {
                 if self.store.anchor(name).await?.is_none() {
                     return Err(ControlError::NotFound {
                         what: format!("trust anchor '{name}'"),
-                        hint: "add it first with 'certgate trust add NAME FILE', or list them with 'certgate trust list'".into(),
+                        hint:
+                            "add it first with 'certgate trust add NAME FILE', or list them with 'certgate trust list'"
+                                .into(),
                     });
                 }
             }
@@ -82,16 +85,22 @@ impl Control {
             if self.store.certificate(cert).await?.is_none() {
                 return Err(ControlError::NotFound {
                     what: format!("certificate '{cert}'"),
-                    hint: "import it first with 'certgate cert import NAME FILE', or list them with 'certgate cert list'".into(),
+                    hint:
+                        "import it first with 'certgate cert import NAME FILE', or list them with 'certgate cert list'"
+                            .into(),
                 });
             }
         }
         let sni = match &req.sni {
             Some(s) => Some(
-                crate::routes::normalize_host(s)
-                    .ok()
-                    .filter(|h| h.parse::<std::net::IpAddr>().is_err())
-                    .ok_or_else(|| usage(format!("--sni '{s}' is not a DNS name"), "give the host name the partner's certificate is issued for"))?,
+                crate::routes::normalize_host(s).ok().filter(|h| h.parse::<std::net::IpAddr>().is_err()).ok_or_else(
+                    || {
+                        usage(
+                            format!("--sni '{s}' is not a DNS name"),
+                            "give the host name the partner's certificate is issued for",
+                        )
+                    },
+                )?,
             ),
             None => None,
         };
@@ -115,8 +124,12 @@ impl Control {
     }
 
     pub async fn bind(&self, req: BindRequest) -> Result<BindingView, ControlError> {
-        let parsed = Destination::parse(&req.destination)
-            .map_err(|e| usage(e, "a destination is host, host:port, *.domain or a URL; for named services use 'certgate service add'"))?;
+        let parsed = Destination::parse(&req.destination).map_err(|e| {
+            usage(
+                e,
+                "a destination is host, host:port, *.domain or a URL; for named services use 'certgate service add'",
+            )
+        })?;
         if matches!(parsed.destination, Destination::Service(_)) {
             return Err(usage(
                 "bind a named service with 'certgate service add NAME --url URL --cert CERT'".into(),
@@ -133,9 +146,8 @@ impl Control {
     }
 
     pub async fn unbind(&self, destination: &str) -> Result<(), ControlError> {
-        let key = Destination::parse(destination)
-            .map(|p| p.destination.key())
-            .unwrap_or_else(|_| destination.to_string());
+        let key =
+            Destination::parse(destination).map(|p| p.destination.key()).unwrap_or_else(|_| destination.to_string());
         self.store.delete_binding(&key, &self.change("unbind", &key, "")).await?;
         Ok(())
     }
@@ -144,14 +156,28 @@ impl Control {
         Ok(self.store.bindings().await?.iter().map(BindingView::of).collect())
     }
 
-    pub async fn add_service(&self, name: &str, url: &str, cert: Option<Option<String>>, trust: Option<String>) -> Result<ServiceView, ControlError> {
+    pub async fn add_service(
+        &self,
+        name: &str,
+        url: &str,
+        cert: Option<Option<String>>,
+        trust: Option<String>,
+    ) -> Result<ServiceView, ControlError> {
         validate_name("service", name)?;
-        let parsed = url::Url::parse(url).map_err(|e| usage(format!("'{url}' is not a URL ({e})"), "e.g. --url https://partner.example/soap/invoice"))?;
+        let parsed = url::Url::parse(url).map_err(|e| {
+            usage(format!("'{url}' is not a URL ({e})"), "e.g. --url https://partner.example/soap/invoice")
+        })?;
         if parsed.scheme() != "https" || parsed.host_str().is_none() {
-            return Err(usage(format!("'{url}' is not an https:// URL"), "certgate calls partners over HTTPS: give https://host[:port]/path"));
+            return Err(usage(
+                format!("'{url}' is not an https:// URL"),
+                "certgate calls partners over HTTPS: give https://host[:port]/path",
+            ));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(usage(format!("'{url}' has a query or fragment"), "give the base URL; callers add the rest of the path and the query"));
+            return Err(usage(
+                format!("'{url}' has a query or fragment"),
+                "give the base URL; callers add the rest of the path and the query",
+            ));
         }
         let binding = match cert {
             Some(certificate) => Some(
@@ -162,18 +188,32 @@ impl Control {
                 .await?,
             ),
             None if trust.is_some() => {
-                return Err(usage("--trust goes with --cert or --no-cert".into(), "without either, the binding of the URL's host applies"))
+                return Err(usage(
+                    "--trust goes with --cert or --no-cert".into(),
+                    "without either, the binding of the URL's host applies",
+                ))
             }
             None => None,
         };
         let now = self.now().unix_timestamp();
-        let svc = ServiceRecord { name: name.to_string(), url: parsed.to_string().trim_end_matches('/').to_string(), created_at: now, updated_at: now };
+        let svc = ServiceRecord {
+            name: name.to_string(),
+            url: parsed.to_string().trim_end_matches('/').to_string(),
+            created_at: now,
+            updated_at: now,
+        };
         let detail = match &binding {
             Some(b) => format!("{} via {}", svc.url, b.certificate.as_deref().unwrap_or("(no certificate)")),
             None => format!("{} via the host's binding", svc.url),
         };
-        let (_, replaced) = self.store.put_service(&svc, binding.as_ref(), &self.change("service.add", name, detail)).await?;
-        Ok(ServiceView { name: svc.name, url: svc.url, binding: binding.as_ref().map(BindingView::of), replaced: Some(replaced) })
+        let (_, replaced) =
+            self.store.put_service(&svc, binding.as_ref(), &self.change("service.add", name, detail)).await?;
+        Ok(ServiceView {
+            name: svc.name,
+            url: svc.url,
+            binding: binding.as_ref().map(BindingView::of),
+            replaced: Some(replaced),
+        })
     }
 
     pub async fn services(&self) -> Result<Vec<ServiceView>, ControlError> {

@@ -42,7 +42,12 @@ impl Control {
         Ok(bundle::assemble(all)?)
     }
 
-    fn record(&self, name: &str, identity: &pki::Identity, owner: Option<String>) -> Result<CertificateRecord, ControlError> {
+    fn record(
+        &self,
+        name: &str,
+        identity: &pki::Identity,
+        owner: Option<String>,
+    ) -> Result<CertificateRecord, ControlError> {
         let sealed = self
             .key
             .seal(identity.key.secret_der(), identity.leaf.id.as_bytes())
@@ -69,9 +74,7 @@ impl Control {
         let identity = Self::read_identity(&req)?;
         let rec = self.record(&req.name, &identity, req.owner.clone())?;
         let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
-        self.store
-            .insert_certificate(&rec, &self.change("cert.import", &req.name, detail))
-            .await?;
+        self.store.insert_certificate(&rec, &self.change("cert.import", &req.name, detail)).await?;
         let mut view = self.show_certificate(&req.name).await?;
         view.notes = identity.notes;
         Ok(view)
@@ -85,9 +88,7 @@ impl Control {
         let mut rec = self.record(&req.name, &identity, req.owner.clone())?;
         rec.created_at = old.created_at;
         let detail = format!("id {} -> {} subject {}", old.id, identity.leaf.id, identity.leaf.subject);
-        self.store
-            .replace_certificate(&rec, &self.change("cert.rotate", &req.name, detail))
-            .await?;
+        self.store.replace_certificate(&rec, &self.change("cert.rotate", &req.name, detail)).await?;
         let mut view = self.show_certificate(&req.name).await?;
         view.notes = identity.notes;
         Ok(view)
@@ -235,7 +236,12 @@ impl Control {
 
     /// The public part only: the leaf, and with `with_chain` its issuers as far as the store
     /// knows them (root included). Never the key.
-    pub async fn export_certificate(&self, name: &str, format: ExportFormat, with_chain: bool) -> Result<Vec<u8>, ControlError> {
+    pub async fn export_certificate(
+        &self,
+        name: &str,
+        format: ExportFormat,
+        with_chain: bool,
+    ) -> Result<Vec<u8>, ControlError> {
         let rec = self.existing(name).await?;
         if format == ExportFormat::Der {
             if with_chain {
@@ -265,17 +271,16 @@ impl Control {
         } else {
             format!("id {}; dropped bindings {}", rec.id, bound.join(", "))
         };
-        self.store
-            .delete_certificate(name, force, &self.change("cert.remove", name, detail))
-            .await
-            .map_err(|e| match e {
+        self.store.delete_certificate(name, force, &self.change("cert.remove", name, detail)).await.map_err(
+            |e| match e {
                 crate::store::StoreError::StillBound(users) => ControlError::Conflict {
                     code: "still-bound",
                     message: format!("certificate '{name}' is bound to {}", users.join(", ")),
                     hint: "unbind those destinations first, or remove with --force to drop the bindings too".into(),
                 },
                 other => other.into(),
-            })?;
+            },
+        )?;
         Ok(())
     }
 }

@@ -78,9 +78,7 @@ impl ControlError {
             | ControlError::NotFound { hint, .. }
             | ControlError::Conflict { hint, .. }
             | ControlError::MasterKey { hint, .. } => hint.clone(),
-            ControlError::Store(_) => {
-                "check the --store URL and that the database is reachable and writable".into()
-            }
+            ControlError::Store(_) => "check the --store URL and that the database is reachable and writable".into(),
         }
     }
 
@@ -96,11 +94,7 @@ impl ControlError {
     }
 
     pub fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        ControlError::Usage {
-            code,
-            message: message.into(),
-            hint: hint.into(),
-        }
+        ControlError::Usage { code, message: message.into(), hint: hint.into() }
     }
 }
 
@@ -108,9 +102,7 @@ impl ControlError {
 pub fn validate_name(kind: &str, name: &str) -> Result<(), ControlError> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {

@@ -10,9 +10,9 @@ mod routes;
 mod trust;
 pub mod views;
 
-pub use error::{validate_name, ControlError};
 pub use bindings::{BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
+pub use error::{validate_name, ControlError};
 pub use open::{MasterKeySource, OpenOptions, Redacted};
 
 use time::OffsetDateTime;

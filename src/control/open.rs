@@ -50,9 +50,7 @@ impl Control {
                 store.meta_init(CHECK_META, &hex::encode(sealed)).await?
             }
         };
-        let opened = hex::decode(&check)
-            .ok()
-            .and_then(|sealed| key.open(&sealed, CHECK_AAD).ok());
+        let opened = hex::decode(&check).ok().and_then(|sealed| key.open(&sealed, CHECK_AAD).ok());
         if opened.as_deref().map(|v| &v[..]) != Some(CHECK_PLAINTEXT) {
             store.close().await;
             return Err(ControlError::MasterKey {
@@ -61,15 +59,11 @@ impl Control {
                     key.fingerprint(),
                     opts.store.redacted()
                 ),
-                hint: "give the store's own key (CERTGATE_MASTER_KEY or its key file); nothing was read or changed".into(),
+                hint: "give the store's own key (CERTGATE_MASTER_KEY or its key file); nothing was read or changed"
+                    .into(),
             });
         }
-        Ok(Control {
-            store,
-            key,
-            actor: opts.actor,
-            now: time::OffsetDateTime::now_utc,
-        })
+        Ok(Control { store, key, actor: opts.actor, now: time::OffsetDateTime::now_utc })
     }
 }
 
@@ -107,14 +101,18 @@ fn load_key(opts: &OpenOptions, store_sealed: bool) -> Result<MasterKey, Control
             }
             if let Some(dir) = path.parent() {
                 create_private_dir(dir).map_err(|e| {
-                    fail(format!("cannot create the data directory {}: {e}", dir.display()), "check that the parent directory is writable")
+                    fail(
+                        format!("cannot create the data directory {}: {e}", dir.display()),
+                        "check that the parent directory is writable",
+                    )
                 })?;
             }
             match seal::create_key_file(path) {
                 Ok(key) => Ok(key),
                 // Another process created it at the same moment: use theirs.
-                Err(_) if path.exists() => seal::read_key_file(path)
-                    .map_err(|e| fail(e.to_string(), "restore the key file from your backup")),
+                Err(_) if path.exists() => {
+                    seal::read_key_file(path).map_err(|e| fail(e.to_string(), "restore the key file from your backup"))
+                }
                 Err(e) => Err(fail(e.to_string(), "check that the data directory is writable")),
             }
         }

@@ -30,7 +30,8 @@ impl Control {
             }
             anchors.insert(a.name.clone(), a.certs_der.clone());
         }
-        let bound: std::collections::HashSet<&str> = snap.bindings.iter().filter_map(|b| b.certificate.as_deref()).collect();
+        let bound: std::collections::HashSet<&str> =
+            snap.bindings.iter().filter_map(|b| b.certificate.as_deref()).collect();
         let mut identities = HashMap::new();
         let mut certificate_expiry = Vec::new();
         for rec in &snap.certificates {
@@ -90,7 +91,9 @@ impl Control {
                 hint: "list the certificates with 'certgate cert list'".into(),
             });
         }
-        let uri: http::Uri = url.parse().map_err(|_| ControlError::usage("usage", format!("'{url}' is not a URL"), "give https://partner/path"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| ControlError::usage("usage", format!("'{url}' is not a URL"), "give https://partner/path"))?;
         let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let key = crate::routes::Destination::HostPort(host, uri.port_u16().unwrap_or(443)).key();
         let trust = inputs

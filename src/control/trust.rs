@@ -36,15 +36,9 @@ impl Control {
                 certs.push(c.der.clone());
             }
         }
-        let rec = AnchorRecord {
-            name: name.to_string(),
-            certs_der: certs,
-            created_at: self.now().unix_timestamp(),
-        };
+        let rec = AnchorRecord { name: name.to_string(), certs_der: certs, created_at: self.now().unix_timestamp() };
         let subjects: Vec<&str> = contents.certs.iter().map(|c| c.subject.as_str()).collect();
-        self.store
-            .insert_anchor(&rec, &self.change("trust.add", name, subjects.join("; ")))
-            .await?;
+        self.store.insert_anchor(&rec, &self.change("trust.add", name, subjects.join("; "))).await?;
         self.show_anchor(name).await
     }
 
@@ -61,9 +55,7 @@ impl Control {
     }
 
     pub async fn remove_anchor(&self, name: &str) -> Result<(), ControlError> {
-        self.store
-            .delete_anchor(name, &self.change("trust.remove", name, ""))
-            .await?;
+        self.store.delete_anchor(name, &self.change("trust.remove", name, "")).await?;
         Ok(())
     }
 
@@ -76,7 +68,10 @@ impl Control {
                 warnings.push(format!("'{}' expired on {}", c.subject, c.not_after.date()));
             }
             if !c.is_ca && !c.self_signed {
-                warnings.push(format!("'{}' is not a CA certificate: it can only match that exact partner certificate", c.subject));
+                warnings.push(format!(
+                    "'{}' is not a CA certificate: it can only match that exact partner certificate",
+                    c.subject
+                ));
             }
         }
         AnchorView {

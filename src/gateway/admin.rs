@@ -39,8 +39,5 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 
 async fn metrics_text(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let table = gw.current();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics::render(table.as_deref(), gw.store_revision()),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render(table.as_deref(), gw.store_revision()))
 }

@@ -48,11 +48,7 @@ impl GatewayError {
 
     pub fn response(&self) -> Response<Body> {
         let body = serde_json::json!({"error": self.code, "message": self.message, "hint": self.hint()});
-        let mut resp = Response::new(
-            Full::new(Bytes::from(body.to_string()))
-                .map_err(|never| match never {})
-                .boxed(),
-        );
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
         *resp.status_mut() = self.status();
         let headers = resp.headers_mut();
         headers.insert("certgate-error", HeaderValue::from_static(self.code));

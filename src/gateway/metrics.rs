@@ -26,11 +26,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Install the Prometheus recorder once per process (`serve` only).
 pub fn install() -> Option<&'static PrometheusHandle> {
     if HANDLE.get().is_none() {
-        let handle = PrometheusBuilder::new()
-            .set_buckets(BUCKETS)
-            .ok()?
-            .install_recorder()
-            .ok()?;
+        let handle = PrometheusBuilder::new().set_buckets(BUCKETS).ok()?.install_recorder().ok()?;
         let _ = HANDLE.set(handle);
     }
     HANDLE.get()

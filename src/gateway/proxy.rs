@@ -70,7 +70,10 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
     if req.method() == Method::CONNECT {
         return Err(GatewayError::new(
             "connect-not-supported",
-            format!("CONNECT {} asks for an end-to-end TLS tunnel, which certgate cannot add a client certificate to", req.uri()),
+            format!(
+                "CONNECT {} asks for an end-to-end TLS tunnel, which certgate cannot add a client certificate to",
+                req.uri()
+            ),
         ));
     }
     let uri = req.uri();
@@ -83,7 +86,10 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(443);
         let route = table.find(&host, port).ok_or_else(|| {
-            GatewayError::new("no-binding", format!("no binding for {} (nor for the host or a wildcard above it)", authority(&host, port)))
+            GatewayError::new(
+                "no-binding",
+                format!("no binding for {} (nor for the host or a wildcard above it)", authority(&host, port)),
+            )
         })?;
         let target: Uri = format!("https://{}{}", authority(&host, port), path_query)
             .parse()
@@ -95,11 +101,20 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let svc = table
-            .service(name)
-            .ok_or_else(|| GatewayError::new("no-binding", format!("there is no named service '{name}' (certgate service add {name} --url URL --cert CERT)")))?;
+        let svc = table.service(name).ok_or_else(|| {
+            GatewayError::new(
+                "no-binding",
+                format!("there is no named service '{name}' (certgate service add {name} --url URL --cert CERT)"),
+            )
+        })?;
         let route = svc.route.as_ref().ok_or_else(|| {
-            GatewayError::new("no-binding", format!("named service '{name}' has no binding, and nothing is bound to its host {}", svc.base.host_str().unwrap_or("")))
+            GatewayError::new(
+                "no-binding",
+                format!(
+                    "named service '{name}' has no binding, and nothing is bound to its host {}",
+                    svc.base.host_str().unwrap_or("")
+                ),
+            )
         })?;
         let base = &svc.base;
         let host = base.host_str().unwrap_or_default();
@@ -164,7 +179,7 @@ pub async fn forward(table: &RouteTable, mut req: Request<Body>, response_header
             "upstream-timeout",
             format!("{} did not answer within {} ms", target.uri, response_header_timeout.as_millis()),
         )),
-        Ok(Err(e)) => Err(upstream_error(&e, &target.uri)),
+        Ok(Err(e)) => Err(upstream_error(&e, &target.uri, route)),
         Ok(Ok(resp)) => Ok(resp),
     };
     match outcome {
@@ -182,7 +197,7 @@ pub async fn forward(table: &RouteTable, mut req: Request<Body>, response_header
     }
 }
 
-fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri) -> GatewayError {
+fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri, route: &Route) -> GatewayError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {
@@ -190,7 +205,7 @@ fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri) -> GatewayEr
         }
         cur = err.source();
     }
-    if let Some(f) = tls::classify(e) {
+    if let Some(f) = tls::classify(e).or_else(|| route.failures.recent(Duration::from_secs(5))) {
         return GatewayError::new(f.code, f.message);
     }
     GatewayError::new("upstream-connect-failed", format!("the exchange with {uri} failed: {}", error_chain(e)))

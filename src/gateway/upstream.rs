@@ -65,10 +65,31 @@ impl std::fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
+/// The last TLS failure seen on a route's connections after their handshake. A TLS 1.3 partner
+/// refuses a client certificate with an alert on the first read; on an HTTP/2 connection hyper
+/// reports only "connection closed" to the request, so the connection records the alert here.
+#[derive(Default)]
+pub struct LastFailure(std::sync::Mutex<Option<(Instant, tls::UpstreamFailure)>>);
+
+impl LastFailure {
+    fn record(&self, f: tls::UpstreamFailure) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), f));
+    }
+
+    /// A failure recorded within `within`, if any.
+    pub fn recent(&self, within: Duration) -> Option<tls::UpstreamFailure> {
+        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().filter(|(at, _)| at.elapsed() <= within).map(|(_, f)| f.clone())
+    }
+}
+
 /// A TLS connection to a partner, as hyper wants it.
 pub struct UpstreamIo {
     io: TokioIo<TlsStream<TcpStream>>,
     h2: bool,
+    failures: Arc<LastFailure>,
+    /// A write error held back until the partner's closing alert (if any) has been read.
+    deferred: Option<(std::io::Error, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 impl Connection for UpstreamIo {
@@ -83,17 +104,87 @@ impl Connection for UpstreamIo {
 }
 
 impl hyper::rt::Read for UpstreamIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: hyper::rt::ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Err(e)) = &result {
+            if let Some(f) = tls::classify(e) {
+                this.failures.record(f);
+            }
+        }
+        result
+    }
+}
+
+/// How long a failed write waits for the partner's alert before reporting the write error.
+const ALERT_GRACE: Duration = Duration::from_millis(500);
+
+impl UpstreamIo {
+    /// A write failed: a TLS 1.3 partner that refuses the client certificate sends an alert and
+    /// closes, and a write can fail before the alert is read (HTTP/2 writes its preface at once).
+    /// Hold the write error back until the alert is read (so rustls sees it and the route records
+    /// it) or a short grace period passes, then report the write error.
+    fn poll_deferred(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        use tokio::io::AsyncRead;
+        let mut scratch = [0u8; 512];
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match Pin::new(self.io.inner_mut()).poll_read(cx, &mut buf) {
+                Poll::Ready(Err(e)) => {
+                    if let Some(f) = tls::classify(&e) {
+                        self.failures.record(f);
+                    }
+                    break;
+                }
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                Poll::Ready(Ok(())) => break,
+                Poll::Pending => {
+                    let waiting = match &mut self.deferred {
+                        Some((_, sleep)) => sleep.as_mut().poll(cx).is_pending(),
+                        None => false,
+                    };
+                    if waiting {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+            }
+        }
+        let (err, _) = self.deferred.take().expect("poll_deferred with a deferred error");
+        Poll::Ready(err)
+    }
+
+    fn check_write<T>(&mut self, cx: &mut Context<'_>, result: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        match result {
+            Poll::Ready(Err(e)) => {
+                self.deferred = Some((e, Box::pin(tokio::time::sleep(ALERT_GRACE))));
+                self.poll_deferred(cx).map(Err)
+            }
+            other => other,
+        }
     }
 }
 
 impl hyper::rt::Write for UpstreamIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.deferred.is_some() {
+            return this.poll_deferred(cx).map(Err);
+        }
+        let result = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.check_write(cx, result)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        if this.deferred.is_some() {
+            return this.poll_deferred(cx).map(Err);
+        }
+        let result = Pin::new(&mut this.io).poll_flush(cx);
+        this.check_write(cx, result)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
@@ -101,8 +192,17 @@ impl hyper::rt::Write for UpstreamIo {
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.deferred.is_some() {
+            return this.poll_deferred(cx).map(Err);
+        }
+        let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.check_write(cx, result)
     }
 }
 
@@ -112,14 +212,21 @@ pub struct Connector {
     /// `--sni`: the name sent and verified instead of the request's host.
     sni: Option<ServerName<'static>>,
     settings: Arc<UpstreamSettings>,
+    failures: Arc<LastFailure>,
 }
 
 impl Connector {
-    pub fn new(config: Arc<ClientConfig>, sni: Option<String>, settings: Arc<UpstreamSettings>) -> Self {
+    pub fn new(
+        config: Arc<ClientConfig>,
+        sni: Option<String>,
+        settings: Arc<UpstreamSettings>,
+        failures: Arc<LastFailure>,
+    ) -> Self {
         Connector {
             tls: TlsConnector::from(config),
             sni: sni.and_then(|s| ServerName::try_from(s).ok()),
             settings,
+            failures,
         }
     }
 }
@@ -143,17 +250,21 @@ impl tower::Service<Uri> for Connector {
             let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
             let port = uri.port_u16().unwrap_or(443);
             let settings = &this.settings;
-            let addrs: Vec<SocketAddr> = match settings.resolve.get(&host) {
-                Some(ip) => vec![SocketAddr::new(*ip, port)],
-                None => match host.parse::<IpAddr>() {
-                    Ok(ip) => vec![SocketAddr::new(ip, port)],
-                    Err(_) => tokio::time::timeout(settings.connect_timeout, tokio::net::lookup_host((host.as_str(), port)))
+            let addrs: Vec<SocketAddr> =
+                match settings.resolve.get(&host) {
+                    Some(ip) => vec![SocketAddr::new(*ip, port)],
+                    None => match host.parse::<IpAddr>() {
+                        Ok(ip) => vec![SocketAddr::new(ip, port)],
+                        Err(_) => tokio::time::timeout(
+                            settings.connect_timeout,
+                            tokio::net::lookup_host((host.as_str(), port)),
+                        )
                         .await
                         .map_err(|_| connect_error("upstream-connect-failed", format!("resolving {host} timed out")))?
                         .map_err(|e| connect_error("upstream-connect-failed", format!("cannot resolve {host}: {e}")))?
                         .collect(),
-                },
-            };
+                    },
+                };
             let mut last = None;
             let mut tcp = None;
             for addr in addrs {
@@ -163,10 +274,17 @@ impl tower::Service<Uri> for Connector {
                         break;
                     }
                     Ok(Err(e)) => last = Some(format!("connecting to {host}:{port} ({addr}) failed: {e}")),
-                    Err(_) => last = Some(format!("connecting to {host}:{port} ({addr}) timed out after {} ms", settings.connect_timeout.as_millis())),
+                    Err(_) => {
+                        last = Some(format!(
+                            "connecting to {host}:{port} ({addr}) timed out after {} ms",
+                            settings.connect_timeout.as_millis()
+                        ))
+                    }
                 }
             }
-            let tcp = tcp.ok_or_else(|| connect_error("upstream-connect-failed", last.unwrap_or_else(|| format!("{host} has no address"))))?;
+            let tcp = tcp.ok_or_else(|| {
+                connect_error("upstream-connect-failed", last.unwrap_or_else(|| format!("{host} has no address")))
+            })?;
             let _ = tcp.set_nodelay(true);
             let name = match &this.sni {
                 Some(n) => n.clone(),
@@ -177,7 +295,13 @@ impl tower::Service<Uri> for Connector {
             let stream = tokio::time::timeout(settings.handshake_timeout, this.tls.connect(name, tcp))
                 .await
                 .map_err(|_| {
-                    connect_error("upstream-timeout", format!("the TLS handshake with {host}:{port} took longer than {} ms", settings.handshake_timeout.as_millis()))
+                    connect_error(
+                        "upstream-timeout",
+                        format!(
+                            "the TLS handshake with {host}:{port} took longer than {} ms",
+                            settings.handshake_timeout.as_millis()
+                        ),
+                    )
                 })?
                 .map_err(|e| {
                     let f = tls::classify(&e).unwrap_or(tls::UpstreamFailure {
@@ -190,7 +314,7 @@ impl tower::Service<Uri> for Connector {
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let h2 = conn.alpn_protocol() == Some(b"h2");
             crate::gateway::metrics::handshake(resumed, started.elapsed());
-            Ok(UpstreamIo { io: TokioIo::new(stream), h2 })
+            Ok(UpstreamIo { io: TokioIo::new(stream), h2, failures: this.failures.clone(), deferred: None })
         })
     }
 }

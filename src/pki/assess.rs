@@ -16,11 +16,7 @@ pub struct Warning {
 }
 
 fn warning(code: &'static str, message: String, remedy: &str) -> Warning {
-    Warning {
-        code,
-        message,
-        remedy: remedy.to_string(),
-    }
+    Warning { code, message, remedy: remedy.to_string() }
 }
 
 pub fn days_left(leaf: &CertFacts, now: OffsetDateTime) -> i64 {
@@ -33,7 +29,11 @@ pub fn assess(leaf: &CertFacts, path: &ChainPath, now: OffsetDateTime) -> Vec<Wa
     if now > leaf.not_after {
         out.push(warning(
             "expired",
-            format!("the certificate expired on {} ({} days ago)", fmt(leaf.not_after), (now - leaf.not_after).whole_days()),
+            format!(
+                "the certificate expired on {} ({} days ago)",
+                fmt(leaf.not_after),
+                (now - leaf.not_after).whole_days()
+            ),
             "partners refuse it: get a renewed certificate and run 'certgate cert rotate NAME FILE'",
         ));
     } else if now < leaf.not_before {
@@ -67,11 +67,7 @@ pub fn assess(leaf: &CertFacts, path: &ChainPath, now: OffsetDateTime) -> Vec<Wa
             "import the intermediate CA certificate (certgate trust add NAME FILE, or rotate with --chain FILE)",
         ));
     }
-    let sha1_in_chain = path
-        .links
-        .iter()
-        .filter(|l| !l.facts.self_signed)
-        .find(|l| l.facts.sha1_signature);
+    let sha1_in_chain = path.links.iter().filter(|l| !l.facts.self_signed).find(|l| l.facts.sha1_signature);
     if leaf.sha1_signature || sha1_in_chain.is_some() {
         let who = if leaf.sha1_signature {
             "the certificate".to_string()

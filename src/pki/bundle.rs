@@ -91,9 +91,7 @@ pub fn read(data: &[u8], password: Option<&Password>) -> Result<Contents, Refusa
             "give a PKCS#12 (.pfx/.p12), PEM or DER file that holds the certificate",
         ));
     }
-    Err(Refusal::malformed(
-        "the file is neither PKCS#12, PEM nor DER (unreadable data)",
-    ))
+    Err(Refusal::malformed("the file is neither PKCS#12, PEM nor DER (unreadable data)"))
 }
 
 pub fn too_large(len: usize) -> Refusal {
@@ -114,11 +112,7 @@ fn password_required(what: &str) -> Refusal {
     )
 }
 
-fn read_pem_block(
-    block: &PemBlock,
-    password: Option<&Password>,
-    budget: &mut WorkBudget,
-) -> Result<Contents, Refusal> {
+fn read_pem_block(block: &PemBlock, password: Option<&Password>, budget: &mut WorkBudget) -> Result<Contents, Refusal> {
     let mut c = Contents::default();
     let der: &[u8] = &block.der;
     match block.label.as_str() {
@@ -269,9 +263,7 @@ fn read_der(data: &[u8], password: Option<&Password>, budget: &mut WorkBudget) -
             c.keys.push(PrivateKey::new(copy(data), KeyFormat::Pkcs1))
         }
         // SEC1 ECPrivateKey: SEQUENCE { INTEGER 1, OCTET STRING, [0]?, [1]? }
-        [INT, OCTETS, ..] if int_value(0) == Some(&[1]) => {
-            c.keys.push(PrivateKey::new(copy(data), KeyFormat::Sec1))
-        }
+        [INT, OCTETS, ..] if int_value(0) == Some(&[1]) => c.keys.push(PrivateKey::new(copy(data), KeyFormat::Sec1)),
         // SubjectPublicKeyInfo: SEQUENCE { SEQUENCE alg, BIT STRING }
         [SEQ, 0x03] => c.other.push("a public key"),
         _ => {
@@ -320,11 +312,7 @@ pub fn assemble(contents: Contents) -> Result<Identity, Refusal> {
     if keys.is_empty() {
         return Err(Refusal::new(
             Code::NoPrivateKey,
-            format!(
-                "the file holds {} certificate(s) ({}) but no private key",
-                distinct.len(),
-                names(&distinct)
-            ),
+            format!("the file holds {} certificate(s) ({}) but no private key", distinct.len(), names(&distinct)),
             "export it again with 'Yes, export the private key' (PKCS#12), or give the key with --key FILE",
         ));
     }
@@ -339,9 +327,7 @@ pub fn assemble(contents: Contents) -> Result<Identity, Refusal> {
                 continue;
             }
         };
-        let hits: Vec<usize> = (0..distinct.len())
-            .filter(|&i| distinct[i].public_key_bits == bits)
-            .collect();
+        let hits: Vec<usize> = (0..distinct.len()).filter(|&i| distinct[i].public_key_bits == bits).collect();
         if !hits.is_empty() && !matched.iter().any(|(_, h)| *h == hits) {
             matched.push((key, hits));
         }
@@ -364,13 +350,15 @@ pub fn assemble(contents: Contents) -> Result<Identity, Refusal> {
                     ),
                     "give the key that was generated with this certificate's request (check with 'openssl x509 -noout -pubkey' on both)",
                 )
-            }))
+            }));
         }
         1 => matched.pop().expect("one"),
         n => {
             return Err(Refusal::new(
                 Code::Malformed,
-                format!("the file holds {n} private keys with their certificates; certgate imports one identity per name"),
+                format!(
+                    "the file holds {n} private keys with their certificates; certgate imports one identity per name"
+                ),
                 "export each certificate with its key to its own file and import them under separate names",
             ))
         }
@@ -413,12 +401,7 @@ pub fn assemble(contents: Contents) -> Result<Identity, Refusal> {
             root.subject
         ));
     }
-    Ok(Identity {
-        leaf,
-        key,
-        chain,
-        notes,
-    })
+    Ok(Identity { leaf, key, chain, notes })
 }
 
 fn names(certs: &[CertFacts]) -> String {

@@ -54,10 +54,7 @@ impl Pool {
     }
 
     pub fn issuer_of(&self, cert: &CertFacts) -> Option<&PoolCert> {
-        self.certs
-            .iter()
-            .filter(|c| c.facts.id != cert.id)
-            .find(|c| cert.issued_by(&c.facts))
+        self.certs.iter().filter(|c| c.facts.id != cert.id).find(|c| cert.issued_by(&c.facts))
     }
 
     /// Walk from the leaf up by issuer until a self-signed root or a missing issuer.
@@ -67,16 +64,10 @@ impl Pool {
         let mut seen = vec![leaf.id.clone()];
         loop {
             if current.self_signed {
-                return ChainPath {
-                    links,
-                    end: PathEnd::Root,
-                };
+                return ChainPath { links, end: PathEnd::Root };
             }
             if links.len() >= 8 {
-                return ChainPath {
-                    links,
-                    end: PathEnd::TooLong,
-                };
+                return ChainPath { links, end: PathEnd::TooLong };
             }
             match self.issuer_of(current) {
                 Some(issuer) if !seen.contains(&issuer.facts.id) => {
@@ -84,12 +75,7 @@ impl Pool {
                     links.push(issuer.clone());
                     current = &links.last().expect("just pushed").facts;
                 }
-                _ => {
-                    return ChainPath {
-                        end: PathEnd::MissingIssuer(current.issuer.clone()),
-                        links,
-                    }
-                }
+                _ => return ChainPath { end: PathEnd::MissingIssuer(current.issuer.clone()), links },
             }
         }
     }
@@ -115,11 +101,7 @@ impl ChainPath {
     /// The certificates a client sends after its leaf: every issuer up to, not including, a
     /// self-signed root.
     pub fn to_send(&self) -> Vec<&CertFacts> {
-        self.links
-            .iter()
-            .map(|l| &l.facts)
-            .filter(|f| !f.self_signed)
-            .collect()
+        self.links.iter().map(|l| &l.facts).filter(|f| !f.self_signed).collect()
     }
 
     /// The leaf's own issuer is unknown: partners that trust only the root will refuse it.
@@ -137,20 +119,15 @@ impl ChainPath {
         let ee = EndEntityCert::try_from(&leaf_der).map_err(|e| format!("{e:?}"))?;
         let root_der = CertificateDer::from(root.facts.der.as_slice());
         let anchor = webpki::anchor_from_trusted_cert(&root_der).map_err(|e| format!("{e:?}"))?;
-        let intermediates: Vec<CertificateDer<'_>> = self.links[..self.links.len() - 1]
-            .iter()
-            .map(|l| CertificateDer::from(l.facts.der.as_slice()))
-            .collect();
+        let intermediates: Vec<CertificateDer<'_>> =
+            self.links[..self.links.len() - 1].iter().map(|l| CertificateDer::from(l.facts.der.as_slice())).collect();
         // Validity and purpose are reported on their own; here only the signatures and the
         // CA constraints matter, so check at a moment when the leaf is valid.
-        let mid = leaf.not_before.unix_timestamp()
-            + (leaf.not_after.unix_timestamp() - leaf.not_before.unix_timestamp()) / 2;
+        let mid =
+            leaf.not_before.unix_timestamp() + (leaf.not_after.unix_timestamp() - leaf.not_before.unix_timestamp()) / 2;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let at = if now > leaf.not_before.unix_timestamp() && now < leaf.not_after.unix_timestamp() {
-            now
-        } else {
-            mid
-        };
+        let at =
+            if now > leaf.not_before.unix_timestamp() && now < leaf.not_after.unix_timestamp() { now } else { mid };
         let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at.max(0) as u64));
         ee.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,

@@ -10,7 +10,9 @@ use super::refusal::{Code, Refusal};
 /// The public-key algorithm of a certificate, as the contract names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyKind {
-    Rsa { bits: usize },
+    Rsa {
+        bits: usize,
+    },
     EcP256,
     EcP384,
     Ed25519,
@@ -121,19 +123,14 @@ pub fn read(der: &[u8]) -> Result<CertFacts, Refusal> {
     let (rest, cert) = X509Certificate::from_der(der)
         .map_err(|e| Refusal::malformed(format!("a certificate could not be read ({e})")))?;
     if !rest.is_empty() {
-        return Err(Refusal::malformed(format!(
-            "a certificate is followed by {} unexpected bytes",
-            rest.len()
-        )));
+        return Err(Refusal::malformed(format!("a certificate is followed by {} unexpected bytes", rest.len())));
     }
     let der = der.to_vec();
     let spki = cert.public_key();
     let alg = spki.algorithm.algorithm.to_id_string();
     let key = match alg.as_str() {
         OID_RSA => match spki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa {
-                bits: rsa.key_size(),
-            },
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa { bits: rsa.key_size() },
             _ => return Err(Refusal::malformed("the certificate's RSA public key is damaged")),
         },
         OID_EC => {
@@ -159,11 +156,7 @@ pub fn read(der: &[u8]) -> Result<CertFacts, Refusal> {
     let client_auth_eku = match cert.extended_key_usage() {
         Ok(Some(eku)) => Some(eku.value.client_auth || eku.value.any),
         Ok(None) => None,
-        Err(e) => {
-            return Err(Refusal::malformed(format!(
-                "the certificate's extended key usage is damaged ({e})"
-            )))
-        }
+        Err(e) => return Err(Refusal::malformed(format!("the certificate's extended key usage is damaged ({e})"))),
     };
     let mut subject_key_id = None;
     let mut authority_key_id = None;
@@ -204,8 +197,7 @@ pub fn read(der: &[u8]) -> Result<CertFacts, Refusal> {
         client_auth_eku,
         is_ca: cert.is_ca(),
         self_signed,
-        sha1_signature: SHA1_SIGNATURES
-            .contains(&cert.signature_algorithm.algorithm.to_id_string().as_str()),
+        sha1_signature: SHA1_SIGNATURES.contains(&cert.signature_algorithm.algorithm.to_id_string().as_str()),
         key,
         subject_key_id,
         authority_key_id,

@@ -11,9 +11,7 @@ use super::pem::PemBlock;
 use super::refusal::{Code, Refusal};
 
 pub fn is_encrypted(block: &PemBlock) -> bool {
-    block
-        .header("Proc-Type")
-        .is_some_and(|v| v.replace(' ', "").eq_ignore_ascii_case("4,ENCRYPTED"))
+    block.header("Proc-Type").is_some_and(|v| v.replace(' ', "").eq_ignore_ascii_case("4,ENCRYPTED"))
 }
 
 /// Decrypt the block's body. `Err` with `wrong-password` when the padding or the structure
@@ -25,11 +23,11 @@ pub fn decrypt(block: &PemBlock, password: &[u8]) -> Result<Zeroizing<Vec<u8>>, 
             block.label
         ))
     })?;
-    let (cipher, iv_hex) = dek.split_once(',').ok_or_else(|| {
-        Refusal::malformed(format!("PEM DEK-Info header '{dek}' is not 'CIPHER,IV'"))
-    })?;
-    let iv = hex::decode(iv_hex.trim())
-        .map_err(|_| Refusal::malformed(format!("PEM DEK-Info IV '{iv_hex}' is not hex")))?;
+    let (cipher, iv_hex) = dek
+        .split_once(',')
+        .ok_or_else(|| Refusal::malformed(format!("PEM DEK-Info header '{dek}' is not 'CIPHER,IV'")))?;
+    let iv =
+        hex::decode(iv_hex.trim()).map_err(|_| Refusal::malformed(format!("PEM DEK-Info IV '{iv_hex}' is not hex")))?;
     let cipher = cipher.trim().to_ascii_uppercase();
     let (key_len, iv_len) = match cipher.as_str() {
         "AES-128-CBC" => (16, 16),
@@ -46,10 +44,7 @@ pub fn decrypt(block: &PemBlock, password: &[u8]) -> Result<Zeroizing<Vec<u8>>, 
         }
     };
     if iv.len() != iv_len {
-        return Err(Refusal::malformed(format!(
-            "PEM DEK-Info IV has {} bytes, {cipher} needs {iv_len}",
-            iv.len()
-        )));
+        return Err(Refusal::malformed(format!("PEM DEK-Info IV has {} bytes, {cipher} needs {iv_len}", iv.len())));
     }
     let key = bytes_to_key(password, &iv[..8], key_len);
     let data: &[u8] = &block.der;

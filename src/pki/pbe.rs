@@ -35,8 +35,7 @@ use self::asn1::{tag, Tlv};
 
 const HINT_REEXPORT: &str = "export it again with the tool's default settings";
 const HINT_WRONG_PASSWORD: &str = "check the password that was set when the file was exported";
-const HINT_GIVE_PASSWORD: &str =
-    "give it with --password-env VAR, --password-file FILE or --password-stdin";
+const HINT_GIVE_PASSWORD: &str = "give it with --password-env VAR, --password-file FILE or --password-stdin";
 
 /// Longest salt accepted (PBES1 and PBKDF2); real files use 8 to 32 bytes.
 const MAX_SALT_LEN: usize = 1024;
@@ -88,11 +87,7 @@ impl PasswordForms {
 
     /// The zero-length form of the empty password (see [`null_password`]).
     pub fn null() -> Self {
-        PasswordForms {
-            bmp: null_password(),
-            utf8: Zeroizing::new(Vec::new()),
-            null: true,
-        }
+        PasswordForms { bmp: null_password(), utf8: Zeroizing::new(Vec::new()), null: true }
     }
 
     /// Bytes for the PKCS#12 KDF.
@@ -301,38 +296,18 @@ impl KdfCost {
 
     /// scrypt with cost N, block size r, parallelization p (work is proportional to N*r*p).
     pub fn scrypt(n: u64, r: u64, p: u64) -> KdfCost {
-        let units = n
-            .saturating_mul(r)
-            .saturating_mul(p)
-            .saturating_mul(iteration_weight(KdfKind::Scrypt));
-        KdfCost {
-            kind: KdfKind::Scrypt,
-            iterations: n,
-            blocks: r,
-            parallel: p,
-            units,
-        }
+        let units = n.saturating_mul(r).saturating_mul(p).saturating_mul(iteration_weight(KdfKind::Scrypt));
+        KdfCost { kind: KdfKind::Scrypt, iterations: n, blocks: r, parallel: p, units }
     }
 
     fn iterated(kind: KdfKind, iterations: u64, blocks: u64) -> KdfCost {
-        let units = iterations
-            .max(1)
-            .saturating_mul(blocks)
-            .saturating_mul(iteration_weight(kind));
-        KdfCost {
-            kind,
-            iterations,
-            blocks,
-            parallel: 1,
-            units,
-        }
+        let units = iterations.max(1).saturating_mul(blocks).saturating_mul(iteration_weight(kind));
+        KdfCost { kind, iterations, blocks, parallel: 1, units }
     }
 
     /// The largest iteration count (scrypt: N) this derivation could have within `units`.
     fn max_iterations_within(&self, units: u64) -> u64 {
-        let per = iteration_weight(self.kind)
-            .saturating_mul(self.blocks.max(1))
-            .saturating_mul(self.parallel.max(1));
+        let per = iteration_weight(self.kind).saturating_mul(self.blocks.max(1)).saturating_mul(self.parallel.max(1));
         units / per.max(1)
     }
 }
@@ -374,12 +349,7 @@ impl WorkBudget {
 
     /// A budget with explicit limits (work units, see above).
     pub fn with_limits(per_call: u64, total: u64) -> Self {
-        WorkBudget {
-            per_call,
-            total,
-            spent: 0,
-            derivations: 0,
-        }
+        WorkBudget { per_call, total, spent: 0, derivations: 0 }
     }
 
     /// Units still available.
@@ -423,19 +393,12 @@ impl WorkBudget {
                 estimate(cost.units)
             ),
         };
-        Err(Refusal::new(
-            Code::UnsupportedAlgorithm,
-            message,
-            HINT_REEXPORT,
-        ))
+        Err(Refusal::new(Code::UnsupportedAlgorithm, message, HINT_REEXPORT))
     }
 
     /// Refuse (without spending) if these derivations, together, do not fit in what is left,
     /// or if one of them is over the per-call cap.
-    pub fn precheck<'c>(
-        &self,
-        costs: impl IntoIterator<Item = &'c KdfCost>,
-    ) -> Result<(), Refusal> {
+    pub fn precheck<'c>(&self, costs: impl IntoIterator<Item = &'c KdfCost>) -> Result<(), Refusal> {
         let mut sum = 0u64;
         let mut count = 0u64;
         let mut iterations = 0u64;
@@ -559,28 +522,17 @@ fn check_kdf_inputs(salt: &[u8], iterations: u64, out_len: usize) -> Result<(), 
     if salt.len() > MAX_SALT_LEN {
         return Err(Refusal::new(
             Code::UnsupportedAlgorithm,
-            format!(
-                "a key derivation has a {}-byte salt; certgate accepts at most {MAX_SALT_LEN}",
-                salt.len()
-            ),
+            format!("a key derivation has a {}-byte salt; certgate accepts at most {MAX_SALT_LEN}", salt.len()),
             HINT_REEXPORT,
         ));
     }
     if out_len == 0 || out_len > 256 {
-        return Err(Refusal::malformed(format!(
-            "a key derivation asks for {out_len} output bytes"
-        )));
+        return Err(Refusal::malformed(format!("a key derivation asks for {out_len} output bytes")));
     }
     Ok(())
 }
 
-fn pkcs12_kdf_raw<D: Digest + BlockSizeUser>(
-    password: &[u8],
-    salt: &[u8],
-    id: u8,
-    iterations: u64,
-    out: &mut [u8],
-) {
+fn pkcs12_kdf_raw<D: Digest + BlockSizeUser>(password: &[u8], salt: &[u8], id: u8, iterations: u64, out: &mut [u8]) {
     let u = <D as Digest>::output_size();
     let v = <D as BlockSizeUser>::block_size();
     let diversifier = vec![id; v];
@@ -708,15 +660,8 @@ const PKCS12_PBE_IV_LEN: usize = 8;
 
 #[derive(Debug)]
 enum SchemeKind<'a> {
-    Pkcs12 {
-        cipher: Pkcs12Cipher,
-        salt: &'a [u8],
-        iterations: u64,
-    },
-    Pbes2 {
-        params: Box<pkcs5::pbes2::Parameters>,
-        cost: KdfCost,
-    },
+    Pkcs12 { cipher: Pkcs12Cipher, salt: &'a [u8], iterations: u64 },
+    Pbes2 { params: Box<pkcs5::pbes2::Parameters>, cost: KdfCost },
 }
 
 /// A parsed password-based encryption AlgorithmIdentifier, ready to price and to decrypt.
@@ -731,12 +676,9 @@ impl<'a> EncryptionScheme<'a> {
     /// as unsupported-algorithm naming the OID; damaged parameters as malformed.
     #[allow(dead_code)] // for callers holding a bare AlgorithmIdentifier; tests
     pub fn parse(algorithm_identifier: &'a [u8]) -> Result<Self, Refusal> {
-        let (tlv, rest) =
-            asn1::parse(algorithm_identifier).map_err(|e| e.refusal("the encryption algorithm"))?;
+        let (tlv, rest) = asn1::parse(algorithm_identifier).map_err(|e| e.refusal("the encryption algorithm"))?;
         if !rest.is_empty() {
-            return Err(Refusal::malformed(
-                "trailing data after the encryption algorithm",
-            ));
+            return Err(Refusal::malformed("trailing data after the encryption algorithm"));
         }
         Self::from_tlv(tlv)
     }
@@ -744,10 +686,7 @@ impl<'a> EncryptionScheme<'a> {
     pub(crate) fn from_tlv(alg: Tlv<'a>) -> Result<Self, Refusal> {
         let what = "the encryption algorithm";
         let mut r = alg.sequence().map_err(|e| e.refusal(what))?;
-        let oid = r
-            .expect(tag::OID, "algorithm OID")
-            .map_err(|e| e.refusal(what))?
-            .content;
+        let oid = r.expect(tag::OID, "algorithm OID").map_err(|e| e.refusal(what))?.content;
         let params = r.next_opt().map_err(|e| e.refusal(what))?;
         r.finish().map_err(|e| e.refusal(what))?;
 
@@ -765,17 +704,11 @@ impl<'a> EncryptionScheme<'a> {
         };
         if let Some(cipher) = cipher {
             let what = cipher.name();
-            let params =
-                params.ok_or_else(|| Refusal::malformed(format!("{what} without parameters")))?;
+            let params = params.ok_or_else(|| Refusal::malformed(format!("{what} without parameters")))?;
             let mut p = params.sequence().map_err(|e| e.refusal(what))?;
-            let salt = p
-                .expect(tag::OCTET_STRING, "salt")
-                .map_err(|e| e.refusal(what))?
-                .content;
-            let iterations = p
-                .expect(tag::INTEGER, "iteration count")
-                .and_then(|t| t.uint())
-                .map_err(|e| e.refusal(what))?;
+            let salt = p.expect(tag::OCTET_STRING, "salt").map_err(|e| e.refusal(what))?.content;
+            let iterations =
+                p.expect(tag::INTEGER, "iteration count").and_then(|t| t.uint()).map_err(|e| e.refusal(what))?;
             p.finish().map_err(|e| e.refusal(what))?;
             if iterations == 0 {
                 return Err(Refusal::malformed(format!("{what} with 0 iterations")));
@@ -783,19 +716,12 @@ impl<'a> EncryptionScheme<'a> {
             if salt.len() > MAX_SALT_LEN {
                 return Err(Refusal::new(
                     Code::UnsupportedAlgorithm,
-                    format!(
-                        "{what} with a {}-byte salt; certgate accepts at most {MAX_SALT_LEN}",
-                        salt.len()
-                    ),
+                    format!("{what} with a {}-byte salt; certgate accepts at most {MAX_SALT_LEN}", salt.len()),
                     HINT_REEXPORT,
                 ));
             }
             return Ok(EncryptionScheme {
-                kind: SchemeKind::Pkcs12 {
-                    cipher,
-                    salt,
-                    iterations,
-                },
+                kind: SchemeKind::Pkcs12 { cipher, salt, iterations },
                 name: what.to_string(),
             });
         }
@@ -820,9 +746,7 @@ impl<'a> EncryptionScheme<'a> {
     /// The key derivations one decryption attempt runs.
     pub fn costs(&self) -> Vec<KdfCost> {
         match &self.kind {
-            SchemeKind::Pkcs12 {
-                cipher, iterations, ..
-            } => vec![
+            SchemeKind::Pkcs12 { cipher, iterations, .. } => vec![
                 KdfCost::pkcs12(HashAlg::Sha1, *iterations, cipher.key_len()),
                 KdfCost::pkcs12(HashAlg::Sha1, *iterations, PKCS12_PBE_IV_LEN),
             ],
@@ -838,41 +762,19 @@ impl<'a> EncryptionScheme<'a> {
         budget: &mut WorkBudget,
     ) -> Result<Zeroizing<Vec<u8>>, PbeError> {
         match &self.kind {
-            SchemeKind::Pkcs12 {
-                cipher,
-                salt,
-                iterations,
-            } => {
+            SchemeKind::Pkcs12 { cipher, salt, iterations } => {
                 // Price both derivations before running the first.
                 budget.precheck(&self.costs())?;
                 let pw = password.bmp();
-                let key = pkcs12_kdf(
-                    HashAlg::Sha1,
-                    pw,
-                    salt,
-                    KdfPurpose::Key,
-                    *iterations,
-                    cipher.key_len(),
-                    budget,
-                )?;
-                let iv = pkcs12_kdf(
-                    HashAlg::Sha1,
-                    pw,
-                    salt,
-                    KdfPurpose::Iv,
-                    *iterations,
-                    PKCS12_PBE_IV_LEN,
-                    budget,
-                )?;
+                let key = pkcs12_kdf(HashAlg::Sha1, pw, salt, KdfPurpose::Key, *iterations, cipher.key_len(), budget)?;
+                let iv = pkcs12_kdf(HashAlg::Sha1, pw, salt, KdfPurpose::Iv, *iterations, PKCS12_PBE_IV_LEN, budget)?;
                 match cipher {
                     Pkcs12Cipher::TripleDes3Key => {
-                        let c = des::TdesEde3::new_from_slice(&key)
-                            .map_err(|_| internal("3DES key"))?;
+                        let c = des::TdesEde3::new_from_slice(&key).map_err(|_| internal("3DES key"))?;
                         cbc_decrypt(c, &iv, ciphertext)
                     }
                     Pkcs12Cipher::TripleDes2Key => {
-                        let c = des::TdesEde2::new_from_slice(&key)
-                            .map_err(|_| internal("2-key 3DES key"))?;
+                        let c = des::TdesEde2::new_from_slice(&key).map_err(|_| internal("2-key 3DES key"))?;
                         cbc_decrypt(c, &iv, ciphertext)
                     }
                     Pkcs12Cipher::Rc2_128 | Pkcs12Cipher::Rc2_40 => {
@@ -905,23 +807,13 @@ impl<'a> EncryptionScheme<'a> {
 }
 
 fn internal(what: &str) -> PbeError {
-    PbeError::Refused(Refusal::malformed(format!(
-        "could not set up the cipher ({what})"
-    )))
+    PbeError::Refused(Refusal::malformed(format!("could not set up the cipher ({what})")))
 }
 
-fn cbc_decrypt<C: BlockCipherDecrypt>(
-    cipher: C,
-    iv: &[u8],
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, PbeError> {
-    let decryptor =
-        cbc::Decryptor::<C>::inner_iv_slice_init(cipher, iv).map_err(|_| internal("IV length"))?;
+fn cbc_decrypt<C: BlockCipherDecrypt>(cipher: C, iv: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PbeError> {
+    let decryptor = cbc::Decryptor::<C>::inner_iv_slice_init(cipher, iv).map_err(|_| internal("IV length"))?;
     let mut buf = Zeroizing::new(ciphertext.to_vec());
-    let len = decryptor
-        .decrypt_padded::<Pkcs7>(&mut buf)
-        .map_err(|_| PbeError::BadDecrypt)?
-        .len();
+    let len = decryptor.decrypt_padded::<Pkcs7>(&mut buf).map_err(|_| PbeError::BadDecrypt)?.len();
     buf.truncate(len);
     Ok(buf)
 }
@@ -939,16 +831,11 @@ pub(crate) struct Pbkdf2Params<'a> {
 pub(crate) fn parse_pbkdf2_algorithm(kdf: Tlv<'_>) -> Result<Pbkdf2Params<'_>, Refusal> {
     let what = "the PBKDF2 parameters";
     let mut r = kdf.sequence().map_err(|e| e.refusal(what))?;
-    let oid = r
-        .expect(tag::OID, "KDF OID")
-        .map_err(|e| e.refusal(what))?
-        .content;
+    let oid = r.expect(tag::OID, "KDF OID").map_err(|e| e.refusal(what))?.content;
     if oid != oids::PBKDF2.as_bytes() {
         return Err(unsupported_oid("key-derivation function", oid));
     }
-    let params = r
-        .expect(tag::SEQUENCE, "PBKDF2-params")
-        .map_err(|e| e.refusal(what))?;
+    let params = r.expect(tag::SEQUENCE, "PBKDF2-params").map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
     let mut p = params.sequence().map_err(|e| e.refusal(what))?;
     let salt_tlv = p.next().map_err(|e| e.refusal(what))?;
@@ -960,10 +847,7 @@ pub(crate) fn parse_pbkdf2_algorithm(kdf: Tlv<'_>) -> Result<Pbkdf2Params<'_>, R
         ));
     }
     let salt = salt_tlv.content;
-    let iterations = p
-        .expect(tag::INTEGER, "iteration count")
-        .and_then(|t| t.uint())
-        .map_err(|e| e.refusal(what))?;
+    let iterations = p.expect(tag::INTEGER, "iteration count").and_then(|t| t.uint()).map_err(|e| e.refusal(what))?;
     let key_length = match p.optional(tag::INTEGER).map_err(|e| e.refusal(what))? {
         Some(t) => Some(t.uint().map_err(|e| e.refusal(what))?),
         None => None,
@@ -972,30 +856,21 @@ pub(crate) fn parse_pbkdf2_algorithm(kdf: Tlv<'_>) -> Result<Pbkdf2Params<'_>, R
         None => HashAlg::Sha1,
         Some(alg) => {
             let mut a = alg.sequence().map_err(|e| e.refusal(what))?;
-            let prf_oid = a
-                .expect(tag::OID, "PRF OID")
-                .map_err(|e| e.refusal(what))?
-                .content;
+            let prf_oid = a.expect(tag::OID, "PRF OID").map_err(|e| e.refusal(what))?.content;
             if let Some(param) = a.next_opt().map_err(|e| e.refusal(what))? {
                 if param.tag != tag::NULL || !param.content.is_empty() {
                     return Err(Refusal::malformed("PBKDF2 PRF with unexpected parameters"));
                 }
             }
             a.finish().map_err(|e| e.refusal(what))?;
-            HashAlg::from_hmac_oid(prf_oid)
-                .ok_or_else(|| unsupported_oid("PBKDF2 pseudo-random function", prf_oid))?
+            HashAlg::from_hmac_oid(prf_oid).ok_or_else(|| unsupported_oid("PBKDF2 pseudo-random function", prf_oid))?
         }
     };
     p.finish().map_err(|e| e.refusal(what))?;
     if iterations == 0 {
         return Err(Refusal::malformed("PBKDF2 with 0 iterations"));
     }
-    Ok(Pbkdf2Params {
-        salt,
-        iterations,
-        key_length,
-        prf,
-    })
+    Ok(Pbkdf2Params { salt, iterations, key_length, prf })
 }
 
 fn parse_pbes2(params: Tlv<'_>) -> Result<EncryptionScheme<'static>, Refusal> {
@@ -1004,20 +879,13 @@ fn parse_pbes2(params: Tlv<'_>) -> Result<EncryptionScheme<'static>, Refusal> {
     let der_copy = asn1::to_der(&params).map_err(|e| e.refusal(what))?;
     let (params, _) = asn1::parse(&der_copy).map_err(|e| e.refusal(what))?;
     let mut r = params.sequence().map_err(|e| e.refusal(what))?;
-    let kdf = r
-        .expect(tag::SEQUENCE, "key-derivation function")
-        .map_err(|e| e.refusal(what))?;
-    let enc = r
-        .expect(tag::SEQUENCE, "encryption scheme")
-        .map_err(|e| e.refusal(what))?;
+    let kdf = r.expect(tag::SEQUENCE, "key-derivation function").map_err(|e| e.refusal(what))?;
+    let enc = r.expect(tag::SEQUENCE, "encryption scheme").map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
 
     // The cipher, checked here (pkcs5 0.8 would panic on a short DES-EDE3 IV).
     let mut e = enc.sequence().map_err(|e| e.refusal(what))?;
-    let enc_oid = e
-        .expect(tag::OID, "cipher OID")
-        .map_err(|e| e.refusal(what))?
-        .content;
+    let enc_oid = e.expect(tag::OID, "cipher OID").map_err(|e| e.refusal(what))?.content;
     let enc_param = e.next_opt().map_err(|e| e.refusal(what))?;
     e.finish().map_err(|e| e.refusal(what))?;
     use self::oids::*;
@@ -1034,26 +902,17 @@ fn parse_pbes2(params: Tlv<'_>) -> Result<EncryptionScheme<'static>, Refusal> {
     };
     match enc_param {
         Some(iv) if iv.tag == tag::OCTET_STRING && iv.content.len() == iv_len => {}
-        _ => {
-            return Err(Refusal::malformed(format!(
-                "PBES2 {cipher_name} without a {iv_len}-byte IV"
-            )))
-        }
+        _ => return Err(Refusal::malformed(format!("PBES2 {cipher_name} without a {iv_len}-byte IV"))),
     }
 
     // The KDF, checked and priced here.
     let mut k = kdf.sequence().map_err(|e| e.refusal(what))?;
-    let kdf_oid = k
-        .expect(tag::OID, "KDF OID")
-        .map_err(|e| e.refusal(what))?
-        .content;
+    let kdf_oid = k.expect(tag::OID, "KDF OID").map_err(|e| e.refusal(what))?.content;
     let (cost, kdf_name) = if kdf_oid == PBKDF2.as_bytes() {
         let p = parse_pbkdf2_algorithm(kdf)?;
         if let Some(len) = p.key_length {
             if len != key_len {
-                return Err(Refusal::malformed(format!(
-                    "PBES2 key length {len} does not match {cipher_name}"
-                )));
+                return Err(Refusal::malformed(format!("PBES2 key length {len} does not match {cipher_name}")));
             }
         }
         if p.salt.len() > pkcs5::pbes2::Salt::MAX_LEN {
@@ -1071,54 +930,29 @@ fn parse_pbes2(params: Tlv<'_>) -> Result<EncryptionScheme<'static>, Refusal> {
             // Over any budget anyway; price it so the message says so.
             let cost = KdfCost::pbkdf2(p.prf, p.iterations, key_len as usize);
             return Err(WorkBudget::new().check_one(&cost).err().unwrap_or_else(|| {
-                Refusal::new(
-                    Code::UnsupportedAlgorithm,
-                    "PBKDF2 iteration count too large",
-                    HINT_REEXPORT,
-                )
+                Refusal::new(Code::UnsupportedAlgorithm, "PBKDF2 iteration count too large", HINT_REEXPORT)
             }));
         }
-        (
-            KdfCost::pbkdf2(p.prf, p.iterations, key_len as usize),
-            format!("PBKDF2-HMAC-{}", p.prf.name()),
-        )
+        (KdfCost::pbkdf2(p.prf, p.iterations, key_len as usize), format!("PBKDF2-HMAC-{}", p.prf.name()))
     } else if kdf_oid == SCRYPT.as_bytes() {
-        let sp = k
-            .expect(tag::SEQUENCE, "scrypt-params")
-            .map_err(|e| e.refusal(what))?;
+        let sp = k.expect(tag::SEQUENCE, "scrypt-params").map_err(|e| e.refusal(what))?;
         k.finish().map_err(|e| e.refusal(what))?;
         let mut s = sp.sequence().map_err(|e| e.refusal(what))?;
-        let salt = s
-            .expect(tag::OCTET_STRING, "salt")
-            .map_err(|e| e.refusal(what))?
-            .content;
-        let n = s
-            .expect(tag::INTEGER, "cost parameter N")
-            .and_then(|t| t.uint())
-            .map_err(|e| e.refusal(what))?;
-        let r_ = s
-            .expect(tag::INTEGER, "block size r")
-            .and_then(|t| t.uint())
-            .map_err(|e| e.refusal(what))?;
-        let p_ = s
-            .expect(tag::INTEGER, "parallelization p")
-            .and_then(|t| t.uint())
-            .map_err(|e| e.refusal(what))?;
+        let salt = s.expect(tag::OCTET_STRING, "salt").map_err(|e| e.refusal(what))?.content;
+        let n = s.expect(tag::INTEGER, "cost parameter N").and_then(|t| t.uint()).map_err(|e| e.refusal(what))?;
+        let r_ = s.expect(tag::INTEGER, "block size r").and_then(|t| t.uint()).map_err(|e| e.refusal(what))?;
+        let p_ = s.expect(tag::INTEGER, "parallelization p").and_then(|t| t.uint()).map_err(|e| e.refusal(what))?;
         let key_length = match s.optional(tag::INTEGER).map_err(|e| e.refusal(what))? {
             Some(t) => Some(t.uint().map_err(|e| e.refusal(what))?),
             None => None,
         };
         s.finish().map_err(|e| e.refusal(what))?;
         if n < 2 || !n.is_power_of_two() || r_ == 0 || p_ == 0 {
-            return Err(Refusal::malformed(format!(
-                "scrypt with invalid parameters N={n}, r={r_}, p={p_}"
-            )));
+            return Err(Refusal::malformed(format!("scrypt with invalid parameters N={n}, r={r_}, p={p_}")));
         }
         if let Some(len) = key_length {
             if len != key_len {
-                return Err(Refusal::malformed(format!(
-                    "PBES2 key length {len} does not match {cipher_name}"
-                )));
+                return Err(Refusal::malformed(format!("PBES2 key length {len} does not match {cipher_name}")));
             }
         }
         let memory = 128u64.saturating_mul(n).saturating_mul(r_);
@@ -1148,9 +982,7 @@ fn parse_pbes2(params: Tlv<'_>) -> Result<EncryptionScheme<'static>, Refusal> {
         // pkcs5 keeps r and p in u16 and scrypt wants log2(N) < 64; both hold after the checks
         // above (r <= 2^21 / N <= 2^20 could still exceed u16, so check).
         if r_ > u64::from(u16::MAX) {
-            return Err(Refusal::malformed(format!(
-                "scrypt block size r={r_} is out of range"
-            )));
+            return Err(Refusal::malformed(format!("scrypt block size r={r_} is out of range")));
         }
         (KdfCost::scrypt(n, r_, p_), "scrypt".to_string())
     } else {
@@ -1168,10 +1000,7 @@ fn parse_pbes2(params: Tlv<'_>) -> Result<EncryptionScheme<'static>, Refusal> {
         )
     })?;
     Ok(EncryptionScheme {
-        kind: SchemeKind::Pbes2 {
-            params: Box::new(parsed),
-            cost,
-        },
+        kind: SchemeKind::Pbes2 { params: Box::new(parsed), cost },
         name: format!("PBES2 ({kdf_name}, {cipher_name})"),
     })
 }
@@ -1225,22 +1054,13 @@ pub fn decrypt_encrypted_private_key_info(
         )));
     }
     let mut r = tlv.sequence().map_err(|e| e.refusal(what))?;
-    let alg = r
-        .expect(tag::SEQUENCE, "encryption algorithm")
-        .map_err(|e| e.refusal(what))?;
-    let data = r
-        .expect(tag::OCTET_STRING, "encrypted data")
-        .map_err(|e| e.refusal(what))?;
+    let alg = r.expect(tag::SEQUENCE, "encryption algorithm").map_err(|e| e.refusal(what))?;
+    let data = r.expect(tag::OCTET_STRING, "encrypted data").map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
     let scheme = EncryptionScheme::from_tlv(alg)?;
 
-    let text = std::str::from_utf8(password).map_err(|_| {
-        Refusal::new(
-            Code::WrongPassword,
-            "the password is not valid UTF-8 text",
-            HINT_WRONG_PASSWORD,
-        )
-    })?;
+    let text = std::str::from_utf8(password)
+        .map_err(|_| Refusal::new(Code::WrongPassword, "the password is not valid UTF-8 text", HINT_WRONG_PASSWORD))?;
     let mut candidates = vec![PasswordForms::new(text)];
     if text.is_empty() && scheme.uses_bmp_password() {
         candidates.push(PasswordForms::null());
@@ -1255,17 +1075,9 @@ pub fn decrypt_encrypted_private_key_info(
         }
     }
     if text.is_empty() {
-        Err(Refusal::new(
-            Code::PasswordRequired,
-            "the private key is encrypted with a password",
-            HINT_GIVE_PASSWORD,
-        ))
+        Err(Refusal::new(Code::PasswordRequired, "the private key is encrypted with a password", HINT_GIVE_PASSWORD))
     } else {
-        Err(Refusal::new(
-            Code::WrongPassword,
-            format!("the password does not open {what}"),
-            HINT_WRONG_PASSWORD,
-        ))
+        Err(Refusal::new(Code::WrongPassword, format!("the password does not open {what}"), HINT_WRONG_PASSWORD))
     }
 }
 
@@ -1395,10 +1207,7 @@ pub(crate) mod oids {
             (AES128_GCM, "AES-128-GCM"),
             (AES256_GCM, "AES-256-GCM"),
         ];
-        table
-            .iter()
-            .find(|(o, _)| o.as_bytes() == oid)
-            .map(|(_, n)| *n)
+        table.iter().find(|(o, _)| o.as_bytes() == oid).map(|(_, n)| *n)
     }
 }
 
@@ -1474,18 +1283,14 @@ pub(crate) mod asn1 {
         if depth > MAX_DEPTH {
             return Err(Error::new("the structure is nested too deeply"));
         }
-        let (&tag, rest) = data
-            .split_first()
-            .ok_or_else(|| Error::new("the data ends too early"))?;
+        let (&tag, rest) = data.split_first().ok_or_else(|| Error::new("the data ends too early"))?;
         if tag == 0 {
             return Err(Error::new("unexpected end-of-contents marker"));
         }
         if tag & 0x1f == 0x1f {
             return Err(Error::new(format!("unsupported tag 0x{tag:02x}")));
         }
-        let (&first, rest) = rest
-            .split_first()
-            .ok_or_else(|| Error::new("the data ends inside a length"))?;
+        let (&first, rest) = rest.split_first().ok_or_else(|| Error::new("the data ends inside a length"))?;
         if first == 0x80 {
             if tag & 0x20 == 0 {
                 return Err(Error::new("indefinite length on a primitive value"));
@@ -1496,12 +1301,7 @@ pub(crate) mod asn1 {
                 if cursor.len() >= 2 && cursor[0] == 0 && cursor[1] == 0 {
                     let content_len = rest.len() - cursor.len();
                     let total = 2 + content_len + 2;
-                    let tlv = Tlv {
-                        tag,
-                        content: &rest[..content_len],
-                        raw: &data[..total],
-                        depth,
-                    };
+                    let tlv = Tlv { tag, content: &rest[..content_len], raw: &data[..total], depth };
                     return Ok((tlv, &cursor[2..]));
                 }
                 if cursor.is_empty() {
@@ -1521,9 +1321,7 @@ pub(crate) mod asn1 {
             if rest.len() < n {
                 return Err(Error::new("the data ends inside a length"));
             }
-            let len = rest[..n]
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
             (len, 2 + n, &rest[n..])
         };
         if rest.len() < len {
@@ -1532,12 +1330,7 @@ pub(crate) mod asn1 {
                 rest.len()
             )));
         }
-        let tlv = Tlv {
-            tag,
-            content: &rest[..len],
-            raw: &data[..header_len + len],
-            depth,
-        };
+        let tlv = Tlv { tag, content: &rest[..len], raw: &data[..header_len + len], depth };
         Ok((tlv, &rest[len..]))
     }
 
@@ -1549,24 +1342,15 @@ pub(crate) mod asn1 {
         /// Read the children of a constructed value.
         pub fn children(&self) -> Result<Reader<'a>> {
             if !self.is_constructed() {
-                return Err(Error::new(format!(
-                    "expected a constructed value, found tag 0x{:02x}",
-                    self.tag
-                )));
+                return Err(Error::new(format!("expected a constructed value, found tag 0x{:02x}", self.tag)));
             }
-            Ok(Reader {
-                rest: self.content,
-                depth: self.depth + 1,
-            })
+            Ok(Reader { rest: self.content, depth: self.depth + 1 })
         }
 
         /// Read the elements of a SEQUENCE.
         pub fn sequence(&self) -> Result<Reader<'a>> {
             if self.tag != tag::SEQUENCE {
-                return Err(Error::new(format!(
-                    "expected a SEQUENCE, found tag 0x{:02x}",
-                    self.tag
-                )));
+                return Err(Error::new(format!("expected a SEQUENCE, found tag 0x{:02x}", self.tag)));
             }
             self.children()
         }
@@ -1575,10 +1359,7 @@ pub(crate) mod asn1 {
         /// many iterations", which the work budget refuses).
         pub fn uint(&self) -> Result<u64> {
             if self.tag != tag::INTEGER {
-                return Err(Error::new(format!(
-                    "expected an INTEGER, found tag 0x{:02x}",
-                    self.tag
-                )));
+                return Err(Error::new(format!("expected an INTEGER, found tag 0x{:02x}", self.tag)));
             }
             let bytes = self.content;
             if bytes.is_empty() {
@@ -1594,9 +1375,7 @@ pub(crate) mod asn1 {
             if significant.len() > 8 {
                 return Ok(u64::MAX);
             }
-            Ok(significant
-                .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+            Ok(significant.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
         }
 
         /// The bytes of an OCTET STRING (or of an IMPLICIT-tagged one): a primitive value as
@@ -1616,11 +1395,7 @@ pub(crate) mod asn1 {
                 match seg.tag {
                     tag::OCTET_STRING => out.extend_from_slice(seg.content),
                     0x24 => seg.join_segments(out)?,
-                    t => {
-                        return Err(Error::new(format!(
-                            "unexpected tag 0x{t:02x} inside an OCTET STRING"
-                        )))
-                    }
+                    t => return Err(Error::new(format!("unexpected tag 0x{t:02x} inside an OCTET STRING"))),
                 }
             }
             Ok(())
@@ -1651,18 +1426,14 @@ pub(crate) mod asn1 {
 
         /// The next TLV; running out is an error.
         pub fn next(&mut self) -> Result<Tlv<'a>> {
-            self.next_opt()?
-                .ok_or_else(|| Error::new("an element is missing"))
+            self.next_opt()?.ok_or_else(|| Error::new("an element is missing"))
         }
 
         /// The next TLV, which must have tag `t`.
         pub fn expect(&mut self, t: u8, what: &str) -> Result<Tlv<'a>> {
             match self.next_opt()? {
                 Some(tlv) if tlv.tag == t => Ok(tlv),
-                Some(tlv) => Err(Error::new(format!(
-                    "expected the {what}, found tag 0x{:02x}",
-                    tlv.tag
-                ))),
+                Some(tlv) => Err(Error::new(format!("expected the {what}, found tag 0x{:02x}", tlv.tag))),
                 None => Err(Error::new(format!("the {what} is missing"))),
             }
         }
@@ -1681,10 +1452,7 @@ pub(crate) mod asn1 {
             if self.rest.is_empty() {
                 Ok(())
             } else {
-                Err(Error::new(format!(
-                    "{} unexpected bytes at the end of a structure",
-                    self.rest.len()
-                )))
+                Err(Error::new(format!("{} unexpected bytes at the end of a structure", self.rest.len())))
             }
         }
     }
@@ -1772,10 +1540,7 @@ mod tests {
 
     fn unhex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
@@ -1784,10 +1549,7 @@ mod tests {
         assert_eq!(&bmp_with_terminator("ab")[..], &[0, 0x61, 0, 0x62, 0, 0]);
         assert_eq!(&bmp_with_terminator("é")[..], &[0, 0xe9, 0, 0]);
         // U+1F600 as a surrogate pair
-        assert_eq!(
-            &bmp_with_terminator("\u{1F600}")[..],
-            &[0xd8, 0x3d, 0xde, 0x00, 0, 0]
-        );
+        assert_eq!(&bmp_with_terminator("\u{1F600}")[..], &[0xd8, 0x3d, 0xde, 0x00, 0, 0]);
         assert!(null_password().is_empty());
     }
 
@@ -1797,86 +1559,24 @@ mod tests {
         let mut budget = WorkBudget::new();
         let pw = bmp_with_terminator("smeg");
         let salt = unhex("0A58CF64530D823F");
-        let key = pkcs12_kdf(
-            HashAlg::Sha1,
-            &pw,
-            &salt,
-            KdfPurpose::Key,
-            1,
-            24,
-            &mut budget,
-        )
-        .unwrap();
-        assert_eq!(
-            &key[..],
-            &unhex("8AAAE6297B6CB04642AB5B077851284EB7128F1A2A7FBCA3")[..]
-        );
+        let key = pkcs12_kdf(HashAlg::Sha1, &pw, &salt, KdfPurpose::Key, 1, 24, &mut budget).unwrap();
+        assert_eq!(&key[..], &unhex("8AAAE6297B6CB04642AB5B077851284EB7128F1A2A7FBCA3")[..]);
         let iv = pkcs12_kdf(HashAlg::Sha1, &pw, &salt, KdfPurpose::Iv, 1, 8, &mut budget).unwrap();
         assert_eq!(&iv[..], &unhex("79993DFE048D3B76")[..]);
         let salt2 = unhex("3D83C0E4546AC140");
-        let mac = pkcs12_kdf(
-            HashAlg::Sha1,
-            &pw,
-            &salt2,
-            KdfPurpose::Mac,
-            1,
-            20,
-            &mut budget,
-        )
-        .unwrap();
-        assert_eq!(
-            &mac[..],
-            &unhex("8D967D88F6CAA9D714800AB3D48051D63F73A312")[..]
-        );
+        let mac = pkcs12_kdf(HashAlg::Sha1, &pw, &salt2, KdfPurpose::Mac, 1, 20, &mut budget).unwrap();
+        assert_eq!(&mac[..], &unhex("8D967D88F6CAA9D714800AB3D48051D63F73A312")[..]);
         let pw2 = bmp_with_terminator("queeg");
         let salt3 = unhex("05DEC959ACFF72F7");
-        let key = pkcs12_kdf(
-            HashAlg::Sha1,
-            &pw2,
-            &salt3,
-            KdfPurpose::Key,
-            1000,
-            24,
-            &mut budget,
-        )
-        .unwrap();
-        assert_eq!(
-            &key[..],
-            &unhex("ED2034E36328830FF09DF1E1A07DD357185DAC0D4F9EB3D4")[..]
-        );
-        let iv = pkcs12_kdf(
-            HashAlg::Sha1,
-            &pw2,
-            &salt3,
-            KdfPurpose::Iv,
-            1000,
-            8,
-            &mut budget,
-        )
-        .unwrap();
+        let key = pkcs12_kdf(HashAlg::Sha1, &pw2, &salt3, KdfPurpose::Key, 1000, 24, &mut budget).unwrap();
+        assert_eq!(&key[..], &unhex("ED2034E36328830FF09DF1E1A07DD357185DAC0D4F9EB3D4")[..]);
+        let iv = pkcs12_kdf(HashAlg::Sha1, &pw2, &salt3, KdfPurpose::Iv, 1000, 8, &mut budget).unwrap();
         assert_eq!(&iv[..], &unhex("11DEDAD7758D4860")[..]);
         // Multi-block outputs with SHA-512 and SHA-256, and the zero-length password.
-        let key = pkcs12_kdf(
-            HashAlg::Sha512,
-            &bmp_with_terminator("smeg"),
-            &salt,
-            KdfPurpose::Mac,
-            3,
-            64,
-            &mut budget,
-        )
-        .unwrap();
+        let key = pkcs12_kdf(HashAlg::Sha512, &bmp_with_terminator("smeg"), &salt, KdfPurpose::Mac, 3, 64, &mut budget)
+            .unwrap();
         assert_eq!(&key[..], &unhex("F1208C3D89EA381D3641F9CC8203229E4A116261296C330449D00CB77CFB8492FDA3D578A04D2242D43D807B6E17BD527D3360FC7516DEB180528161A2A46F43")[..]);
-        let key = pkcs12_kdf(
-            HashAlg::Sha256,
-            &null_password(),
-            &salt,
-            KdfPurpose::Key,
-            5,
-            100,
-            &mut budget,
-        )
-        .unwrap();
+        let key = pkcs12_kdf(HashAlg::Sha256, &null_password(), &salt, KdfPurpose::Key, 5, 100, &mut budget).unwrap();
         assert_eq!(&key[..], &unhex("F17B9C7CF88B594BC76BCCCCB0E130801ACE3BA6049DC1815E70839295798C92BEF2D116E8BDEB22404EC89C83A897D910A5FA34673F9016200F243CF459D8DB53C6060DE56742205B41840823D9EDC70772B5C05EE7C0F1978B401ABCEDD9976EF59599")[..]);
     }
 
@@ -1885,10 +1585,7 @@ mod tests {
     fn pbkdf2_vectors() {
         let mut budget = WorkBudget::new();
         let out = pbkdf2_hmac(HashAlg::Sha1, b"password", b"salt", 2, 20, &mut budget).unwrap();
-        assert_eq!(
-            &out[..],
-            &unhex("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957")[..]
-        );
+        assert_eq!(&out[..], &unhex("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957")[..]);
         let out = pbkdf2_hmac(
             HashAlg::Sha1,
             b"passwordPASSWORDpassword",
@@ -1898,68 +1595,44 @@ mod tests {
             &mut budget,
         )
         .unwrap();
-        assert_eq!(
-            &out[..],
-            &unhex("3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038")[..]
-        );
-        let out =
-            pbkdf2_hmac(HashAlg::Sha256, b"password", b"salt", 4096, 32, &mut budget).unwrap();
-        assert_eq!(
-            &out[..],
-            &unhex("c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a")[..]
-        );
+        assert_eq!(&out[..], &unhex("3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038")[..]);
+        let out = pbkdf2_hmac(HashAlg::Sha256, b"password", b"salt", 4096, 32, &mut budget).unwrap();
+        assert_eq!(&out[..], &unhex("c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a")[..]);
     }
 
     #[test]
     fn budget_refuses_before_work() {
         let mut budget = WorkBudget::new();
         let start = std::time::Instant::now();
-        let err = pkcs12_kdf(
-            HashAlg::Sha1,
-            &[0, 0],
-            b"salt",
-            KdfPurpose::Mac,
-            (1 << 31) - 1,
-            20,
-            &mut budget,
-        )
-        .unwrap_err();
+        let err =
+            pkcs12_kdf(HashAlg::Sha1, &[0, 0], b"salt", KdfPurpose::Mac, (1 << 31) - 1, 20, &mut budget).unwrap_err();
         assert_eq!(err.code, Code::UnsupportedAlgorithm);
         assert!(err.message.contains("2147483647"), "{}", err.message);
-        assert!(
-            err.message.contains("certgate accepts at most"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("certgate accepts at most"), "{}", err.message);
         assert_eq!(err.hint, HINT_REEXPORT);
         assert!(start.elapsed().as_millis() < 100);
         assert_eq!(budget.spent(), 0);
 
         // Many affordable calls run out of the total.
         let mut budget = WorkBudget::with_limits(1000, 2500);
-        let one = KdfCost {
-            kind: KdfKind::Pbkdf2(HashAlg::Sha256),
-            iterations: 1,
-            blocks: 1,
-            parallel: 1,
-            units: 1000,
-        };
+        let one =
+            KdfCost { kind: KdfKind::Pbkdf2(HashAlg::Sha256), iterations: 1, blocks: 1, parallel: 1, units: 1000 };
         budget.spend(&one).unwrap();
         budget.spend(&one).unwrap();
-        assert_eq!(
-            budget.spend(&one).unwrap_err().code,
-            Code::UnsupportedAlgorithm
-        );
+        assert_eq!(budget.spend(&one).unwrap_err().code, Code::UnsupportedAlgorithm);
         assert!(budget.precheck(&[one, one, one]).is_err());
     }
 
     #[test]
     fn pbkdf2_budget_message() {
         let budget = WorkBudget::new();
-        let err = budget
-            .check_one(&KdfCost::pbkdf2(HashAlg::Sha256, 50_000_000, 32))
-            .unwrap_err();
-        assert!(err.message.starts_with("the file asks for 50000000 PBKDF2-HMAC-SHA-256 iterations; certgate accepts at most "), "{}", err.message);
+        let err = budget.check_one(&KdfCost::pbkdf2(HashAlg::Sha256, 50_000_000, 32)).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the file asks for 50000000 PBKDF2-HMAC-SHA-256 iterations; certgate accepts at most "),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -1970,10 +1643,7 @@ mod tests {
         assert!(rest.is_empty());
         let mut r = tlv.sequence().unwrap();
         assert_eq!(r.next().unwrap().uint().unwrap(), 3);
-        assert_eq!(
-            &r.next().unwrap().octets().unwrap()[..],
-            &[0xaa, 0xbb, 0xcc]
-        );
+        assert_eq!(&r.next().unwrap().octets().unwrap()[..], &[0xaa, 0xbb, 0xcc]);
         r.finish().unwrap();
         for n in 0..ber.len() {
             let _ = asn1::parse(&ber[..n]);
@@ -1984,9 +1654,6 @@ mod tests {
             deep.extend_from_slice(&[0x30, 0x80]);
         }
         assert!(asn1::parse(&deep).is_err());
-        assert_eq!(
-            asn1::oid_to_string(oids::PBES2.as_bytes()),
-            "1.2.840.113549.1.5.13"
-        );
+        assert_eq!(asn1::oid_to_string(oids::PBES2.as_bytes()), "1.2.840.113549.1.5.13");
     }
 }

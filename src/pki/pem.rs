@@ -18,10 +18,7 @@ pub struct PemBlock {
 
 impl PemBlock {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -83,25 +80,13 @@ pub fn parse_blocks(data: &[u8]) -> Result<Vec<PemBlock>, Refusal> {
                 line_no + 1
             )));
         }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .map_err(|e| {
-                Refusal::malformed(format!(
-                    "PEM block '{label}' (line {}) is not valid base64 ({e})",
-                    line_no + 1
-                ))
-            })?;
+        let der = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).map_err(|e| {
+            Refusal::malformed(format!("PEM block '{label}' (line {}) is not valid base64 ({e})", line_no + 1))
+        })?;
         if der.is_empty() {
-            return Err(Refusal::malformed(format!(
-                "PEM block '{label}' (line {}) is empty",
-                line_no + 1
-            )));
+            return Err(Refusal::malformed(format!("PEM block '{label}' (line {}) is empty", line_no + 1)));
         }
-        blocks.push(PemBlock {
-            label,
-            headers,
-            der: Zeroizing::new(der),
-        });
+        blocks.push(PemBlock { label, headers, der: Zeroizing::new(der) });
     }
     Ok(blocks)
 }

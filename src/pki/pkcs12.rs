@@ -25,8 +25,8 @@ use zeroize::Zeroizing;
 
 use super::pbe::asn1::{self, tag, Tlv};
 use super::pbe::{
-    self, hmac_verify, oids, pbkdf2_hmac, pkcs12_kdf, EncryptionScheme, HashAlg, KdfCost,
-    KdfPurpose, PasswordForms, PbeError, WorkBudget,
+    self, hmac_verify, oids, pbkdf2_hmac, pkcs12_kdf, EncryptionScheme, HashAlg, KdfCost, KdfPurpose, PasswordForms,
+    PbeError, WorkBudget,
 };
 
 /// Largest input accepted.
@@ -37,10 +37,8 @@ const MAX_BAG_NESTING: usize = 4;
 const MAX_FRIENDLY_NAME_CHARS: usize = 256;
 
 const HINT_WRONG_PASSWORD: &str = "check the password that was set when the file was exported";
-const HINT_GIVE_PASSWORD: &str =
-    "give it with --password-env VAR, --password-file FILE or --password-stdin";
-const HINT_REEXPORT_PASSWORD: &str =
-    "export it again protected by a password (the tool's default settings)";
+const HINT_GIVE_PASSWORD: &str = "give it with --password-env VAR, --password-file FILE or --password-stdin";
+const HINT_REEXPORT_PASSWORD: &str = "export it again protected by a password (the tool's default settings)";
 
 /// What a PKCS#12 file held.
 #[derive(Default)]
@@ -59,10 +57,7 @@ impl fmt::Debug for Pkcs12Contents {
         let cert_sizes: Vec<usize> = self.certs.iter().map(Vec::len).collect();
         f.debug_struct("Pkcs12Contents")
             .field("certs (DER sizes)", &cert_sizes)
-            .field(
-                "keys",
-                &format_args!("{} private key(s), redacted", self.keys.len()),
-            )
+            .field("keys", &format_args!("{} private key(s), redacted", self.keys.len()))
             .field("friendly_names", &self.friendly_names)
             .finish()
     }
@@ -102,19 +97,12 @@ pub fn read_with_budget(
     budget: &mut WorkBudget,
 ) -> Result<Pkcs12Contents, Refusal> {
     if data.is_empty() {
-        return Err(Refusal::new(
-            Code::Empty,
-            "the PKCS#12 file is empty",
-            "copy or export the file again and retry",
-        ));
+        return Err(Refusal::new(Code::Empty, "the PKCS#12 file is empty", "copy or export the file again and retry"));
     }
     if data.len() > MAX_INPUT_LEN {
         return Err(Refusal::new(
             Code::TooLarge,
-            format!(
-                "the PKCS#12 file is {} bytes; certgate reads at most {MAX_INPUT_LEN}",
-                data.len()
-            ),
+            format!("the PKCS#12 file is {} bytes; certgate reads at most {MAX_INPUT_LEN}", data.len()),
             "export only the client certificate, its chain and its key",
         ));
     }
@@ -127,18 +115,11 @@ pub fn read_with_budget(
         )));
     }
     let mut r = pfx.sequence().map_err(|e| e.refusal(whole))?;
-    let version = r
-        .expect(tag::INTEGER, "version")
-        .and_then(|t| t.uint())
-        .map_err(|e| e.refusal(whole))?;
+    let version = r.expect(tag::INTEGER, "version").and_then(|t| t.uint()).map_err(|e| e.refusal(whole))?;
     if version != 3 {
-        return Err(Refusal::malformed(format!(
-            "the PKCS#12 file has version {version}; only version 3 exists"
-        )));
+        return Err(Refusal::malformed(format!("the PKCS#12 file has version {version}; only version 3 exists")));
     }
-    let auth_safe = r
-        .expect(tag::SEQUENCE, "authSafe")
-        .map_err(|e| e.refusal(whole))?;
+    let auth_safe = r.expect(tag::SEQUENCE, "authSafe").map_err(|e| e.refusal(whole))?;
     let mac_data = r.optional(tag::SEQUENCE).map_err(|e| e.refusal(whole))?;
     r.finish().map_err(|e| e.refusal(whole))?;
 
@@ -216,11 +197,7 @@ pub fn read_with_budget(
 }
 
 fn password_required() -> Refusal {
-    Refusal::new(
-        Code::PasswordRequired,
-        "the PKCS#12 file is protected by a password",
-        HINT_GIVE_PASSWORD,
-    )
+    Refusal::new(Code::PasswordRequired, "the PKCS#12 file is protected by a password", HINT_GIVE_PASSWORD)
 }
 
 fn password_candidates(password: Option<&Password>) -> Vec<PasswordForms> {
@@ -234,10 +211,7 @@ fn password_candidates(password: Option<&Password>) -> Vec<PasswordForms> {
 /// ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY OPTIONAL }
 fn content_info<'a>(tlv: Tlv<'a>, what: &str) -> Result<(&'a [u8], Option<Tlv<'a>>), Refusal> {
     let mut r = tlv.sequence().map_err(|e| e.refusal(what))?;
-    let oid = r
-        .expect(tag::OID, "content type")
-        .map_err(|e| e.refusal(what))?
-        .content;
+    let oid = r.expect(tag::OID, "content type").map_err(|e| e.refusal(what))?.content;
     let content = r.optional(tag::CONTEXT_0).map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
     Ok((oid, content))
@@ -250,9 +224,7 @@ fn data_content<'a>(content: Option<Tlv<'a>>, what: &str) -> Result<Cow<'a, [u8]
     let octets = r.next().map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
     if octets.tag != tag::OCTET_STRING && octets.tag != 0x24 {
-        return Err(Refusal::malformed(format!(
-            "{what} does not hold an OCTET STRING"
-        )));
+        return Err(Refusal::malformed(format!("{what} does not hold an OCTET STRING")));
     }
     octets.octets().map_err(|e| e.refusal(what))
 }
@@ -261,10 +233,7 @@ enum Part<'a> {
     /// SafeContents in the clear.
     Data(Cow<'a, [u8]>),
     /// SafeContents encrypted with a password.
-    Encrypted {
-        scheme: EncryptionScheme<'a>,
-        ciphertext: Cow<'a, [u8]>,
-    },
+    Encrypted { scheme: EncryptionScheme<'a>, ciphertext: Cow<'a, [u8]> },
 }
 
 /// AuthenticatedSafe ::= SEQUENCE OF ContentInfo
@@ -272,10 +241,7 @@ fn authenticated_safe(bytes: &[u8]) -> Result<Vec<Part<'_>>, Refusal> {
     let what = "the PKCS#12 contents (AuthenticatedSafe)";
     let (tlv, rest) = asn1::parse(bytes).map_err(|e| e.refusal(what))?;
     if !rest.is_empty() {
-        return Err(Refusal::malformed(format!(
-            "{what} has {} bytes of trailing data",
-            rest.len()
-        )));
+        return Err(Refusal::malformed(format!("{what} has {} bytes of trailing data", rest.len())));
     }
     let mut r = tlv.sequence().map_err(|e| e.refusal(what))?;
     let mut parts = Vec::new();
@@ -305,40 +271,23 @@ fn encrypted_data(content: Option<Tlv<'_>>) -> Result<Part<'_>, Refusal> {
     let what = "an encrypted part of the PKCS#12 file";
     let content = content.ok_or_else(|| Refusal::malformed(format!("{what} has no content")))?;
     let mut outer = content.children().map_err(|e| e.refusal(what))?;
-    let ed = outer
-        .expect(tag::SEQUENCE, "EncryptedData")
-        .map_err(|e| e.refusal(what))?;
+    let ed = outer.expect(tag::SEQUENCE, "EncryptedData").map_err(|e| e.refusal(what))?;
     outer.finish().map_err(|e| e.refusal(what))?;
     let mut r = ed.sequence().map_err(|e| e.refusal(what))?;
-    r.expect(tag::INTEGER, "version")
-        .map_err(|e| e.refusal(what))?;
-    let eci = r
-        .expect(tag::SEQUENCE, "EncryptedContentInfo")
-        .map_err(|e| e.refusal(what))?;
+    r.expect(tag::INTEGER, "version").map_err(|e| e.refusal(what))?;
+    let eci = r.expect(tag::SEQUENCE, "EncryptedContentInfo").map_err(|e| e.refusal(what))?;
     // [1] unprotectedAttrs may follow; nothing in it matters here.
     r.optional(0xa1).map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
     let mut e = eci.sequence().map_err(|e| e.refusal(what))?;
-    e.expect(tag::OID, "content type")
-        .map_err(|e| e.refusal(what))?;
-    let alg = e
-        .expect(tag::SEQUENCE, "encryption algorithm")
-        .map_err(|e| e.refusal(what))?;
+    e.expect(tag::OID, "content type").map_err(|e| e.refusal(what))?;
+    let alg = e.expect(tag::SEQUENCE, "encryption algorithm").map_err(|e| e.refusal(what))?;
     let ciphertext = match e.next_opt().map_err(|e| e.refusal(what))? {
         Some(t) if t.tag == tag::CONTEXT_0_PRIMITIVE || t.tag == tag::CONTEXT_0 => {
             t.octets().map_err(|e| e.refusal(what))?
         }
-        Some(t) => {
-            return Err(Refusal::malformed(format!(
-                "{what} has unexpected tag 0x{:02x}",
-                t.tag
-            )))
-        }
-        None => {
-            return Err(Refusal::malformed(format!(
-                "{what} has no encrypted content"
-            )))
-        }
+        Some(t) => return Err(Refusal::malformed(format!("{what} has unexpected tag 0x{:02x}", t.tag))),
+        None => return Err(Refusal::malformed(format!("{what} has no encrypted content"))),
     };
     e.finish().map_err(|e| e.refusal(what))?;
     let scheme = EncryptionScheme::from_tlv(alg)?;
@@ -368,17 +317,9 @@ fn is_safe_contents(plain: &[u8]) -> bool {
 
 enum MacKind<'a> {
     /// RFC 7292: HMAC keyed by the PKCS#12 KDF (ID 3) with the MAC's own hash.
-    Classic {
-        hash: HashAlg,
-        salt: &'a [u8],
-        iterations: u64,
-    },
+    Classic { hash: HashAlg, salt: &'a [u8], iterations: u64 },
     /// RFC 9579 PBMAC1: HMAC keyed by PBKDF2 over the UTF-8 password.
-    Pbmac1 {
-        kdf: pbe::Pbkdf2Params<'a>,
-        key_len: usize,
-        hmac: HashAlg,
-    },
+    Pbmac1 { kdf: pbe::Pbkdf2Params<'a>, key_len: usize, hmac: HashAlg },
 }
 
 struct MacCheck<'a> {
@@ -389,12 +330,8 @@ struct MacCheck<'a> {
 impl MacCheck<'_> {
     fn cost(&self) -> KdfCost {
         match &self.kind {
-            MacKind::Classic {
-                hash, iterations, ..
-            } => KdfCost::pkcs12(*hash, *iterations, hash.output_len()),
-            MacKind::Pbmac1 { kdf, key_len, .. } => {
-                KdfCost::pbkdf2(kdf.prf, kdf.iterations, *key_len)
-            }
+            MacKind::Classic { hash, iterations, .. } => KdfCost::pkcs12(*hash, *iterations, hash.output_len()),
+            MacKind::Pbmac1 { kdf, key_len, .. } => KdfCost::pbkdf2(kdf.prf, kdf.iterations, *key_len),
         }
     }
 
@@ -406,38 +343,15 @@ impl MacCheck<'_> {
         }
     }
 
-    fn verify(
-        &self,
-        password: &PasswordForms,
-        data: &[u8],
-        budget: &mut WorkBudget,
-    ) -> Result<bool, Refusal> {
+    fn verify(&self, password: &PasswordForms, data: &[u8], budget: &mut WorkBudget) -> Result<bool, Refusal> {
         match &self.kind {
-            MacKind::Classic {
-                hash,
-                salt,
-                iterations,
-            } => {
-                let key = pkcs12_kdf(
-                    *hash,
-                    password.bmp(),
-                    salt,
-                    KdfPurpose::Mac,
-                    *iterations,
-                    hash.output_len(),
-                    budget,
-                )?;
+            MacKind::Classic { hash, salt, iterations } => {
+                let key =
+                    pkcs12_kdf(*hash, password.bmp(), salt, KdfPurpose::Mac, *iterations, hash.output_len(), budget)?;
                 Ok(hmac_verify(*hash, &key, data, self.digest))
             }
             MacKind::Pbmac1 { kdf, key_len, hmac } => {
-                let key = pbkdf2_hmac(
-                    kdf.prf,
-                    password.utf8(),
-                    kdf.salt,
-                    kdf.iterations,
-                    *key_len,
-                    budget,
-                )?;
+                let key = pbkdf2_hmac(kdf.prf, password.utf8(), kdf.salt, kdf.iterations, *key_len, budget)?;
                 Ok(hmac_verify(*hmac, &key, data, self.digest))
             }
         }
@@ -448,13 +362,8 @@ impl MacCheck<'_> {
 fn parse_mac(tlv: Tlv<'_>) -> Result<MacCheck<'_>, Refusal> {
     let what = "the PKCS#12 MAC";
     let mut m = tlv.sequence().map_err(|e| e.refusal(what))?;
-    let digest_info = m
-        .expect(tag::SEQUENCE, "DigestInfo")
-        .map_err(|e| e.refusal(what))?;
-    let salt = m
-        .expect(tag::OCTET_STRING, "MAC salt")
-        .map_err(|e| e.refusal(what))?
-        .content;
+    let digest_info = m.expect(tag::SEQUENCE, "DigestInfo").map_err(|e| e.refusal(what))?;
+    let salt = m.expect(tag::OCTET_STRING, "MAC salt").map_err(|e| e.refusal(what))?.content;
     let iterations = match m.optional(tag::INTEGER).map_err(|e| e.refusal(what))? {
         Some(t) => t.uint().map_err(|e| e.refusal(what))?,
         None => 1,
@@ -462,19 +371,11 @@ fn parse_mac(tlv: Tlv<'_>) -> Result<MacCheck<'_>, Refusal> {
     m.finish().map_err(|e| e.refusal(what))?;
 
     let mut d = digest_info.sequence().map_err(|e| e.refusal(what))?;
-    let alg = d
-        .expect(tag::SEQUENCE, "MAC algorithm")
-        .map_err(|e| e.refusal(what))?;
-    let digest = d
-        .expect(tag::OCTET_STRING, "MAC value")
-        .map_err(|e| e.refusal(what))?
-        .content;
+    let alg = d.expect(tag::SEQUENCE, "MAC algorithm").map_err(|e| e.refusal(what))?;
+    let digest = d.expect(tag::OCTET_STRING, "MAC value").map_err(|e| e.refusal(what))?.content;
     d.finish().map_err(|e| e.refusal(what))?;
     let mut a = alg.sequence().map_err(|e| e.refusal(what))?;
-    let oid = a
-        .expect(tag::OID, "MAC algorithm OID")
-        .map_err(|e| e.refusal(what))?
-        .content;
+    let oid = a.expect(tag::OID, "MAC algorithm OID").map_err(|e| e.refusal(what))?.content;
     let params = a.next_opt().map_err(|e| e.refusal(what))?;
     a.finish().map_err(|e| e.refusal(what))?;
 
@@ -483,19 +384,12 @@ fn parse_mac(tlv: Tlv<'_>) -> Result<MacCheck<'_>, Refusal> {
         // iterations of the MacData are ignored (RFC 9579 section 3).
         let params = params.ok_or_else(|| Refusal::malformed("PBMAC1 without parameters"))?;
         let mut p = params.sequence().map_err(|e| e.refusal(what))?;
-        let kdf_alg = p
-            .expect(tag::SEQUENCE, "PBMAC1 key-derivation function")
-            .map_err(|e| e.refusal(what))?;
-        let mac_alg = p
-            .expect(tag::SEQUENCE, "PBMAC1 message authentication scheme")
-            .map_err(|e| e.refusal(what))?;
+        let kdf_alg = p.expect(tag::SEQUENCE, "PBMAC1 key-derivation function").map_err(|e| e.refusal(what))?;
+        let mac_alg = p.expect(tag::SEQUENCE, "PBMAC1 message authentication scheme").map_err(|e| e.refusal(what))?;
         p.finish().map_err(|e| e.refusal(what))?;
         let kdf = pbe::parse_pbkdf2_algorithm(kdf_alg)?;
         let mut ma = mac_alg.sequence().map_err(|e| e.refusal(what))?;
-        let mac_oid = ma
-            .expect(tag::OID, "MAC scheme OID")
-            .map_err(|e| e.refusal(what))?
-            .content;
+        let mac_oid = ma.expect(tag::OID, "MAC scheme OID").map_err(|e| e.refusal(what))?.content;
         if let Some(param) = ma.next_opt().map_err(|e| e.refusal(what))? {
             if param.tag != tag::NULL {
                 return Err(Refusal::malformed("PBMAC1 HMAC with unexpected parameters"));
@@ -507,11 +401,7 @@ fn parse_mac(tlv: Tlv<'_>) -> Result<MacCheck<'_>, Refusal> {
         let key_len = match kdf.key_length {
             Some(len @ 1..=128) => len as usize,
             Some(len) => return Err(Refusal::malformed(format!("PBMAC1 with a {len}-byte key"))),
-            None => {
-                return Err(Refusal::malformed(
-                    "PBMAC1 without the PBKDF2 key length RFC 9579 requires",
-                ))
-            }
+            None => return Err(Refusal::malformed("PBMAC1 without the PBKDF2 key length RFC 9579 requires")),
         };
         if digest.len() != hmac.output_len() {
             return Err(Refusal::malformed(format!(
@@ -521,19 +411,13 @@ fn parse_mac(tlv: Tlv<'_>) -> Result<MacCheck<'_>, Refusal> {
                 hmac.output_len()
             )));
         }
-        return Ok(MacCheck {
-            kind: MacKind::Pbmac1 { kdf, key_len, hmac },
-            digest,
-        });
+        return Ok(MacCheck { kind: MacKind::Pbmac1 { kdf, key_len, hmac }, digest });
     }
 
-    let hash = HashAlg::from_digest_oid(oid)
-        .ok_or_else(|| pbe::unsupported_oid("MAC digest algorithm", oid))?;
+    let hash = HashAlg::from_digest_oid(oid).ok_or_else(|| pbe::unsupported_oid("MAC digest algorithm", oid))?;
     if let Some(param) = params {
         if param.tag != tag::NULL {
-            return Err(Refusal::malformed(
-                "the MAC digest algorithm has unexpected parameters",
-            ));
+            return Err(Refusal::malformed("the MAC digest algorithm has unexpected parameters"));
         }
     }
     if digest.len() != hash.output_len() {
@@ -547,14 +431,7 @@ fn parse_mac(tlv: Tlv<'_>) -> Result<MacCheck<'_>, Refusal> {
     if iterations == 0 {
         return Err(Refusal::malformed("the MAC asks for 0 iterations"));
     }
-    Ok(MacCheck {
-        kind: MacKind::Classic {
-            hash,
-            salt,
-            iterations,
-        },
-        digest,
-    })
+    Ok(MacCheck { kind: MacKind::Classic { hash, salt, iterations }, digest })
 }
 
 /// Index of the first candidate whose encoding verifies the MAC.
@@ -595,10 +472,7 @@ fn safe_bags<'a>(bytes: &'a [u8]) -> Result<Vec<SafeBag<'a>>, Refusal> {
     let what = "the PKCS#12 bags (SafeContents)";
     let (tlv, rest) = asn1::parse(bytes).map_err(|e| e.refusal(what))?;
     if !rest.is_empty() {
-        return Err(Refusal::malformed(format!(
-            "{what} have {} bytes of trailing data",
-            rest.len()
-        )));
+        return Err(Refusal::malformed(format!("{what} have {} bytes of trailing data", rest.len())));
     }
     safe_bags_in(tlv)
 }
@@ -608,23 +482,14 @@ fn safe_bags_in(tlv: Tlv<'_>) -> Result<Vec<SafeBag<'_>>, Refusal> {
     let mut bags = Vec::new();
     while let Some(bag) = r.next_opt().map_err(|e| e.refusal(BAGS))? {
         let mut b = bag.sequence().map_err(|e| e.refusal(BAGS))?;
-        let id = b
-            .expect(tag::OID, "bag type")
-            .map_err(|e| e.refusal(BAGS))?
-            .content;
-        let wrapper = b
-            .expect(tag::CONTEXT_0, "bag value")
-            .map_err(|e| e.refusal(BAGS))?;
+        let id = b.expect(tag::OID, "bag type").map_err(|e| e.refusal(BAGS))?.content;
+        let wrapper = b.expect(tag::CONTEXT_0, "bag value").map_err(|e| e.refusal(BAGS))?;
         let attributes = b.optional(tag::SET).map_err(|e| e.refusal(BAGS))?;
         b.finish().map_err(|e| e.refusal(BAGS))?;
         let mut w = wrapper.children().map_err(|e| e.refusal(BAGS))?;
         let value = w.next().map_err(|e| e.refusal(BAGS))?;
         w.finish().map_err(|e| e.refusal(BAGS))?;
-        bags.push(SafeBag {
-            id,
-            value,
-            attributes,
-        });
+        bags.push(SafeBag { id, value, attributes });
     }
     Ok(bags)
 }
@@ -633,15 +498,11 @@ fn safe_bags_in(tlv: Tlv<'_>) -> Result<Vec<SafeBag<'_>>, Refusal> {
 fn shrouded_key(value: Tlv<'_>) -> Result<(EncryptionScheme<'_>, Cow<'_, [u8]>), Refusal> {
     let what = "an encrypted private key in the PKCS#12 file";
     let mut r = value.sequence().map_err(|e| e.refusal(what))?;
-    let alg = r
-        .expect(tag::SEQUENCE, "encryption algorithm")
-        .map_err(|e| e.refusal(what))?;
+    let alg = r.expect(tag::SEQUENCE, "encryption algorithm").map_err(|e| e.refusal(what))?;
     let data = r.next().map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
     if data.tag != tag::OCTET_STRING && data.tag != 0x24 {
-        return Err(Refusal::malformed(format!(
-            "{what} does not hold an OCTET STRING"
-        )));
+        return Err(Refusal::malformed(format!("{what} does not hold an OCTET STRING")));
     }
     let scheme = EncryptionScheme::from_tlv(alg)?;
     Ok((scheme, data.octets().map_err(|e| e.refusal(what))?))
@@ -653,11 +514,7 @@ fn shrouded_key_costs(bytes: &[u8], depth: usize, costs: &mut Vec<KdfCost>) -> R
     shrouded_key_costs_in(&bags, depth, costs)
 }
 
-fn shrouded_key_costs_in(
-    bags: &[SafeBag<'_>],
-    depth: usize,
-    costs: &mut Vec<KdfCost>,
-) -> Result<(), Refusal> {
+fn shrouded_key_costs_in(bags: &[SafeBag<'_>], depth: usize, costs: &mut Vec<KdfCost>) -> Result<(), Refusal> {
     for bag in bags {
         if bag.id == oids::SHROUDED_KEY_BAG.as_bytes() {
             costs.extend(shrouded_key(bag.value)?.0.costs());
@@ -695,9 +552,7 @@ impl BagReader<'_> {
             let id = bag.id;
             if id == oids::KEY_BAG.as_bytes() {
                 if !pbe::looks_like_private_key_info(bag.value.raw) {
-                    return Err(Refusal::malformed(
-                        "a key bag in the PKCS#12 file does not hold a PKCS#8 private key",
-                    ));
+                    return Err(Refusal::malformed("a key bag in the PKCS#12 file does not hold a PKCS#8 private key"));
                 }
                 self.push_key(Zeroizing::new(bag.value.raw.to_vec()), bag.attributes);
             } else if id == oids::SHROUDED_KEY_BAG.as_bytes() {
@@ -727,9 +582,7 @@ impl BagReader<'_> {
 
     fn push_key(&mut self, key: Zeroizing<Vec<u8>>, attributes: Option<Tlv<'_>>) {
         self.out.keys.push(key);
-        self.out
-            .friendly_names
-            .push(attributes.and_then(friendly_name).unwrap_or_default());
+        self.out.friendly_names.push(attributes.and_then(friendly_name).unwrap_or_default());
     }
 
     /// Decrypt with the password candidates, the last one that worked first; a result that
@@ -744,14 +597,8 @@ impl BagReader<'_> {
         let mut tried: Vec<Vec<u8>> = Vec::new();
         for index in 0..self.candidates.len() {
             let candidate = &self.candidates[index];
-            let encoding = if scheme.uses_bmp_password() {
-                candidate.bmp()
-            } else {
-                candidate.utf8()
-            };
-            if tried.iter().any(|t| t.as_slice() == encoding)
-                || (index > 0 && !self.budget.affords(&scheme.costs()))
-            {
+            let encoding = if scheme.uses_bmp_password() { candidate.bmp() } else { candidate.utf8() };
+            if tried.iter().any(|t| t.as_slice() == encoding) || (index > 0 && !self.budget.affords(&scheme.costs())) {
                 continue;
             }
             tried.push(encoding.to_vec());
@@ -779,11 +626,7 @@ impl BagReader<'_> {
         } else if !self.password_given {
             password_required()
         } else {
-            Refusal::new(
-                Code::WrongPassword,
-                format!("the password does not open {what}"),
-                HINT_WRONG_PASSWORD,
-            )
+            Refusal::new(Code::WrongPassword, format!("the password does not open {what}"), HINT_WRONG_PASSWORD)
         })
     }
 }
@@ -792,13 +635,8 @@ impl BagReader<'_> {
 fn cert_bag(value: Tlv<'_>) -> Result<Option<Vec<u8>>, Refusal> {
     let what = "a certificate bag in the PKCS#12 file";
     let mut r = value.sequence().map_err(|e| e.refusal(what))?;
-    let cert_type = r
-        .expect(tag::OID, "certificate type")
-        .map_err(|e| e.refusal(what))?
-        .content;
-    let wrapper = r
-        .expect(tag::CONTEXT_0, "certificate value")
-        .map_err(|e| e.refusal(what))?;
+    let cert_type = r.expect(tag::OID, "certificate type").map_err(|e| e.refusal(what))?.content;
+    let wrapper = r.expect(tag::CONTEXT_0, "certificate value").map_err(|e| e.refusal(what))?;
     r.finish().map_err(|e| e.refusal(what))?;
     if cert_type != oids::X509_CERTIFICATE.as_bytes() {
         return Ok(None); // sdsiCertificate and others
@@ -807,17 +645,12 @@ fn cert_bag(value: Tlv<'_>) -> Result<Option<Vec<u8>>, Refusal> {
     let octets = w.next().map_err(|e| e.refusal(what))?;
     w.finish().map_err(|e| e.refusal(what))?;
     if octets.tag != tag::OCTET_STRING && octets.tag != 0x24 {
-        return Err(Refusal::malformed(format!(
-            "{what} does not hold an OCTET STRING"
-        )));
+        return Err(Refusal::malformed(format!("{what} does not hold an OCTET STRING")));
     }
     let der = octets.octets().map_err(|e| e.refusal(what))?;
-    let is_one_sequence =
-        matches!(asn1::parse(&der), Ok((tlv, rest)) if rest.is_empty() && tlv.tag == tag::SEQUENCE);
+    let is_one_sequence = matches!(asn1::parse(&der), Ok((tlv, rest)) if rest.is_empty() && tlv.tag == tag::SEQUENCE);
     if !is_one_sequence {
-        return Err(Refusal::malformed(format!(
-            "{what} does not hold a DER certificate"
-        )));
+        return Err(Refusal::malformed(format!("{what} does not hold a DER certificate")));
     }
     Ok(Some(der.into_owned()))
 }
@@ -841,10 +674,7 @@ fn friendly_name(attributes: Tlv<'_>) -> Option<String> {
         if value.tag != tag::BMP_STRING || value.content.len() % 2 != 0 {
             return None;
         }
-        let units = value
-            .content
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]));
+        let units = value.content.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
         let name: String = char::decode_utf16(units)
             .map(|c| match c {
                 Ok(c) if !c.is_control() => c,

@@ -32,10 +32,7 @@ fn ec_scalar(pkcs8: &[u8]) -> Vec<u8> {
     let (ec, _) = asn1::parse(octets.content).unwrap();
     let mut e = ec.sequence().unwrap();
     e.next().unwrap();
-    e.expect(tag::OCTET_STRING, "scalar")
-        .unwrap()
-        .content
-        .to_vec()
+    e.expect(tag::OCTET_STRING, "scalar").unwrap().content.to_vec()
 }
 
 /// The test PKI's client: the leaf key and the three certificates in `order`.
@@ -45,11 +42,7 @@ fn assert_client_a(c: &Pkcs12Contents, order: &[&[u8]], file: &str) {
         assert_eq!(got.as_slice(), *want, "{file}: certificate {i}");
     }
     assert_eq!(c.keys.len(), 1, "{file}: key count");
-    assert_eq!(
-        ec_scalar(&c.keys[0]),
-        ec_scalar(LEAF_KEY),
-        "{file}: the key is not the leaf's"
-    );
+    assert_eq!(ec_scalar(&c.keys[0]), ec_scalar(LEAF_KEY), "{file}: the key is not the leaf's");
     assert_eq!(c.friendly_names.len(), 1, "{file}");
 }
 
@@ -58,60 +51,20 @@ const CHAIN: [&[u8]; 3] = [LEAF, INTER, ROOT];
 #[test]
 fn real_files_open_with_their_password() {
     let cases: &[(&str, &[u8], &str)] = &[
-        (
-            "openssl_default",
-            fixture!("openssl_default.p12"),
-            "test-pass",
-        ),
-        (
-            "openssl_legacy",
-            fixture!("openssl_legacy.p12"),
-            "test-pass",
-        ),
-        (
-            "openssl_aes128",
-            fixture!("openssl_aes128.p12"),
-            "test-pass",
-        ),
+        ("openssl_default", fixture!("openssl_default.p12"), "test-pass"),
+        ("openssl_legacy", fixture!("openssl_legacy.p12"), "test-pass"),
+        ("openssl_aes128", fixture!("openssl_aes128.p12"), "test-pass"),
         ("openssl_nomac", fixture!("openssl_nomac.p12"), "test-pass"),
-        (
-            "openssl_unencrypted",
-            fixture!("openssl_unencrypted.p12"),
-            "test-pass",
-        ),
-        (
-            "openssl_unencrypted_nomac",
-            fixture!("openssl_unencrypted_nomac.p12"),
-            "test-pass",
-        ),
-        (
-            "openssl_macsha512",
-            fixture!("openssl_macsha512.p12"),
-            "test-pass",
-        ),
-        (
-            "openssl_rc2_128",
-            fixture!("openssl_rc2_128.p12"),
-            "test-pass",
-        ),
+        ("openssl_unencrypted", fixture!("openssl_unencrypted.p12"), "test-pass"),
+        ("openssl_unencrypted_nomac", fixture!("openssl_unencrypted_nomac.p12"), "test-pass"),
+        ("openssl_macsha512", fixture!("openssl_macsha512.p12"), "test-pass"),
+        ("openssl_rc2_128", fixture!("openssl_rc2_128.p12"), "test-pass"),
         ("openssl_2des", fixture!("openssl_2des.p12"), "test-pass"),
-        (
-            "openssl_des_ede3_aes192",
-            fixture!("openssl_des_ede3_aes192.p12"),
-            "test-pass",
-        ),
-        (
-            "openssl_unicode_password",
-            fixture!("openssl_unicode_password.p12"),
-            "pässwörd€",
-        ),
+        ("openssl_des_ede3_aes192", fixture!("openssl_des_ede3_aes192.p12"), "test-pass"),
+        ("openssl_unicode_password", fixture!("openssl_unicode_password.p12"), "pässwörd€"),
         ("python_modern", fixture!("python_modern.p12"), "test-pass"),
         ("python_legacy", fixture!("python_legacy.p12"), "test-pass"),
-        (
-            "keytool_default",
-            fixture!("keytool_default.p12"),
-            "changeit",
-        ),
+        ("keytool_default", fixture!("keytool_default.p12"), "changeit"),
         ("keytool_legacy", fixture!("keytool_legacy.p12"), "changeit"),
         ("ber_outer", fixture!("ber_outer.p12"), "test-pass"),
         ("ber_deep", fixture!("ber_deep.p12"), "test-pass"),
@@ -132,53 +85,27 @@ fn real_files_open_with_their_password() {
 #[test]
 fn leaf_not_first_keeps_file_order() {
     // Python cryptography: key without its certificate, then root, leaf, intermediate.
-    let c = read(
-        fixture!("python_leaf_not_first.p12"),
-        Some(&pw("test-pass")),
-    )
-    .unwrap();
+    let c = read(fixture!("python_leaf_not_first.p12"), Some(&pw("test-pass"))).unwrap();
     assert_client_a(&c, &[ROOT, LEAF, INTER], "python_leaf_not_first");
 }
 
 #[test]
 fn empty_password_files_open_without_a_password() {
     let cases: &[(&str, &[u8])] = &[
-        (
-            "openssl_empty_password",
-            fixture!("openssl_empty_password.p12"),
-        ),
-        (
-            "openssl_empty_password_legacy",
-            fixture!("openssl_empty_password_legacy.p12"),
-        ),
+        ("openssl_empty_password", fixture!("openssl_empty_password.p12")),
+        ("openssl_empty_password_legacy", fixture!("openssl_empty_password_legacy.p12")),
         ("python_noencryption", fixture!("python_noencryption.p12")),
         ("java_empty_password", fixture!("java_empty_password.p12")),
         ("java_null_password", fixture!("java_null_password.p12")),
-        (
-            "java_legacy_empty_password",
-            fixture!("java_legacy_empty_password.p12"),
-        ),
-        (
-            "java_legacy_null_password",
-            fixture!("java_legacy_null_password.p12"),
-        ),
-        (
-            "crafted_null_password_mac",
-            fixture!("crafted_null_password_mac.p12"),
-        ),
-        (
-            "crafted_null_password_legacy",
-            fixture!("crafted_null_password_legacy.p12"),
-        ),
-        (
-            "crafted_mixed_empty_password",
-            fixture!("crafted_mixed_empty_password.p12"),
-        ),
+        ("java_legacy_empty_password", fixture!("java_legacy_empty_password.p12")),
+        ("java_legacy_null_password", fixture!("java_legacy_null_password.p12")),
+        ("crafted_null_password_mac", fixture!("crafted_null_password_mac.p12")),
+        ("crafted_null_password_legacy", fixture!("crafted_null_password_legacy.p12")),
+        ("crafted_mixed_empty_password", fixture!("crafted_mixed_empty_password.p12")),
     ];
     for (name, data) in cases {
         for password in [None, Some(pw(""))] {
-            let c = read(data, password.as_ref())
-                .unwrap_or_else(|e| panic!("{name} {password:?}: {e}"));
+            let c = read(data, password.as_ref()).unwrap_or_else(|e| panic!("{name} {password:?}: {e}"));
             assert_client_a(&c, &CHAIN, name);
         }
         let err = read(data, Some(&pw("not-empty"))).unwrap_err();
@@ -199,11 +126,7 @@ fn mac_forms(data: &[u8]) -> Vec<&'static str> {
     let mac = parse_mac(r.next().unwrap()).unwrap();
     let (_, content) = content_info(auth, "authSafe").unwrap();
     let bytes = data_content(content, "authSafe").unwrap();
-    forms()
-        .iter()
-        .filter(|f| mac.verify(f, &bytes, &mut WorkBudget::new()).unwrap())
-        .map(|f| f.label())
-        .collect()
+    forms().iter().filter(|f| mac.verify(f, &bytes, &mut WorkBudget::new()).unwrap()).map(|f| f.label()).collect()
 }
 
 /// Which empty-password encodings decrypt the file's first shrouded key.
@@ -244,66 +167,16 @@ fn which_empty_password_encoding_tools_write() {
     let pbes2_key = vec![BMP, NULL];
     type Case<'a> = (&'a str, &'a [u8], Vec<&'a str>, Vec<&'a str>);
     let cases: &[Case] = &[
-        (
-            "openssl_empty_password",
-            fixture!("openssl_empty_password.p12"),
-            vec![BMP],
-            pbes2_key.clone(),
-        ),
-        (
-            "openssl_empty_password_legacy",
-            fixture!("openssl_empty_password_legacy.p12"),
-            vec![BMP],
-            vec![BMP],
-        ),
-        (
-            "python_noencryption",
-            fixture!("python_noencryption.p12"),
-            vec![BMP],
-            vec![],
-        ),
-        (
-            "java_empty_password",
-            fixture!("java_empty_password.p12"),
-            vec![BMP],
-            pbes2_key.clone(),
-        ),
-        (
-            "java_null_password",
-            fixture!("java_null_password.p12"),
-            vec![BMP],
-            pbes2_key.clone(),
-        ),
-        (
-            "java_legacy_empty_password",
-            fixture!("java_legacy_empty_password.p12"),
-            vec![BMP],
-            vec![BMP],
-        ),
-        (
-            "java_legacy_null_password",
-            fixture!("java_legacy_null_password.p12"),
-            vec![BMP],
-            vec![BMP],
-        ),
-        (
-            "crafted_null_password_mac",
-            fixture!("crafted_null_password_mac.p12"),
-            vec![NULL],
-            vec![],
-        ),
-        (
-            "crafted_null_password_legacy",
-            fixture!("crafted_null_password_legacy.p12"),
-            vec![NULL],
-            vec![NULL],
-        ),
-        (
-            "crafted_mixed_empty_password",
-            fixture!("crafted_mixed_empty_password.p12"),
-            vec![BMP],
-            vec![NULL],
-        ),
+        ("openssl_empty_password", fixture!("openssl_empty_password.p12"), vec![BMP], pbes2_key.clone()),
+        ("openssl_empty_password_legacy", fixture!("openssl_empty_password_legacy.p12"), vec![BMP], vec![BMP]),
+        ("python_noencryption", fixture!("python_noencryption.p12"), vec![BMP], vec![]),
+        ("java_empty_password", fixture!("java_empty_password.p12"), vec![BMP], pbes2_key.clone()),
+        ("java_null_password", fixture!("java_null_password.p12"), vec![BMP], pbes2_key.clone()),
+        ("java_legacy_empty_password", fixture!("java_legacy_empty_password.p12"), vec![BMP], vec![BMP]),
+        ("java_legacy_null_password", fixture!("java_legacy_null_password.p12"), vec![BMP], vec![BMP]),
+        ("crafted_null_password_mac", fixture!("crafted_null_password_mac.p12"), vec![NULL], vec![]),
+        ("crafted_null_password_legacy", fixture!("crafted_null_password_legacy.p12"), vec![NULL], vec![NULL]),
+        ("crafted_mixed_empty_password", fixture!("crafted_mixed_empty_password.p12"), vec![BMP], vec![NULL]),
     ];
     for (name, data, mac, key) in cases {
         assert_eq!(&mac_forms(data), mac, "{name}: MAC");
@@ -316,12 +189,7 @@ fn null_form_that_verified_the_mac_is_used_for_the_bags_first() {
     // MAC and 3DES bags all keyed with the zero-length password: after the MAC picks the NULL
     // form, the two bags cost one decryption each (no wasted [0,0] attempt).
     let mut budget = WorkBudget::new();
-    let c = read_with_budget(
-        fixture!("crafted_null_password_legacy.p12"),
-        None,
-        &mut budget,
-    )
-    .unwrap();
+    let c = read_with_budget(fixture!("crafted_null_password_legacy.p12"), None, &mut budget).unwrap();
     assert_client_a(&c, &CHAIN, "crafted_null_password_legacy");
     // 2 MAC attempts ([0,0] fails, NULL verifies) + 2 bags x (key + IV).
     assert_eq!(budget.derivations(), 2 + 2 * 2);
@@ -333,20 +201,14 @@ fn wrong_or_missing_password() {
     let err = read(data, Some(&pw("wrong"))).unwrap_err();
     assert_eq!(err.code, Code::WrongPassword);
     assert_eq!(err.message, "the password does not open the PKCS#12 file");
-    assert_eq!(
-        err.hint,
-        "check the password that was set when the file was exported"
-    );
+    assert_eq!(err.hint, "check the password that was set when the file was exported");
 
     for password in [None, Some(pw(""))] {
         let err = read(data, password.as_ref()).unwrap_err();
         if password.is_none() {
             assert_eq!(err.code, Code::PasswordRequired);
             assert_eq!(err.message, "the PKCS#12 file is protected by a password");
-            assert_eq!(
-                err.hint,
-                "give it with --password-env VAR, --password-file FILE or --password-stdin"
-            );
+            assert_eq!(err.hint, "give it with --password-env VAR, --password-file FILE or --password-stdin");
         } else {
             assert_eq!(err.code, Code::WrongPassword);
         }
@@ -357,26 +219,12 @@ fn wrong_or_missing_password() {
     assert_eq!(read(nomac, None).unwrap_err().code, Code::PasswordRequired);
     let err = read(nomac, Some(&pw("wrong"))).unwrap_err();
     assert_eq!(err.code, Code::WrongPassword);
-    assert!(
-        err.message.starts_with("the password does not open"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.starts_with("the password does not open"), "{}", err.message);
 
     // Legacy (PBES1) too, and a password that only differs in encoding.
+    assert_eq!(read(fixture!("openssl_legacy.p12"), Some(&pw("test-pasS"))).unwrap_err().code, Code::WrongPassword);
     assert_eq!(
-        read(fixture!("openssl_legacy.p12"), Some(&pw("test-pasS")))
-            .unwrap_err()
-            .code,
-        Code::WrongPassword
-    );
-    assert_eq!(
-        read(
-            fixture!("openssl_unicode_password.p12"),
-            Some(&pw("passwort"))
-        )
-        .unwrap_err()
-        .code,
+        read(fixture!("openssl_unicode_password.p12"), Some(&pw("passwort"))).unwrap_err().code,
         Code::WrongPassword
     );
 }
@@ -388,10 +236,7 @@ fn pbmac1() {
     let c = read(a1, Some(&pw("1234"))).unwrap();
     assert_eq!((c.certs.len(), c.keys.len()), (1, 1));
     assert!(pbe::looks_like_private_key_info(&c.keys[0]));
-    assert_eq!(
-        read(a1, Some(&pw("12345"))).unwrap_err().code,
-        Code::WrongPassword
-    );
+    assert_eq!(read(a1, Some(&pw("12345"))).unwrap_err().code, Code::WrongPassword);
     assert_eq!(read(a1, None).unwrap_err().code, Code::PasswordRequired);
 
     // RFC 9579 A.4: the PBKDF2 iteration count changed (2048 -> 2049) must fail the MAC.
@@ -399,10 +244,7 @@ fn pbmac1() {
     let tail = a4.len() - 120;
     let at = tail + find(&a4[tail..], &[0x02, 0x02, 0x08, 0x00]).expect("iteration count");
     a4[at + 3] = 0x01;
-    assert_eq!(
-        read(&a4, Some(&pw("1234"))).unwrap_err().code,
-        Code::WrongPassword
-    );
+    assert_eq!(read(&a4, Some(&pw("1234"))).unwrap_err().code, Code::WrongPassword);
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -417,9 +259,7 @@ fn find_nth(haystack: &[u8], needle: &[u8], n: usize) -> usize {
     from + find(&haystack[from..], needle).unwrap()
 }
 
-const OID_DATA_TLV: [u8; 11] = [
-    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
-];
+const OID_DATA_TLV: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
 
 #[test]
 fn public_key_modes_are_unsupported() {
@@ -445,28 +285,15 @@ fn public_key_modes_are_unsupported() {
 fn unsupported_encryption_names_the_oid() {
     let err = read(fixture!("openssl_rc4.p12"), Some(&pw("test-pass"))).unwrap_err();
     assert_eq!(err.code, Code::UnsupportedAlgorithm);
-    assert!(
-        err.message
-            .contains("pbeWithSHAAnd128BitRC4 (1.2.840.113549.1.12.1.1)"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("pbeWithSHAAnd128BitRC4 (1.2.840.113549.1.12.1.1)"), "{}", err.message);
 
     // pbeWithSHAAnd40BitRC2-CBC (…12.1.6) -> …12.1.9, which does not exist.
     let mut data = fixture!("openssl_legacy.p12").to_vec();
-    let at = find(
-        &data,
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x06],
-    )
-    .unwrap();
+    let at = find(&data, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x06]).unwrap();
     data[at + 9] = 0x09;
     let err = read(&data, Some(&pw("test-pass"))).unwrap_err();
     assert_eq!(err.code, Code::UnsupportedAlgorithm);
-    assert!(
-        err.message.contains("1.2.840.113549.1.12.1.9"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("1.2.840.113549.1.12.1.9"), "{}", err.message);
 }
 
 #[test]
@@ -480,39 +307,19 @@ fn nested_safe_contents() {
 #[test]
 fn hostile_work_factors_are_refused_before_hashing() {
     let cases: &[(&str, &[u8], &str)] = &[
-        (
-            "hostile_mac_iter",
-            fixture!("hostile_mac_iter.p12"),
-            "2147483647",
-        ),
-        (
-            "hostile_pbes2_iter",
-            fixture!("hostile_pbes2_iter.p12"),
-            "2147483647 PBKDF2-HMAC-SHA-256 iterations",
-        ),
-        (
-            "hostile_1000_bags",
-            fixture!("hostile_1000_bags.p12"),
-            " password-based key derivations (",
-        ),
+        ("hostile_mac_iter", fixture!("hostile_mac_iter.p12"), "2147483647"),
+        ("hostile_pbes2_iter", fixture!("hostile_pbes2_iter.p12"), "2147483647 PBKDF2-HMAC-SHA-256 iterations"),
+        ("hostile_1000_bags", fixture!("hostile_1000_bags.p12"), " password-based key derivations ("),
     ];
     for (name, data, needle) in cases {
         for password in [Some(pw("test-pass")), None] {
             let mut budget = WorkBudget::new();
             let start = Instant::now();
             let err = read_with_budget(data, password.as_ref(), &mut budget).unwrap_err();
-            assert!(
-                start.elapsed() < Duration::from_millis(500),
-                "{name}: {:?}",
-                start.elapsed()
-            );
+            assert!(start.elapsed() < Duration::from_millis(500), "{name}: {:?}", start.elapsed());
             assert_eq!(err.code, Code::UnsupportedAlgorithm, "{name}: {err}");
             assert!(err.message.contains(needle), "{name}: {}", err.message);
-            assert!(
-                err.message.contains("certgate accepts"),
-                "{name}: {}",
-                err.message
-            );
+            assert!(err.message.contains("certgate accepts"), "{name}: {}", err.message);
             assert_eq!(err.hint, "export it again with the tool's default settings");
             assert_eq!(budget.spent(), 0, "{name}: work was spent before refusing");
         }
@@ -538,11 +345,7 @@ fn damaged_input_is_malformed_and_never_panics() {
     let err = read(fixture!("openssl_truncated.p12"), Some(&pw("test-pass"))).unwrap_err();
     assert_eq!(err.code, Code::Malformed);
     assert!(err.message.contains("truncated"), "{}", err.message);
-    let err = read(
-        fixture!("openssl_trailing_garbage.p12"),
-        Some(&pw("test-pass")),
-    )
-    .unwrap_err();
+    let err = read(fixture!("openssl_trailing_garbage.p12"), Some(&pw("test-pass"))).unwrap_err();
     assert_eq!(err.code, Code::Malformed);
     assert!(err.message.contains("7 bytes"), "{}", err.message);
     assert_eq!(read(b"", None).unwrap_err().code, Code::Empty);
@@ -566,11 +369,7 @@ fn damaged_input_is_malformed_and_never_panics() {
         seed ^= seed << 17;
         seed
     };
-    for data in [
-        fixture!("openssl_unencrypted_nomac.p12"),
-        fixture!("ber_deep.p12"),
-        fixture!("openssl_legacy.p12"),
-    ] {
+    for data in [fixture!("openssl_unencrypted_nomac.p12"), fixture!("ber_deep.p12"), fixture!("openssl_legacy.p12")] {
         for _ in 0..150 {
             let mut copy = data.to_vec();
             for _ in 0..1 + next() % 3 {
@@ -616,20 +415,14 @@ fn debug_never_shows_key_bytes() {
     assert!(shown.contains("1 private key(s), redacted"), "{shown}");
     let scalar = ec_scalar(&c.keys[0]);
     assert!(!shown.contains(&format!("{:?}", &scalar[..4])), "{shown}");
-    assert!(
-        !shown.contains(&format!("{}", scalar[0])) || shown.len() < 200,
-        "{shown}"
-    );
+    assert!(!shown.contains(&format!("{}", scalar[0])) || shown.len() < 200, "{shown}");
 }
 
 #[test]
 fn encrypted_private_key_info() {
     let cases: &[(&str, &[u8])] = &[
         ("pbes2_aes256", fixture!("pkcs8_pbes2_aes256.der")),
-        (
-            "pbes2_sha512_aes128",
-            fixture!("pkcs8_pbes2_sha512_aes128.der"),
-        ),
+        ("pbes2_sha512_aes128", fixture!("pkcs8_pbes2_sha512_aes128.der")),
         ("pbes2_sha1_des3", fixture!("pkcs8_pbes2_sha1_des3.der")),
         ("scrypt", fixture!("pkcs8_scrypt.der")),
         ("pbe_sha1_3des", fixture!("pkcs8_pbe_sha1_3des.der")),
@@ -639,45 +432,26 @@ fn encrypted_private_key_info() {
         let key = decrypt_encrypted_private_key_info(der, b"test-pass", &mut WorkBudget::new())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(key.as_slice(), LEAF_KEY, "{name}");
-        let err =
-            decrypt_encrypted_private_key_info(der, b"wrong", &mut WorkBudget::new()).unwrap_err();
+        let err = decrypt_encrypted_private_key_info(der, b"wrong", &mut WorkBudget::new()).unwrap_err();
         assert_eq!(err.code, Code::WrongPassword, "{name}");
         let err = decrypt_encrypted_private_key_info(der, b"", &mut WorkBudget::new()).unwrap_err();
         assert_eq!(err.code, Code::PasswordRequired, "{name}");
     }
     // An empty password (PBES1: [0,0] from OpenSSL).
-    let key = decrypt_encrypted_private_key_info(
-        fixture!("pkcs8_pbe_sha1_3des_empty.der"),
-        b"",
-        &mut WorkBudget::new(),
-    )
-    .unwrap();
+    let key =
+        decrypt_encrypted_private_key_info(fixture!("pkcs8_pbe_sha1_3des_empty.der"), b"", &mut WorkBudget::new())
+            .unwrap();
     assert_eq!(key.as_slice(), LEAF_KEY);
 
-    let err = decrypt_encrypted_private_key_info(
-        fixture!("pkcs8_pbe_md5_des.der"),
-        b"test-pass",
-        &mut WorkBudget::new(),
-    )
-    .unwrap_err();
+    let err =
+        decrypt_encrypted_private_key_info(fixture!("pkcs8_pbe_md5_des.der"), b"test-pass", &mut WorkBudget::new())
+            .unwrap_err();
     assert_eq!(err.code, Code::UnsupportedAlgorithm);
-    assert!(
-        err.message.contains("pbeWithMD5AndDES-CBC"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("pbeWithMD5AndDES-CBC"), "{}", err.message);
 
     for (name, der, needle) in [
-        (
-            "scrypt 1 GiB",
-            fixture!("hostile_pkcs8_scrypt_1gib.der"),
-            "1024 MiB",
-        ),
-        (
-            "scrypt slow",
-            fixture!("hostile_pkcs8_scrypt_slow.der"),
-            "N=131072, r=8, p=4",
-        ),
+        ("scrypt 1 GiB", fixture!("hostile_pkcs8_scrypt_1gib.der"), "1024 MiB"),
+        ("scrypt slow", fixture!("hostile_pkcs8_scrypt_slow.der"), "N=131072, r=8, p=4"),
     ] {
         let start = Instant::now();
         let mut budget = WorkBudget::new();
@@ -691,19 +465,12 @@ fn encrypted_private_key_info() {
     // Damaged: every prefix, trailing data.
     let der = fixture!("pkcs8_pbes2_aes256.der");
     for n in 0..der.len() {
-        assert!(decrypt_encrypted_private_key_info(
-            &der[..n],
-            b"test-pass",
-            &mut WorkBudget::new()
-        )
-        .is_err());
+        assert!(decrypt_encrypted_private_key_info(&der[..n], b"test-pass", &mut WorkBudget::new()).is_err());
     }
     let mut trailing = der.to_vec();
     trailing.push(0);
     assert_eq!(
-        decrypt_encrypted_private_key_info(&trailing, b"test-pass", &mut WorkBudget::new())
-            .unwrap_err()
-            .code,
+        decrypt_encrypted_private_key_info(&trailing, b"test-pass", &mut WorkBudget::new()).unwrap_err().code,
         Code::Malformed
     );
 }
@@ -714,11 +481,9 @@ fn short_des_ede3_iv_is_refused_not_a_panic() {
     let alg: &[u8] = &[
         0x30, 0x37, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d, // PBES2
         0x30, 0x2a, //
-        0x30, 0x18, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05,
-        0x0c, // PBKDF2
+        0x30, 0x18, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0c, // PBKDF2
         0x30, 0x0b, 0x04, 0x04, 1, 2, 3, 4, 0x02, 0x03, 0x00, 0x08, 0x00, //
-        0x30, 0x0e, 0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x03,
-        0x07, // DES-EDE3-CBC
+        0x30, 0x0e, 0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x03, 0x07, // DES-EDE3-CBC
         0x04, 0x02, 0xaa, 0xbb, // 2-byte IV
     ];
     let err = pbe::EncryptionScheme::parse(alg).unwrap_err();

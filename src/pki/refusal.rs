@@ -50,19 +50,11 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(code: Code, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-            hint: hint.into(),
-        }
+        Refusal { code, message: message.into(), hint: hint.into() }
     }
 
     pub fn malformed(message: impl Into<String>) -> Self {
-        Refusal::new(
-            Code::Malformed,
-            message,
-            "the file is damaged or truncated: copy or export it again and retry",
-        )
+        Refusal::new(Code::Malformed, message, "the file is damaged or truncated: copy or export it again and retry")
     }
 
     /// Prefix the message with where the problem was found (e.g. the file name).

@@ -54,29 +54,26 @@ struct Compiler<'a> {
     sessions: HashMap<String, Arc<dyn rustls::client::ClientSessionStore>>,
 }
 
-pub fn compile(inputs: &RouteInputs, previous: Option<&RouteTable>, options: &CompileOptions) -> Result<RouteTable, String> {
+pub fn compile(
+    inputs: &RouteInputs,
+    previous: Option<&RouteTable>,
+    options: &CompileOptions,
+) -> Result<RouteTable, String> {
     let mut reuse = HashMap::new();
     if let Some(prev) = previous {
         for r in prev.routes() {
             reuse.insert(r.fingerprint.as_str(), r);
         }
     }
-    let mut c = Compiler {
-        inputs,
-        options,
-        previous,
-        reuse,
-        sessions: HashMap::new(),
-    };
+    let mut c = Compiler { inputs, options, previous, reuse, sessions: HashMap::new() };
     let mut table = RouteTable {
         revision: inputs.revision,
         certificate_expiry: inputs.certificate_expiry.clone(),
         ..RouteTable::default()
     };
     for b in &inputs.bindings {
-        let dest = Destination::parse(&b.destination)
-            .map_err(|e| format!("binding '{}': {e}", b.destination))?
-            .destination;
+        let dest =
+            Destination::parse(&b.destination).map_err(|e| format!("binding '{}': {e}", b.destination))?.destination;
         if matches!(dest, Destination::Service(_)) {
             continue; // compiled with its service below
         }
@@ -107,7 +104,8 @@ pub fn compile(inputs: &RouteInputs, previous: Option<&RouteTable>, options: &Co
         table.unbound = Some(c.route(&unbound)?);
     }
     for svc in &inputs.services {
-        let base = url::Url::parse(&svc.url).map_err(|e| format!("service '{}': bad URL {}: {e}", svc.name, svc.url))?;
+        let base =
+            url::Url::parse(&svc.url).map_err(|e| format!("service '{}': bad URL {}: {e}", svc.name, svc.url))?;
         let key = format!("service:{}", svc.name);
         let route = match inputs.bindings.iter().find(|b| b.destination == key) {
             Some(b) => Some(c.route(b)?),
@@ -144,7 +142,9 @@ impl Compiler<'_> {
             "{}|{}|{}|{}|{:?}|{:?}|{:?}",
             b.destination,
             identity.map(|i| i.id.as_str()).unwrap_or("-"),
-            identity.map(|i| i.chain.iter().map(|c| crate::pki::facts::sha256_hex(c)).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            identity
+                .map(|i| i.chain.iter().map(|c| crate::pki::facts::sha256_hex(c)).collect::<Vec<_>>().join(","))
+                .unwrap_or_default(),
             trust,
             anchor_ids,
             b.sni,
@@ -175,19 +175,16 @@ impl Compiler<'_> {
         }
         let trust_label = trust.to_string();
         let config = tls::client_config(tls::ClientSpec {
-            identity: identity.map(|i| {
-                (
-                    i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(),
-                    i.key.to_rustls(),
-                )
-            }),
+            identity: identity
+                .map(|i| (i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(), i.key.to_rustls())),
             roots: tls::root_store(&roots),
             trust_label: &trust_label,
             pins,
             sessions,
         })
         .map_err(|e| format!("binding '{}': {e}", b.destination))?;
-        let connector = Connector::new(config, b.sni.clone(), self.options.settings.clone());
+        let failures = Arc::new(upstream::LastFailure::default());
+        let connector = Connector::new(config, b.sni.clone(), self.options.settings.clone(), failures.clone());
         Ok(Arc::new(Route {
             destination: b.destination.clone(),
             certificate: identity.map(|i| RouteCertificate {
@@ -198,6 +195,7 @@ impl Compiler<'_> {
             }),
             trust: trust_label,
             client: upstream::client(connector, &self.options.settings),
+            failures,
             fingerprint,
         }))
     }
@@ -208,7 +206,8 @@ impl Compiler<'_> {
             TrustPolicy::Anchors(names) => {
                 let mut out = Vec::new();
                 for n in names {
-                    let certs = self.inputs.anchors.get(n).ok_or_else(|| format!("trust anchor '{n}' is not in the store"))?;
+                    let certs =
+                        self.inputs.anchors.get(n).ok_or_else(|| format!("trust anchor '{n}' is not in the store"))?;
                     out.extend(certs.iter().cloned());
                 }
                 out

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustls::client::ClientSessionStore;
 
-use crate::gateway::upstream::UpstreamClient;
+use crate::gateway::upstream::{LastFailure, UpstreamClient};
 
 #[derive(Clone, Debug)]
 pub struct RouteCertificate {
@@ -23,6 +23,8 @@ pub struct Route {
     pub certificate: Option<RouteCertificate>,
     pub trust: String,
     pub client: UpstreamClient,
+    /// TLS failures seen on this route's connections after the handshake (see `LastFailure`).
+    pub failures: Arc<LastFailure>,
     /// Everything the route was compiled from; equal fingerprints reuse the route (and its pool).
     pub(crate) fingerprint: String,
 }

@@ -16,10 +16,11 @@ impl TrustPolicy {
             "public" => Ok(TrustPolicy::Public),
             "private" => Ok(TrustPolicy::Private),
             other => {
-                let names = other.strip_prefix("ca:").ok_or_else(|| {
-                    format!("'{other}' is not a trust policy: use public, private or ca:NAME[,NAME]")
-                })?;
-                let mut list: Vec<String> = names.split(',').map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+                let names = other
+                    .strip_prefix("ca:")
+                    .ok_or_else(|| format!("'{other}' is not a trust policy: use public, private or ca:NAME[,NAME]"))?;
+                let mut list: Vec<String> =
+                    names.split(',').map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
                 if list.is_empty() {
                     return Err("ca: needs at least one trust anchor name".into());
                 }
@@ -55,9 +56,7 @@ impl Pin {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|_| format!("'{text}': the part after sha256/ is not base64"))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| format!("'{text}': a SHA-256 pin is 32 bytes"))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| format!("'{text}': a SHA-256 pin is 32 bytes"))?;
         Ok(Pin(arr))
     }
 

@@ -8,7 +8,9 @@ mod model;
 pub mod seal;
 mod sqlite;
 
-pub use model::{split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot};
+pub use model::{
+    split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot,
+};
 pub use seal::{MasterKey, SealError};
 pub use sqlite::SqliteStore;
 
@@ -105,7 +107,12 @@ impl Store {
     pub async fn replace_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
         dispatch!(self, s => s.replace_certificate(rec, change).await)
     }
-    pub async fn delete_certificate(&self, name: &str, drop_bindings: bool, change: &Change) -> Result<i64, StoreError> {
+    pub async fn delete_certificate(
+        &self,
+        name: &str,
+        drop_bindings: bool,
+        change: &Change,
+    ) -> Result<i64, StoreError> {
         dispatch!(self, s => s.delete_certificate(name, drop_bindings, change).await)
     }
     pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
@@ -120,7 +127,12 @@ impl Store {
     pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
         dispatch!(self, s => s.services().await)
     }
-    pub async fn put_service(&self, svc: &ServiceRecord, binding: Option<&BindingRecord>, change: &Change) -> Result<(i64, bool), StoreError> {
+    pub async fn put_service(
+        &self,
+        svc: &ServiceRecord,
+        binding: Option<&BindingRecord>,
+        change: &Change,
+    ) -> Result<(i64, bool), StoreError> {
         dispatch!(self, s => s.put_service(svc, binding, change).await)
     }
     pub async fn delete_service(&self, name: &str, change: &Change) -> Result<i64, StoreError> {

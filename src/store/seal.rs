@@ -37,18 +37,12 @@ impl fmt::Debug for MasterKey {
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
         if bytes.len() != 32 {
-            return Err(SealError::Key(format!(
-                "the master key must be 32 bytes, it has {}",
-                bytes.len()
-            )));
+            return Err(SealError::Key(format!("the master key must be 32 bytes, it has {}", bytes.len())));
         }
         let unbound = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| SealError::Key("the master key was refused by the cipher".into()))?;
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-        Ok(MasterKey {
-            key: LessSafeKey::new(unbound),
-            fingerprint: hex::encode(&digest.as_ref()[..8]),
-        })
+        Ok(MasterKey { key: LessSafeKey::new(unbound), fingerprint: hex::encode(&digest.as_ref()[..8]) })
     }
 
     /// Base64 of 32 bytes (the `CERTGATE_MASTER_KEY` form, also the key file's content).
@@ -110,11 +104,11 @@ impl MasterKey {
 
 /// Read a key file (base64 of 32 bytes).
 pub fn read_key_file(path: &Path) -> Result<MasterKey, SealError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        SealError::Key(format!("cannot read the master key file {}: {e}", path.display()))
-    })?);
-    MasterKey::from_base64(&text)
-        .map_err(|e| SealError::Key(format!("{}: {e}", path.display())))
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| SealError::Key(format!("cannot read the master key file {}: {e}", path.display())))?,
+    );
+    MasterKey::from_base64(&text).map_err(|e| SealError::Key(format!("{}: {e}", path.display())))
 }
 
 /// Create a key file with mode 0600 that did not exist before (never overwrite one).
@@ -127,9 +121,7 @@ pub fn create_key_file(path: &Path) -> Result<MasterKey, SealError> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| {
-            SealError::Key(format!("cannot create the master key file {}: {e}", path.display()))
-        })?;
+        .map_err(|e| SealError::Key(format!("cannot create the master key file {}: {e}", path.display())))?;
     file.write_all(text.as_bytes())
         .and_then(|_| file.write_all(b"\n"))
         .and_then(|_| file.sync_all())

@@ -7,14 +7,14 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::model::{join_der, split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot};
+use super::model::{
+    join_der, split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot,
+};
 use super::{now_unix, StoreError};
 
 /// Schema steps, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("migrations/sqlite_001_initial.sql")),
-    (2, include_str!("migrations/sqlite_002_bindings.sql")),
-];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("migrations/sqlite_001_initial.sql")), (2, include_str!("migrations/sqlite_002_bindings.sql"))];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -24,9 +24,11 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -48,13 +50,13 @@ impl SqliteStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-            .execute(&mut *tx)
-            .await?;
-        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetch_one(&mut *tx).await?.get(0);
         let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
         if current > newest {
             return Err(StoreError::Unavailable(format!(
@@ -85,23 +87,22 @@ impl SqliteStore {
             .fetch_one(&mut **tx)
             .await?
             .get(0);
-        sqlx::query("INSERT INTO audit (at, actor, action, target, result, detail, revision) VALUES (?, ?, ?, ?, 'ok', ?, ?)")
-            .bind(now_unix())
-            .bind(&change.actor)
-            .bind(&change.action)
-            .bind(&change.target)
-            .bind(&change.detail)
-            .bind(revision)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, target, result, detail, revision) VALUES (?, ?, ?, ?, 'ok', ?, ?)",
+        )
+        .bind(now_unix())
+        .bind(&change.actor)
+        .bind(&change.action)
+        .bind(&change.target)
+        .bind(&change.detail)
+        .bind(revision)
+        .execute(&mut **tx)
+        .await?;
         Ok(revision)
     }
 
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT value FROM revision WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .get(0))
+        Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&self.pool).await?.get(0))
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -120,11 +121,7 @@ impl SqliteStore {
             .bind(value)
             .execute(&mut *tx)
             .await?;
-        let v: String = sqlx::query("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+        let v: String = sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&mut *tx).await?.get(0);
         tx.commit().await?;
         Ok(v)
     }
@@ -195,24 +192,27 @@ impl SqliteStore {
     }
 
     /// Remove a certificate. Bindings that present it block the removal unless `drop_bindings`.
-    pub async fn delete_certificate(&self, name: &str, drop_bindings: bool, change: &Change) -> Result<i64, StoreError> {
+    pub async fn delete_certificate(
+        &self,
+        name: &str,
+        drop_bindings: bool,
+        change: &Change,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
-        let bound: Vec<String> = sqlx::query("SELECT destination FROM bindings WHERE certificate = ? ORDER BY destination")
-            .bind(name)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let bound: Vec<String> =
+            sqlx::query("SELECT destination FROM bindings WHERE certificate = ? ORDER BY destination")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
         if !bound.is_empty() && !drop_bindings {
             return Err(StoreError::StillBound(bound));
         }
         sqlx::query("DELETE FROM bindings WHERE certificate = ?").bind(name).execute(&mut *tx).await?;
-        let done = sqlx::query("DELETE FROM certificates WHERE name = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let done =
+            sqlx::query("DELETE FROM certificates WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
         if done == 0 {
             return Err(StoreError::NotFound(format!("certificate '{name}'")));
         }
@@ -272,11 +272,8 @@ impl SqliteStore {
         if !users.is_empty() {
             return Err(StoreError::StillBound(users));
         }
-        let done = sqlx::query("DELETE FROM trust_anchors WHERE name = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let done =
+            sqlx::query("DELETE FROM trust_anchors WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
         if done == 0 {
             return Err(StoreError::NotFound(format!("trust anchor '{name}'")));
         }
@@ -296,7 +293,11 @@ impl SqliteStore {
     pub async fn put_binding(&self, rec: &BindingRecord, change: &Change) -> Result<(i64, bool), StoreError> {
         let mut tx = self.begin().await?;
         if let Some(cert) = &rec.certificate {
-            let exists = sqlx::query("SELECT 1 FROM certificates WHERE name = ?").bind(cert).fetch_optional(&mut *tx).await?.is_some();
+            let exists = sqlx::query("SELECT 1 FROM certificates WHERE name = ?")
+                .bind(cert)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
             if !exists {
                 return Err(StoreError::NotFound(format!("certificate '{cert}'")));
             }
@@ -329,7 +330,11 @@ impl SqliteStore {
 
     pub async fn delete_binding(&self, destination: &str, change: &Change) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM bindings WHERE destination = ?").bind(destination).execute(&mut *tx).await?.rows_affected();
+        let done = sqlx::query("DELETE FROM bindings WHERE destination = ?")
+            .bind(destination)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if done == 0 {
             return Err(StoreError::NotFound(format!("binding for '{destination}'")));
         }
@@ -339,7 +344,9 @@ impl SqliteStore {
     }
 
     pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
-        let rows = sqlx::query("SELECT name, url, created_at, updated_at FROM services ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT name, url, created_at, updated_at FROM services ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| ServiceRecord { name: r.get(0), url: r.get(1), created_at: r.get(2), updated_at: r.get(3) })
@@ -348,15 +355,28 @@ impl SqliteStore {
 
     /// Create or replace a named service, with its `service:NAME` binding when one is given
     /// (without one, the binding of the URL's host applies). `Ok((revision, replaced))`.
-    pub async fn put_service(&self, svc: &ServiceRecord, binding: Option<&BindingRecord>, change: &Change) -> Result<(i64, bool), StoreError> {
+    pub async fn put_service(
+        &self,
+        svc: &ServiceRecord,
+        binding: Option<&BindingRecord>,
+        change: &Change,
+    ) -> Result<(i64, bool), StoreError> {
         let mut tx = self.begin().await?;
         if let Some(cert) = binding.and_then(|b| b.certificate.as_ref()) {
-            let exists = sqlx::query("SELECT 1 FROM certificates WHERE name = ?").bind(cert).fetch_optional(&mut *tx).await?.is_some();
+            let exists = sqlx::query("SELECT 1 FROM certificates WHERE name = ?")
+                .bind(cert)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
             if !exists {
                 return Err(StoreError::NotFound(format!("certificate '{cert}'")));
             }
         }
-        let replaced = sqlx::query("SELECT 1 FROM services WHERE name = ?").bind(&svc.name).fetch_optional(&mut *tx).await?.is_some();
+        let replaced = sqlx::query("SELECT 1 FROM services WHERE name = ?")
+            .bind(&svc.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
         sqlx::query("INSERT INTO services (name, url, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at")
             .bind(&svc.name)
             .bind(&svc.url)
@@ -380,11 +400,15 @@ impl SqliteStore {
 
     pub async fn delete_service(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM services WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
+        let done =
+            sqlx::query("DELETE FROM services WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
         if done == 0 {
             return Err(StoreError::NotFound(format!("service '{name}'")));
         }
-        sqlx::query("DELETE FROM bindings WHERE destination = ?").bind(format!("service:{name}")).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM bindings WHERE destination = ?")
+            .bind(format!("service:{name}"))
+            .execute(&mut *tx)
+            .await?;
         let revision = Self::finish(&mut tx, change).await?;
         tx.commit().await?;
         Ok(revision)
@@ -423,10 +447,12 @@ impl SqliteStore {
     }
 
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query("SELECT seq, at, actor, action, target, result, detail, revision FROM audit ORDER BY seq DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, target, result, detail, revision FROM audit ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| AuditRecord {
@@ -477,9 +503,5 @@ fn binding_from_row(r: &sqlx::sqlite::SqliteRow) -> BindingRecord {
 
 fn anchor_from_row(r: &sqlx::sqlite::SqliteRow) -> AnchorRecord {
     let certs: Vec<u8> = r.get(1);
-    AnchorRecord {
-        name: r.get(0),
-        certs_der: split_der(&certs),
-        created_at: r.get(2),
-    }
+    AnchorRecord { name: r.get(0), certs_der: split_der(&certs), created_at: r.get(2) }
 }

@@ -36,13 +36,19 @@ pub fn classify(err: &(dyn StdError + 'static)) -> Option<UpstreamFailure> {
 
 fn from_rustls(e: &rustls::Error) -> UpstreamFailure {
     match e {
-        rustls::Error::InvalidCertificate(CertificateError::Other(o)) => match o.0.downcast_ref::<UpstreamCertError>() {
-            Some(u) => UpstreamFailure { code: u.code, message: u.message.clone() },
-            None => UpstreamFailure { code: "upstream-untrusted", message: format!("the partner's certificate was refused: {o}") },
-        },
-        rustls::Error::InvalidCertificate(c) => {
-            UpstreamFailure { code: "upstream-untrusted", message: format!("the partner's certificate was refused: {c:?}") }
+        rustls::Error::InvalidCertificate(CertificateError::Other(o)) => {
+            match o.0.downcast_ref::<UpstreamCertError>() {
+                Some(u) => UpstreamFailure { code: u.code, message: u.message.clone() },
+                None => UpstreamFailure {
+                    code: "upstream-untrusted",
+                    message: format!("the partner's certificate was refused: {o}"),
+                },
+            }
         }
+        rustls::Error::InvalidCertificate(c) => UpstreamFailure {
+            code: "upstream-untrusted",
+            message: format!("the partner's certificate was refused: {c:?}"),
+        },
         rustls::Error::AlertReceived(alert) if rejects_client_certificate(*alert) => UpstreamFailure {
             code: "upstream-rejected-certificate",
             message: format!("the partner refused the client certificate with the TLS alert {}", alert_name(*alert)),
@@ -51,7 +57,10 @@ fn from_rustls(e: &rustls::Error) -> UpstreamFailure {
             code: "upstream-connect-failed",
             message: format!("the partner ended the TLS handshake with the alert {}", alert_name(*alert)),
         },
-        other => UpstreamFailure { code: "upstream-connect-failed", message: format!("TLS with the partner failed: {other}") },
+        other => UpstreamFailure {
+            code: "upstream-connect-failed",
+            message: format!("TLS with the partner failed: {other}"),
+        },
     }
 }
 
@@ -74,15 +83,17 @@ fn rejects_client_certificate(a: AlertDescription) -> bool {
 pub fn alert_name(a: AlertDescription) -> String {
     let debug = format!("{a:?}");
     let mut out = String::new();
-    for (i, ch) in debug.chars().enumerate() {
+    let mut previous_upper = true;
+    for ch in debug.chars() {
         if ch.is_ascii_uppercase() {
-            if i > 0 && !debug[..i].ends_with(|c: char| c.is_ascii_uppercase()) {
+            if !previous_upper {
                 out.push('_');
             }
             out.push(ch.to_ascii_lowercase());
         } else {
             out.push(ch);
         }
+        previous_upper = ch.is_ascii_uppercase();
     }
     out
 }

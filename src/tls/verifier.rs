@@ -40,7 +40,12 @@ fn fail(code: &'static str, message: String) -> Error {
 }
 
 impl PartnerVerifier {
-    pub fn new(roots: RootCertStore, trust_label: &str, pins: Vec<Pin>, provider: Arc<CryptoProvider>) -> Result<Self, String> {
+    pub fn new(
+        roots: RootCertStore,
+        trust_label: &str,
+        pins: Vec<Pin>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, String> {
         let inner = if roots.is_empty() {
             None
         } else {
@@ -53,7 +58,13 @@ impl PartnerVerifier {
         Ok(PartnerVerifier { inner, trust_label: trust_label.to_string(), pins, provider })
     }
 
-    fn explain(&self, err: Error, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>], name: &ServerName<'_>) -> Error {
+    fn explain(
+        &self,
+        err: Error,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+    ) -> Error {
         let ee = facts::read(end_entity).ok();
         let subject = ee.as_ref().map(|f| f.subject.clone()).unwrap_or_else(|| "(unreadable)".into());
         let cert_err = match &err {
@@ -63,7 +74,8 @@ impl PartnerVerifier {
         match cert_err {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => {
                 // Walk the chain the partner sent to find the issuer we would need.
-                let mut chain: Vec<facts::CertFacts> = intermediates.iter().filter_map(|c| facts::read(c).ok()).collect();
+                let mut chain: Vec<facts::CertFacts> =
+                    intermediates.iter().filter_map(|c| facts::read(c).ok()).collect();
                 let mut top = ee.clone();
                 let mut names = vec![subject.clone()];
                 for _ in 0..8 {
@@ -100,7 +112,9 @@ impl PartnerVerifier {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 fail("upstream-untrusted", format!("the partner's certificate '{subject}' is not valid yet"))
             }
-            other => fail("upstream-untrusted", format!("the partner's certificate '{subject}' was refused: {other:?}")),
+            other => {
+                fail("upstream-untrusted", format!("the partner's certificate '{subject}' was refused: {other:?}"))
+            }
         }
     }
 }
@@ -138,11 +152,21 @@ impl ServerCertVerifier for PartnerVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
+pub mod nginx;
+pub mod upstream;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -29,6 +33,30 @@ impl Minted {
 
     pub fn issuer(&self) -> Issuer<'_, &KeyPair> {
         Issuer::from_params(&self.params, &self.key)
+    }
+
+    /// The private key as PKCS#8 DER.
+    pub fn key_der(&self) -> Vec<u8> {
+        self.key.serialize_der()
+    }
+
+    /// SHA-1 of the DER, lowercase hex: what nginx reports as `$ssl_client_fingerprint`.
+    pub fn sha1_hex(&self) -> String {
+        hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &self.der).as_ref())
+    }
+
+    /// The SPKI pin of this certificate's public key, as `certgate bind --pin` takes it:
+    /// `sha256/BASE64` of the SubjectPublicKeyInfo read back from the certificate itself.
+    pub fn spki_pin(&self) -> String {
+        use base64::Engine;
+        let (_, cert) = x509_parser::parse_x509_certificate(&self.der).expect("minted certificate parses");
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.public_key().raw);
+        format!("sha256/{}", base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
+    }
+
+    /// `notAfter` as Unix seconds (what the expiry gauge must report).
+    pub fn not_after_unix(&self) -> i64 {
+        self.params.not_after.unix_timestamp()
     }
 }
 
@@ -94,13 +122,14 @@ fn name(cn: &str) -> DistinguishedName {
 pub struct TestCa {
     pub root: Minted,
     pub intermediate: Minted,
+    pub label: String,
 }
 
 impl TestCa {
     pub fn new(label: &str) -> Self {
         let root = Self::ca(&format!("{label} root"), None);
         let intermediate = Self::ca(&format!("{label} intermediate"), Some(&root));
-        TestCa { root, intermediate }
+        TestCa { root, intermediate, label: label.to_string() }
     }
 
     fn ca(cn: &str, issuer: Option<&Minted>) -> Minted {
@@ -108,7 +137,8 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name = name(cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::days(30);
         params.not_after = now + Duration::days(3650);
@@ -116,13 +146,38 @@ impl TestCa {
             None => params.self_signed(&key).unwrap(),
             Some(i) => params.signed_by(&key, &i.issuer()).unwrap(),
         };
-        Minted {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().to_vec(),
-            key,
-            params,
-        }
+        Minted { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec(), key, params }
+    }
+
+    /// A partner server certificate issued by the intermediate: the names become DNS SANs (IP
+    /// SANs when they parse as addresses), EKU serverAuth, CN = the first name.
+    pub fn server(&self, names: &[&str]) -> Minted {
+        self.server_with(names, LeafSpec::client(names.first().copied().unwrap_or("server")).server_only())
+    }
+
+    /// Like `server`, with validity and algorithm taken from `spec` (its EKU is used as given).
+    pub fn server_with(&self, names: &[&str], spec: LeafSpec) -> Minted {
+        let key = KeyPair::generate_for(spec.alg).unwrap();
+        let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.distinguished_name = name(&spec.cn);
+        params.not_before = spec.not_before;
+        params.not_after = spec.not_after;
+        params.extended_key_usages = spec.eku.clone();
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.intermediate.issuer()).unwrap();
+        Minted { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec(), key, params }
+    }
+
+    /// The intermediate then the root, as PEM: what a full-chain file carries after its leaf.
+    pub fn chain_pem(&self) -> String {
+        format!("{}{}", self.intermediate.cert_pem, self.root.cert_pem)
+    }
+
+    /// The root's subject CN, which error messages about a missing issuer must name.
+    pub fn root_cn(&self) -> String {
+        format!("{} root", self.label)
     }
 
     pub fn leaf(&self, spec: LeafSpec) -> Minted {
@@ -135,13 +190,7 @@ impl TestCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.intermediate.issuer()).unwrap();
-        Minted {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().to_vec(),
-            key,
-            params,
-        }
+        Minted { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec(), key, params }
     }
 }
 
@@ -186,10 +235,7 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-            vars: Vec::new(),
-        }
+        Env { dir: tempfile::tempdir().unwrap(), vars: Vec::new() }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -242,13 +288,8 @@ impl Env {
 
     pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
         use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(input).unwrap();
         finish(child.wait_with_output().unwrap())
     }

@@ -1,0 +1,519 @@
+//! Runs `certgate serve` as a child process on free 127.0.0.1 ports, waits for `/readyz`, and
+//! talks to it as an application would: absolute-form proxy requests, named-service requests and
+//! CONNECT over plain HTTP/1.1 (hyper), plus the admin endpoints. The child is killed on drop;
+//! its stdout and stderr are kept and printed when a test fails.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::Env;
+
+/// How long one request through the gateway may take before the test fails.
+const REQUEST_LIMIT: Duration = Duration::from_secs(60);
+/// How long `serve` may take to answer `/readyz` with 200.
+const READY_LIMIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(20);
+
+/// The `[gateway]` section of the config file a test runs `serve` (and `call`) with.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayConfig {
+    pub allow_unbound: bool,
+    pub resolve: Vec<String>,
+    pub connect_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub response_header_timeout_ms: Option<u64>,
+    pub reload_interval_ms: Option<u64>,
+}
+
+impl GatewayConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Send these names to 127.0.0.1 (`[gateway.resolve]`).
+    pub fn resolve(mut self, names: &[&str]) -> Self {
+        self.resolve.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+    pub fn allow_unbound(mut self) -> Self {
+        self.allow_unbound = true;
+        self
+    }
+    pub fn response_header_timeout_ms(mut self, ms: u64) -> Self {
+        self.response_header_timeout_ms = Some(ms);
+        self
+    }
+    pub fn connect_timeout_ms(mut self, ms: u64) -> Self {
+        self.connect_timeout_ms = Some(ms);
+        self
+    }
+
+    pub fn toml(&self) -> String {
+        let mut out = String::from("[gateway]\n");
+        out.push_str(&format!("allow_unbound = {}\n", self.allow_unbound));
+        for (key, value) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("response_header_timeout_ms", self.response_header_timeout_ms),
+            ("reload_interval_ms", self.reload_interval_ms),
+        ] {
+            if let Some(v) = value {
+                out.push_str(&format!("{key} = {v}\n"));
+            }
+        }
+        out.push_str("\n[gateway.resolve]\n");
+        for name in &self.resolve {
+            out.push_str(&format!("\"{name}\" = \"127.0.0.1\"\n"));
+        }
+        out
+    }
+
+    /// Write the file into the test's scratch folder and return its path.
+    pub fn write(&self, env: &Env) -> PathBuf {
+        env.file("gateway.toml", self.toml())
+    }
+}
+
+/// A port that was free a moment ago (bound on 127.0.0.1:0, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Poll `probe` every 20 ms until it returns `Some`, for at most `limit`.
+pub async fn wait_until<T>(limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A response as the application saw it, with the gateway's log at that moment for messages.
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub log: String,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+    /// `Certgate-Error`, when the gateway itself answered.
+    pub fn error_code(&self) -> Option<String> {
+        self.header("certgate-error")
+    }
+    pub fn describe(&self) -> String {
+        let body = self.text();
+        let body: String = body.chars().take(2000).collect();
+        format!(
+            "status {}, certgate-error {:?}, body {body}\n--- gateway log (tail):\n{}",
+            self.status,
+            self.error_code(),
+            self.log
+        )
+    }
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.describe()))
+    }
+    /// A 200 from the upstream's `/echo` (or `/slow`): its JSON account of what it received.
+    #[track_caller]
+    pub fn echo(&self) -> serde_json::Value {
+        assert_eq!(self.status, 200, "expected the partner's 200: {}", self.describe());
+        assert!(self.error_code().is_none(), "a 200 carrying Certgate-Error: {}", self.describe());
+        self.json()
+    }
+    /// An error certgate produced: the status, `Certgate-Error: CODE` and the JSON body
+    /// `{"error": CODE, "message", "hint"}`. Returns the body.
+    #[track_caller]
+    pub fn gateway_error(&self, status: u16, code: &str) -> serde_json::Value {
+        assert_eq!(self.status, status, "status: {}", self.describe());
+        assert_eq!(self.error_code().as_deref(), Some(code), "Certgate-Error header: {}", self.describe());
+        let body = self.json();
+        assert_eq!(body["error"], code, "error code in the body: {}", self.describe());
+        for field in ["message", "hint"] {
+            assert!(
+                body[field].as_str().is_some_and(|m| !m.trim().is_empty()),
+                "{field} in the body: {}",
+                self.describe()
+            );
+        }
+        body
+    }
+    /// The error body's message (panics when there is none).
+    pub fn message(&self) -> String {
+        self.json()["message"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// Sends requests to a running gateway; cheap to clone into tasks.
+#[derive(Clone)]
+pub struct GatewayClient {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl GatewayClient {
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.proxy)
+    }
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+    /// The last 6000 characters the gateway wrote.
+    pub fn log(&self) -> String {
+        tail(&self.log.lock().unwrap(), 6000)
+    }
+
+    /// Send `req` on a new connection to `to` and return the response head with its body
+    /// unread (for streaming tests). Fails the test after 60 s.
+    pub async fn send_streaming<B>(&self, to: SocketAddr, req: Request<B>) -> Response<Incoming>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let log = self.log.clone();
+        let exchange = async move {
+            let tcp = TcpStream::connect(to).await.map_err(|e| format!("connect to {to}: {e}"))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|e| format!("HTTP/1.1 handshake with {to}: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender.send_request(req).await.map_err(|e| format!("request to {to}: {e:?}"))
+        };
+        match tokio::time::timeout(REQUEST_LIMIT, exchange).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => panic!("{e}\n--- gateway log (tail):\n{}", tail(&log.lock().unwrap(), 6000)),
+            Err(_) => panic!(
+                "no response from {to} within {REQUEST_LIMIT:?}\n--- gateway log (tail):\n{}",
+                tail(&log.lock().unwrap(), 6000)
+            ),
+        }
+    }
+
+    /// Send `req` to `to` and read the whole response.
+    pub async fn send<B>(&self, to: SocketAddr, req: Request<B>) -> Resp
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let resp = self.send_streaming(to, req).await;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = match tokio::time::timeout(REQUEST_LIMIT, resp.into_body().collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                panic!("reading the body of a {status} from {to}: {e}\n--- gateway log (tail):\n{}", self.log())
+            }
+            Err(_) => panic!(
+                "the body of a {status} from {to} did not end within {REQUEST_LIMIT:?}\n--- gateway log (tail):\n{}",
+                self.log()
+            ),
+        };
+        Resp { status, headers, body, log: self.log() }
+    }
+
+    /// A proxy request: `METHOD http://host:port/path HTTP/1.1` (absolute-form) to the proxy
+    /// port, with `Host` set from the URL.
+    pub async fn proxy(&self, method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
+        let uri: hyper::Uri = url.parse().unwrap_or_else(|e| panic!("bad URL {url}: {e}"));
+        let host = uri.authority().expect("absolute URL").as_str().to_string();
+        let mut req = Request::builder().method(method).uri(uri).header("host", host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(self.proxy, req.body(Full::new(body.into())).unwrap()).await
+    }
+
+    pub async fn proxy_get(&self, url: &str) -> Resp {
+        self.proxy("GET", url, &[], Bytes::new()).await
+    }
+
+    /// A named-service request: `METHOD /svc/NAME{rest}` (origin-form) to the proxy port.
+    pub async fn service(
+        &self,
+        method: &str,
+        name: &str,
+        rest: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let mut req =
+            Request::builder().method(method).uri(format!("/svc/{name}{rest}")).header("host", self.proxy.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(self.proxy, req.body(Full::new(body.into())).unwrap()).await
+    }
+
+    /// `CONNECT authority HTTP/1.1` to the proxy port.
+    pub async fn connect(&self, authority: &str) -> Resp {
+        let req = Request::builder()
+            .method("CONNECT")
+            .uri(authority)
+            .header("host", authority)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(self.proxy, req).await
+    }
+
+    /// `GET path` on the admin listener.
+    pub async fn admin_get(&self, path: &str) -> Resp {
+        let req =
+            Request::builder().uri(path).header("host", self.admin.to_string()).body(Full::new(Bytes::new())).unwrap();
+        self.send(self.admin, req).await
+    }
+
+    pub async fn readyz_json(&self) -> serde_json::Value {
+        let r = self.admin_get("/readyz").await;
+        assert_eq!(r.status, 200, "/readyz: {}", r.describe());
+        r.json()
+    }
+
+    /// The `revision` that `/readyz` reports.
+    pub async fn revision(&self) -> i64 {
+        let j = self.readyz_json().await;
+        j["revision"].as_i64().unwrap_or_else(|| panic!("/readyz has no integer revision: {j}"))
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        let r = self.admin_get("/metrics").await;
+        assert_eq!(r.status, 200, "/metrics: {}", r.describe());
+        r.text()
+    }
+}
+
+/// A running `certgate serve`.
+pub struct Gateway {
+    child: Child,
+    client: GatewayClient,
+    config: PathBuf,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = GatewayClient;
+    fn deref(&self) -> &GatewayClient {
+        &self.client
+    }
+}
+
+impl Gateway {
+    /// Start `certgate --config FILE serve` on two free ports of 127.0.0.1 with `env`'s data
+    /// directory, and wait (polling every 20 ms, at most 10 s) until `/readyz` answers 200.
+    pub async fn start(env: &Env, config: &GatewayConfig) -> Gateway {
+        let path = config.write(env);
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        while admin == proxy {
+            admin = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        }
+        let (proxy_s, admin_s) = (proxy.to_string(), admin.to_string());
+        let mut child = env
+            .command(&[
+                "--config",
+                path.to_str().unwrap(),
+                "serve",
+                "--proxy-listen",
+                &proxy_s,
+                "--admin-listen",
+                &admin_s,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn certgate serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || collect(pipe, log));
+        }
+        let mut gw = Gateway { child, client: GatewayClient { proxy, admin, log }, config: path };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_LIMIT;
+        let admin = self.client.admin;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Give the reader threads a moment to drain the pipes, bounded.
+                let _ = wait_until(Duration::from_millis(500), async || None::<()>).await;
+                panic!(
+                    "certgate serve exited with {status} before it was ready\n--- its output:\n{}",
+                    self.client.log()
+                );
+            }
+            let probe = async {
+                let tcp = TcpStream::connect(admin).await.ok()?;
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.ok()?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let req = Request::builder()
+                    .uri("/readyz")
+                    .header("host", admin.to_string())
+                    .body(Full::new(Bytes::new()))
+                    .ok()?;
+                let resp = sender.send_request(req).await.ok()?;
+                Some(resp.status().as_u16())
+            };
+            if let Ok(Some(200)) = tokio::time::timeout(Duration::from_secs(1), probe).await {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "certgate serve did not answer 200 on http://{admin}/readyz within {READY_LIMIT:?}\n--- its output:\n{}",
+                    self.client.log()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub fn client(&self) -> GatewayClient {
+        self.client.clone()
+    }
+    /// The config file `serve` runs with (pass it to `certgate call` too).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- certgate serve output (tail):\n{}", self.client.log());
+        }
+    }
+}
+
+fn collect(mut pipe: Box<dyn Read + Send>, log: Arc<Mutex<String>>) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let mut l = log.lock().unwrap();
+        l.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if l.len() > 1 << 20 {
+            let cut = l.len() - (1 << 19);
+            let cut = (cut..l.len()).find(|i| l.is_char_boundary(*i)).unwrap_or(0);
+            l.drain(..cut);
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let start = (s.len() - n..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+    format!("...{}", &s[start..])
+}
+
+/// Every series of metric `name` in Prometheus text: its labels and value.
+pub fn metric_series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, labels_text) = match line.find('{') {
+            Some(i) => {
+                let Some(close) = line.rfind('}') else { continue };
+                (&line[..i], &line[i + 1..close])
+            }
+            None => (line.split_whitespace().next().unwrap_or(""), ""),
+        };
+        if series != name {
+            continue;
+        }
+        let after = match line.rfind('}') {
+            Some(close) if line.contains('{') => &line[close + 1..],
+            _ => &line[series.len()..],
+        };
+        let Some(value) = after.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        out.push((parse_labels(labels_text), value));
+    }
+    out
+}
+
+/// The sum of the values of `name`'s series whose labels include all of `labels`; `None`
+/// when no series matches.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = metric_series(text, name)
+        .into_iter()
+        .filter(|(l, _)| labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, v)| v)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while matches!(chars.peek(), Some(',') | Some(' ')) {
+            chars.next();
+        }
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        if key.is_empty() || chars.next() != Some('=') || chars.next() != Some('"') {
+            break;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                other => value.push(other),
+            }
+        }
+        out.insert(key.trim().to_string(), value);
+    }
+    out
+}
