@@ -2,6 +2,7 @@
 //! functions, which validate, seal, write in one transaction with the audit row, and bump the
 //! store revision. Reads go through here too so that every interface shows the same facts.
 
+mod access;
 mod bindings;
 mod certificates;
 mod error;
@@ -10,6 +11,7 @@ mod routes;
 mod trust;
 pub mod views;
 
+pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
 pub use bindings::{BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
 pub use error::{validate_name, ControlError};
@@ -19,6 +21,12 @@ use time::OffsetDateTime;
 
 use crate::pki::{facts, CertFacts, Origin, Pool};
 use crate::store::{split_der, Change, MasterKey, Store};
+
+tokio::task_local! {
+    /// Who is acting in this task, when it is not the process's own actor: the admin API runs
+    /// each request inside `ACTOR.scope("api:TOKEN-NAME", ...)` so the audit log names the token.
+    pub static ACTOR: String;
+}
 
 /// The store, opened and unlocked, plus who is acting.
 pub struct Control {
@@ -49,7 +57,7 @@ impl Control {
 
     fn change(&self, action: &str, target: &str, detail: impl Into<String>) -> Change {
         Change {
-            actor: self.actor.clone(),
+            actor: ACTOR.try_with(|a| a.clone()).unwrap_or_else(|_| self.actor.clone()),
             action: action.to_string(),
             target: target.to_string(),
             detail: detail.into(),

@@ -9,7 +9,7 @@ pub mod seal;
 mod sqlite;
 
 pub use model::{
-    split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot,
+    split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord, ServiceRecord, Snapshot, TokenRecord,
 };
 pub use seal::{MasterKey, SealError};
 pub use sqlite::SqliteStore;
@@ -149,6 +149,33 @@ impl Store {
     }
     pub async fn delete_anchor(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
         dispatch!(self, s => s.delete_anchor(name, change).await)
+    }
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        dispatch!(self, s => s.tokens().await)
+    }
+    pub async fn insert_token(&self, rec: &TokenRecord, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.insert_token(rec, change).await)
+    }
+    pub async fn delete_token(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_token(name, change).await)
+    }
+    pub async fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        dispatch!(self, s => s.apps().await)
+    }
+    pub async fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        dispatch!(self, s => s.grants().await)
+    }
+    pub async fn insert_app(&self, rec: &AppRecord, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.insert_app(rec, change).await)
+    }
+    pub async fn delete_app(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_app(name, change).await)
+    }
+    pub async fn put_grant(&self, rec: &GrantRecord, change: &Change) -> Result<(i64, bool), StoreError> {
+        dispatch!(self, s => s.put_grant(rec, change).await)
+    }
+    pub async fn delete_grant(&self, app: &str, certificate: &str, change: &Change) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.delete_grant(app, certificate, change).await)
     }
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         dispatch!(self, s => s.snapshot().await)

@@ -71,6 +71,34 @@ pub struct Snapshot {
     pub anchors: Vec<AnchorRecord>,
     pub bindings: Vec<BindingRecord>,
     pub services: Vec<ServiceRecord>,
+    pub apps: Vec<AppRecord>,
+    pub grants: Vec<GrantRecord>,
+}
+
+/// An admin API / console token: name, role, and the SHA-256 of the secret (never the secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    pub hash: String,
+    pub created_at: i64,
+}
+
+/// A calling application with its proxy credential (stored as SHA-256, never in the clear).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppRecord {
+    pub name: String,
+    pub hash: String,
+    pub created_at: i64,
+}
+
+/// An app may present a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub app: String,
+    pub certificate: String,
+    pub created_at: i64,
 }
 
 /// Who changes what: written to the audit log in the same transaction as the change.

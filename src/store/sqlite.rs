@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::model::{
-    join_der, split_der, AnchorRecord, AuditRecord, BindingRecord, CertificateRecord, Change, ServiceRecord, Snapshot,
+    join_der, split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord, ServiceRecord, Snapshot, TokenRecord,
 };
 use super::{now_unix, StoreError};
 
@@ -211,6 +211,7 @@ impl SqliteStore {
             return Err(StoreError::StillBound(bound));
         }
         sqlx::query("DELETE FROM bindings WHERE certificate = ?").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM grants WHERE certificate = ?").bind(name).execute(&mut *tx).await?;
         let done =
             sqlx::query("DELETE FROM certificates WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
         if done == 0 {
@@ -442,8 +443,131 @@ impl SqliteStore {
             .iter()
             .map(|r| ServiceRecord { name: r.get(0), url: r.get(1), created_at: r.get(2), updated_at: r.get(3) })
             .collect();
+        let apps = sqlx::query("SELECT name, hash, created_at FROM apps ORDER BY name")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| AppRecord { name: r.get(0), hash: r.get(1), created_at: r.get(2) })
+            .collect();
+        let grants = sqlx::query("SELECT app, certificate, created_at FROM grants ORDER BY app, certificate")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| GrantRecord { app: r.get(0), certificate: r.get(1), created_at: r.get(2) })
+            .collect();
         tx.rollback().await?;
-        Ok(Snapshot { revision, certificates, anchors, bindings, services })
+        Ok(Snapshot { revision, certificates, anchors, bindings, services, apps, grants })
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, role, hash, created_at FROM tokens ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| TokenRecord { name: r.get(0), role: r.get(1), hash: r.get(2), created_at: r.get(3) }).collect())
+    }
+
+    pub async fn insert_token(&self, rec: &TokenRecord, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let taken = sqlx::query("SELECT 1 FROM tokens WHERE name = ?").bind(&rec.name).fetch_optional(&mut *tx).await?.is_some();
+        if taken {
+            return Err(StoreError::Conflict(format!("a token named '{}' exists already", rec.name)));
+        }
+        sqlx::query("INSERT INTO tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&rec.name)
+            .bind(&rec.role)
+            .bind(&rec.hash)
+            .bind(rec.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn delete_token(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM tokens WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("token '{name}'")));
+        }
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, hash, created_at FROM apps ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| AppRecord { name: r.get(0), hash: r.get(1), created_at: r.get(2) }).collect())
+    }
+
+    pub async fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query("SELECT app, certificate, created_at FROM grants ORDER BY app, certificate").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| GrantRecord { app: r.get(0), certificate: r.get(1), created_at: r.get(2) }).collect())
+    }
+
+    pub async fn insert_app(&self, rec: &AppRecord, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let taken = sqlx::query("SELECT 1 FROM apps WHERE name = ?").bind(&rec.name).fetch_optional(&mut *tx).await?.is_some();
+        if taken {
+            return Err(StoreError::Conflict(format!("an app named '{}' exists already", rec.name)));
+        }
+        sqlx::query("INSERT INTO apps (name, hash, created_at) VALUES (?, ?, ?)")
+            .bind(&rec.name)
+            .bind(&rec.hash)
+            .bind(rec.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    pub async fn delete_app(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM apps WHERE name = ?").bind(name).execute(&mut *tx).await?.rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("app '{name}'")));
+        }
+        sqlx::query("DELETE FROM grants WHERE app = ?").bind(name).execute(&mut *tx).await?;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    /// Grant an app the use of a certificate; both must exist. `Ok((revision, new))`.
+    pub async fn put_grant(&self, rec: &GrantRecord, change: &Change) -> Result<(i64, bool), StoreError> {
+        let mut tx = self.begin().await?;
+        if sqlx::query("SELECT 1 FROM apps WHERE name = ?").bind(&rec.app).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound(format!("app '{}'", rec.app)));
+        }
+        if sqlx::query("SELECT 1 FROM certificates WHERE name = ?").bind(&rec.certificate).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound(format!("certificate '{}'", rec.certificate)));
+        }
+        let added = sqlx::query("INSERT INTO grants (app, certificate, created_at) VALUES (?, ?, ?) ON CONFLICT (app, certificate) DO NOTHING")
+            .bind(&rec.app)
+            .bind(&rec.certificate)
+            .bind(rec.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok((revision, added))
+    }
+
+    pub async fn delete_grant(&self, app: &str, certificate: &str, change: &Change) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM grants WHERE app = ? AND certificate = ?")
+            .bind(app)
+            .bind(certificate)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("grant of certificate '{certificate}' to app '{app}'")));
+        }
+        let revision = Self::finish(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(revision)
     }
 
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {

@@ -1,0 +1,192 @@
+//! Who may do what: admin API / console tokens with roles, and calling applications with their
+//! proxy credentials and grants (the seeds' "private-key read permission", per certificate).
+//! Secrets are random, shown once, and stored as SHA-256 only.
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::store::{AppRecord, GrantRecord, TokenRecord};
+
+use super::views::rfc3339_unix;
+use super::{validate_name, Control, ControlError};
+
+/// Roles, weakest first: viewer reads; operator also changes bindings, services, apps and
+/// grants; admin also certificates, trust anchors and tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A new secret: `PREFIX` + 43 characters of base64url (32 random bytes).
+fn new_secret(prefix: &str) -> Result<String, ControlError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| ControlError::MasterKey {
+        message: "the system random generator failed".into(),
+        hint: String::new(),
+    })?;
+    Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+pub fn secret_hash(secret: &str) -> String {
+    crate::pki::facts::sha256_hex(secret.as_bytes())
+}
+
+/// Compare two hashes without leaking where they differ.
+pub fn hashes_equal(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenView {
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+}
+
+/// Shown once, when created.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AppView {
+    pub name: String,
+    pub grants: Vec<String>,
+    pub created_at: String,
+}
+
+/// Shown once, when created.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewApp {
+    pub name: String,
+    pub credential: String,
+}
+
+/// Who a token belongs to.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Control {
+    pub async fn create_token(&self, name: &str, role: &str) -> Result<NewToken, ControlError> {
+        validate_name("token", name)?;
+        let role = Role::parse(role).ok_or_else(|| {
+            ControlError::usage("usage", format!("'{role}' is not a role"), "use viewer, operator or admin")
+        })?;
+        let token = new_secret("cgt_")?;
+        let rec = TokenRecord {
+            name: name.to_string(),
+            role: role.as_str().into(),
+            hash: secret_hash(&token),
+            created_at: self.now().unix_timestamp(),
+        };
+        self.store.insert_token(&rec, &self.change("token.create", name, format!("role {}", role.as_str()))).await?;
+        Ok(NewToken { name: name.to_string(), role, token })
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenView>, ControlError> {
+        Ok(self
+            .store
+            .tokens()
+            .await?
+            .into_iter()
+            .map(|t| TokenView {
+                role: Role::parse(&t.role).unwrap_or(Role::Viewer),
+                name: t.name,
+                created_at: rfc3339_unix(t.created_at),
+            })
+            .collect())
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<(), ControlError> {
+        self.store.delete_token(name, &self.change("token.revoke", name, "")).await?;
+        Ok(())
+    }
+
+    /// The token's owner, or None. Every stored hash is compared in constant time.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>, ControlError> {
+        let hash = secret_hash(secret);
+        let mut found = None;
+        for t in self.store.tokens().await? {
+            if hashes_equal(&t.hash, &hash) {
+                found = Role::parse(&t.role).map(|role| Principal { name: t.name.clone(), role });
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn add_app(&self, name: &str) -> Result<NewApp, ControlError> {
+        validate_name("app", name)?;
+        let credential = new_secret("cga_")?;
+        let rec = AppRecord { name: name.to_string(), hash: secret_hash(&credential), created_at: self.now().unix_timestamp() };
+        self.store.insert_app(&rec, &self.change("app.add", name, "")).await?;
+        Ok(NewApp { name: name.to_string(), credential })
+    }
+
+    pub async fn apps(&self) -> Result<Vec<AppView>, ControlError> {
+        let grants = self.store.grants().await?;
+        Ok(self
+            .store
+            .apps()
+            .await?
+            .into_iter()
+            .map(|a| AppView {
+                grants: grants.iter().filter(|g| g.app == a.name).map(|g| g.certificate.clone()).collect(),
+                name: a.name,
+                created_at: rfc3339_unix(a.created_at),
+            })
+            .collect())
+    }
+
+    pub async fn app(&self, name: &str) -> Result<AppView, ControlError> {
+        self.apps().await?.into_iter().find(|a| a.name == name).ok_or_else(|| ControlError::NotFound {
+            what: format!("app '{name}'"),
+            hint: "list the apps with 'certgate app list'".into(),
+        })
+    }
+
+    pub async fn remove_app(&self, name: &str) -> Result<(), ControlError> {
+        self.store.delete_app(name, &self.change("app.remove", name, "")).await?;
+        Ok(())
+    }
+
+    pub async fn grant(&self, app: &str, certificate: &str) -> Result<AppView, ControlError> {
+        validate_name("app", app)?;
+        validate_name("certificate", certificate)?;
+        let rec = GrantRecord { app: app.to_string(), certificate: certificate.to_string(), created_at: self.now().unix_timestamp() };
+        self.store.put_grant(&rec, &self.change("app.grant", app, format!("certificate {certificate}"))).await?;
+        self.app(app).await
+    }
+
+    pub async fn revoke_grant(&self, app: &str, certificate: &str) -> Result<AppView, ControlError> {
+        self.store.delete_grant(app, certificate, &self.change("app.revoke", app, format!("certificate {certificate}"))).await?;
+        self.app(app).await
+    }
+}
