@@ -16,6 +16,7 @@
 //! key) whose id is the SHA-256 of the leaf DER; a *trust anchor* is a named bundle of CA
 //! certificates trusted for verifying partners.
 
+pub mod admin;
 pub mod cli;
 pub mod control;
 pub mod gateway;

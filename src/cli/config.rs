@@ -82,6 +82,7 @@ impl GatewayConfig {
             max_connections: self.max_connections.max(1),
             max_header_bytes: self.max_header_bytes,
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            unsafe_open_proxy: false,
         }
     }
 }

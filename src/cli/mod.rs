@@ -1,5 +1,6 @@
 //! The command line: global options, configuration, and one file per noun.
 
+mod access;
 mod audit;
 mod bind;
 mod call;
@@ -9,6 +10,7 @@ mod output;
 mod password;
 mod serve;
 mod service;
+mod store;
 mod trust;
 
 use std::path::PathBuf;
@@ -63,6 +65,15 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Perform one request through the gateway's code path, with the bindings applied.
     Call(call::CallArgs),
+    /// Tokens for the admin API and the web console.
+    #[command(subcommand)]
+    Token(access::TokenCommand),
+    /// Calling applications: proxy credentials and which certificates each may present.
+    #[command(subcommand)]
+    App(access::AppCommand),
+    /// The store itself: copy it to another backend (SQLite <-> PostgreSQL).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Settings after flags, environment and the config file are combined.
@@ -147,6 +158,9 @@ pub async fn run(cli: Cli) -> u8 {
             Command::Service(cmd) => service::run(cmd, &settings).await,
             Command::Serve(args) => serve::run(args, &settings).await,
             Command::Call(args) => call::run(args, &settings).await,
+            Command::Token(cmd) => access::token(cmd, &settings).await,
+            Command::App(cmd) => access::app(cmd, &settings).await,
+            Command::Store(cmd) => store::run(cmd, &settings).await,
         }
     }
     .await;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::control::ControlError;
-use crate::gateway::{self, admin, Gateway};
+use crate::admin::{self, AdminState};
+use crate::gateway::{self, Gateway};
 use crate::routes::CompileOptions;
 
 use super::{open, Settings};
@@ -17,9 +18,16 @@ pub struct ServeArgs {
     /// Where applications send their requests (HTTP_PROXY). Default 127.0.0.1:9780.
     #[arg(long, value_name = "ADDR")]
     pub proxy_listen: Option<String>,
-    /// Where /healthz, /readyz and /metrics are served. Default 127.0.0.1:9781.
+    /// Where the admin API, the console, /healthz, /readyz and /metrics are served. Default 127.0.0.1:9781.
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<String>,
+    /// Serve the admin listener over HTTPS with this certificate from the store (its key and chain).
+    #[arg(long, value_name = "CERT")]
+    pub admin_tls_cert: Option<String>,
+    /// Let callers beyond loopback use the proxy while no app exists (anyone who reaches it can use
+    /// every bound certificate). Without it, serve refuses such a listen address until an app exists.
+    #[arg(long)]
+    pub unsafe_open_proxy: bool,
 }
 
 fn addr(text: &str, what: &str) -> Result<SocketAddr, ControlError> {
@@ -49,10 +57,23 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
     let admin_addr =
         addr(args.admin_listen.as_deref().or(cfg.admin_listen.as_deref()).unwrap_or(DEFAULT_ADMIN), "admin-listen")?;
     let control = Arc::new(open(settings).await?);
+    if !proxy_addr.ip().is_loopback() && !args.unsafe_open_proxy && control.apps().await?.is_empty() {
+        return Err(ControlError::usage(
+            "usage",
+            format!("the proxy would listen on {proxy_addr}, beyond loopback, while no app exists: anyone who reaches it could present every bound certificate"),
+            "add an app first (certgate app add NAME; callers then authenticate), listen on 127.0.0.1, or pass --unsafe-open-proxy",
+        ));
+    }
+    let admin_tls = match &args.admin_tls_cert {
+        Some(name) => Some(admin::server_tls(&control, name).await?),
+        None => None,
+    };
     gateway::metrics::install();
+    let mut gw_settings = cfg.gateway();
+    gw_settings.unsafe_open_proxy = args.unsafe_open_proxy;
     let gw = Arc::new(Gateway::new(
         CompileOptions { settings: Arc::new(cfg.upstream()), allow_unbound: cfg.allow_unbound },
-        cfg.gateway(),
+        gw_settings,
     ));
     if let Err(e) = gw.reload(&control).await {
         eprintln!("warning: the route table could not be built ({e}); not ready until the store is fixed");
@@ -62,12 +83,13 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
     if !proxy_addr.ip().is_loopback() {
         eprintln!("warning: the proxy listens on {proxy_addr}, beyond loopback: anyone who reaches it can use the bound certificates");
     }
-    if !admin_addr.ip().is_loopback() {
-        eprintln!("warning: the admin listener on {admin_addr} is reachable beyond loopback without TLS");
+    if !admin_addr.ip().is_loopback() && admin_tls.is_none() {
+        eprintln!("warning: the admin listener on {admin_addr} is reachable beyond loopback without TLS (use --admin-tls-cert CERT): tokens would cross the network in the clear");
     }
+    let scheme = if admin_tls.is_some() { "https" } else { "http" };
     let table = gw.current();
     eprintln!(
-        "certgate serving: proxy http://{} (set HTTP_PROXY=http://{} or call http://{}/svc/NAME/...), admin http://{}; route table revision {} with {} binding(s)",
+        "certgate serving: proxy http://{} (set HTTP_PROXY=http://{} or call http://{}/svc/NAME/...), admin and console {scheme}://{}; route table revision {} with {} binding(s)",
         gateway::local_addr(&proxy),
         gateway::local_addr(&proxy),
         gateway::local_addr(&proxy),
@@ -75,6 +97,12 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         table.as_ref().map(|t| t.revision).unwrap_or(0),
         table.as_ref().map(|t| t.len()).unwrap_or(0),
     );
+    if control.tokens().await?.is_empty() {
+        eprintln!(
+            "no admin token exists yet: create one with 'certgate token create admin --role admin' and sign in at {scheme}://{}/",
+            gateway::local_addr(&admin)
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -83,14 +111,15 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
     });
     let watcher = tokio::spawn(gw.clone().watch(control.clone()));
     let mut admin_stop = stop_rx.clone();
-    let router = admin::router(gw.clone());
-    let admin_task = tokio::spawn(async move {
-        let _ = axum::serve(admin, router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|v| *v).await;
-            })
-            .await;
-    });
+    let router = admin::router(Arc::new(AdminState {
+        control: control.clone(),
+        gateway: gw.clone(),
+        sessions: Default::default(),
+        https: admin_tls.is_some(),
+    }));
+    let admin_task = tokio::spawn(admin::serve(admin, router, admin_tls, async move {
+        let _ = admin_stop.wait_for(|v| *v).await;
+    }));
     let mut proxy_stop = stop_rx.clone();
     gateway::serve_proxy(gw.clone(), proxy, async move {
         let _ = proxy_stop.wait_for(|v| *v).await;

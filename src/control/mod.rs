@@ -5,6 +5,7 @@
 mod access;
 mod bindings;
 mod certificates;
+mod copy;
 mod error;
 mod open;
 mod routes;
@@ -13,6 +14,7 @@ pub mod views;
 
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
 pub use bindings::{BindRequest, BindingView, ServiceView};
+pub use copy::{copy_store, CopiedCertificate, CopyCount, CopyOptions, CopyReport};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
 pub use error::{validate_name, ControlError};
 pub use open::{MasterKeySource, OpenOptions, Redacted};

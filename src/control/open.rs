@@ -38,6 +38,17 @@ const CHECK_META: &str = "master_key_check";
 
 impl Control {
     pub async fn open(opts: OpenOptions) -> Result<Control, ControlError> {
+        if matches!(opts.store, StoreUrl::Postgres(_)) && matches!(opts.master_key, MasterKeySource::DataDir(_)) {
+            // Refused before connecting, even when the data directory holds a key file: every
+            // node must be given the one shared key, never one made or found locally.
+            return Err(ControlError::MasterKey {
+                message: format!(
+                    "the PostgreSQL store {} needs its master key given explicitly; a data-directory key file is never used or created for it",
+                    opts.store.redacted()
+                ),
+                hint: "set CERTGATE_MASTER_KEY (base64 of 32 bytes, the same on every node) or CERTGATE_MASTER_KEY_FILE / master_key_file in the config".into(),
+            });
+        }
         let store = Store::open(&opts.store).await?;
         let existing_check = store.meta(CHECK_META).await?;
         let key = load_key(&opts, existing_check.is_some())?;
@@ -52,16 +63,21 @@ impl Control {
         };
         let opened = hex::decode(&check).ok().and_then(|sealed| key.open(&sealed, CHECK_AAD).ok());
         if opened.as_deref().map(|v| &v[..]) != Some(CHECK_PLAINTEXT) {
-            store.close().await;
-            return Err(ControlError::MasterKey {
+            let refusal = ControlError::MasterKey {
                 message: format!(
                     "the master key (fingerprint {}) is not the one the store {} was sealed with",
                     key.fingerprint(),
                     opts.store.redacted()
                 ),
-                hint: "give the store's own key (CERTGATE_MASTER_KEY or its key file); nothing was read or changed"
-                    .into(),
-            });
+                hint: if store.is_shared() {
+                    "every node of a PostgreSQL store uses the one master key the store was first opened with: give this node the same CERTGATE_MASTER_KEY (or key file) as the others; nothing was read or changed"
+                } else {
+                    "give the store's own key (CERTGATE_MASTER_KEY or its key file); nothing was read or changed"
+                }
+                .into(),
+            };
+            store.close().await;
+            return Err(refusal);
         }
         Ok(Control { store, key, actor: opts.actor, now: time::OffsetDateTime::now_utc })
     }
@@ -79,15 +95,16 @@ fn load_key(opts: &OpenOptions, store_sealed: bool) -> Result<MasterKey, Control
         MasterKeySource::File(path) => seal::read_key_file(path)
             .map_err(|e| fail(e.to_string(), "check the master key file path and its permissions")),
         MasterKeySource::DataDir(path) => {
+            if matches!(opts.store, StoreUrl::Postgres(_)) {
+                // Also refused in `Control::open` before connecting.
+                return Err(fail(
+                    "a PostgreSQL store needs its master key given explicitly".into(),
+                    "set CERTGATE_MASTER_KEY (the same on every node) or CERTGATE_MASTER_KEY_FILE",
+                ));
+            }
             if path.exists() {
                 return seal::read_key_file(path)
                     .map_err(|e| fail(e.to_string(), "restore the key file from your backup"));
-            }
-            if matches!(opts.store, StoreUrl::Postgres(_)) {
-                return Err(fail(
-                    "a PostgreSQL store needs its master key given explicitly".into(),
-                    "set CERTGATE_MASTER_KEY (the same on every node) or master_key_file in the config",
-                ));
             }
             if store_sealed {
                 return Err(fail(

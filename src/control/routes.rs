@@ -30,8 +30,23 @@ impl Control {
             }
             anchors.insert(a.name.clone(), a.certs_der.clone());
         }
-        let bound: std::collections::HashSet<&str> =
-            snap.bindings.iter().filter_map(|b| b.certificate.as_deref()).collect();
+        // Bound certificates, and those granted to an app (a request may pick them by header).
+        let bound: std::collections::HashSet<&str> = snap
+            .bindings
+            .iter()
+            .filter_map(|b| b.certificate.as_deref())
+            .chain(snap.grants.iter().map(|g| g.certificate.as_str()))
+            .collect();
+        let mut apps: HashMap<String, crate::routes::AppAccess> = snap
+            .apps
+            .iter()
+            .map(|a| (a.name.clone(), crate::routes::AppAccess { hash: a.hash.clone(), grants: Default::default() }))
+            .collect();
+        for g in &snap.grants {
+            if let Some(a) = apps.get_mut(&g.app) {
+                a.grants.insert(g.certificate.clone());
+            }
+        }
         let mut identities = HashMap::new();
         let mut certificate_expiry = Vec::new();
         for rec in &snap.certificates {
@@ -71,6 +86,7 @@ impl Control {
             identities,
             anchors,
             certificate_expiry,
+            apps,
         })
     }
 }

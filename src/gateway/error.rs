@@ -32,6 +32,8 @@ impl GatewayError {
 
     pub fn hint(&self) -> &'static str {
         match self.code {
+            "proxy-auth-required" => "send Proxy-Authorization: Basic base64(APP:CREDENTIAL) (e.g. HTTP_PROXY=http://APP:CREDENTIAL@host:9780); create an app with: certgate app add NAME",
+            "not-granted" => "grant the certificate to the app: certgate app grant APP CERT",
             "no-binding" => "bind the destination: certgate bind HOST CERT (or --no-cert to call it without a certificate)",
             "bad-request" => "send proxy requests (set HTTP_PROXY=http://127.0.0.1:9780 and call http://partner/...) or use /svc/NAME/...",
             "connect-not-supported" => "call http://partner/... through the proxy instead of https:// via CONNECT: certgate opens the TLS connection itself and adds the certificate; or use a named service /svc/NAME/...",
@@ -53,6 +55,9 @@ impl GatewayError {
         let headers = resp.headers_mut();
         headers.insert("certgate-error", HeaderValue::from_static(self.code));
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.code == "proxy-auth-required" {
+            headers.insert(http::header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"certgate\""));
+        }
         resp
     }
 }

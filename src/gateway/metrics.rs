@@ -17,6 +17,9 @@ pub const HANDSHAKES_TOTAL: &str = "certgate_upstream_handshakes_total";
 pub const RELOADS_TOTAL: &str = "certgate_reloads_total";
 pub const ROUTE_TABLE_REVISION: &str = "certgate_route_table_revision";
 pub const STORE_REVISION: &str = "certgate_store_revision";
+/// 1 while the store answers the reload task's revision checks, 0 while it does not (the gateway
+/// then serves from its last route table and changes are refused).
+pub const STORE_UP: &str = "certgate_store_up";
 pub const CERTIFICATE_EXPIRY: &str = "certgate_certificate_expiry_timestamp_seconds";
 
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -32,8 +35,8 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE.get()
 }
 
-pub fn request(destination: &str, certificate: &str, outcome: &str, elapsed: Duration) {
-    metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "outcome" => outcome.to_string())
+pub fn request(destination: &str, certificate: &str, app: &str, outcome: &str, elapsed: Duration) {
+    metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => app.to_string(), "outcome" => outcome.to_string())
         .increment(1);
     metrics::histogram!(REQUEST_DURATION, "outcome" => outcome.to_string()).record(elapsed.as_secs_f64());
 }
@@ -41,6 +44,10 @@ pub fn request(destination: &str, certificate: &str, outcome: &str, elapsed: Dur
 pub fn handshake(resumed: bool, elapsed: Duration) {
     metrics::counter!(HANDSHAKES_TOTAL, "resumed" => if resumed { "true" } else { "false" }).increment(1);
     metrics::histogram!(HANDSHAKE_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn store_up(up: bool) {
+    metrics::gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn reload(result: &'static str) {

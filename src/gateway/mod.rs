@@ -6,18 +6,17 @@
 //! on the table they started with. A reload task compiles a new table when the store revision
 //! moves, and keeps the old one when compiling fails.
 
-pub mod admin;
 mod error;
 pub mod metrics;
 mod proxy;
 pub mod upstream;
 
 pub use error::GatewayError;
-pub use proxy::{forward, resolve, strip_hop_by_hop, Target};
+pub use proxy::{forward, forward_as, resolve, strip_hop_by_hop, Access, Target, CERTIFICATE_HEADER};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -27,6 +26,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::control::Control;
+use crate::store::StoreEvent;
 use crate::routes::{compile, CompileOptions, RouteTable};
 
 use upstream::{Body, BoxError};
@@ -39,6 +39,8 @@ pub struct GatewaySettings {
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub shutdown_grace: Duration,
+    /// Serve non-loopback callers even when no apps exist (`serve --unsafe-open-proxy`).
+    pub unsafe_open_proxy: bool,
 }
 
 impl Default for GatewaySettings {
@@ -49,6 +51,7 @@ impl Default for GatewaySettings {
             max_connections: 4096,
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            unsafe_open_proxy: false,
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct Gateway {
     table: RwLock<Option<Arc<RouteTable>>>,
     last_error: Mutex<Option<String>>,
     store_revision: Mutex<Option<i64>>,
+    /// Whether the last read of the store revision worked, and the error when it did not.
+    store_status: Mutex<StoreStatus>,
     options: CompileOptions,
     pub settings: GatewaySettings,
 }
@@ -68,6 +73,7 @@ impl Gateway {
             table: RwLock::new(None),
             last_error: Mutex::new(None),
             store_revision: Mutex::new(None),
+            store_status: Mutex::new(StoreStatus { reachable: true, error: None, since: Instant::now() }),
             options,
             settings,
         }
@@ -85,13 +91,54 @@ impl Gateway {
         *self.store_revision.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the store answered the last revision check (`/readyz`, `certgate_store_up`),
+    /// and why not when it did not. While it does not, the current table keeps serving.
+    pub fn store_reachable(&self) -> (bool, Option<String>) {
+        let s = self.store_status.lock().unwrap_or_else(|p| p.into_inner());
+        (s.reachable, s.error.clone())
+    }
+
+    fn store_answered(&self, result: Result<i64, String>) -> Option<i64> {
+        let mut s = self.store_status.lock().unwrap_or_else(|p| p.into_inner());
+        let loaded = self.current().map(|t| t.revision);
+        match result {
+            Ok(revision) => {
+                if !s.reachable {
+                    tracing::info!(
+                        revision,
+                        "the store is reachable again after {} s; catching up with what changed meanwhile",
+                        s.since.elapsed().as_secs()
+                    );
+                    *s = StoreStatus { reachable: true, error: None, since: Instant::now() };
+                }
+                metrics::store_up(true);
+                Some(revision)
+            }
+            Err(e) => {
+                if s.reachable || s.error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(
+                        "cannot read the store revision: {e}; still serving the route table of revision {}",
+                        loaded.map(|r| r.to_string()).unwrap_or_else(|| "(none)".into())
+                    );
+                }
+                if s.reachable {
+                    s.since = Instant::now();
+                }
+                s.reachable = false;
+                s.error = Some(e);
+                metrics::store_up(false);
+                None
+            }
+        }
+    }
+
     /// Compile and publish a new table from the store. On failure the previous table stays.
     pub async fn reload(&self, control: &Control) -> Result<i64, String> {
         let result = async {
             let inputs = control.route_inputs().await.map_err(|e| e.message())?;
             *self.store_revision.lock().unwrap_or_else(|p| p.into_inner()) = Some(inputs.revision);
             let previous = self.current();
-            compile(&inputs, previous.as_deref(), &self.options)
+            compile(inputs, previous.as_deref(), &self.options)
         }
         .await;
         match result {
@@ -112,18 +159,38 @@ impl Gateway {
         }
     }
 
-    /// Poll the store revision and republish when it moves (or when the last attempt failed).
+    /// Check the store revision and republish when it moves (or when the last attempt failed):
+    /// at once when a shared store (PostgreSQL) announces a change, and every
+    /// `reload_interval` regardless, so a missed announcement is caught by the next poll. While
+    /// the store cannot be read the table in use stays, and the first good read catches up.
     pub async fn watch(self: Arc<Self>, control: Arc<Control>) {
         let mut ticker = tokio::time::interval(self.settings.reload_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events = control.store().revision_events();
+        metrics::store_up(true);
         loop {
-            ticker.tick().await;
-            let seen = match control.revision().await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!("cannot read the store revision: {}", e.message());
-                    continue;
-                }
+            tokio::select! {
+                _ = ticker.tick() => {}
+                event = async {
+                    match events.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match event {
+                    Some(StoreEvent::Changed(revision)) => tracing::debug!(revision, "store change announced"),
+                    Some(StoreEvent::Listening) => tracing::debug!("listening for store change announcements"),
+                    Some(StoreEvent::Lost(e)) => {
+                        tracing::debug!("store change announcements interrupted ({e}); polling meanwhile");
+                        continue;
+                    }
+                    None => {
+                        events = None;
+                        continue;
+                    }
+                },
+            }
+            let Some(seen) = self.store_answered(control.revision().await.map_err(|e| e.message())) else {
+                continue;
             };
             *self.store_revision.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
             let loaded = self.current().map(|t| t.revision);
@@ -134,12 +201,70 @@ impl Gateway {
     }
 
     /// Handle one request from an application.
-    pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
-        match self.current() {
-            Some(table) => forward(&table, req, self.settings.response_header_timeout).await,
-            None => GatewayError::new("not-ready", "the route table has not been loaded yet").response(),
+    pub async fn handle(&self, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
+        let Some(table) = self.current() else {
+            return GatewayError::new("not-ready", "the route table has not been loaded yet").response();
+        };
+        let timeout = self.settings.response_header_timeout;
+        if table.apps.is_empty() {
+            if peer.ip().is_loopback() || self.settings.unsafe_open_proxy {
+                return forward_as(&table, req, timeout, &Access::Trusted).await;
+            }
+            return GatewayError::new(
+                "proxy-auth-required",
+                format!("{peer} is not a loopback caller, and no apps exist to authenticate it"),
+            )
+            .response();
+        }
+        match authenticate_app(&table, req.headers()) {
+            Ok((name, access)) => forward_as(&table, req, timeout, &Access::App(name, access)).await,
+            Err(e) => {
+                metrics::request("(none)", "none", "-", e.code, std::time::Duration::ZERO);
+                e.response()
+            }
         }
     }
+}
+
+/// Check `Proxy-Authorization: Basic base64(app:credential)` against the table's apps.
+fn authenticate_app<'t>(
+    table: &'t RouteTable,
+    headers: &http::HeaderMap,
+) -> Result<(&'t str, &'t crate::routes::AppAccess), GatewayError> {
+    use base64::Engine;
+    let missing = |why: &str| GatewayError::new("proxy-auth-required", why.to_string());
+    let value = headers
+        .get(http::header::PROXY_AUTHORIZATION)
+        .ok_or_else(|| missing("this proxy requires an app credential (Proxy-Authorization: Basic)"))?
+        .to_str()
+        .map_err(|_| missing("the Proxy-Authorization header is not text"))?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+        .ok_or_else(|| missing("Proxy-Authorization must be 'Basic base64(app:credential)'"))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| missing("Proxy-Authorization is not valid base64"))?;
+    let (name, credential) = decoded.split_once(':').ok_or_else(|| missing("Proxy-Authorization must hold app:credential"))?;
+    let hash = crate::control::secret_hash(credential);
+    // Compare with every app's hash so the time taken does not depend on which name was sent.
+    let mut found = None;
+    for (app, access) in &table.apps {
+        if crate::control::hashes_equal(&access.hash, &hash) && app == name {
+            found = Some((app.as_str(), access));
+        }
+    }
+    found.ok_or_else(|| missing(&format!("the credential of app '{name}' is not valid")))
+}
+
+/// The store as the reload task last found it.
+struct StoreStatus {
+    reachable: bool,
+    error: Option<String>,
+    /// When `reachable` last changed.
+    since: Instant,
 }
 
 /// Accept applications' connections until `shutdown` resolves, then let in-flight requests
@@ -180,7 +305,7 @@ pub async fn serve_proxy(
             let gw = gw.clone();
             async move {
                 let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
-                Ok::<_, std::convert::Infallible>(gw.handle(req).await)
+                Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await)
             }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();

@@ -8,7 +8,11 @@ use http::header::{HeaderName, HOST};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
-use crate::routes::{Route, RouteTable};
+use crate::routes::{AppAccess, Route, RouteTable};
+use tracing::Instrument;
+
+/// The request header that picks a certificate per request (the OnBeforeRequest case).
+pub const CERTIFICATE_HEADER: &str = "certgate-certificate";
 use crate::tls;
 
 use super::error::GatewayError;
@@ -140,20 +144,108 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
     ))
 }
 
-/// Send a request to its partner. Never panics; every failure becomes a gateway error response.
-pub async fn forward(table: &RouteTable, mut req: Request<Body>, response_header_timeout: Duration) -> Response<Body> {
+/// Who the request is from, after the proxy credential was checked.
+pub enum Access<'a> {
+    /// No apps exist (loopback callers), or the CLI's `call`: every binding, any certificate.
+    Trusted,
+    /// An authenticated app: only the certificates granted to it.
+    App(&'a str, &'a AppAccess),
+}
+
+impl Access<'_> {
+    fn label(&self) -> &str {
+        match self {
+            Access::Trusted => "-",
+            Access::App(name, _) => name,
+        }
+    }
+
+    fn may_use(&self, certificate: &str) -> bool {
+        match self {
+            Access::Trusted => true,
+            Access::App(_, access) => access.grants.contains(certificate),
+        }
+    }
+}
+
+/// Send a request to its partner, with every binding available (the CLI's `call`).
+pub async fn forward(table: &RouteTable, req: Request<Body>, response_header_timeout: Duration) -> Response<Body> {
+    forward_as(table, req, response_header_timeout, &Access::Trusted).await
+}
+
+/// Send a request to its partner on behalf of `access`. Never panics; every failure becomes a
+/// gateway error response.
+pub async fn forward_as(
+    table: &RouteTable,
+    req: Request<Body>,
+    response_header_timeout: Duration,
+    access: &Access<'_>,
+) -> Response<Body> {
     let started = Instant::now();
+    let fail = |destination: &str, certificate: &str, e: GatewayError| {
+        metrics::request(destination, certificate, access.label(), e.code, started.elapsed());
+        tracing::info!(code = e.code, app = access.label(), "{}", e.message);
+        e.response()
+    };
     let target = match resolve(&req, table) {
         Ok(t) => t,
-        Err(e) => {
-            metrics::request("(none)", "none", e.code, started.elapsed());
-            tracing::info!(code = e.code, "{}", e.message);
-            return e.response();
+        Err(e) => return fail("(none)", "none", e),
+    };
+    // The certificate: the one the request asks for by header, or the binding's.
+    let asked = req.headers().get(CERTIFICATE_HEADER).map(|v| v.to_str().unwrap_or("").trim().to_string());
+    let route = match asked {
+        Some(name) => {
+            if !access.may_use(&name) {
+                let e = GatewayError::new(
+                    "not-granted",
+                    format!("app '{}' may not present certificate '{name}'", access.label()),
+                );
+                return fail(&target.route.destination, &name, e);
+            }
+            match table.with_certificate(&target.route, &name) {
+                Ok(r) => r,
+                Err(msg) => {
+                    let e = GatewayError::new("not-granted", format!("certificate '{name}' cannot be presented: {msg}"));
+                    return fail(&target.route.destination, &name, e);
+                }
+            }
+        }
+        None => {
+            if let Some(cert) = &target.route.certificate {
+                if !access.may_use(&cert.name) {
+                    let e = GatewayError::new(
+                        "not-granted",
+                        format!(
+                            "{} is bound to certificate '{}', which app '{}' has no grant for",
+                            target.route.destination,
+                            cert.name,
+                            access.label()
+                        ),
+                    );
+                    return fail(&target.route.destination, &cert.name, e);
+                }
+            }
+            target.route.clone()
         }
     };
-    let route = &target.route;
-    let span = tracing::info_span!("request", destination = %route.destination, certificate = route.certificate.as_ref().map(|c| c.id.as_str()).unwrap_or("none"));
-    let _enter = span.enter();
+    let span = tracing::info_span!(
+        "request",
+        destination = %route.destination,
+        certificate = route.certificate.as_ref().map(|c| c.id.as_str()).unwrap_or("none"),
+        app = access.label()
+    );
+    send(&route, target.uri, req, response_header_timeout, access, started).instrument(span).await
+}
+
+async fn send(
+    route: &Arc<Route>,
+    uri: Uri,
+    mut req: Request<Body>,
+    response_header_timeout: Duration,
+    access: &Access<'_>,
+    started: Instant,
+) -> Response<Body> {
+    let app = access.label();
     if let Some(cert) = &route.certificate {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if now > cert.not_after || now < cert.not_before {
@@ -165,11 +257,11 @@ pub async fn forward(table: &RouteTable, mut req: Request<Body>, response_header
                     format!("the client certificate '{}' bound to {} is not valid yet", cert.name, route.destination)
                 },
             );
-            metrics::request(&route.destination, route.certificate_label(), e.code, started.elapsed());
+            metrics::request(&route.destination, route.certificate_label(), app, e.code, started.elapsed());
             return e.response();
         }
     }
-    *req.uri_mut() = target.uri.clone();
+    *req.uri_mut() = uri.clone();
     *req.version_mut() = Version::HTTP_11;
     strip_hop_by_hop(req.headers_mut(), true);
     req.headers_mut().remove(HOST);
@@ -177,20 +269,20 @@ pub async fn forward(table: &RouteTable, mut req: Request<Body>, response_header
     let outcome = match result {
         Err(_) => Err(GatewayError::new(
             "upstream-timeout",
-            format!("{} did not answer within {} ms", target.uri, response_header_timeout.as_millis()),
+            format!("{uri} did not answer within {} ms", response_header_timeout.as_millis()),
         )),
-        Ok(Err(e)) => Err(upstream_error(&e, &target.uri, route)),
+        Ok(Err(e)) => Err(upstream_error(&e, &uri, route)),
         Ok(Ok(resp)) => Ok(resp),
     };
     match outcome {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, false);
-            metrics::request(&route.destination, route.certificate_label(), "ok", started.elapsed());
+            metrics::request(&route.destination, route.certificate_label(), app, "ok", started.elapsed());
             Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::upstream::BoxError).boxed())
         }
         Err(e) => {
-            metrics::request(&route.destination, route.certificate_label(), e.code, started.elapsed());
+            metrics::request(&route.destination, route.certificate_label(), app, e.code, started.elapsed());
             tracing::warn!(code = e.code, "{}", e.message);
             e.response()
         }

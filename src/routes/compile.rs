@@ -37,6 +37,16 @@ pub struct RouteInputs {
     pub identities: HashMap<String, RouteIdentity>,
     pub anchors: HashMap<String, Vec<Vec<u8>>>,
     pub certificate_expiry: Vec<(String, i64)>,
+    /// Calling applications: name -> (credential hash, certificates granted).
+    pub apps: HashMap<String, AppAccess>,
+}
+
+/// What the gateway knows of one calling application.
+#[derive(Clone, Debug, Default)]
+pub struct AppAccess {
+    /// SHA-256 (hex) of the app's proxy credential.
+    pub hash: String,
+    pub grants: std::collections::HashSet<String>,
 }
 
 #[derive(Clone, Default)]
@@ -54,7 +64,25 @@ struct Compiler<'a> {
     sessions: HashMap<String, Arc<dyn rustls::client::ClientSessionStore>>,
 }
 
-pub fn compile(
+pub fn compile(inputs: RouteInputs, previous: Option<&RouteTable>, options: &CompileOptions) -> Result<RouteTable, String> {
+    let inputs = Arc::new(inputs);
+    let mut table = compile_routes(&inputs, previous, options)?;
+    table.apps = inputs.apps.clone();
+    table.source = Some(inputs);
+    table.options = options.clone();
+    Ok(table)
+}
+
+/// Build one route outside a full compile (a per-request certificate choice), reusing the
+/// table's inputs and TLS session stores.
+pub(crate) fn build_route(table: &RouteTable, binding: &BindingRecord) -> Result<Arc<Route>, String> {
+    let inputs = table.source.as_ref().ok_or("the route table has no inputs")?;
+    let mut c =
+        Compiler { inputs, options: &table.options, previous: Some(table), reuse: HashMap::new(), sessions: table.sessions.clone() };
+    c.route(binding)
+}
+
+fn compile_routes(
     inputs: &RouteInputs,
     previous: Option<&RouteTable>,
     options: &CompileOptions,
@@ -186,6 +214,7 @@ impl Compiler<'_> {
         let failures = Arc::new(upstream::LastFailure::default());
         let connector = Connector::new(config, b.sni.clone(), self.options.settings.clone(), failures.clone());
         Ok(Arc::new(Route {
+            binding: b.clone(),
             destination: b.destination.clone(),
             certificate: identity.map(|i| RouteCertificate {
                 name: i.name.clone(),

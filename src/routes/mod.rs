@@ -6,7 +6,7 @@ mod destination;
 mod table;
 mod trust;
 
-pub use compile::{compile, CompileOptions, RouteIdentity, RouteInputs};
+pub use compile::{compile, AppAccess, CompileOptions, RouteIdentity, RouteInputs};
 pub use destination::{normalize_host, Destination, Parsed};
 pub use table::{Route, RouteCertificate, RouteTable, ServiceRoute};
 pub use trust::{Pin, TrustPolicy};

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use rustls::client::ClientSessionStore;
 
 use crate::gateway::upstream::{LastFailure, UpstreamClient};
+use crate::store::BindingRecord;
+
+use super::compile::{build_route, AppAccess, CompileOptions, RouteInputs};
 
 #[derive(Clone, Debug)]
 pub struct RouteCertificate {
@@ -18,6 +21,8 @@ pub struct RouteCertificate {
 
 /// One binding, ready to serve: its certificate, trust policy and pooled client.
 pub struct Route {
+    /// The binding it was compiled from (for per-request certificate variants).
+    pub binding: BindingRecord,
     /// The binding's destination key (`host`, `*.domain`, `service:NAME`, or `(unbound)`).
     pub destination: String,
     pub certificate: Option<RouteCertificate>,
@@ -55,6 +60,13 @@ pub struct RouteTable {
     pub(crate) sessions: HashMap<String, Arc<dyn ClientSessionStore>>,
     /// Every certificate in the store with its expiry (unix seconds), for metrics.
     pub certificate_expiry: Vec<(String, i64)>,
+    /// Calling applications (empty: no credentials required from loopback callers).
+    pub apps: HashMap<String, AppAccess>,
+    /// What the table was compiled from, to build per-request certificate variants.
+    pub(crate) source: Option<Arc<RouteInputs>>,
+    pub(crate) options: CompileOptions,
+    /// Routes for (destination, certificate chosen by the request header), built once per table.
+    pub(crate) variants: std::sync::Mutex<HashMap<(String, String), Arc<Route>>>,
 }
 
 impl RouteTable {
@@ -77,6 +89,23 @@ impl RouteTable {
             }
         }
         self.unbound.as_ref()
+    }
+
+    /// The same destination, presenting another certificate (the `Certgate-Certificate` header).
+    /// Built the first time a table needs it, then reused.
+    pub fn with_certificate(&self, route: &Arc<Route>, certificate: &str) -> Result<Arc<Route>, String> {
+        if route.certificate.as_ref().is_some_and(|c| c.name == certificate) {
+            return Ok(route.clone());
+        }
+        let key = (route.destination.clone(), certificate.to_string());
+        if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(r.clone());
+        }
+        let mut binding = route.binding.clone();
+        binding.certificate = Some(certificate.to_string());
+        let built = build_route(self, &binding)?;
+        self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+        Ok(built)
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceRoute> {

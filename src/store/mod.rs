@@ -1,10 +1,13 @@
 //! The store: one interface, one backend per URL scheme. Every change is one transaction that
 //! also appends its audit row and bumps the store revision.
 //!
-//! Backends: `sqlite://PATH` (embedded default, WAL). PostgreSQL (`postgres://`) is the
-//! multi-node backend and plugs in behind the same [`Store`] enum.
+//! Backends: `sqlite://PATH` (embedded default, WAL) and `postgres://...` (several gateway
+//! nodes on one database; changes are announced with LISTEN/NOTIFY). Both behind the same
+//! [`Store`] enum, with the same semantics and errors.
 
+mod copy;
 mod model;
+mod postgres;
 pub mod seal;
 mod sqlite;
 
@@ -12,6 +15,8 @@ pub use model::{
     split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord, ServiceRecord, Snapshot, TokenRecord,
 };
 pub use seal::{MasterKey, SealError};
+pub use copy::{CopyPlan, Dump};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::path::PathBuf;
@@ -66,23 +71,52 @@ impl StoreUrl {
 /// The store in use. An enum rather than a trait object: two backends, known at compile time.
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
+/// Call the same method on either backend. PostgreSQL errors that mean "the server cannot be
+/// reached" become [`StoreError::Unavailable`] naming the server.
 macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call.map_err(|e| $s.explain(e)),
         }
     };
+}
+
+/// What the change announcements of a store say (PostgreSQL only; see
+/// [`Store::revision_events`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A change committed this revision (`-1` when the payload could not be read).
+    Changed(i64),
+    /// The listening connection is (again) open: changes made while it was away were not
+    /// announced, so the revision must be read.
+    Listening,
+    /// The listening connection was lost or could not be opened; it is retried every second.
+    Lost(String),
 }
 
 impl Store {
     pub async fn open(url: &StoreUrl) -> Result<Self, StoreError> {
         match url {
             StoreUrl::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path).await?)),
-            StoreUrl::Postgres(_) => Err(StoreError::Unavailable(
-                "the PostgreSQL backend is not part of this build yet; use sqlite://PATH".into(),
-            )),
+            StoreUrl::Postgres(url) => Ok(Store::Postgres(PgStore::open(url).await?)),
+        }
+    }
+
+    /// Whether other processes announce their changes (PostgreSQL LISTEN/NOTIFY).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// Change announcements, for the gateway to reload at once instead of at its next poll.
+    /// `None` for SQLite, whose writers are on the same machine and are found by polling.
+    pub fn revision_events(&self) -> Option<tokio::sync::mpsc::Receiver<StoreEvent>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => Some(s.revision_events()),
         }
     }
 
@@ -184,7 +218,10 @@ impl Store {
         dispatch!(self, s => s.audit(limit).await)
     }
     pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
     }
 }
 

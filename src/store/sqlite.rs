@@ -13,8 +13,11 @@ use super::model::{
 use super::{now_unix, StoreError};
 
 /// Schema steps, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/sqlite_001_initial.sql")), (2, include_str!("migrations/sqlite_002_bindings.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite_001_initial.sql")),
+    (2, include_str!("migrations/sqlite_002_bindings.sql")),
+    (3, include_str!("migrations/sqlite_003_access.sql")),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -46,6 +49,11 @@ impl SqliteStore {
         let store = SqliteStore { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// For whole-store copies (`super::copy`).
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

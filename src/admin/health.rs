@@ -1,10 +1,4 @@
-//! The admin listener. Routes:
-//!
-//! | route | what |
-//! |---|---|
-//! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 when a route table is loaded, 503 otherwise; JSON with the revisions and the last reload error |
-//! | `GET /metrics` | Prometheus text |
+//! Health, readiness and metrics (no token needed: they hold no secrets).
 
 use std::sync::Arc;
 
@@ -14,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{metrics, Gateway};
+use crate::gateway::{metrics, Gateway};
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
@@ -26,12 +20,16 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let table = gw.current();
+    let (store_reachable, store_error) = gw.store_reachable();
     let body = serde_json::json!({
         "ready": table.is_some(),
         "revision": table.as_ref().map(|t| t.revision),
         "store_revision": gw.store_revision(),
         "bindings": table.as_ref().map(|t| t.len()),
         "last_reload_error": gw.last_error(),
+        // Still ready while the store is unreachable: the table in use keeps serving.
+        "store_reachable": store_reachable,
+        "store_error": store_error,
     });
     let status = if table.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))

@@ -1,0 +1,130 @@
+//! The admin listener: JSON API, web console, health and metrics. Every route in one place:
+//!
+//! | route | methods | who |
+//! |---|---|---|
+//! | `/healthz`, `/readyz`, `/metrics` | GET | anyone (no secrets) |
+//! | `/` , `/console/*` | GET | anyone (the console signs in with a token) |
+//! | `/console/login`, `/console/logout` | POST | token holder; sets/clears the session cookie |
+//! | `/console/session` | GET | session: name, role and the CSRF token |
+//! | `/api/v1/whoami`, `/api/v1/revision`, `/api/v1/audit` | GET | viewer |
+//! | `/api/v1/certificates` | GET viewer; POST (import: multipart or JSON base64) admin |
+//! | `/api/v1/certificates/{name}` | GET viewer; PUT (rotate) and DELETE admin |
+//! | `/api/v1/certificates/{name}/export`, `/check` | GET viewer |
+//! | `/api/v1/trust-anchors`, `/{name}` | GET viewer; POST, DELETE admin |
+//! | `/api/v1/bindings`, `/{destination}` | GET viewer; PUT, DELETE operator |
+//! | `/api/v1/services`, `/{name}` | GET viewer; PUT, DELETE operator |
+//! | `/api/v1/apps`, `/{name}`, `/{name}/grants/{certificate}` | GET viewer; POST, DELETE, PUT operator |
+//! | `/api/v1/tokens`, `/{name}` | GET, POST, DELETE admin |
+//! | `/api/v1/openapi.json` | GET anyone |
+//!
+//! Authentication: `Authorization: Bearer TOKEN`, or the console's session cookie
+//! (HttpOnly, SameSite=Strict) plus an `X-CSRF-Token` header on every change.
+
+mod api;
+mod auth;
+mod console;
+mod health;
+
+pub use auth::Sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::control::Control;
+use crate::gateway::Gateway;
+
+/// What every admin handler can reach.
+pub struct AdminState {
+    pub control: Arc<Control>,
+    pub gateway: Arc<Gateway>,
+    pub sessions: Sessions,
+    /// Whether the listener serves HTTPS (the session cookie is then marked Secure).
+    pub https: bool,
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .merge(health::router(state.gateway.clone()))
+        .merge(console::router(state.clone()))
+        .nest("/api/v1", api::router(state))
+}
+
+/// Serve the admin router on `listener`, over TLS when `tls` is given, until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("admin accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        match &acceptor {
+            None => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+                            let _ = watcher.watch(conn).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, "admin TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// A TLS server config from a certificate in the store (the "application server certificate").
+pub async fn server_tls(control: &Control, name: &str) -> Result<Arc<rustls::ServerConfig>, crate::control::ControlError> {
+    let mut inputs = control.route_inputs_with(&[name]).await?;
+    let id = inputs.identities.remove(name).ok_or_else(|| crate::control::ControlError::NotFound {
+        what: format!("certificate '{name}'"),
+        hint: "import it first: certgate cert import NAME FILE".into(),
+    })?;
+    let chain = id.chain.into_iter().map(rustls_pki_types::CertificateDer::from).collect();
+    let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, id.key.to_rustls()))
+        .map_err(|e| {
+            crate::control::ControlError::usage(
+                "usage",
+                format!("certificate '{name}' cannot serve HTTPS: {e}"),
+                "use a certificate with its key (ideally one issued for this host's name)",
+            )
+        })?;
+    let mut config = config;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
