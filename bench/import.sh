@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20}
-cargo build --release --quiet
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --quiet
 BIN=target/release/certgate
 FIX=tests/fixtures/interop
 work=$(mktemp -d)

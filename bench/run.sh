@@ -1,32 +1,34 @@
 #!/usr/bin/env bash
-# Egress benchmark: certgate vs nginx vs HAProxy, each presenting a client certificate (mTLS) to
-# the same upstream nginx, all on loopback. Writes the section "Gateway vs nginx vs HAProxy" of
-# docs/BENCHMARKS.md. See that file for the method; run from anywhere:
+# Egress benchmark: certgate vs nginx vs HAProxy, each presenting a client certificate (mutual TLS)
+# to the same upstream nginx, everything on 127.0.0.1. Writes (or replaces) the section
+# "Gateway vs nginx vs HAProxy" of docs/BENCHMARKS.md; the method is described there.
 #
-#   bench/run.sh                      # ~6 minutes with the defaults
-#   DURATION=15s WARMUP=2s bench/run.sh
+#   bench/run.sh                                  # about 7 minutes with the defaults
+#   DURATION=15s WARMUP=2s ROTATION_SECONDS=20 bench/run.sh
 #
-# Needs: a release build (cargo build --release), openssl, nginx, haproxy, wrk, curl
-# (Debian: apt-get install -y nginx wrk haproxy). Ports 18080-18443 on 127.0.0.1 must be free.
+# Needs a release build (cargo build --release), openssl, curl, and Debian's nginx, haproxy and
+# wrk (installed with apt-get when missing). Ports 18080-18443 on 127.0.0.1 must be free.
+# Every process the script starts is stopped on exit (by PID).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CERTGATE=${CERTGATE_BIN:-$REPO/target/release/certgate}
-WORK=${BENCH_DIR:-/tmp/certgate-bench}
+WORK=${BENCH_DIR:-/tmp/egress-bench}
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-2s}
 ROTATION_SECONDS=${ROTATION_SECONDS:-20}
 OUT=${BENCH_OUT:-$REPO/docs/BENCHMARKS.md}
+# A panic in a proxy task should cost what it costs in production, not a symbolised backtrace.
+unset RUST_BACKTRACE
 
-UP_PORT=18443            # upstream nginx (TLS, ssl_verify_client on)
-CG_PORT=18080            # certgate, pooled (max_idle_per_host = 64)
-CG_ADMIN=18081
-CGN_PORT=18090           # certgate, no pooling (max_idle_per_host = 0)
-CGN_ADMIN=18091
-NG_PORT=18180            # nginx egress, upstream keepalive
-NGN_PORT=18181           # nginx egress, no upstream keepalive
-HA_PORT=18280            # haproxy, http-reuse always
-HAN_PORT=18281           # haproxy, http-reuse never
+UP_PORT=18443    # upstream nginx: TLS, ssl_verify_client on, 1 KiB answer
+# name            proxy port / admin port
+CG_PORT=18080;   CG_ADMIN=18081    # certgate, pooled (max_idle_per_host = 64), default logging
+CGN_PORT=18090;  CGN_ADMIN=18091   # certgate, unpooled (max_idle_per_host = 0), default logging
+CGQ_PORT=18100;  CGQ_ADMIN=18101   # diagnostic: certgate pooled with CERTGATE_LOG=warn
+CGQN_PORT=18110; CGQN_ADMIN=18111  # diagnostic: certgate unpooled with CERTGATE_LOG=warn
+NG_PORT=18180;   NGN_PORT=18181    # nginx egress: upstream keepalive / none
+HA_PORT=18280;   HAN_PORT=18281    # haproxy: http-reuse always / never
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -38,28 +40,26 @@ for tool in nginx haproxy wrk; do
     command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool ]] || missing+=("$tool")
 done
 if ((${#missing[@]})); then
-    log "installing ${missing[*]} (Debian packages)"
+    log "installing ${missing[*]} (Debian packages nginx wrk haproxy)"
     apt-get update -q >/dev/null
     apt-get install -y -q nginx wrk haproxy >/dev/null
 fi
 NGINX=/usr/sbin/nginx
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-for tool in openssl curl wrk awk; do command -v "$tool" >/dev/null || die "$tool is needed"; done
+for tool in openssl curl wrk awk getconf; do command -v "$tool" >/dev/null || die "$tool is needed"; done
 
 # ---------------------------------------------------------------- process bookkeeping
-STARTED=()   # every PID this script started; killed on exit, each by its id
+STARTED=()   # every PID this script started; each is stopped by its id on exit
 cleanup() {
-    local rc=$?
+    local rc=$? pid
     set +e
-    for pid in "${STARTED[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
+    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${STARTED[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
-    exit $rc
+    exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -73,8 +73,13 @@ wait_port() { # port
 }
 
 rm -rf "$WORK"
-mkdir -p "$WORK"/{pki,up/logs,ng/logs,ha,cg-data,runs}
+mkdir -p "$WORK"/{bin,pki,up/logs,ng/logs,ha,cg-data,runs}
 cd "$WORK"
+# The machine is shared; a copy under another name keeps a colleague's `pkill certgate` (or
+# `pkill -f "certgate serve"`) from stopping the gateways in the middle of a run.
+cp "$CERTGATE" bin/gw
+CERTGATE_REAL=$CERTGATE
+CERTGATE=$WORK/bin/gw
 
 # ---------------------------------------------------------------- test PKI (RSA 2048 everywhere)
 log "making the test PKI in $WORK/pki"
@@ -98,8 +103,9 @@ log "making the test PKI in $WORK/pki"
     done
     cat client1.pem client1.key >client1-bundle.pem   # HAProxy wants cert + key in one file
 )
-CLIENT1_DN=$(openssl x509 -in pki/client1.pem -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
-CLIENT2_DN=$(openssl x509 -in pki/client2.pem -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
+dn() { openssl x509 -in "$1" -noout -subject -nameopt RFC2253 | sed 's/^subject=//'; }
+CLIENT1_DN=$(dn pki/client1.pem)
+CLIENT2_DN=$(dn pki/client2.pem)
 
 # ---------------------------------------------------------------- upstream nginx (the "partner")
 BODY=$(printf '%*s' 1024 '' | tr ' ' 'x')
@@ -111,9 +117,11 @@ error_log $WORK/up/logs/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    # one line per upstream TLS connection (its first request): full vs resumed, which client cert
+    # handshakes.log: one line per upstream TLS connection (its first request): full or resumed
+    # ("r"), protocol, and which client certificate was presented
     log_format hs '\$msec \$connection \$ssl_session_reused \$ssl_protocol "\$ssl_client_s_dn"';
-    log_format req '\$msec \$connection \$connection_requests \$status "\$ssl_client_s_dn"';
+    # rotation.log: every request of the rotation runs (only they send X-Bench-Rotation)
+    log_format req '\$msec \$connection \$http_x_bench_rotation \$status "\$ssl_client_s_dn"';
     map \$connection_requests \$first_request { 1 1; default 0; }
     keepalive_timeout 300s;
     keepalive_requests 100000;
@@ -127,7 +135,6 @@ http {
         ssl_verify_client on;
         ssl_client_certificate $WORK/pki/ca.pem;
         access_log $WORK/up/logs/handshakes.log hs if=\$first_request;
-        # every request of the rotation run (wrk adds this header there only): which cert, when
         access_log $WORK/up/logs/rotation.log req if=\$http_x_bench_rotation;
         location / {
             default_type text/plain;
@@ -139,7 +146,7 @@ EOF
 
 # ---------------------------------------------------------------- nginx egress
 cat >ng/nginx.conf <<EOF
-worker_processes 2;   # certgate's tokio runtime uses one worker thread per core = 2
+worker_processes 2;   # = certgate's tokio runtime: one worker thread per core, 2 cores
 user root;
 pid $WORK/ng/nginx.pid;
 error_log $WORK/ng/logs/error.log warn;
@@ -182,7 +189,7 @@ EOF
 # ---------------------------------------------------------------- haproxy egress
 cat >ha/haproxy.cfg <<EOF
 global
-    nbthread 2        # certgate's tokio runtime uses one worker thread per core = 2
+    nbthread 2        # = certgate's tokio runtime: one worker thread per core, 2 cores
     maxconn 8192
 defaults
     mode http
@@ -208,10 +215,10 @@ EOF
 # ---------------------------------------------------------------- certgate
 export CERTGATE_DATA_DIR=$WORK/cg-data
 for pair in "pooled 64" "unpooled 0"; do
-    set -- $pair
-    cat >"cg-$1.toml" <<EOF
+    read -r kind idle <<<"$pair"
+    cat >"cg-$kind.toml" <<EOF
 [gateway]
-max_idle_per_host = $2
+max_idle_per_host = $idle
 idle_timeout_ms = 90000
 reload_interval_ms = 250
 [gateway.resolve]
@@ -229,39 +236,53 @@ start_bg() { # logfile cmd...
     "$@" >"$out" 2>&1 &
     STARTED+=($!)
 }
-log "starting upstream nginx, nginx egress, haproxy, certgate x2"
+log "starting upstream nginx, nginx egress, haproxy, 4 x certgate serve"
 start_bg up/logs/stderr.log "$NGINX" -e "$WORK/up/logs/error.log" -p "$WORK/up" -c "$WORK/up/nginx.conf" -g 'daemon off;'
 UP_MASTER=${STARTED[-1]}
 start_bg ng/logs/stderr.log "$NGINX" -e "$WORK/ng/logs/error.log" -p "$WORK/ng" -c "$WORK/ng/nginx.conf" -g 'daemon off;'
 NG_MASTER=${STARTED[-1]}
 start_bg ha/stderr.log "$HAPROXY" -db -f "$WORK/ha/haproxy.cfg"
 HA_PID=${STARTED[-1]}
-start_bg cg-pooled.log "$CERTGATE" serve --proxy-listen "127.0.0.1:$CG_PORT" --admin-listen "127.0.0.1:$CG_ADMIN" --config "$WORK/cg-pooled.toml"
-CG_PID=${STARTED[-1]}
-start_bg cg-unpooled.log "$CERTGATE" serve --proxy-listen "127.0.0.1:$CGN_PORT" --admin-listen "127.0.0.1:$CGN_ADMIN" --config "$WORK/cg-unpooled.toml"
-CGN_PID=${STARTED[-1]}
-for p in $UP_PORT $NG_PORT $NGN_PORT $HA_PORT $HAN_PORT $CG_PORT $CGN_PORT $CG_ADMIN $CGN_ADMIN; do wait_port "$p"; done
+cg_serve() { # log port admin config [env...]
+    local out=$1 port=$2 admin=$3 cfg=$4; shift 4
+    start_bg "$out" env "$@" "$CERTGATE" serve --proxy-listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --config "$WORK/$cfg"
+}
+cg_serve cg-pooled.log "$CG_PORT" "$CG_ADMIN" cg-pooled.toml;                          CG_PID=${STARTED[-1]}
+cg_serve cg-unpooled.log "$CGN_PORT" "$CGN_ADMIN" cg-unpooled.toml;                    CGN_PID=${STARTED[-1]}
+cg_serve cgq-pooled.log "$CGQ_PORT" "$CGQ_ADMIN" cg-pooled.toml CERTGATE_LOG=warn;     CGQ_PID=${STARTED[-1]}
+cg_serve cgq-unpooled.log "$CGQN_PORT" "$CGQN_ADMIN" cg-unpooled.toml CERTGATE_LOG=warn; CGQN_PID=${STARTED[-1]}
+for p in $UP_PORT $NG_PORT $NGN_PORT $HA_PORT $HAN_PORT $CG_PORT $CGN_PORT $CGQ_PORT $CGQN_PORT \
+    $CG_ADMIN $CGN_ADMIN $CGQ_ADMIN $CGQN_ADMIN; do
+    wait_port "$p"
+done
 
+# key -> URL, PIDs charged, admin port, log file (certgate only)
 declare -A URL=(
-    [certgate]=http://127.0.0.1:$CG_PORT/svc/bench/ [certgate-new]=http://127.0.0.1:$CGN_PORT/svc/bench/
-    [nginx]=http://127.0.0.1:$NG_PORT/ [nginx-new]=http://127.0.0.1:$NGN_PORT/
-    [haproxy]=http://127.0.0.1:$HA_PORT/ [haproxy-new]=http://127.0.0.1:$HAN_PORT/
+    [certgate]=http://127.0.0.1:$CG_PORT/svc/bench/     [certgate-new]=http://127.0.0.1:$CGN_PORT/svc/bench/
+    [certgate-q]=http://127.0.0.1:$CGQ_PORT/svc/bench/  [certgate-q-new]=http://127.0.0.1:$CGQN_PORT/svc/bench/
+    [nginx]=http://127.0.0.1:$NG_PORT/                  [nginx-new]=http://127.0.0.1:$NGN_PORT/
+    [haproxy]=http://127.0.0.1:$HA_PORT/                [haproxy-new]=http://127.0.0.1:$HAN_PORT/
 )
-proxy_pids() { # name -> the PIDs whose CPU and memory are charged to it
+declare -A ADMIN=([certgate]=$CG_ADMIN [certgate-new]=$CGN_ADMIN [certgate-q]=$CGQ_ADMIN [certgate-q-new]=$CGQN_ADMIN)
+declare -A CGLOG=([certgate]=cg-pooled.log [certgate-new]=cg-unpooled.log [certgate-q]=cgq-pooled.log [certgate-q-new]=cgq-unpooled.log)
+declare -A LABEL=([certgate]=certgate [certgate-q]="certgate, CERTGATE_LOG=warn (diagnostic)" [nginx]=nginx [haproxy]=HAProxy)
+proxy_pids() { # key -> the PIDs whose CPU and memory are charged to it
     case $1 in
         certgate) echo "$CG_PID" ;;
         certgate-new) echo "$CGN_PID" ;;
+        certgate-q) echo "$CGQ_PID" ;;
+        certgate-q-new) echo "$CGQN_PID" ;;
         nginx*) echo "$NG_MASTER" $(pgrep -P "$NG_MASTER" || true) ;;
         haproxy*) echo "$HA_PID" ;;
     esac
 }
 
-# every path answers 200 with 1024 bytes, with the client certificate accepted upstream
-for name in "${!URL[@]}"; do
-    got=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' "${URL[$name]}")
-    [[ $got == "200 1024" ]] || die "$name (${URL[$name]}) answered '$got', expected '200 1024'; see $WORK/*/"
+# every path answers 200 with 1024 bytes, i.e. the upstream accepted the client certificate
+for key in "${!URL[@]}"; do
+    got=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' "${URL[$key]}")
+    [[ $got == "200 1024" ]] || die "$key (${URL[$key]}) answered '$got', expected '200 1024'; logs in $WORK"
 done
-log "all six egress paths answer 200 with 1 KiB"
+log "all ${#URL[@]} egress paths answer 200 with 1 KiB"
 
 # ---------------------------------------------------------------- measurement helpers
 cat >report.lua <<'EOF'
@@ -272,7 +293,7 @@ done = function(summary, latency, requests)
     e.status, e.connect, e.read, e.write, e.timeout))
 end
 EOF
-CLK_TCK=$(getconf CLK_TCK)
+HZ=$(getconf CLK_TCK)
 cpu_ticks() { # pids... -> utime+stime summed, in clock ticks
     local t=0 p v
     for p in "$@"; do
@@ -281,40 +302,68 @@ cpu_ticks() { # pids... -> utime+stime summed, in clock ticks
     done
     echo "$t"
 }
-rss_sampler() { # outfile pids... : max of summed VmRSS (kB), sampled every 200 ms, until killed
+# whole machine, user + nice + system + steal (irq/softirq time is not charged to any process)
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $9; exit}' /proc/stat; }
+# Other engineers share this machine: before each run wait (up to 40 s per run, 300 s in all) until
+# the machine has been nearly idle for a second, so that their work does not land in our numbers.
+QUIET_BUDGET=${QUIET_BUDGET:-300}
+wait_quiet() {
+    local waited=0 b0 b1 busy=0
+    while ((waited < 40 && QUIET_BUDGET > 0)); do
+        b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
+        busy=$(((b1 - b0) * 100 / HZ))
+        ((busy < 15)) && return 0
+        waited=$((waited + 1)); QUIET_BUDGET=$((QUIET_BUDGET - 1))
+    done
+    log "machine busy with other work ($busy% of a core); measuring anyway"
+}
+rss_sampler() { # outfile pids... : max of the summed VmRSS (kB), sampled every 200 ms, until killed
     local out=$1 max=0 now p; shift
     while :; do
         now=0
         for p in "$@"; do
             now=$((now + $(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
         done
-        ((now > max)) && { max=$now; echo "$max" >"$out"; }
+        if ((now > max)); then max=$now; echo "$max" >"$out"; fi
         sleep 0.2
     done
 }
-metric_sum() { # admin-port metric-prefix -> sum of the samples
+metric_sum() { # admin-port metric-prefix -> sum of the matching samples
     curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {printf "%d", s}'
 }
+not_ok() { # admin-port -> requests with an outcome other than ok
+    curl -s "http://127.0.0.1:$1/metrics" | awk '/^certgate_requests_total[{]/ && !/outcome="ok"/ {s += $NF} END {printf "%d", s}'
+}
+panics() { grep -c 'panicked at' "$1" || true; }
 hs_lines() { wc -l <up/logs/handshakes.log; }
 field() { sed -n "s/.*\\b$2=\\([0-9]*\\).*/\\1/p" "$1" | head -1; }
+alive() { # key: the proxy and the upstream must still be running (someone may have stopped them)
+    local p
+    for p in $(proxy_pids "$1") $UP_MASTER; do
+        kill -0 "$p" 2>/dev/null || die "process $p ($1 or the upstream) is gone; see the logs in $WORK"
+    done
+}
+upstream_pids() { echo "$UP_MASTER" $(pgrep -P "$UP_MASTER" || true); }
 
 RESULTS=$WORK/results.tsv
-printf 'scenario\tproxy\tconc\trps\tp50_ms\tp99_ms\terrors\tcpu_s\tcpu_per_10k\treq_per_cpu_s\trss_mb\tfull\tresumed\tproto\trequests\tcg_full\tcg_resumed\n' >"$RESULTS"
+printf 'scenario\tproxy\tconc\trps\tp50_ms\tp99_ms\terrors\tcpu_s\tcpu_per_10k\treq_per_cpu_s\trss_mb\tfull\tresumed\tproto\trequests\tcg_full\tcg_resumed\tpanics\tother_cores\n' >"$RESULTS"
 
-run_one() { # scenario proxy-name url-key conc extra-wrk-args...
+run_one() { # scenario key url-key conc extra-wrk-args...
     local scenario=$1 name=$2 key=$3 conc=$4; shift 4
     local threads=2; ((conc < 2)) && threads=1
-    local url=${URL[$key]} tag="$scenario-$name"
+    local url=${URL[$key]} tag="$scenario-$key-c$conc"
     local pids; pids=$(proxy_pids "$key")
+    local admin=${ADMIN[$key]:-} cglog=${CGLOG[$key]:-}
+    wait_quiet
+    alive "$key"
     wrk -t"$threads" -c"$conc" -d"$WARMUP" "$@" "$url" >"runs/$tag.warmup.txt" 2>&1 || true
-    local admin=""
-    case $key in certgate) admin=$CG_ADMIN ;; certgate-new) admin=$CGN_ADMIN ;; esac
-    local cg0f=0 cg0r=0
+    local cg0f=0 cg0r=0 pan0=0
     if [[ -n $admin ]]; then
         cg0f=$(metric_sum "$admin" 'certgate_upstream_handshakes_total{resumed="false"}')
         cg0r=$(metric_sum "$admin" 'certgate_upstream_handshakes_total{resumed="true"}')
+        pan0=$(panics "$cglog")
     fi
-    local hs0 cpu0 cpu1 sampler
+    local hs0 cpu0 cpu1 up0 up1 all0 all1 sampler wrk_ticks
     hs0=$(hs_lines)
     echo 0 >"runs/$tag.rss"
     # shellcheck disable=SC2086
@@ -322,169 +371,208 @@ run_one() { # scenario proxy-name url-key conc extra-wrk-args...
     sampler=$!
     STARTED+=($sampler)
     # shellcheck disable=SC2086
-    cpu0=$(cpu_ticks $pids)
-    wrk -t"$threads" -c"$conc" -d"$DURATION" --latency -s report.lua "$@" "$url" >"runs/$tag.txt" 2>&1
+    { cpu0=$(cpu_ticks $pids); up0=$(cpu_ticks $(upstream_pids)); all0=$(busy_ticks); }
+    local TIMEFORMAT='%U %S'
+    { time wrk -t"$threads" -c"$conc" -d"$DURATION" --latency -s report.lua "$@" "$url" >"runs/$tag.txt" 2>&1; } 2>"runs/$tag.wrktime"
     # shellcheck disable=SC2086
-    cpu1=$(cpu_ticks $pids)
+    { cpu1=$(cpu_ticks $pids); up1=$(cpu_ticks $(upstream_pids)); all1=$(busy_ticks); }
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
-    local f=runs/$tag.txt
-    local requests dur p50 p99 errs
+    alive "$key"
+    wrk_ticks=$(awk -v hz="$HZ" '{printf "%d", ($1 + $2) * hz}' "runs/$tag.wrktime")
+    local f=runs/$tag.txt requests dur p50 p99 errs
     requests=$(field "$f" requests); dur=$(field "$f" duration_us)
     p50=$(field "$f" p50_us); p99=$(field "$f" p99_us)
     errs=$(( $(field "$f" non2xx) + $(field "$f" connect) + $(field "$f" read) + $(field "$f" write) + $(field "$f" timeout) ))
-    local hs
+    local hs full resumed proto
     hs=$(tail -n +"$((hs0 + 1))" up/logs/handshakes.log)
-    local full resumed proto
     full=$(printf '%s\n' "$hs" | awk 'NF && $3 != "r"' | wc -l)
     resumed=$(printf '%s\n' "$hs" | awk 'NF && $3 == "r"' | wc -l)
     proto=$(printf '%s\n' "$hs" | awk 'NF {c[$4]++} END {for (p in c) printf "%s%s", (n++ ? "," : ""), p}')
-    local cgf="" cgr=""
+    local cgf="" cgr="" pan=""
     if [[ -n $admin ]]; then
         cgf=$(( $(metric_sum "$admin" 'certgate_upstream_handshakes_total{resumed="false"}') - cg0f ))
         cgr=$(( $(metric_sum "$admin" 'certgate_upstream_handshakes_total{resumed="true"}') - cg0r ))
+        pan=$(( $(panics "$cglog") - pan0 ))
     fi
+    # "other": CPU the machine spent on anything but this proxy, the upstream and wrk (noise)
+    local other=$(( (all1 - all0) - (cpu1 - cpu0) - (up1 - up0) - wrk_ticks ))
     awk -v sc="$scenario" -v nm="$name" -v c="$conc" -v rq="$requests" -v d="$dur" -v p50="$p50" -v p99="$p99" \
-        -v er="$errs" -v cpu="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v rss="$(cat "runs/$tag.rss")" \
-        -v fu="$full" -v re="$resumed" -v pr="${proto:--}" -v cgf="$cgf" -v cgr="$cgr" 'BEGIN {
-            cs = cpu / hz
-            printf "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.2f\t%.2f\t%.0f\t%.1f\t%d\t%d\t%s\t%d\t%s\t%s\n",
-                sc, nm, c, rq / (d / 1e6), p50 / 1000, p99 / 1000, er, cs,
-                (rq ? cs / rq * 10000 : 0), (cs > 0 ? rq / cs : 0), rss / 1024, fu, re, pr, rq, cgf, cgr
+        -v er="$errs" -v cpu="$((cpu1 - cpu0))" -v hz="$HZ" -v rss="$(cat "runs/$tag.rss")" \
+        -v fu="$full" -v re="$resumed" -v pr="${proto:--}" -v cgf="$cgf" -v cgr="$cgr" -v pan="$pan" \
+        -v oth="$other" 'BEGIN {
+            cs = cpu / hz; secs = d / 1e6
+            printf "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.2f\t%.3f\t%.0f\t%.1f\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%.2f\n",
+                sc, nm, c, rq / secs, p50 / 1000, p99 / 1000, er, cs,
+                (rq ? cs / rq * 10000 : 0), (cs > 0 ? rq / cs : 0), rss / 1024, fu, re, pr, rq, cgf, cgr, pan,
+                (oth > 0 ? oth / hz / secs : 0)
         }' >>"$RESULTS"
-    log "$(tail -1 "$RESULTS" | cut -f1-13)"
+    log "$(tail -1 "$RESULTS" | cut -f1-13,18,19 | tr '\t' ' ')"
 }
 
 # ---------------------------------------------------------------- the runs (interleaved per scenario)
-log "runs: $DURATION each after a $WARMUP warm-up; load before start: $(cut -d' ' -f1-3 /proc/loadavg)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "runs: $DURATION each after a $WARMUP warm-up; load average before: $LOAD_BEFORE"
+PROXIES=(certgate nginx haproxy certgate-q)
 for conc in 1 16 64; do
-    for name in certgate nginx haproxy; do
-        run_one "keep-alive" "$name" "$name" "$conc"
+    for key in "${PROXIES[@]}"; do
+        run_one keep-alive "$key" "$key" "$conc"
     done
 done
-for name in certgate nginx haproxy; do
-    run_one "new-conn" "$name" "$name-new" 16 -H 'Connection: close'
+for key in "${PROXIES[@]}"; do
+    run_one new-conn "$key" "$key-new" 16 -H 'Connection: close'
 done
 
 # ---------------------------------------------------------------- rotation under load
-log "rotation under load: wrk c=16 for ${ROTATION_SECONDS}s, 'certgate cert rotate' half way"
-hs0=$(hs_lines)
-not_ok() { curl -s "http://127.0.0.1:$CG_ADMIN/metrics" | awk '/^certgate_requests_total[{]/ && !/outcome="ok"/ {s += $NF} END {printf "%d", s}'; }
-NOT_OK0=$(not_ok)
-wrk -t2 -c16 -d"${ROTATION_SECONDS}s" --latency -s report.lua -H 'X-Bench-Rotation: 1' "${URL[certgate]}" >runs/rotation.txt 2>&1 &
-WRK_PID=$!
-STARTED+=($WRK_PID)
-sleep $((ROTATION_SECONDS / 2))
-ROTATE_AT=$(date +%s.%N)
-"$CERTGATE" cert rotate client pki/client2.pem --key pki/client2.key >runs/rotate.out 2>&1
-wait "$WRK_PID"
-sleep 1   # nginx writes its access log at the end of each request; let the last lines land
-rot=runs/rotation.txt
-ROT_REQ=$(field $rot requests)
-ROT_NON2XX=$(field $rot non2xx)
-ROT_SOCK=$(( $(field $rot connect) + $(field $rot read) + $(field $rot write) + $(field $rot timeout) ))
-ROT_RPS=$(awk -v r="$ROT_REQ" -v d="$(field $rot duration_us)" 'BEGIN {printf "%.0f", r / (d / 1e6)}')
-ROT_P99=$(awk -v p="$(field $rot p99_us)" 'BEGIN {printf "%.2f", p / 1000}')
-tail -n +"$((hs0 + 1))" up/logs/handshakes.log >runs/rotation.handshakes.log
-cp up/logs/rotation.log runs/rotation.requests.log
-# per certificate: requests seen upstream, and the first/last request time relative to the rotate command
-rot_stats() { # dn -> "requests first_ms last_ms"
-    awk -v dn="\"$1\"" -v r="$ROTATE_AT" 'index($0, dn) {n++; t = ($1 - r) * 1000; if (n == 1) f = t; l = t}
-        END {if (n) printf "%d %+.0f %+.0f", n, f, l; else print "0 - -"}' runs/rotation.requests.log
+# Run A: certgate (default logging), client1 -> client2. Run B: the diagnostic CERTGATE_LOG=warn
+# instance, client2 -> client1 (both instances serve the same store, so each run rotates both).
+ROT_ROWS=()
+ROT_NOTES=()
+ROT_FAIL=0
+rotation_run() { # run-id key from-dn to-pem to-key to-dn
+    local id=$1 key=$2 from_dn=$3 pem=$4 pkey=$5 to_dn=$6
+    local admin=${ADMIN[$key]} cglog=${CGLOG[$key]}
+    log "rotation run $id on $key: wrk c=16 for ${ROTATION_SECONDS}s, 'certgate cert rotate client $pem' half way"
+    local hs0 nok0 pan0 wrk_pid rotate_at
+    hs0=$(hs_lines); nok0=$(not_ok "$admin"); pan0=$(panics "$cglog")
+    wrk -t2 -c16 -d"${ROTATION_SECONDS}s" --latency -s report.lua -H "X-Bench-Rotation: $id" "${URL[$key]}" >"runs/rotation-$id.txt" 2>&1 &
+    wrk_pid=$!
+    sleep $((ROTATION_SECONDS / 2))
+    rotate_at=$(date +%s.%N)
+    "$CERTGATE" cert rotate client "$pem" --key "$pkey" >"runs/rotate-$id.out" 2>&1
+    wait "$wrk_pid"
+    sleep 1   # nginx writes its access log at the end of each request; let the last lines land
+    local f=runs/rotation-$id.txt req non2xx sock rps p99
+    req=$(field "$f" requests); non2xx=$(field "$f" non2xx)
+    sock=$(( $(field "$f" connect) + $(field "$f" read) + $(field "$f" write) + $(field "$f" timeout) ))
+    rps=$(awk -v r="$req" -v d="$(field "$f" duration_us)" 'BEGIN {printf "%.0f", r / (d / 1e6)}')
+    p99=$(awk -v p="$(field "$f" p99_us)" 'BEGIN {printf "%.2f", p / 1000}')
+    awk -v id="$id" '$3 == id' up/logs/rotation.log >"runs/rotation-$id.requests.log"
+    tail -n +"$((hs0 + 1))" up/logs/handshakes.log >"runs/rotation-$id.handshakes.log"
+    stats() { # dn -> "requests first_ms last_ms" relative to the rotate command
+        awk -v dn="\"$1\"" -v r="$rotate_at" 'index($0, dn) {n++; t = ($1 - r) * 1000; if (n == 1) f = t; l = t}
+            END {if (n) printf "%d %+.0f %+.0f", n, f, l; else print "0 - -"}' "runs/rotation-$id.requests.log"
+    }
+    local n_from f_first f_last n_to t_first t_last up_bad nok pan verdict
+    read -r n_from f_first f_last <<<"$(stats "$from_dn")"
+    read -r n_to t_first t_last <<<"$(stats "$to_dn")"
+    up_bad=$(awk '$4 != 200' "runs/rotation-$id.requests.log" | wc -l)
+    nok=$(( $(not_ok "$admin") - nok0 )); pan=$(( $(panics "$cglog") - pan0 ))
+    if ((non2xx == 0 && sock == 0 && n_from > 0 && n_to > 0)); then verdict=pass; else verdict=FAIL; ROT_FAIL=1; fi
+    ROT_ROWS+=("| $id | ${LABEL[$key]} | $req | $rps | $p99 | $non2xx | $sock | $nok | $pan | $n_from / $n_to | $f_last ms | $t_first ms | $up_bad | $verdict |")
+    ROT_NOTES+=("$id: upstream connections opened during the run (full / resumed): $(awk '$3 != "r"' "runs/rotation-$id.handshakes.log" | wc -l) / $(awk '$3 == "r"' "runs/rotation-$id.handshakes.log" | wc -l)")
+    log "rotation $id: $req requests, non-2xx $non2xx, socket errors $sock, panics $pan, upstream saw old cert $n_from / new cert $n_to (new from $t_first ms) -> $verdict"
 }
-read -r ROT_DN1 DN1_FIRST DN1_LAST <<<"$(rot_stats "$CLIENT1_DN")"
-read -r ROT_DN2 DN2_FIRST DN2_LAST <<<"$(rot_stats "$CLIENT2_DN")"
-ROT_UP_NON200=$(awk '$4 != 200' runs/rotation.requests.log | wc -l)
-CG_NOT_OK=$(( $(not_ok) - NOT_OK0 ))
-CG_PANICS=$(grep -c 'panicked at' cg-pooled.log || true)
-if ((ROT_NON2XX == 0 && ROT_SOCK == 0 && ROT_DN1 > 0 && ROT_DN2 > 0)); then ROT_VERDICT="pass"; else ROT_VERDICT="FAIL"; fi
-log "rotation: $ROT_REQ requests, non-2xx $ROT_NON2XX, socket errors $ROT_SOCK, upstream requests cert1 $ROT_DN1 / cert2 $ROT_DN2 (cert 2 from ${DN2_FIRST} ms) -> $ROT_VERDICT"
-CG_HWM=$(awk '/^VmHWM:/{printf "%.1f", $2 / 1024}' /proc/$CG_PID/status)
+rotation_run A certgate "$CLIENT1_DN" pki/client2.pem pki/client2.key "$CLIENT2_DN"
+rotation_run B certgate-q "$CLIENT2_DN" pki/client1.pem pki/client1.key "$CLIENT1_DN"
+CG_HWM=$(awk '/^VmHWM:/{printf "%.1f", $2 / 1024}' "/proc/$CG_PID/status")
+CGQ_HWM=$(awk '/^VmHWM:/{printf "%.1f", $2 / 1024}' "/proc/$CGQ_PID/status")
+CG_PANICS=$(panics cg-pooled.log); CGN_PANICS=$(panics cg-unpooled.log)
+CGQ_PANICS=$(panics cgq-pooled.log); CGQN_PANICS=$(panics cgq-unpooled.log)
 
 # ---------------------------------------------------------------- environment and report
 NGINX_V=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 HAPROXY_V=$("$HAPROXY" -v 2>&1 | head -1 | awk '{print $3}')
-WRK_V=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}' || true)
+WRK_V=$(wrk -v 2>&1 | head -1 | awk '{print $2}' || true)
 OPENSSL_V=$(openssl version)
 CG_REV=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || CG_REV="$CG_REV (+ uncommitted changes in src/Cargo)"
+git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || CG_REV="$CG_REV + uncommitted changes"
 CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-DPKG_V() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
+pkgv() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 
 SECTION=$WORK/section.md
 {
     echo "## Gateway vs nginx vs HAProxy"
     echo
-    echo "Generated by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Do not edit by hand; rerun the script."
+    echo "Generated by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); rerun the script to refresh this"
+    echo "section (the analysis section below is written by hand)."
     echo
     echo "| | |"
     echo "|---|---|"
-    echo "| machine | $(nproc) CPUs, $CPU_MODEL, kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME") |"
-    echo "| certgate | git $CG_REV, release build, tokio multi-thread runtime (2 worker threads = nproc) |"
-    echo "| nginx | $NGINX_V (Debian $(DPKG_V nginx)), \`worker_processes 2\` (egress and upstream) |"
-    echo "| HAProxy | $HAPROXY_V (Debian $(DPKG_V haproxy)), \`nbthread 2\` |"
-    echo "| wrk | $WRK_V (Debian $(DPKG_V wrk)) |"
-    echo "| OpenSSL | $OPENSSL_V |"
+    echo "| machine | $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME"); everything on 127.0.0.1, sharing the same $(nproc) cores |"
+    echo "| certgate | git $CG_REV, release build (\`$CERTGATE_REAL\`, run as a copy); tokio multi-thread runtime = $(nproc) worker threads |"
+    echo "| nginx | $NGINX_V (Debian $(pkgv nginx)); egress and upstream both \`worker_processes 2\` |"
+    echo "| HAProxy | $HAPROXY_V (Debian $(pkgv haproxy)); \`nbthread 2\` |"
+    echo "| wrk | $WRK_V (Debian $(pkgv wrk)) |"
+    echo "| OpenSSL | $OPENSSL_V (used by nginx, HAProxy and the test PKI; certgate uses rustls + aws-lc-rs) |"
     echo "| load average before the runs | $LOAD_BEFORE |"
     echo
-    echo "Each run: $WARMUP warm-up (not counted), then $DURATION of \`wrk --latency\` (1 thread at c=1, 2 threads otherwise)."
-    echo "Upstream: nginx, TLS 1.2/1.3, \`ssl_verify_client on\`, returns 1024 bytes. Keys: RSA 2048."
-    echo "CPU = utime+stime of the proxy's processes (nginx: master + workers) over the measured run."
-    echo "RSS = peak of the summed VmRSS, sampled every 200 ms during the run."
-    echo "Handshakes = upstream TLS connections opened during the measured run, from the upstream nginx log"
-    echo "(\`\$ssl_session_reused\`); for certgate the \`certgate_upstream_handshakes_total\` delta is given in brackets."
+    echo "Each run: $WARMUP of warm-up (not counted), then $DURATION of \`wrk --latency\` (1 thread at c=1, 2 threads"
+    echo "otherwise). Runs are interleaved (c=1 for every proxy, then c=16, ...), and the proxies stay up for the"
+    echo "whole benchmark, as they would in production. Upstream: nginx, TLS 1.2/1.3, \`ssl_verify_client on\`,"
+    echo "1024-byte answer; all keys RSA 2048."
     echo
-    echo "| scenario | proxy | c | req/s | p50 ms | p99 ms | errors | CPU s | CPU s / 10k req | req / CPU s | peak RSS MB | upstream handshakes full / resumed | TLS |"
-    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-    tail -n +2 "$RESULTS" | awk -F'\t' '{
+    echo "- **CPU** = utime+stime of the proxy's processes (nginx: master + workers) over the measured run, from"
+    echo "  \`/proc/PID/stat\`. **req / CPU s** = requests divided by that."
+    echo "- **peak RSS** = peak of the summed VmRSS of those processes, sampled every 200 ms during the run."
+    echo "- **handshakes** = upstream TLS connections opened during the measured run, full / resumed, from the"
+    echo "  upstream nginx log (\`\$ssl_session_reused\` on each connection's first request); for certgate the"
+    echo "  \`certgate_upstream_handshakes_total\` delta follows in brackets."
+    echo "- **errors** = wrk non-2xx + socket errors; for certgate, panics logged by the process in that run follow."
+    echo "- **other load** = cores busy (user+system) with anything but this proxy, the upstream nginx and wrk"
+    echo "  during the run (\`/proc/stat\` minus the processes): other work on this shared machine. Before each"
+    echo "  run the script waits (at most 40 s, 300 s in all) for the machine to be idle; rows with other load above ~0.2 are noisy."
+    echo "- \"certgate, CERTGATE_LOG=warn (diagnostic)\" is the same binary and store with the log filter raised"
+    echo "  from the default \`certgate=info,warn\` to \`warn\`; it is not counted for the targets (see the analysis)."
+    echo
+    echo "| scenario | proxy | c | req/s | p50 ms | p99 ms | errors | CPU s | CPU s / 10k req | req / CPU s | peak RSS MB | upstream handshakes full / resumed | TLS | other load (cores) |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|"
+    tail -n +2 "$RESULTS" | awk -F'\t' -v l1="${LABEL[certgate-q]}" '{
+        name = $2; sub(/-new$/, "", name)
+        if (name == "certgate-q") name = l1; else if (name == "haproxy") name = "HAProxy"
         hs = $12 " / " $13
         if ($16 != "") hs = hs " (" $16 " / " $17 ")"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, hs, $14
+        err = $7
+        if ($18 != "") err = err " (" $18 " panics)"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, name, $3, $4, $5, $6, err, $8, $9, $10, $11, hs, $14, $19
     }'
     echo
-    echo "\"new-conn\": wrk sends \`Connection: close\`, so every request is a new client connection; the"
-    echo "proxies are configured so that the upstream connection is not kept either: certgate with"
-    echo "\`max_idle_per_host = 0\` (a second \`certgate serve\`), nginx with an \`upstream\` block without"
-    echo "\`keepalive\`, HAProxy with \`http-reuse never\`. Every request then costs one upstream TLS handshake,"
-    echo "which is resumed when the proxy keeps TLS sessions."
+    echo "\"new-conn\": wrk sends \`Connection: close\`, so every request arrives on a new client connection; each"
+    echo "proxy is set up so that its upstream connection is not kept either: certgate with"
+    echo "\`max_idle_per_host = 0\` (a second \`certgate serve\` with its own config file), nginx with an"
+    echo "\`upstream\` block without \`keepalive\`, HAProxy with \`http-reuse never\`. Every request then costs one"
+    echo "upstream TLS handshake, resumed when the proxy kept a TLS session or ticket."
     echo
     echo "### Rotation under load"
     echo
-    echo "wrk c=16 for ${ROTATION_SECONDS} s against certgate (pooled); after $((ROTATION_SECONDS / 2)) s another process ran"
-    echo "\`certgate cert rotate client client2.pem --key client2.key\`."
+    echo "wrk c=16 for ${ROTATION_SECONDS} s against a pooled certgate; after $((ROTATION_SECONDS / 2)) s another process ran"
+    echo "\`certgate cert rotate client NEW.pem --key NEW.key\`. Run A: default logging, cert 1 -> cert 2. Run B: the"
+    echo "diagnostic \`CERTGATE_LOG=warn\` instance, cert 2 -> cert 1. The upstream logged every request of these"
+    echo "runs with \`\$ssl_client_s_dn\`; times are relative to the start of \`cert rotate\`."
     echo
-    echo "| wrk requests | req/s | p99 ms | non-2xx | socket errors | certgate non-ok outcomes | upstream requests with cert 1 / cert 2 | upstream non-200 | verdict |"
-    echo "|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-    echo "| $ROT_REQ | $ROT_RPS | $ROT_P99 | $ROT_NON2XX | $ROT_SOCK | $CG_NOT_OK | $ROT_DN1 / $ROT_DN2 | $ROT_UP_NON200 | $ROT_VERDICT |"
+    echo "| run | certgate | wrk requests | req/s | p99 ms | non-2xx | socket errors | certgate non-ok outcomes | panics | upstream requests old / new cert | old cert last seen | new cert first seen | upstream non-200 | verdict |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+    printf '%s\n' "${ROT_ROWS[@]}"
     echo
-    echo "Relative to the moment \`cert rotate\` started: cert 1 (\`$CLIENT1_DN\`) was last seen upstream at"
-    echo "${DN1_LAST} ms, cert 2 (\`$CLIENT2_DN\`) first at ${DN2_FIRST} ms (the store is polled every 250 ms)."
-    echo "Upstream connections opened during the rotation run (full / resumed): $(awk '$3 != "r"' runs/rotation.handshakes.log | wc -l) / $(awk '$3 == "r"' runs/rotation.handshakes.log | wc -l)."
+    echo "Subjects: cert 1 \`$CLIENT1_DN\`, cert 2 \`$CLIENT2_DN\`. $(printf '%s. ' "${ROT_NOTES[@]}")"
     echo
-    echo "Panics in the certgate (pooled) log over the whole benchmark: $CG_PANICS."
-    echo "certgate (pooled) VmHWM at the end of the whole run: $CG_HWM MB."
+    echo "End of the benchmark: VmHWM certgate $CG_HWM MB, diagnostic instance $CGQ_HWM MB. Panics logged over"
+    echo "the whole benchmark: certgate pooled $CG_PANICS, unpooled $CGN_PANICS; diagnostic pooled $CGQ_PANICS, unpooled $CGQN_PANICS."
     echo
     echo "### Targets"
     echo
     awk -F'\t' '
         $1 == "keep-alive" && $3 == 64 { rps[$2] = $4; eff[$2] = $10 }
         $1 == "keep-alive" && $3 == 1  { p99[$2] = $6 }
+        function row(what, a, b, ratio, ok) {
+            printf "| %s | %s | %s | %.2fx | %s |\n", what, a, b, ratio, (ok ? "met" : "missed")
+        }
         END {
-            t1 = rps["certgate"] / rps["nginx"]
-            t2 = eff["certgate"] / eff["nginx"]
-            t3 = p99["certgate"] / p99["nginx"]
-            printf "| target | certgate | nginx | ratio | result |\n|---|--:|--:|--:|---|\n"
-            printf "| c=64 req/s >= nginx | %s | %s | %.2fx | %s |\n", rps["certgate"], rps["nginx"], t1, (t1 >= 1 ? "met" : "missed")
-            printf "| c=64 req per CPU-second >= 1.3x nginx | %s | %s | %.2fx | %s |\n", eff["certgate"], eff["nginx"], t2, (t2 >= 1.3 ? "met" : "missed")
-            printf "| c=1 p99 <= nginx | %s ms | %s ms | %.2fx | %s |\n", p99["certgate"], p99["nginx"], t3, (t3 <= 1 ? "met" : "missed")
+            print "| target | certgate | nginx | certgate / nginx | result |"
+            print "|---|--:|--:|--:|---|"
+            t = rps["certgate"] / rps["nginx"];  row("c=64 req/s >= nginx", rps["certgate"], rps["nginx"], t, t >= 1)
+            t = eff["certgate"] / eff["nginx"];  row("c=64 req per CPU-second >= 1.3x nginx", eff["certgate"], eff["nginx"], t, t >= 1.3)
+            t = p99["certgate"] / p99["nginx"];  row("c=1 p99 <= nginx", p99["certgate"] " ms", p99["nginx"] " ms", t, t <= 1)
+            print ""
+            printf "For comparison, the diagnostic CERTGATE_LOG=warn instance: c=64 %s req/s (%.2fx nginx), %s req/CPU-s (%.2fx), c=1 p99 %s ms (%.2fx).\n",
+                rps["certgate-q"], rps["certgate-q"] / rps["nginx"], eff["certgate-q"], eff["certgate-q"] / eff["nginx"], p99["certgate-q"], p99["certgate-q"] / p99["nginx"]
         }' "$RESULTS"
     echo
-    echo "Raw wrk output, configs and logs of the last run: \`$WORK\`."
+    echo "Raw wrk output, configs and logs of the last run: \`$WORK\` (\`results.tsv\`, \`runs/\`)."
 } >"$SECTION"
 
-# replace (or append) the section in docs/BENCHMARKS.md, leaving other sections alone
+# replace (or append) the section in docs/BENCHMARKS.md, leaving the other sections alone
 mkdir -p "$(dirname "$OUT")"
-[[ -f $OUT ]] || printf '# Benchmarks\n\n' >"$OUT"
+[[ -f $OUT ]] || printf '# Benchmarks\n' >"$OUT"
 awk -v sec="$SECTION" '
     function emit() { while ((getline l < sec) > 0) print l; close(sec); print ""; done = 1 }
     /^## Gateway vs nginx vs HAProxy[[:space:]]*$/ { emit(); skip = 1; next }
@@ -495,3 +583,4 @@ awk -v sec="$SECTION" '
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT"
 cat "$SECTION"
+((ROT_FAIL == 0)) || log "a rotation run had errors (see the table)"

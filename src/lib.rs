@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - [`pki`]: PKCS#12, PEM and DER readers, certificate facts, chains and warnings. No I/O.
-//! - [`store`]: the `Store` over SQLite (PostgreSQL to come), sealing of private keys.
+//! - [`store`]: the `Store` over SQLite or PostgreSQL (several nodes), sealing of private keys.
 //! - [`control`]: the one mutation path shared by the CLI, the admin API and `apply`.
 //! - [`cli`]: the command line, one file per noun.
 //!

@@ -1463,3 +1463,31 @@ async fn harness_upstream_records_what_a_rustls_client_presented() {
     assert!(format!("{err:?}").contains("UnknownCA"), "{err:?}");
     assert_eq!(up.request_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_accepting_and_lets_in_flight_requests_finish() {
+    let w = World::new();
+    let alpha = w.client("alpha");
+    let up = w.partner(&["partner.test"], same).await;
+    w.bind(&["partner.test", "alpha"]);
+    let gw = w.gateway_for_partner().await;
+    let client = gw.client();
+    let slow_url = url(up.port(), "/slow?ms=1500");
+    let in_flight = tokio::spawn(async move { client.proxy_get(&slow_url).await });
+    // The partner has the request (bounded wait), then the gateway is told to stop.
+    wait_until(Duration::from_secs(10), async || (up.request_count() >= 1).then_some(()))
+        .await
+        .expect("request reached the partner");
+    let killed = std::process::Command::new("kill").args(["-TERM", &gw.pid().to_string()]).status().unwrap();
+    assert!(killed.success());
+    // New connections are refused soon after the signal...
+    let proxy_addr = gw.proxy_url().trim_start_matches("http://").to_string();
+    let refused = wait_until(Duration::from_secs(5), async || {
+        tokio::net::TcpStream::connect(proxy_addr.as_str()).await.err().map(|_| ())
+    })
+    .await;
+    assert!(refused.is_some(), "the proxy still accepts connections after SIGTERM");
+    // ...while the request that was in flight completes with the partner's answer.
+    let r = in_flight.await.unwrap();
+    assert_partner_got(&up, &alpha, &r);
+}

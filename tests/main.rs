@@ -3,7 +3,14 @@
 
 mod support;
 
+mod admin_api;
+mod cluster;
+mod conformance;
+mod console;
 mod gateway;
+mod gateway_apps;
 mod import;
 mod interop;
+mod outage;
 mod store;
+mod store_copy;

@@ -113,7 +113,8 @@ impl FromRequestParts<Arc<AdminState>> for Caller {
             return Ok(Caller(principal));
         }
         if let Some(id) = cookie(parts, SESSION_COOKIE) {
-            let session = state.sessions.get(&id).ok_or_else(|| unauthorized("the console session has ended: sign in again"))?;
+            let session =
+                state.sessions.get(&id).ok_or_else(|| unauthorized("the console session has ended: sign in again"))?;
             if parts.method != Method::GET && parts.method != Method::HEAD {
                 let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
                 if !hashes_equal(sent, &session.csrf) {
@@ -126,7 +127,13 @@ impl FromRequestParts<Arc<AdminState>> for Caller {
                 }
             }
             // The token may have been revoked since sign-in.
-            let still = state.control.tokens().await.map_err(ApiError::from)?.into_iter().any(|t| t.name == session.principal.name);
+            let still = state
+                .control
+                .tokens()
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .any(|t| t.name == session.principal.name);
             if !still {
                 state.sessions.remove(&id);
                 return Err(unauthorized("the token behind this session was revoked"));
@@ -134,5 +141,27 @@ impl FromRequestParts<Arc<AdminState>> for Caller {
             return Ok(Caller(session.principal));
         }
         Err(unauthorized("no credentials"))
+    }
+}
+
+pub const VIEWER: u8 = 0;
+pub const OPERATOR: u8 = 1;
+pub const ADMIN: u8 = 2;
+
+/// An authenticated caller with at least the role `ROLE` (checked before the body is read, so
+/// a caller without the role learns nothing from how its body would have been parsed).
+pub struct Need<const ROLE: u8>(pub Caller);
+
+impl<const ROLE: u8> FromRequestParts<Arc<AdminState>> for Need<ROLE> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AdminState>) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(match ROLE {
+            ADMIN => Role::Admin,
+            OPERATOR => Role::Operator,
+            _ => Role::Viewer,
+        })?;
+        Ok(Need(caller))
     }
 }

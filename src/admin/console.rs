@@ -50,8 +50,10 @@ struct LoginBody {
 
 fn session_cookie(id: &str, https: bool, max_age: i64) -> HeaderValue {
     let secure = if https { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 async fn login(State(st): State<Arc<AdminState>>, Json(body): Json<LoginBody>) -> Result<Response, ApiError> {
@@ -64,7 +66,10 @@ async fn login(State(st): State<Arc<AdminState>>, Json(body): Json<LoginBody>) -
         )
     })?;
     let (id, s) = st.sessions.create(principal);
-    let mut resp = Json(serde_json::json!({"name": s.principal.name, "role": s.principal.role, "csrf": s.csrf})).into_response();
+    let mut resp = Json(
+        serde_json::json!({"name": s.principal.name, "role": s.principal.role, "csrf": s.csrf, "proxy": st.proxy_addr}),
+    )
+    .into_response();
     resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&id, st.https, 8 * 3600));
     Ok(resp)
 }
@@ -84,5 +89,8 @@ async fn session(State(st): State<Arc<AdminState>>, req: axum::extract::Request)
     let s = cookie(&parts, SESSION_COOKIE).and_then(|id| st.sessions.get(&id)).ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "not signed in".into(), "sign in with a token")
     })?;
-    Ok(Json(serde_json::json!({"name": s.principal.name, "role": s.principal.role, "csrf": s.csrf})).into_response())
+    Ok(Json(
+        serde_json::json!({"name": s.principal.name, "role": s.principal.role, "csrf": s.csrf, "proxy": st.proxy_addr}),
+    )
+    .into_response())
 }

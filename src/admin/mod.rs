@@ -41,6 +41,8 @@ pub struct AdminState {
     pub sessions: Sessions,
     /// Whether the listener serves HTTPS (the session cookie is then marked Secure).
     pub https: bool,
+    /// The proxy listener's address, for the console's HTTP_PROXY examples.
+    pub proxy_addr: String,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -107,7 +109,10 @@ pub async fn serve(
 }
 
 /// A TLS server config from a certificate in the store (the "application server certificate").
-pub async fn server_tls(control: &Control, name: &str) -> Result<Arc<rustls::ServerConfig>, crate::control::ControlError> {
+pub async fn server_tls(
+    control: &Control,
+    name: &str,
+) -> Result<Arc<rustls::ServerConfig>, crate::control::ControlError> {
     let mut inputs = control.route_inputs_with(&[name]).await?;
     let id = inputs.identities.remove(name).ok_or_else(|| crate::control::ControlError::NotFound {
         what: format!("certificate '{name}'"),

@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use crate::control::ControlError;
 use crate::admin::{self, AdminState};
+use crate::control::ControlError;
 use crate::gateway::{self, Gateway};
 use crate::routes::CompileOptions;
 
@@ -116,6 +116,7 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         gateway: gw.clone(),
         sessions: Default::default(),
         https: admin_tls.is_some(),
+        proxy_addr: gateway::local_addr(&proxy),
     }));
     let admin_task = tokio::spawn(admin::serve(admin, router, admin_tls, async move {
         let _ = admin_stop.wait_for(|v| *v).await;

@@ -28,7 +28,11 @@ pub struct CopyArgs {
 
 fn url(text: &str, flag: &str) -> Result<StoreUrl, ControlError> {
     StoreUrl::parse(text).map_err(|e| {
-        ControlError::usage("usage", format!("--{flag}: {e}"), "e.g. --from sqlite:///var/lib/certgate/certgate.db --to postgres://certgate@db.internal/certgate")
+        ControlError::usage(
+            "usage",
+            format!("--{flag}: {e}"),
+            "e.g. --from sqlite:///var/lib/certgate/certgate.db --to postgres://certgate@db.internal/certgate",
+        )
     })
 }
 

@@ -145,7 +145,11 @@ impl Control {
     pub async fn add_app(&self, name: &str) -> Result<NewApp, ControlError> {
         validate_name("app", name)?;
         let credential = new_secret("cga_")?;
-        let rec = AppRecord { name: name.to_string(), hash: secret_hash(&credential), created_at: self.now().unix_timestamp() };
+        let rec = AppRecord {
+            name: name.to_string(),
+            hash: secret_hash(&credential),
+            created_at: self.now().unix_timestamp(),
+        };
         self.store.insert_app(&rec, &self.change("app.add", name, "")).await?;
         Ok(NewApp { name: name.to_string(), credential })
     }
@@ -180,13 +184,19 @@ impl Control {
     pub async fn grant(&self, app: &str, certificate: &str) -> Result<AppView, ControlError> {
         validate_name("app", app)?;
         validate_name("certificate", certificate)?;
-        let rec = GrantRecord { app: app.to_string(), certificate: certificate.to_string(), created_at: self.now().unix_timestamp() };
+        let rec = GrantRecord {
+            app: app.to_string(),
+            certificate: certificate.to_string(),
+            created_at: self.now().unix_timestamp(),
+        };
         self.store.put_grant(&rec, &self.change("app.grant", app, format!("certificate {certificate}"))).await?;
         self.app(app).await
     }
 
     pub async fn revoke_grant(&self, app: &str, certificate: &str) -> Result<AppView, ControlError> {
-        self.store.delete_grant(app, certificate, &self.change("app.revoke", app, format!("certificate {certificate}"))).await?;
+        self.store
+            .delete_grant(app, certificate, &self.change("app.revoke", app, format!("certificate {certificate}")))
+            .await?;
         self.app(app).await
     }
 }

@@ -266,11 +266,15 @@ impl Control {
     pub async fn remove_certificate(&self, name: &str, force: bool) -> Result<(), ControlError> {
         let rec = self.existing(name).await?;
         let bound = self.bindings_of(name).await?;
-        let detail = if bound.is_empty() {
-            format!("id {}", rec.id)
-        } else {
-            format!("id {}; dropped bindings {}", rec.id, bound.join(", "))
-        };
+        let granted: Vec<String> =
+            self.store.grants().await?.into_iter().filter(|g| g.certificate == name).map(|g| g.app).collect();
+        let mut detail = format!("id {}", rec.id);
+        if !bound.is_empty() {
+            detail.push_str(&format!("; dropped bindings {}", bound.join(", ")));
+        }
+        if !granted.is_empty() {
+            detail.push_str(&format!("; dropped grants to apps {}", granted.join(", ")));
+        }
         self.store.delete_certificate(name, force, &self.change("cert.remove", name, detail)).await.map_err(
             |e| match e {
                 crate::store::StoreError::StillBound(users) => ControlError::Conflict {

@@ -132,7 +132,10 @@ fn check_master_key(src: &Dump, dst: &Dump, opts: &CopyOptions) -> Result<(), Co
     let key = opts.master_key.as_ref().and_then(read_key);
     if let Some(key) = key {
         let opens = |check: &str| {
-            hex::decode(check).ok().and_then(|s| key.open(&s, CHECK_AAD).ok()).is_some_and(|p| &p[..] == CHECK_PLAINTEXT)
+            hex::decode(check)
+                .ok()
+                .and_then(|s| key.open(&s, CHECK_AAD).ok())
+                .is_some_and(|p| &p[..] == CHECK_PLAINTEXT)
         };
         if opens(a) && opens(b) {
             return Ok(());
@@ -249,11 +252,8 @@ fn report(
     ) -> (Vec<String>, Vec<String>) {
         let there: HashMap<K, &T> = dst.iter().map(|r| (key(r), r)).collect();
         let here: HashSet<K> = src.iter().map(&key).collect();
-        let missing = src
-            .iter()
-            .filter(|r| there.get(&key(r)).is_none_or(|d| !same(r, d)))
-            .map(|r| key(r).to_string())
-            .collect();
+        let missing =
+            src.iter().filter(|r| there.get(&key(r)).is_none_or(|d| !same(r, d))).map(|r| key(r).to_string()).collect();
         let extra = dst.iter().map(&key).filter(|k| !here.contains(k)).map(|k| k.to_string()).collect();
         (missing, extra)
     }

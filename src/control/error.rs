@@ -40,8 +40,12 @@ impl From<StoreError> for ControlError {
             },
             StoreError::Conflict(message) => ControlError::Conflict {
                 code: "name-taken",
+                hint: if message.starts_with("a certificate") {
+                    "choose another name, or replace its material by rotating it (certgate cert rotate NAME FILE)".into()
+                } else {
+                    "choose another name, or remove the existing one first".into()
+                },
                 message,
-                hint: "choose another name, or replace the material with 'certgate cert rotate NAME FILE'".into(),
             },
             StoreError::StillBound(users) => ControlError::Conflict {
                 code: "still-bound",

@@ -14,8 +14,8 @@ pub mod views;
 
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
 pub use bindings::{BindRequest, BindingView, ServiceView};
-pub use copy::{copy_store, CopiedCertificate, CopyCount, CopyOptions, CopyReport};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
+pub use copy::{copy_store, CopiedCertificate, CopyCount, CopyOptions, CopyReport};
 pub use error::{validate_name, ControlError};
 pub use open::{MasterKeySource, OpenOptions, Redacted};
 

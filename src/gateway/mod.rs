@@ -26,8 +26,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::control::Control;
-use crate::store::StoreEvent;
 use crate::routes::{compile, CompileOptions, RouteTable};
+use crate::store::StoreEvent;
 
 use upstream::{Body, BoxError};
 
@@ -247,7 +247,8 @@ fn authenticate_app<'t>(
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| missing("Proxy-Authorization is not valid base64"))?;
-    let (name, credential) = decoded.split_once(':').ok_or_else(|| missing("Proxy-Authorization must hold app:credential"))?;
+    let (name, credential) =
+        decoded.split_once(':').ok_or_else(|| missing("Proxy-Authorization must hold app:credential"))?;
     let hash = crate::control::secret_hash(credential);
     // Compare with every app's hash so the time taken does not depend on which name was sent.
     let mut found = None;

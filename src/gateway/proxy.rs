@@ -205,7 +205,8 @@ pub async fn forward_as(
             match table.with_certificate(&target.route, &name) {
                 Ok(r) => r,
                 Err(msg) => {
-                    let e = GatewayError::new("not-granted", format!("certificate '{name}' cannot be presented: {msg}"));
+                    let e =
+                        GatewayError::new("not-granted", format!("certificate '{name}' cannot be presented: {msg}"));
                     return fail(&target.route.destination, &name, e);
                 }
             }

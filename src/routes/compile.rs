@@ -62,9 +62,36 @@ struct Compiler<'a> {
     previous: Option<&'a RouteTable>,
     reuse: HashMap<&'a str, &'a Arc<Route>>,
     sessions: HashMap<String, Arc<dyn rustls::client::ClientSessionStore>>,
+    memo: Memo,
 }
 
-pub fn compile(inputs: RouteInputs, previous: Option<&RouteTable>, options: &CompileOptions) -> Result<RouteTable, String> {
+/// What one compile works out once and shares between routes: with 100,000 bindings over a few
+/// thousand certificates and a few trust policies, per-binding work is what costs (see
+/// docs/BENCHMARKS.md, "Route tables at scale and propagation").
+#[derive(Default)]
+struct Memo {
+    /// Trust policy text -> the policy, its anchors and their ids.
+    trusts: HashMap<String, Arc<TrustInputs>>,
+    /// Certificate name -> the SHA-256 of each certificate it sends (for fingerprints).
+    chains: HashMap<String, String>,
+    /// Trust, anchors and pins -> one verifier (its root store is the big part of a config).
+    verifiers: HashMap<String, Arc<tls::PartnerVerifier>>,
+    /// Verifier key + certificate -> one client config, shared by the routes that present that
+    /// certificate under that policy (the server name is given per connection).
+    configs: HashMap<String, Arc<rustls::ClientConfig>>,
+}
+
+struct TrustInputs {
+    policy: TrustPolicy,
+    anchors: Vec<Vec<u8>>,
+    anchor_ids: BTreeSet<String>,
+}
+
+pub fn compile(
+    inputs: RouteInputs,
+    previous: Option<&RouteTable>,
+    options: &CompileOptions,
+) -> Result<RouteTable, String> {
     let inputs = Arc::new(inputs);
     let mut table = compile_routes(&inputs, previous, options)?;
     table.apps = inputs.apps.clone();
@@ -77,8 +104,14 @@ pub fn compile(inputs: RouteInputs, previous: Option<&RouteTable>, options: &Com
 /// table's inputs and TLS session stores.
 pub(crate) fn build_route(table: &RouteTable, binding: &BindingRecord) -> Result<Arc<Route>, String> {
     let inputs = table.source.as_ref().ok_or("the route table has no inputs")?;
-    let mut c =
-        Compiler { inputs, options: &table.options, previous: Some(table), reuse: HashMap::new(), sessions: table.sessions.clone() };
+    let mut c = Compiler {
+        inputs,
+        options: &table.options,
+        previous: Some(table),
+        reuse: HashMap::new(),
+        sessions: table.sessions.clone(),
+        memo: Memo::default(),
+    };
     c.route(binding)
 }
 
@@ -93,7 +126,7 @@ fn compile_routes(
             reuse.insert(r.fingerprint.as_str(), r);
         }
     }
-    let mut c = Compiler { inputs, options, previous, reuse, sessions: HashMap::new() };
+    let mut c = Compiler { inputs, options, previous, reuse, sessions: HashMap::new(), memo: Memo::default() };
     let mut table = RouteTable {
         revision: inputs.revision,
         certificate_expiry: inputs.certificate_expiry.clone(),
@@ -149,12 +182,35 @@ fn compile_routes(
 }
 
 impl Compiler<'_> {
+    fn trust(&mut self, text: &str) -> Result<Arc<TrustInputs>, String> {
+        if let Some(t) = self.memo.trusts.get(text) {
+            return Ok(t.clone());
+        }
+        let policy = TrustPolicy::parse(text)?;
+        let anchors = self.anchor_certs(&policy)?;
+        let anchor_ids = anchors.iter().map(|a| crate::pki::facts::sha256_hex(a)).collect();
+        let t = Arc::new(TrustInputs { policy, anchors, anchor_ids });
+        self.memo.trusts.insert(text.to_string(), t.clone());
+        Ok(t)
+    }
+
+    fn chain_ids(&mut self, identity: &RouteIdentity) -> String {
+        self.memo
+            .chains
+            .entry(identity.name.clone())
+            .or_insert_with(|| {
+                identity.chain.iter().map(|c| crate::pki::facts::sha256_hex(c)).collect::<Vec<_>>().join(",")
+            })
+            .clone()
+    }
+
     fn route(&mut self, b: &BindingRecord) -> Result<Arc<Route>, String> {
-        let trust = TrustPolicy::parse(&b.trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
-        let anchors = self.anchor_certs(&trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
+        let trust_inputs = self.trust(&b.trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
+        let trust = &trust_inputs.policy;
+        let inputs = self.inputs;
         let identity = match &b.certificate {
             Some(name) => Some(
-                self.inputs
+                inputs
                     .identities
                     .get(name)
                     .ok_or_else(|| format!("binding '{}': certificate '{name}' is not in the store", b.destination))?,
@@ -165,16 +221,14 @@ impl Compiler<'_> {
         for p in &b.pins {
             pins.push(Pin::parse(p).map_err(|e| format!("binding '{}': {e}", b.destination))?);
         }
-        let anchor_ids: BTreeSet<String> = anchors.iter().map(|a| crate::pki::facts::sha256_hex(a)).collect();
+        let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
         let fingerprint = format!(
             "{}|{}|{}|{}|{:?}|{:?}|{:?}",
             b.destination,
             identity.map(|i| i.id.as_str()).unwrap_or("-"),
-            identity
-                .map(|i| i.chain.iter().map(|c| crate::pki::facts::sha256_hex(c)).collect::<Vec<_>>().join(","))
-                .unwrap_or_default(),
+            chain_ids,
             trust,
-            anchor_ids,
+            trust_inputs.anchor_ids,
             b.sni,
             b.pins,
         );
@@ -197,20 +251,34 @@ impl Compiler<'_> {
                 s
             }
         };
-        let mut roots: Vec<CertificateDer<'static>> = anchors.iter().map(|a| CertificateDer::from(a.clone())).collect();
-        if trust == TrustPolicy::Public {
-            roots.extend(tls::system_roots().iter().cloned());
-        }
         let trust_label = trust.to_string();
-        let config = tls::client_config(tls::ClientSpec {
-            identity: identity
-                .map(|i| (i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(), i.key.to_rustls())),
-            roots: tls::root_store(&roots),
-            trust_label: &trust_label,
-            pins,
-            sessions,
-        })
-        .map_err(|e| format!("binding '{}': {e}", b.destination))?;
+        let verifier_key = format!("{trust_label}|{:?}|{:?}", trust_inputs.anchor_ids, b.pins);
+        let verifier = match self.memo.verifiers.get(&verifier_key) {
+            Some(v) => v.clone(),
+            None => {
+                let mut roots: Vec<CertificateDer<'static>> =
+                    trust_inputs.anchors.iter().map(|a| CertificateDer::from(a.clone())).collect();
+                if *trust == TrustPolicy::Public {
+                    roots.extend(tls::system_roots().iter().cloned());
+                }
+                let v = tls::partner_verifier(&roots, &trust_label, pins)
+                    .map_err(|e| format!("binding '{}': {e}", b.destination))?;
+                self.memo.verifiers.insert(verifier_key.clone(), v.clone());
+                v
+            }
+        };
+        let config_key = format!("{verifier_key}|{session_key}|{chain_ids}");
+        let config = match self.memo.configs.get(&config_key) {
+            Some(c) => c.clone(),
+            None => {
+                let identity = identity
+                    .map(|i| (i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(), i.key.to_rustls()));
+                let c = tls::client_config_with(verifier, identity, sessions)
+                    .map_err(|e| format!("binding '{}': {e}", b.destination))?;
+                self.memo.configs.insert(config_key, c.clone());
+                c
+            }
+        };
         let failures = Arc::new(upstream::LastFailure::default());
         let connector = Connector::new(config, b.sni.clone(), self.options.settings.clone(), failures.clone());
         Ok(Arc::new(Route {

@@ -115,6 +115,17 @@ fn parse_port(p: &str, whole: &str) -> Result<u16, String> {
 
 /// Lowercase, no trailing dot, only characters a DNS name or an IP address can have.
 pub fn normalize_host(host: &str) -> Result<String, String> {
+    // International names become their ASCII (punycode) form, as DNS and certificates use.
+    let ascii;
+    let host = if host.is_ascii() {
+        host
+    } else {
+        ascii = match url::Host::parse(host.trim_end_matches('.')) {
+            Ok(url::Host::Domain(d)) => d,
+            _ => return Err(format!("'{host}' is not a host name")),
+        };
+        ascii.as_str()
+    };
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     let h = h.trim_start_matches('[').trim_end_matches(']').to_string();
     if h.is_empty() || h.len() > 253 {
@@ -160,6 +171,11 @@ mod tests {
         assert!(p.reduced_from.is_some());
         assert_eq!(key("https://api.partner.example:8443/x"), "api.partner.example:8443");
         assert_eq!(key("https://api.partner.example:443/x"), "api.partner.example");
+    }
+
+    #[test]
+    fn international_names_become_punycode() {
+        assert_eq!(key("bücher.example"), "xn--bcher-kva.example");
     }
 
     #[test]

@@ -245,12 +245,11 @@ async fn sqlite_apply(pool: &sqlx::SqlitePool, plan: &CopyPlan, change: &Change)
 
 async fn postgres_apply(pool: &sqlx::PgPool, plan: &CopyPlan, change: &Change) -> Result<i64, StoreError> {
     let mut tx = pool.begin().await?;
-    let revision: i64 =
-        sqlx::query("UPDATE revision SET value = GREATEST(value, $1) + 1 WHERE id = 1 RETURNING value")
-            .bind(plan.revision_floor)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+    let revision: i64 = sqlx::query("UPDATE revision SET value = GREATEST(value, $1) + 1 WHERE id = 1 RETURNING value")
+        .bind(plan.revision_floor)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
     write_plan!(&mut tx, plan, change, revision);
     postgres::notify(&mut tx, revision).await?;
     tx.commit().await?;

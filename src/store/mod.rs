@@ -11,12 +11,13 @@ mod postgres;
 pub mod seal;
 mod sqlite;
 
-pub use model::{
-    split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord, ServiceRecord, Snapshot, TokenRecord,
-};
-pub use seal::{MasterKey, SealError};
 pub use copy::{CopyPlan, Dump};
+pub use model::{
+    split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord,
+    ServiceRecord, Snapshot, TokenRecord,
+};
 pub use postgres::PgStore;
+pub use seal::{MasterKey, SealError};
 pub use sqlite::SqliteStore;
 
 use std::path::PathBuf;

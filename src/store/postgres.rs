@@ -56,7 +56,9 @@ impl PgStore {
         // authentication) where a pool would only say that it timed out.
         let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}"))),
+            Ok(Err(e)) => {
+                return Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}")))
+            }
             Err(_) => {
                 return Err(StoreError::Unavailable(format!(
                     "cannot connect to PostgreSQL at {target}: no answer within {} s",
@@ -113,11 +115,7 @@ impl PgStore {
     }
 
     /// Append the audit row, announce the revision and commit.
-    async fn finish(
-        mut tx: Transaction<'static, Postgres>,
-        revision: i64,
-        change: &Change,
-    ) -> Result<i64, StoreError> {
+    async fn finish(mut tx: Transaction<'static, Postgres>, revision: i64, change: &Change) -> Result<i64, StoreError> {
         sqlx::query(
             "INSERT INTO audit (at, actor, action, target, result, detail, revision) VALUES ($1, $2, $3, $4, 'ok', $5, $6)",
         )

@@ -8,7 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::model::{
-    join_der, split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord, ServiceRecord, Snapshot, TokenRecord,
+    join_der, split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord,
+    ServiceRecord, Snapshot, TokenRecord,
 };
 use super::{now_unix, StoreError};
 
@@ -468,13 +469,21 @@ impl SqliteStore {
     }
 
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query("SELECT name, role, hash, created_at FROM tokens ORDER BY name").fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| TokenRecord { name: r.get(0), role: r.get(1), hash: r.get(2), created_at: r.get(3) }).collect())
+        let rows =
+            sqlx::query("SELECT name, role, hash, created_at FROM tokens ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| TokenRecord { name: r.get(0), role: r.get(1), hash: r.get(2), created_at: r.get(3) })
+            .collect())
     }
 
     pub async fn insert_token(&self, rec: &TokenRecord, change: &Change) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
-        let taken = sqlx::query("SELECT 1 FROM tokens WHERE name = ?").bind(&rec.name).fetch_optional(&mut *tx).await?.is_some();
+        let taken = sqlx::query("SELECT 1 FROM tokens WHERE name = ?")
+            .bind(&rec.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
         if taken {
             return Err(StoreError::Conflict(format!("a token named '{}' exists already", rec.name)));
         }
@@ -507,13 +516,16 @@ impl SqliteStore {
     }
 
     pub async fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
-        let rows = sqlx::query("SELECT app, certificate, created_at FROM grants ORDER BY app, certificate").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT app, certificate, created_at FROM grants ORDER BY app, certificate")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| GrantRecord { app: r.get(0), certificate: r.get(1), created_at: r.get(2) }).collect())
     }
 
     pub async fn insert_app(&self, rec: &AppRecord, change: &Change) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
-        let taken = sqlx::query("SELECT 1 FROM apps WHERE name = ?").bind(&rec.name).fetch_optional(&mut *tx).await?.is_some();
+        let taken =
+            sqlx::query("SELECT 1 FROM apps WHERE name = ?").bind(&rec.name).fetch_optional(&mut *tx).await?.is_some();
         if taken {
             return Err(StoreError::Conflict(format!("an app named '{}' exists already", rec.name)));
         }
@@ -546,7 +558,12 @@ impl SqliteStore {
         if sqlx::query("SELECT 1 FROM apps WHERE name = ?").bind(&rec.app).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound(format!("app '{}'", rec.app)));
         }
-        if sqlx::query("SELECT 1 FROM certificates WHERE name = ?").bind(&rec.certificate).fetch_optional(&mut *tx).await?.is_none() {
+        if sqlx::query("SELECT 1 FROM certificates WHERE name = ?")
+            .bind(&rec.certificate)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
             return Err(StoreError::NotFound(format!("certificate '{}'", rec.certificate)));
         }
         let added = sqlx::query("INSERT INTO grants (app, certificate, created_at) VALUES (?, ?, ?) ON CONFLICT (app, certificate) DO NOTHING")

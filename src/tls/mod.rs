@@ -56,20 +56,38 @@ pub struct ClientSpec<'a> {
 }
 
 pub fn client_config(spec: ClientSpec<'_>) -> Result<Arc<ClientConfig>, String> {
-    let provider = provider();
-    let verifier = PartnerVerifier::new(spec.roots, spec.trust_label, spec.pins, provider.clone())?;
-    let builder = ClientConfig::builder_with_provider(provider)
+    let verifier = PartnerVerifier::new(spec.roots, spec.trust_label, spec.pins, provider())?;
+    client_config_with(Arc::new(verifier), spec.identity, spec.sessions)
+}
+
+/// A partner verifier for one trust policy and set of pins. Its root store is the big part of a
+/// client config (the system roots for `public`), so routes that verify alike share one.
+pub fn partner_verifier(
+    roots: &[CertificateDer<'static>],
+    trust_label: &str,
+    pins: Vec<Pin>,
+) -> Result<Arc<PartnerVerifier>, String> {
+    Ok(Arc::new(PartnerVerifier::new(root_store(roots), trust_label, pins, provider())?))
+}
+
+/// A client config presenting `identity` (or none) and verifying with a shared `verifier`.
+pub fn client_config_with(
+    verifier: Arc<PartnerVerifier>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    sessions: Arc<dyn ClientSessionStore>,
+) -> Result<Arc<ClientConfig>, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier));
-    let mut config = match spec.identity {
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
         Some((chain, key)) => builder
             .with_client_auth_cert(chain, key)
             .map_err(|e| format!("the certificate cannot be used as a TLS client identity: {e}"))?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.resumption = Resumption::store(spec.sessions);
+    config.resumption = Resumption::store(sessions);
     Ok(Arc::new(config))
 }

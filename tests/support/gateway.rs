@@ -173,6 +173,61 @@ pub struct GatewayClient {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Set when the admin listener serves HTTPS (`serve --admin-tls-cert`): requests to `admin`
+    /// then go over TLS, verified against the test CA, for the name `localhost`.
+    admin_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS client config that trusts `root_der` only (HTTP/1.1 over ALPN).
+pub fn tls_client_config(root_der: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(root_der.to_vec())).expect("test CA root");
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// An HTTP/1.1 connection to `to`, over TLS (for the name `localhost`) when `tls` is given.
+async fn open_http1<B>(
+    to: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = TcpStream::connect(to).await.map_err(|e| format!("connect to {to}: {e}"))?;
+    match tls {
+        None => {
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|e| format!("HTTP/1.1 handshake with {to}: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(sender)
+        }
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake with {to}: {e}"))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP/1.1 handshake with {to} over TLS: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(sender)
+        }
+    }
 }
 
 impl GatewayClient {
@@ -180,7 +235,8 @@ impl GatewayClient {
         format!("http://{}", self.proxy)
     }
     pub fn admin_url(&self) -> String {
-        format!("http://{}", self.admin)
+        let scheme = if self.admin_tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.admin)
     }
     /// The last 6000 characters the gateway wrote.
     pub fn log(&self) -> String {
@@ -196,14 +252,9 @@ impl GatewayClient {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let log = self.log.clone();
+        let tls = if to == self.admin { self.admin_tls.clone() } else { None };
         let exchange = async move {
-            let tcp = TcpStream::connect(to).await.map_err(|e| format!("connect to {to}: {e}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| format!("HTTP/1.1 handshake with {to}: {e}"))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let mut sender = open_http1(to, tls).await?;
             sender.send_request(req).await.map_err(|e| format!("request to {to}: {e:?}"))
         };
         match tokio::time::timeout(REQUEST_LIMIT, exchange).await {
@@ -309,6 +360,17 @@ impl GatewayClient {
     }
 }
 
+/// How to run `serve` beyond the defaults of `Gateway::start`.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// More arguments after `serve --proxy-listen ... --admin-listen ...`.
+    pub args: Vec<String>,
+    /// The proxy listen address (default: a free port on 127.0.0.1).
+    pub proxy_listen: Option<String>,
+    /// DER of the CA root that issued the admin listener's certificate: talk HTTPS to it.
+    pub admin_tls_root: Option<Vec<u8>>,
+}
+
 /// A running `certgate serve`.
 pub struct Gateway {
     child: Child,
@@ -327,27 +389,35 @@ impl Gateway {
     /// Start `certgate --config FILE serve` on two free ports of 127.0.0.1 with `env`'s data
     /// directory, and wait (polling every 20 ms, at most 10 s) until `/readyz` answers 200.
     pub async fn start(env: &Env, config: &GatewayConfig) -> Gateway {
+        Self::start_with(env, config, ServeOptions::default()).await
+    }
+
+    /// Like `start`, with more `serve` arguments, another proxy listen address, or an admin
+    /// listener over HTTPS (`admin_tls_root`: the CA that issued its certificate).
+    pub async fn start_with(env: &Env, config: &GatewayConfig, opts: ServeOptions) -> Gateway {
         let path = config.write(env);
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let proxy_listen = opts.proxy_listen.clone().unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+        let listen: SocketAddr = proxy_listen.parse().expect("proxy listen address");
+        // The client reaches a wildcard listener through loopback.
+        let proxy =
+            if listen.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], listen.port())) } else { listen };
         let mut admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        while admin == proxy {
+        while admin.port() == proxy.port() {
             admin = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         }
-        let (proxy_s, admin_s) = (proxy.to_string(), admin.to_string());
-        let mut child = env
-            .command(&[
-                "--config",
-                path.to_str().unwrap(),
-                "serve",
-                "--proxy-listen",
-                &proxy_s,
-                "--admin-listen",
-                &admin_s,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn certgate serve");
+        let admin_s = admin.to_string();
+        let mut args: Vec<&str> = vec![
+            "--config",
+            path.to_str().unwrap(),
+            "serve",
+            "--proxy-listen",
+            &proxy_listen,
+            "--admin-listen",
+            &admin_s,
+        ];
+        args.extend(opts.args.iter().map(String::as_str));
+        let mut child =
+            env.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn certgate serve");
         let log = Arc::new(Mutex::new(String::new()));
         for pipe in [
             child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
@@ -359,7 +429,8 @@ impl Gateway {
             let log = log.clone();
             std::thread::spawn(move || collect(pipe, log));
         }
-        let mut gw = Gateway { child, client: GatewayClient { proxy, admin, log }, config: path };
+        let admin_tls = opts.admin_tls_root.as_deref().map(tls_client_config);
+        let mut gw = Gateway { child, client: GatewayClient { proxy, admin, log, admin_tls }, config: path };
         gw.wait_ready().await;
         gw
     }
@@ -367,6 +438,7 @@ impl Gateway {
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_LIMIT;
         let admin = self.client.admin;
+        let tls = self.client.admin_tls.clone();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Give the reader threads a moment to drain the pipes, bounded.
@@ -377,11 +449,7 @@ impl Gateway {
                 );
             }
             let probe = async {
-                let tcp = TcpStream::connect(admin).await.ok()?;
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.ok()?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                let mut sender = open_http1(admin, tls.clone()).await.ok()?;
                 let req = Request::builder()
                     .uri("/readyz")
                     .header("host", admin.to_string())
@@ -395,7 +463,8 @@ impl Gateway {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "certgate serve did not answer 200 on http://{admin}/readyz within {READY_LIMIT:?}\n--- its output:\n{}",
+                    "certgate serve did not answer 200 on {}/readyz within {READY_LIMIT:?}\n--- its output:\n{}",
+                    self.client.admin_url(),
                     self.client.log()
                 );
             }

@@ -3,8 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod api;
+pub mod cluster;
 pub mod gateway;
 pub mod nginx;
+pub mod openapi;
+pub mod pg;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,231 @@
+//! The web console in a real browser: `certgate serve` on a fresh store, an admin token made
+//! with the CLI, then `tests/console/e2e.mjs` drives Debian's Chromium (through playwright-core,
+//! never a downloaded browser) as a person would: sign in, a PFX refused for its wrong password,
+//! the same PFX imported, the dashboard, the certificate page, a binding, a trust anchor, an app
+//! with a grant, the audit log. Afterwards the CLI must see in the store exactly what the browser did.
+//!
+//! Needs node (20+), `npm ci` in tests/console and /usr/bin/chromium (`.ci/run` installs them);
+//! when one is missing the test fails with what to install, it never skips. Screenshots go to
+//! `$CERTGATE_SCREENSHOTS` when set (e.g. `CERTGATE_SCREENSHOTS=docs/screenshots`, relative to
+//! the repository), else to a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::gateway::{Gateway, GatewayConfig};
+use crate::support::{fixtures, Env, LeafSpec, TestCa};
+
+const PFX: &str = "interop/openssl3-legacy-rsa2048.p12";
+const PFX_PASSWORD: &str = "interop-pass";
+/// The leaf inside the PFX (tests/fixtures/interop/expected.json).
+const PFX_LEAF: &str = "interop/pki/leaf-rsa2048.crt";
+const CERT: &str = "partner-client";
+const HOST: &str = "api.partner.example";
+const TOKEN_NAME: &str = "e2e";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The whole browser scenario; each browser action inside has its own 30 s limit.
+const E2E_LIMIT: Duration = Duration::from_secs(240);
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn console_dir() -> PathBuf {
+    repo().join("tests/console")
+}
+
+/// Fail (never skip) with what to install when a tool the browser test needs is missing.
+fn require_tools() {
+    let mut missing = Vec::new();
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let major: u32 =
+                version.trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+            if major < 20 {
+                missing.push(format!("Node.js 20 or newer (found {version}): apt-get install nodejs npm"));
+            }
+        }
+        _ => missing.push("node (Node.js 20 or newer): apt-get install nodejs npm".to_string()),
+    }
+    if !console_dir().join("node_modules/playwright-core/package.json").exists() {
+        missing.push("playwright-core: run 'npm ci' in tests/console".to_string());
+    }
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("Chromium at {CHROMIUM}: apt-get install chromium"));
+    }
+    assert!(
+        missing.is_empty(),
+        "the console browser test cannot run; install:\n  - {}\n(.ci/run installs all of them)",
+        missing.join("\n  - ")
+    );
+}
+
+/// Where the screenshots go: `$CERTGATE_SCREENSHOTS` (relative paths from the repository), or
+/// a folder of the test's scratch directory.
+fn screenshot_dir(env: &Env) -> PathBuf {
+    match std::env::var_os("CERTGATE_SCREENSHOTS").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                repo().join(dir)
+            }
+        }
+        None => env.dir.path().join("screenshots"),
+    }
+}
+
+/// The leaf's notAfter as YYYY-MM-DD, read from the certificate the PFX was made from.
+fn pfx_expiry_date() -> String {
+    let pem = std::fs::read(fixtures().join(PFX_LEAF)).unwrap();
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem).expect("the fixture leaf is PEM");
+    let cert = block.parse_x509().expect("the fixture leaf parses");
+    cert.validity().not_after.to_datetime().date().to_string()
+}
+
+fn find<'a>(list: &'a Value, key: &str, value: &str) -> Option<&'a Value> {
+    list.as_array().and_then(|a| a.iter().find(|v| v[key] == value))
+}
+
+/// Run `node e2e.mjs ARGS`, killing it after `limit`; its output goes through files so a
+/// chatty child never blocks on a full pipe.
+fn run_e2e(args: &[String], scratch: &Path, limit: Duration) -> (Option<i32>, String) {
+    let out_path = scratch.join("e2e-output.txt");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new("node")
+        .arg(console_dir().join("e2e.mjs"))
+        .args(args)
+        .current_dir(console_dir())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("spawn node");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (status, std::fs::read_to_string(&out_path).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_imports_binds_and_audits_in_a_real_browser() {
+    require_tools();
+    let env = Env::new();
+
+    // A store that has seen some life, so the dashboard has warnings to show: one certificate
+    // expiring in 12 days, one expired, one whose intermediate CA is missing.
+    let acme = TestCa::new("Acme");
+    let globex = TestCa::new("Globex");
+    env.import_minted("orders-api", &acme.leaf(LeafSpec::client("orders").expiring_in_days(12)), &acme.chain_pem())
+        .ok();
+    env.import_minted("legacy-soap", &acme.leaf(LeafSpec::client("legacy-soap").expired()), &acme.chain_pem()).ok();
+    env.import_minted("payroll", &globex.leaf(LeafSpec::client("payroll")), "").ok();
+
+    let gw = Gateway::start(&env, &GatewayConfig::new()).await;
+    let created = env.run(&["--json", "token", "create", TOKEN_NAME, "--role", "admin"]);
+    created.ok();
+    let token = created.json()["token"].as_str().expect("token create prints the token").to_string();
+
+    // The partner's private CA, which the browser adds as a trust anchor.
+    let anchor = env.file("partner-root.pem", &acme.root.cert_pem);
+    let shots = screenshot_dir(&env);
+    let expiry = pfx_expiry_date();
+    let args: Vec<String> = [
+        ("--url", gw.admin_url()),
+        ("--token", token),
+        ("--pfx", fixtures().join(PFX).display().to_string()),
+        ("--password", PFX_PASSWORD.to_string()),
+        ("--host", HOST.to_string()),
+        ("--screenshots", shots.display().to_string()),
+        ("--name", CERT.to_string()),
+        ("--expect-expiry", expiry.clone()),
+        ("--anchor", anchor.display().to_string()),
+        // total, expiring within 30 days, expired, with other problems
+        ("--expect-counts", "4,1,1,1".to_string()),
+        ("--expect-status", "legacy-soap=Expired".to_string()),
+        ("--expect-status", "orders-api=Expires in".to_string()),
+        ("--expect-status", "payroll=Incomplete chain".to_string()),
+        ("--expect-status", format!("{CERT}=OK")),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect();
+    let scratch = env.dir.path().to_path_buf();
+    let (code, output) = tokio::task::spawn_blocking(move || run_e2e(&args, &scratch, E2E_LIMIT)).await.unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "the browser scenario failed (exit {code:?}; screenshots in {})\n--- e2e.mjs output:\n{output}\n--- certgate serve (tail):\n{}",
+        shots.display(),
+        gw.log()
+    );
+    assert!(output.contains("console e2e passed"), "e2e.mjs exited 0 without passing:\n{output}");
+    for name in ["sign-in", "dashboard", "certificate", "upload-refused", "bindings", "apps", "audit"] {
+        let png = shots.join(format!("{name}.png"));
+        let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("screenshot {} missing: {e}", png.display()));
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{} is not a real screenshot", png.display());
+    }
+
+    // What the browser did, as the CLI sees it.
+    let certs = env.run(&["--json", "cert", "list"]).ok().json();
+    assert_eq!(certs.as_array().map(Vec::len), Some(4), "the wrong-password upload must add nothing: {certs}");
+    let cert = find(&certs, "name", CERT).unwrap_or_else(|| panic!("'{CERT}' is not in the store: {certs}"));
+    assert_eq!(
+        cert["id"], "0aa2b06c4c2c12a1d9bbc5258b021810fd9bdee7c7b43dc26971e4d909d5f9c5",
+        "the PFX's leaf: {cert}"
+    );
+    assert_eq!(cert["owner"], "e2e test team");
+    assert!(cert["not_after"].as_str().is_some_and(|t| t.starts_with(&expiry)), "{cert}");
+    assert!(cert["bindings"].as_array().is_some_and(|b| b.iter().any(|d| d == HOST)), "{cert}");
+
+    let bindings = env.run(&["--json", "bindings"]).ok().json();
+    let binding = find(&bindings, "destination", HOST).unwrap_or_else(|| panic!("no binding for {HOST}: {bindings}"));
+    assert_eq!(binding["certificate"], CERT);
+    assert_eq!(binding["trust"], "public");
+
+    let anchors = env.run(&["--json", "trust", "list"]).ok().json();
+    let added = find(&anchors, "name", "partner-root")
+        .unwrap_or_else(|| panic!("the anchor added in the browser is missing: {anchors}"));
+    assert_eq!(added["certificates"][0]["id"], acme.root.id(), "{added}");
+
+    let apps = env.run(&["--json", "app", "list"]).ok().json();
+    let app =
+        find(&apps, "name", "e2e-app").unwrap_or_else(|| panic!("the app added in the browser is missing: {apps}"));
+    assert_eq!(app["grants"], serde_json::json!([CERT]));
+
+    let audit = env.run(&["--json", "audit", "--limit", "100"]).ok().json();
+    let entries = audit.as_array().expect("audit is a list");
+    let actor = format!("api:{TOKEN_NAME}");
+    let by_browser: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["actor"] == actor.as_str())
+        .map(|e| (e["action"].as_str().unwrap_or(""), e["target"].as_str().unwrap_or("")))
+        .collect();
+    // Newest first: exactly one import (the refused upload left no trace), the bind, the
+    // anchor, the app and its grant.
+    assert_eq!(
+        by_browser,
+        vec![
+            ("app.grant", "e2e-app"),
+            ("app.add", "e2e-app"),
+            ("trust.add", "partner-root"),
+            ("bind", HOST),
+            ("cert.import", CERT)
+        ],
+        "the audit entries made through the console: {audit}"
+    );
+}
