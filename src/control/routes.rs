@@ -19,7 +19,17 @@ impl Control {
         // The pool of every CA certificate the store knows, to complete chains.
         let mut pool = Pool::default();
         for rec in &snap.certificates {
-            for f in read_stored(&rec.chain_der) {
+            // Many certificates share their intermediates: parse each CA certificate once.
+            let new: Vec<Vec<u8>> = rec
+                .chain_der
+                .iter()
+                .filter(|der| {
+                    let id = facts::sha256_hex(der);
+                    !pool.certs().iter().any(|c| c.facts.id == id)
+                })
+                .cloned()
+                .collect();
+            for f in read_stored(&new) {
                 pool.add(f, Origin::Certificate(rec.name.clone()));
             }
         }
@@ -49,21 +59,26 @@ impl Control {
         }
         let mut identities = HashMap::new();
         let mut certificate_expiry = Vec::new();
+        // The pool a chain is completed from depends only on the certificate's own chain: build
+        // it once per distinct own chain, not once per certificate.
+        let mut merged_pools: HashMap<&[Vec<u8>], Pool> = HashMap::new();
         for rec in &snap.certificates {
             let leaf = facts::read(&rec.leaf_der)?;
             certificate_expiry.push((rec.name.clone(), leaf.not_after.unix_timestamp()));
             if !bound.contains(rec.name.as_str()) && !extra.contains(&rec.name.as_str()) {
                 continue;
             }
-            // Own chain first so the certificate's own intermediates win.
-            let mut own = Pool::default();
-            for f in read_stored(&rec.chain_der) {
-                own.add(f, Origin::Own);
-            }
-            let mut merged = own;
-            for f in pool_certs(&pool) {
-                merged.add(f, Origin::Certificate(String::new()));
-            }
+            let merged = merged_pools.entry(rec.chain_der.as_slice()).or_insert_with(|| {
+                // Own chain first so the certificate's own intermediates win.
+                let mut own = Pool::default();
+                for f in read_stored(&rec.chain_der) {
+                    own.add(f, Origin::Own);
+                }
+                for f in pool_certs(&pool) {
+                    own.add(f, Origin::Certificate(String::new()));
+                }
+                own
+            });
             let path = merged.path(&leaf);
             let mut chain = vec![rec.leaf_der.clone()];
             chain.extend(path.to_send().into_iter().map(|f| f.der.clone()));

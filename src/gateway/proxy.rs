@@ -229,7 +229,7 @@ pub async fn forward_as(
             target.route.clone()
         }
     };
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "request",
         destination = %route.destination,
         certificate = route.certificate.as_ref().map(|c| c.id.as_str()).unwrap_or("none"),

@@ -74,6 +74,9 @@ struct Memo {
     trusts: HashMap<String, Arc<TrustInputs>>,
     /// Certificate name -> the SHA-256 of each certificate it sends (for fingerprints).
     chains: HashMap<String, String>,
+    /// Certificate, trust, SNI and pins -> the SHA-256 of everything but the destination that a
+    /// route is compiled from, so a fingerprint is the destination plus 64 characters.
+    inputs_digests: HashMap<String, String>,
     /// Trust, anchors and pins -> one verifier (its root store is the big part of a config).
     verifiers: HashMap<String, Arc<tls::PartnerVerifier>>,
     /// Verifier key + certificate -> one client config, shared by the routes that present that
@@ -221,17 +224,26 @@ impl Compiler<'_> {
         for p in &b.pins {
             pins.push(Pin::parse(p).map_err(|e| format!("binding '{}': {e}", b.destination))?);
         }
-        let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
-        let fingerprint = format!(
-            "{}|{}|{}|{}|{:?}|{:?}|{:?}",
-            b.destination,
-            identity.map(|i| i.id.as_str()).unwrap_or("-"),
-            chain_ids,
-            trust,
-            trust_inputs.anchor_ids,
-            b.sni,
-            b.pins,
-        );
+        let digest_key = format!("{:?}\0{}\0{:?}\0{:?}", b.certificate, b.trust, b.sni, b.pins);
+        let digest = match self.memo.inputs_digests.get(&digest_key) {
+            Some(d) => d.clone(),
+            None => {
+                let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
+                let all = format!(
+                    "{}|{}|{}|{:?}|{:?}|{:?}",
+                    identity.map(|i| i.id.as_str()).unwrap_or("-"),
+                    chain_ids,
+                    trust,
+                    trust_inputs.anchor_ids,
+                    b.sni,
+                    b.pins,
+                );
+                let d = crate::pki::facts::sha256_hex(all.as_bytes());
+                self.memo.inputs_digests.insert(digest_key, d.clone());
+                d
+            }
+        };
+        let fingerprint = format!("{}|{digest}", b.destination);
         if let Some(r) = self.reuse.get(fingerprint.as_str()) {
             let key = identity.map(|i| i.id.clone()).unwrap_or_default();
             if let Some(s) = self.previous.and_then(|p| p.sessions.get(&key)) {
@@ -267,6 +279,7 @@ impl Compiler<'_> {
                 v
             }
         };
+        let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
         let config_key = format!("{verifier_key}|{session_key}|{chain_ids}");
         let config = match self.memo.configs.get(&config_key) {
             Some(c) => c.clone(),

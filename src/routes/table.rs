@@ -72,8 +72,14 @@ pub struct RouteTable {
 impl RouteTable {
     /// The route for a host and port, by the contract's precedence.
     pub fn find(&self, host: &str, port: u16) -> Option<&Arc<Route>> {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = host.trim_end_matches('.').trim_start_matches('[').trim_end_matches(']');
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
         if let Some(r) = self.exact_port.get(&(host.to_string(), port)) {
             return Some(r);
         }

@@ -43,7 +43,7 @@ impl TestDb {
         let sql = format!("CREATE DATABASE {name}");
         blocking(async move {
             let mut conn = admin_connection(SERVER).await.unwrap_or_else(|e| {
-                panic!("PostgreSQL is required on 127.0.0.1:5432 (user postgres, database {ADMIN_DB}): {e}")
+                panic!("PostgreSQL is required on 127.0.0.1:5432 (user postgres): {e} (database {ADMIN_DB}; .ci/run sets it up)")
             });
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap_or_else(|e| {
                 panic!("PostgreSQL is required on 127.0.0.1:5432 (user postgres): cannot create a test database: {e}")
