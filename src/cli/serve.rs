@@ -110,6 +110,13 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         let _ = stop_tx.send(true);
     });
     let watcher = tokio::spawn(gw.clone().watch(control.clone()));
+    let upkeep = tokio::spawn(async {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            gateway::metrics::upkeep();
+        }
+    });
     let mut admin_stop = stop_rx.clone();
     let router = admin::router(Arc::new(AdminState {
         control: control.clone(),
@@ -127,6 +134,7 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
     })
     .await;
     watcher.abort();
+    upkeep.abort();
     let _ = admin_task.await;
     control.close().await;
     Ok(0)

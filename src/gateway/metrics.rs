@@ -35,6 +35,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE.get()
 }
 
+/// Fold recorded histogram samples into their buckets. Without it the exporter keeps every
+/// sample until `/metrics` is scraped, so memory grows with traffic on a node nobody scrapes.
+pub fn upkeep() {
+    if let Some(h) = HANDLE.get() {
+        h.run_upkeep();
+    }
+}
+
 pub fn request(destination: &str, certificate: &str, app: &str, outcome: &str, elapsed: Duration) {
     metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => app.to_string(), "outcome" => outcome.to_string())
         .increment(1);
