@@ -22,7 +22,7 @@ pub use open::{MasterKeySource, OpenOptions, Redacted};
 use time::OffsetDateTime;
 
 use crate::pki::{facts, CertFacts, Origin, Pool};
-use crate::store::{split_der, Change, MasterKey, Store};
+use crate::store::{Change, MasterKey, Store};
 
 tokio::task_local! {
     /// Who is acting in this task, when it is not the process's own actor: the admin API runs
@@ -107,9 +107,4 @@ impl Control {
 /// Read DER certificates that certgate itself stored.
 fn read_stored(ders: &[Vec<u8>]) -> Vec<CertFacts> {
     ders.iter().filter_map(|d| facts::read(d).ok()).collect()
-}
-
-#[allow(dead_code)]
-fn split(data: &[u8]) -> Vec<Vec<u8>> {
-    split_der(data)
 }

@@ -43,6 +43,24 @@ pub fn upkeep() {
     }
 }
 
+/// The counter of successful requests on one route by callers without an app (the common case).
+pub fn ok_counter(destination: &str, certificate: &str) -> metrics::Counter {
+    metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => "-", "outcome" => "ok")
+}
+
+/// A successful request: the route's pre-built counter when no app is involved.
+pub fn request_ok(route: &crate::routes::Route, app: &str, elapsed: Duration) {
+    static OK_DURATION: OnceLock<metrics::Histogram> = OnceLock::new();
+    if app == "-" {
+        route.ok_requests.increment(1);
+        OK_DURATION
+            .get_or_init(|| metrics::histogram!(REQUEST_DURATION, "outcome" => "ok"))
+            .record(elapsed.as_secs_f64());
+    } else {
+        request(&route.destination, route.certificate_label(), app, "ok", elapsed);
+    }
+}
+
 pub fn request(destination: &str, certificate: &str, app: &str, outcome: &str, elapsed: Duration) {
     metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => app.to_string(), "outcome" => outcome.to_string())
         .increment(1);

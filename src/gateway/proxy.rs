@@ -279,7 +279,7 @@ async fn send(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, false);
-            metrics::request(&route.destination, route.certificate_label(), app, "ok", started.elapsed());
+            metrics::request_ok(route, app, started.elapsed());
             Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::upstream::BoxError).boxed())
         }
         Err(e) => {

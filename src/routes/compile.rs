@@ -144,7 +144,7 @@ fn compile_routes(
         let route = c.route(b)?;
         match dest {
             Destination::HostPort(h, p) => {
-                table.exact_port.insert((h, p), route);
+                table.exact_port.entry(p).or_default().insert(h, route);
             }
             Destination::Host(h) => {
                 table.exact_host.insert(h, route);
@@ -303,6 +303,10 @@ impl Compiler<'_> {
                 not_before: i.not_before,
                 not_after: i.not_after,
             }),
+            ok_requests: crate::gateway::metrics::ok_counter(
+                &b.destination,
+                b.certificate.as_deref().unwrap_or("none"),
+            ),
             trust: trust_label,
             client: upstream::client(connector, &self.options.settings),
             failures,

@@ -28,6 +28,9 @@ pub struct Route {
     pub certificate: Option<RouteCertificate>,
     pub trust: String,
     pub client: UpstreamClient,
+    /// `certgate_requests_total{destination, certificate, app="-", outcome="ok"}`, registered
+    /// when the table is compiled so the common request does not build its labels.
+    pub(crate) ok_requests: metrics::Counter,
     /// TLS failures seen on this route's connections after the handshake (see `LastFailure`).
     pub failures: Arc<LastFailure>,
     /// Everything the route was compiled from; equal fingerprints reuse the route (and its pool).
@@ -51,7 +54,8 @@ pub struct ServiceRoute {
 #[derive(Default)]
 pub struct RouteTable {
     pub revision: i64,
-    pub(crate) exact_port: HashMap<(String, u16), Arc<Route>>,
+    /// `host:port` bindings, by port then host (so a lookup needs no allocation).
+    pub(crate) exact_port: HashMap<u16, HashMap<String, Arc<Route>>>,
     pub(crate) exact_host: HashMap<String, Arc<Route>>,
     pub(crate) wildcard: HashMap<String, Arc<Route>>,
     pub(crate) services: HashMap<String, ServiceRoute>,
@@ -80,7 +84,7 @@ impl RouteTable {
         } else {
             host
         };
-        if let Some(r) = self.exact_port.get(&(host.to_string(), port)) {
+        if let Some(r) = self.exact_port.get(&port).and_then(|hosts| hosts.get(host)) {
             return Some(r);
         }
         if let Some(r) = self.exact_host.get(host) {
@@ -121,6 +125,7 @@ impl RouteTable {
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
         self.exact_port
             .values()
+            .flat_map(HashMap::values)
             .chain(self.exact_host.values())
             .chain(self.wildcard.values())
             .chain(self.services.values().filter_map(|s| s.route.as_ref()))
@@ -128,7 +133,10 @@ impl RouteTable {
     }
 
     pub fn len(&self) -> usize {
-        self.exact_port.len() + self.exact_host.len() + self.wildcard.len() + self.services.len()
+        self.exact_port.values().map(HashMap::len).sum::<usize>()
+            + self.exact_host.len()
+            + self.wildcard.len()
+            + self.services.len()
     }
 
     pub fn is_empty(&self) -> bool {
