@@ -42,10 +42,7 @@ impl Role {
 /// A new secret: `PREFIX` + 43 characters of base64url (32 random bytes).
 fn new_secret(prefix: &str) -> Result<String, ControlError> {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| ControlError::MasterKey {
-        message: "the system random generator failed".into(),
-        hint: String::new(),
-    })?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| ControlError::crypto("the system random generator failed"))?;
     Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 

@@ -51,7 +51,7 @@ impl Control {
         let sealed = self
             .key
             .seal(identity.key.secret_der(), identity.leaf.id.as_bytes())
-            .map_err(|e| ControlError::MasterKey { message: e.to_string(), hint: String::new() })?;
+            .map_err(|e| ControlError::crypto(e.to_string()))?;
         let now = self.now().unix_timestamp();
         Ok(CertificateRecord {
             name: name.to_string(),

@@ -97,6 +97,14 @@ impl ControlError {
         }
     }
 
+    /// Sealing or the random generator failed: nothing was written.
+    pub fn crypto(message: impl Into<String>) -> Self {
+        ControlError::MasterKey {
+            message: message.into(),
+            hint: "nothing was changed; retry, and if it keeps failing check the master key and the system's random source".into(),
+        }
+    }
+
     pub fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
         ControlError::Usage { code, message: message.into(), hint: hint.into() }
     }

@@ -55,9 +55,7 @@ impl Control {
         let check = match existing_check {
             Some(c) => c,
             None => {
-                let sealed = key
-                    .seal(CHECK_PLAINTEXT, CHECK_AAD)
-                    .map_err(|e| ControlError::MasterKey { message: e.to_string(), hint: String::new() })?;
+                let sealed = key.seal(CHECK_PLAINTEXT, CHECK_AAD).map_err(|e| ControlError::crypto(e.to_string()))?;
                 store.meta_init(CHECK_META, &hex::encode(sealed)).await?
             }
         };

@@ -282,14 +282,7 @@ pub async fn serve_proxy(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             _ = &mut shutdown => break,
         };
         let permit = match limit.clone().try_acquire_owned() {
@@ -322,6 +315,20 @@ pub async fn serve_proxy(
     let grace = gateway.settings.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {} s", grace.as_secs());
+    }
+}
+
+/// The next connection; a failed accept (e.g. out of file descriptors) is logged and retried
+/// after a short pause instead of ending the listener.
+pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(a) => return a,
+            Err(e) => {
+                tracing::warn!(listener = %local_addr(listener), "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
