@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::gateway::{metrics, Gateway};
+use crate::gateway::Gateway;
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
@@ -37,5 +37,14 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 
 async fn metrics_text(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let table = gw.current();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render(table.as_deref(), gw.store_revision()))
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render(
+            table.as_deref().map(|t| crate::telemetry::TableGauges {
+                revision: t.revision,
+                certificate_expiry: &t.certificate_expiry,
+            }),
+            gw.store_revision(),
+        ),
+    )
 }

@@ -6,8 +6,9 @@ use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 
 use crate::control::ControlError;
-use crate::gateway::{self, upstream::BoxError};
+use crate::gateway;
 use crate::routes::{compile, CompileOptions};
+use crate::upstream::BoxError;
 
 use super::{open, output, Settings};
 

@@ -63,9 +63,9 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
-    pub fn upstream(&self) -> crate::gateway::upstream::UpstreamSettings {
+    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
         use std::time::Duration;
-        crate::gateway::upstream::UpstreamSettings {
+        crate::upstream::UpstreamSettings {
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),

@@ -68,7 +68,7 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         Some(name) => Some(admin::server_tls(&control, name).await?),
         None => None,
     };
-    gateway::metrics::install();
+    crate::telemetry::install();
     let mut gw_settings = cfg.gateway();
     gw_settings.unsafe_open_proxy = args.unsafe_open_proxy;
     let gw = Arc::new(Gateway::new(
@@ -114,7 +114,7 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             every.tick().await;
-            gateway::metrics::upkeep();
+            crate::telemetry::upkeep();
         }
     });
     let mut admin_stop = stop_rx.clone();

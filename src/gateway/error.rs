@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use super::upstream::Body;
+use crate::upstream::Body;
 
 #[derive(Debug, Clone)]
 pub struct GatewayError {

@@ -7,9 +7,7 @@
 //! moves, and keeps the old one when compiling fails.
 
 mod error;
-pub mod metrics;
 mod proxy;
-pub mod upstream;
 
 pub use error::GatewayError;
 pub use proxy::{forward, forward_as, resolve, strip_hop_by_hop, Access, Target, CERTIFICATE_HEADER};
@@ -29,7 +27,8 @@ use crate::control::Control;
 use crate::routes::{compile, CompileOptions, RouteTable};
 use crate::store::StoreEvent;
 
-use upstream::{Body, BoxError};
+use crate::telemetry as metrics;
+use crate::upstream::{Body, BoxError};
 
 /// Gateway limits, from the `[gateway]` config section.
 #[derive(Clone, Debug)]

@@ -16,8 +16,8 @@ pub const CERTIFICATE_HEADER: &str = "certgate-certificate";
 use crate::tls;
 
 use super::error::GatewayError;
-use super::metrics;
-use super::upstream::{Body, ConnectError};
+use crate::telemetry as metrics;
+use crate::upstream::{Body, ConnectError};
 
 /// Where a request goes.
 pub struct Target {
@@ -279,8 +279,14 @@ async fn send(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, false);
-            metrics::request_ok(route, app, started.elapsed());
-            Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::upstream::BoxError).boxed())
+            metrics::request_ok(
+                &route.ok_requests,
+                &route.destination,
+                route.certificate_label(),
+                app,
+                started.elapsed(),
+            );
+            Response::from_parts(parts, body.map_err(|e| Box::new(e) as crate::upstream::BoxError).boxed())
         }
         Err(e) => {
             metrics::request(&route.destination, route.certificate_label(), app, e.code, started.elapsed());

@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 
-use crate::gateway::upstream::{self, Connector, UpstreamSettings};
 use crate::pki::PrivateKey;
 use crate::store::{BindingRecord, ServiceRecord};
 use crate::tls;
+use crate::upstream::{self, Connector, UpstreamSettings};
 
-use super::destination::Destination;
 use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
-use super::trust::{Pin, TrustPolicy};
+use crate::model::{Destination, Pin, TrustPolicy};
 
 /// A certificate as a route presents it: leaf + intermediates to send, and the unsealed key.
 pub struct RouteIdentity {
@@ -303,10 +302,7 @@ impl Compiler<'_> {
                 not_before: i.not_before,
                 not_after: i.not_after,
             }),
-            ok_requests: crate::gateway::metrics::ok_counter(
-                &b.destination,
-                b.certificate.as_deref().unwrap_or("none"),
-            ),
+            ok_requests: crate::telemetry::ok_counter(&b.destination, b.certificate.as_deref().unwrap_or("none")),
             trust: trust_label,
             client: upstream::client(connector, &self.options.settings),
             failures,

@@ -2,11 +2,9 @@
 //! bindings, with their TLS client configs and upstream pools built once when it is published.
 
 mod compile;
-mod destination;
 mod table;
-mod trust;
 
+pub use crate::model::{normalize_host, Destination, Parsed};
+pub use crate::model::{Pin, TrustPolicy};
 pub use compile::{compile, AppAccess, CompileOptions, RouteIdentity, RouteInputs};
-pub use destination::{normalize_host, Destination, Parsed};
 pub use table::{Route, RouteCertificate, RouteTable, ServiceRoute};
-pub use trust::{Pin, TrustPolicy};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rustls::client::ClientSessionStore;
 
-use crate::gateway::upstream::{LastFailure, UpstreamClient};
 use crate::store::BindingRecord;
+use crate::upstream::{LastFailure, UpstreamClient};
 
 use super::compile::{build_route, AppAccess, CompileOptions, RouteInputs};
 

@@ -9,8 +9,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use crate::model::Pin;
 use crate::pki::facts;
-use crate::routes::Pin;
 
 /// A partner certificate problem, with the gateway error code it maps to.
 #[derive(Debug)]

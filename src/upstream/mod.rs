@@ -313,7 +313,7 @@ impl tower::Service<Uri> for Connector {
             let (_, conn) = stream.get_ref();
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let h2 = conn.alpn_protocol() == Some(b"h2");
-            crate::gateway::metrics::handshake(resumed, started.elapsed());
+            crate::telemetry::handshake(resumed, started.elapsed());
             Ok(UpstreamIo { io: TokioIo::new(stream), h2, failures: this.failures.clone(), deferred: None })
         })
     }

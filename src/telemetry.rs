@@ -1,14 +1,13 @@
-//! Every metric name in one place. Recording goes through the `metrics` facade; `/metrics`
-//! renders the Prometheus exporter's text plus the gauges that come straight from the current
-//! route table (so a removed certificate's expiry disappears instead of going stale).
+//! Every metric name in one place, and the recording helpers every layer uses. Recording goes
+//! through the `metrics` facade; `/metrics` renders the Prometheus exporter's text plus the gauges
+//! that come straight from the current route table (so a removed certificate's expiry disappears
+//! instead of going stale). Bottom layer: imports no other certgate module.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::routes::RouteTable;
 
 pub const REQUESTS_TOTAL: &str = "certgate_requests_total";
 pub const REQUEST_DURATION: &str = "certgate_request_duration_seconds";
@@ -49,15 +48,15 @@ pub fn ok_counter(destination: &str, certificate: &str) -> metrics::Counter {
 }
 
 /// A successful request: the route's pre-built counter when no app is involved.
-pub fn request_ok(route: &crate::routes::Route, app: &str, elapsed: Duration) {
+pub fn request_ok(ok: &metrics::Counter, destination: &str, certificate: &str, app: &str, elapsed: Duration) {
     static OK_DURATION: OnceLock<metrics::Histogram> = OnceLock::new();
     if app == "-" {
-        route.ok_requests.increment(1);
+        ok.increment(1);
         OK_DURATION
             .get_or_init(|| metrics::histogram!(REQUEST_DURATION, "outcome" => "ok"))
             .record(elapsed.as_secs_f64());
     } else {
-        request(&route.destination, route.certificate_label(), app, "ok", elapsed);
+        request(destination, certificate, app, "ok", elapsed);
     }
 }
 
@@ -80,8 +79,15 @@ pub fn reload(result: &'static str) {
     metrics::counter!(RELOADS_TOTAL, "result" => result).increment(1);
 }
 
+/// What `/metrics` shows of the route table in use.
+pub struct TableGauges<'a> {
+    pub revision: i64,
+    /// (certificate name, expiry in unix seconds)
+    pub certificate_expiry: &'a [(String, i64)],
+}
+
 /// The Prometheus text: recorded metrics, then the table's gauges.
-pub fn render(table: Option<&RouteTable>, store_revision: Option<i64>) -> String {
+pub fn render(table: Option<TableGauges<'_>>, store_revision: Option<i64>) -> String {
     let mut out = HANDLE.get().map(|h| h.render()).unwrap_or_default();
     if let Some(t) = table {
         let _ = writeln!(out, "# HELP {ROUTE_TABLE_REVISION} Store revision of the route table in use.");
@@ -90,7 +96,7 @@ pub fn render(table: Option<&RouteTable>, store_revision: Option<i64>) -> String
         if !t.certificate_expiry.is_empty() {
             let _ = writeln!(out, "# HELP {CERTIFICATE_EXPIRY} When each client certificate expires (unix seconds).");
             let _ = writeln!(out, "# TYPE {CERTIFICATE_EXPIRY} gauge");
-            for (name, at) in &t.certificate_expiry {
+            for (name, at) in t.certificate_expiry {
                 let _ = writeln!(out, "{CERTIFICATE_EXPIRY}{{certificate=\"{name}\"}} {at}");
             }
         }

@@ -1,0 +1,10 @@
+//! The bottom layer: the product's vocabulary as types. Destinations, trust policies, pins, names
+//! and ids, and the one [`ErrorCode`] list with each code's HTTP status, exit code and remedy.
+//! Everything above carries these instead of strings; nothing here imports another certgate
+//! module.
+
+mod destination;
+mod trust;
+
+pub use destination::{normalize_host, Destination, Parsed};
+pub use trust::{Pin, TrustPolicy};
