@@ -27,6 +27,8 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         "store_revision": gw.store_revision(),
         "bindings": table.as_ref().map(|t| t.len()),
         "last_reload_error": gw.last_error(),
+        // Bindings that could not be compiled: they answer route-unavailable, the rest serve.
+        "unavailable_routes": table.as_ref().map(|t| t.unavailable.iter().map(|(d, why)| serde_json::json!({"destination": d, "reason": why})).collect::<Vec<_>>()).unwrap_or_default(),
         // Still ready while the store is unreachable: the table in use keeps serving.
         "store_reachable": store_reachable,
         "store_error": store_error,

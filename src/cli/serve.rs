@@ -75,7 +75,7 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         CompileOptions { settings: Arc::new(cfg.upstream()), allow_unbound: cfg.allow_unbound },
         gw_settings,
     ));
-    if let Err(e) = gw.reload(&control).await {
+    if let Err(e) = gw.reload(control.as_ref()).await {
         eprintln!("warning: the route table could not be built ({e}); not ready until the store is fixed");
     }
     let proxy = listen(proxy_addr, "proxy").await?;
@@ -109,7 +109,7 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
-    let watcher = tokio::spawn(gw.clone().watch(control.clone()));
+    let watcher = tokio::spawn(gw.clone().watch(control.clone() as Arc<dyn crate::routes::RouteSource>));
     let upkeep = tokio::spawn(async {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {

@@ -46,14 +46,7 @@ fn new_secret(prefix: &str) -> Result<String, ControlError> {
     Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-pub fn secret_hash(secret: &str) -> String {
-    crate::pki::facts::sha256_hex(secret.as_bytes())
-}
-
-/// Compare two hashes without leaking where they differ.
-pub fn hashes_equal(a: &str, b: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
-}
+pub use crate::model::{hashes_equal, secret_hash};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TokenView {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::pki::{facts, Origin, Pool};
-use crate::routes::{RouteIdentity, RouteInputs};
+use crate::routes::{RouteIdentity, RouteInputs, RouteSource, SourceEvent, SourceFuture};
 
 use super::{read_stored, Control, ControlError};
 
@@ -62,12 +62,31 @@ impl Control {
         // The pool a chain is completed from depends only on the certificate's own chain: build
         // it once per distinct own chain, not once per certificate.
         let mut merged_pools: HashMap<&[Vec<u8>], Pool> = HashMap::new();
+        let mut broken_identities = HashMap::new();
         for rec in &snap.certificates {
-            let leaf = facts::read(&rec.leaf_der)?;
+            let wanted = bound.contains(rec.name.as_str()) || extra.contains(&rec.name.as_str());
+            // One damaged row makes only the routes that present it unavailable.
+            let leaf = match facts::read(&rec.leaf_der) {
+                Ok(l) => l,
+                Err(e) => {
+                    if wanted {
+                        broken_identities
+                            .insert(rec.name.clone(), format!("its stored certificate is unreadable: {}", e.message));
+                    }
+                    continue;
+                }
+            };
             certificate_expiry.push((rec.name.clone(), leaf.not_after.unix_timestamp()));
-            if !bound.contains(rec.name.as_str()) && !extra.contains(&rec.name.as_str()) {
+            if !wanted {
                 continue;
             }
+            let key = match self.unseal_key(rec) {
+                Ok(k) => k,
+                Err(e) => {
+                    broken_identities.insert(rec.name.clone(), e.message());
+                    continue;
+                }
+            };
             let merged = merged_pools.entry(rec.chain_der.as_slice()).or_insert_with(|| {
                 // Own chain first so the certificate's own intermediates win.
                 let mut own = Pool::default();
@@ -88,7 +107,7 @@ impl Control {
                     name: rec.name.clone(),
                     id: rec.id.clone(),
                     chain,
-                    key: self.unseal_key(rec)?,
+                    key,
                     not_before: leaf.not_before.unix_timestamp(),
                     not_after: leaf.not_after.unix_timestamp(),
                 },
@@ -99,6 +118,7 @@ impl Control {
             bindings: snap.bindings,
             services: snap.services,
             identities,
+            broken_identities,
             anchors,
             certificate_expiry,
             apps,
@@ -151,5 +171,20 @@ impl Control {
             }
         }
         Ok(inputs)
+    }
+}
+
+/// The gateway's view of the store.
+impl RouteSource for Control {
+    fn revision(&self) -> SourceFuture<'_, i64> {
+        Box::pin(async move { Control::revision(self).await.map_err(|e| e.message()) })
+    }
+
+    fn inputs(&self) -> SourceFuture<'_, RouteInputs> {
+        Box::pin(async move { self.route_inputs().await.map_err(|e| e.message()) })
+    }
+
+    fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<SourceEvent>> {
+        self.store.revision_events()
     }
 }

@@ -1,51 +1,39 @@
 //! Errors the gateway itself produces: a status, a `Certgate-Error: CODE` header and a short
-//! JSON body `{"error", "message", "hint"}`.
+//! JSON body `{"error", "message", "hint"}`. The status and the remedy come from the code.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
+use crate::model::{ErrorCode, Remedy};
 use crate::upstream::Body;
 
 #[derive(Debug, Clone)]
 pub struct GatewayError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
+    /// A remedy that knows more than the code's own (e.g. names the destination).
+    pub remedy: Option<Remedy>,
 }
 
 impl GatewayError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        GatewayError { code, message: message.into() }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        GatewayError { code, message: message.into(), remedy: None }
+    }
+
+    pub fn with_remedy(mut self, remedy: Remedy) -> Self {
+        self.remedy = Some(remedy);
+        self
     }
 
     pub fn status(&self) -> StatusCode {
-        match self.code {
-            "no-binding" | "not-granted" => StatusCode::FORBIDDEN,
-            "proxy-auth-required" => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            "bad-request" => StatusCode::BAD_REQUEST,
-            "upstream-timeout" => StatusCode::GATEWAY_TIMEOUT,
-            "connect-not-supported" => StatusCode::NOT_IMPLEMENTED,
-            "not-ready" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_GATEWAY,
-        }
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
     }
 
-    pub fn hint(&self) -> &'static str {
-        match self.code {
-            "proxy-auth-required" => "send Proxy-Authorization: Basic base64(APP:CREDENTIAL) (e.g. HTTP_PROXY=http://APP:CREDENTIAL@host:9780); create an app with: certgate app add NAME",
-            "not-granted" => "grant the certificate to the app: certgate app grant APP CERT",
-            "no-binding" => "bind the destination: certgate bind HOST CERT (or --no-cert to call it without a certificate)",
-            "bad-request" => "send proxy requests (set HTTP_PROXY=http://127.0.0.1:9780 and call http://partner/...) or use /svc/NAME/...",
-            "connect-not-supported" => "call http://partner/... through the proxy instead of https:// via CONNECT: certgate opens the TLS connection itself and adds the certificate; or use a named service /svc/NAME/...",
-            "client-certificate-expired" => "renew the certificate and run: certgate cert rotate NAME FILE",
-            "upstream-connect-failed" => "check that the partner is reachable from this host (name, firewall, port)",
-            "upstream-untrusted" => "trust the partner's CA: certgate trust add NAME CA-FILE, then bind with --trust ca:NAME",
-            "upstream-name-mismatch" => "call the partner by the name on its certificate, or bind with --sni NAME",
-            "upstream-rejected-certificate" => "the partner does not accept this client certificate: ask which CA it trusts, check the chain with certgate cert check NAME",
-            "upstream-timeout" => "the partner did not answer in time; the limits are in the [gateway] section of the config file",
-            "not-ready" => "the route table is not loaded yet: see /readyz on the admin listener",
-            _ => "see the gateway log for details",
-        }
+    /// The next step, as an operator reading the application's log needs it: words and the
+    /// command that does it.
+    pub fn hint(&self) -> String {
+        self.remedy.clone().unwrap_or_else(|| self.code.remedy()).for_cli()
     }
 
     pub fn response(&self) -> Response<Body> {
@@ -53,9 +41,9 @@ impl GatewayError {
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
         *resp.status_mut() = self.status();
         let headers = resp.headers_mut();
-        headers.insert("certgate-error", HeaderValue::from_static(self.code));
+        headers.insert("certgate-error", HeaderValue::from_static(self.code.as_str()));
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if self.code == "proxy-auth-required" {
+        if self.code == ErrorCode::ProxyAuthRequired {
             headers.insert(http::header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"certgate\""));
         }
         resp

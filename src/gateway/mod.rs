@@ -23,9 +23,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::control::Control;
-use crate::routes::{compile, CompileOptions, RouteTable};
-use crate::store::StoreEvent;
+use crate::model::ErrorCode;
+use crate::routes::{compile, CompileOptions, RouteSource, RouteTable, SourceEvent};
 
 use crate::telemetry as metrics;
 use crate::upstream::{Body, BoxError};
@@ -132,9 +131,9 @@ impl Gateway {
     }
 
     /// Compile and publish a new table from the store. On failure the previous table stays.
-    pub async fn reload(&self, control: &Control) -> Result<i64, String> {
+    pub async fn reload(&self, source: &dyn RouteSource) -> Result<i64, String> {
         let result = async {
-            let inputs = control.route_inputs().await.map_err(|e| e.message())?;
+            let inputs = source.inputs().await?;
             *self.store_revision.lock().unwrap_or_else(|p| p.into_inner()) = Some(inputs.revision);
             let previous = self.current();
             compile(inputs, previous.as_deref(), &self.options)
@@ -162,10 +161,10 @@ impl Gateway {
     /// at once when a shared store (PostgreSQL) announces a change, and every
     /// `reload_interval` regardless, so a missed announcement is caught by the next poll. While
     /// the store cannot be read the table in use stays, and the first good read catches up.
-    pub async fn watch(self: Arc<Self>, control: Arc<Control>) {
+    pub async fn watch(self: Arc<Self>, source: Arc<dyn RouteSource>) {
         let mut ticker = tokio::time::interval(self.settings.reload_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut events = control.store().revision_events();
+        let mut events = source.changes();
         metrics::store_up(true);
         loop {
             tokio::select! {
@@ -176,9 +175,9 @@ impl Gateway {
                         None => std::future::pending().await,
                     }
                 } => match event {
-                    Some(StoreEvent::Changed(revision)) => tracing::debug!(revision, "store change announced"),
-                    Some(StoreEvent::Listening) => tracing::debug!("listening for store change announcements"),
-                    Some(StoreEvent::Lost(e)) => {
+                    Some(SourceEvent::Changed(revision)) => tracing::debug!(revision, "store change announced"),
+                    Some(SourceEvent::Listening) => tracing::debug!("listening for store change announcements"),
+                    Some(SourceEvent::Lost(e)) => {
                         tracing::debug!("store change announcements interrupted ({e}); polling meanwhile");
                         continue;
                     }
@@ -188,13 +187,13 @@ impl Gateway {
                     }
                 },
             }
-            let Some(seen) = self.store_answered(control.revision().await.map_err(|e| e.message())) else {
+            let Some(seen) = self.store_answered(source.revision().await) else {
                 continue;
             };
             *self.store_revision.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
             let loaded = self.current().map(|t| t.revision);
             if loaded != Some(seen) || self.last_error().is_some() && loaded.is_none() {
-                let _ = self.reload(&control).await;
+                let _ = self.reload(source.as_ref()).await;
             }
         }
     }
@@ -202,7 +201,7 @@ impl Gateway {
     /// Handle one request from an application.
     pub async fn handle(&self, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
         let Some(table) = self.current() else {
-            return GatewayError::new("not-ready", "the route table has not been loaded yet").response();
+            return GatewayError::new(ErrorCode::NotReady, "the route table has not been loaded yet").response();
         };
         let timeout = self.settings.response_header_timeout;
         if table.apps.is_empty() {
@@ -210,7 +209,7 @@ impl Gateway {
                 return forward_as(&table, req, timeout, &Access::Trusted).await;
             }
             return GatewayError::new(
-                "proxy-auth-required",
+                ErrorCode::ProxyAuthRequired,
                 format!("{peer} is not a loopback caller, and no apps exist to authenticate it"),
             )
             .response();
@@ -218,7 +217,7 @@ impl Gateway {
         match authenticate_app(&table, req.headers()) {
             Ok((name, access)) => forward_as(&table, req, timeout, &Access::App(name, access)).await,
             Err(e) => {
-                metrics::request("(none)", "none", "-", e.code, std::time::Duration::ZERO);
+                metrics::request("(none)", "none", "-", e.code.as_str(), std::time::Duration::ZERO);
                 e.response()
             }
         }
@@ -231,7 +230,7 @@ fn authenticate_app<'t>(
     headers: &http::HeaderMap,
 ) -> Result<(&'t str, &'t crate::routes::AppAccess), GatewayError> {
     use base64::Engine;
-    let missing = |why: &str| GatewayError::new("proxy-auth-required", why.to_string());
+    let missing = |why: &str| GatewayError::new(ErrorCode::ProxyAuthRequired, why.to_string());
     let value = headers
         .get(http::header::PROXY_AUTHORIZATION)
         .ok_or_else(|| missing("this proxy requires an app credential (Proxy-Authorization: Basic)"))?
@@ -248,11 +247,11 @@ fn authenticate_app<'t>(
         .ok_or_else(|| missing("Proxy-Authorization is not valid base64"))?;
     let (name, credential) =
         decoded.split_once(':').ok_or_else(|| missing("Proxy-Authorization must hold app:credential"))?;
-    let hash = crate::control::secret_hash(credential);
+    let hash = crate::model::secret_hash(credential);
     // Compare with every app's hash so the time taken does not depend on which name was sent.
     let mut found = None;
     for (app, access) in &table.apps {
-        if crate::control::hashes_equal(&access.hash, &hash) && app == name {
+        if crate::model::hashes_equal(&access.hash, &hash) && app == name {
             found = Some((app.as_str(), access));
         }
     }

@@ -8,6 +8,7 @@ use http::header::{HeaderName, HOST};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
+use crate::model::ErrorCode;
 use crate::routes::{AppAccess, Route, RouteTable};
 use tracing::Instrument;
 
@@ -73,7 +74,7 @@ fn authority(host: &str, port: u16) -> String {
 pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, GatewayError> {
     if req.method() == Method::CONNECT {
         return Err(GatewayError::new(
-            "connect-not-supported",
+            ErrorCode::ConnectNotSupported,
             format!(
                 "CONNECT {} asks for an end-to-end TLS tunnel, which certgate cannot add a client certificate to",
                 req.uri()
@@ -84,20 +85,23 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
     let path_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     if let Some(scheme) = uri.scheme_str() {
         if scheme != "http" && scheme != "https" {
-            return Err(GatewayError::new("bad-request", format!("the scheme '{scheme}' is not http or https")));
+            return Err(GatewayError::new(
+                ErrorCode::BadRequest,
+                format!("the scheme '{scheme}' is not http or https"),
+            ));
         }
-        let host = uri.host().ok_or_else(|| GatewayError::new("bad-request", "the request URL has no host"))?;
+        let host = uri.host().ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "the request URL has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(443);
         let route = table.find(&host, port).ok_or_else(|| {
             GatewayError::new(
-                "no-binding",
+                ErrorCode::NoBinding,
                 format!("no binding for {} (nor for the host or a wildcard above it)", authority(&host, port)),
             )
         })?;
         let target: Uri = format!("https://{}{}", authority(&host, port), path_query)
             .parse()
-            .map_err(|e| GatewayError::new("bad-request", format!("cannot build the partner URL: {e}")))?;
+            .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}")))?;
         return Ok(Target { route: route.clone(), uri: target });
     }
     if let Some(rest) = path_query.strip_prefix("/svc/") {
@@ -107,13 +111,13 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
         };
         let svc = table.service(name).ok_or_else(|| {
             GatewayError::new(
-                "no-binding",
+                ErrorCode::NoBinding,
                 format!("there is no named service '{name}' (certgate service add {name} --url URL --cert CERT)"),
             )
         })?;
         let route = svc.route.as_ref().ok_or_else(|| {
             GatewayError::new(
-                "no-binding",
+                ErrorCode::NoBinding,
                 format!(
                     "named service '{name}' has no binding, and nothing is bound to its host {}",
                     svc.base.host_str().unwrap_or("")
@@ -135,11 +139,11 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
         let query = tail_query.map(|q| format!("?{q}")).unwrap_or_default();
         let target: Uri = format!("https://{}{}{}", authority(host, port), path, query)
             .parse()
-            .map_err(|e| GatewayError::new("bad-request", format!("cannot build the partner URL: {e}")))?;
+            .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}")))?;
         return Ok(Target { route: route.clone(), uri: target });
     }
     Err(GatewayError::new(
-        "bad-request",
+        ErrorCode::BadRequest,
         format!("'{path_query}' is neither a proxy request (absolute URL) nor a named service path (/svc/NAME/...)"),
     ))
 }
@@ -183,8 +187,8 @@ pub async fn forward_as(
 ) -> Response<Body> {
     let started = Instant::now();
     let fail = |destination: &str, certificate: &str, e: GatewayError| {
-        metrics::request(destination, certificate, access.label(), e.code, started.elapsed());
-        tracing::info!(code = e.code, app = access.label(), "{}", e.message);
+        metrics::request(destination, certificate, access.label(), e.code.as_str(), started.elapsed());
+        tracing::info!(code = e.code.as_str(), app = access.label(), "{}", e.message);
         e.response()
     };
     let target = match resolve(&req, table) {
@@ -197,7 +201,7 @@ pub async fn forward_as(
         Some(name) => {
             if !access.may_use(&name) {
                 let e = GatewayError::new(
-                    "not-granted",
+                    ErrorCode::NotGranted,
                     format!("app '{}' may not present certificate '{name}'", access.label()),
                 );
                 return fail(&target.route.destination, &name, e);
@@ -205,8 +209,10 @@ pub async fn forward_as(
             match table.with_certificate(&target.route, &name) {
                 Ok(r) => r,
                 Err(msg) => {
-                    let e =
-                        GatewayError::new("not-granted", format!("certificate '{name}' cannot be presented: {msg}"));
+                    let e = GatewayError::new(
+                        ErrorCode::NotGranted,
+                        format!("certificate '{name}' cannot be presented: {msg}"),
+                    );
                     return fail(&target.route.destination, &name, e);
                 }
             }
@@ -215,7 +221,7 @@ pub async fn forward_as(
             if let Some(cert) = &target.route.certificate {
                 if !access.may_use(&cert.name) {
                     let e = GatewayError::new(
-                        "not-granted",
+                        ErrorCode::NotGranted,
                         format!(
                             "{} is bound to certificate '{}', which app '{}' has no grant for",
                             target.route.destination,
@@ -247,18 +253,27 @@ async fn send(
     started: Instant,
 ) -> Response<Body> {
     let app = access.label();
+    if let Some(reason) = &route.unavailable {
+        let e = GatewayError::new(
+            ErrorCode::RouteUnavailable,
+            format!("the binding of {} cannot be used: {reason}", route.destination),
+        );
+        metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
+        tracing::warn!(code = e.code.as_str(), "{}", e.message);
+        return e.response();
+    }
     if let Some(cert) = &route.certificate {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if now > cert.not_after || now < cert.not_before {
             let e = GatewayError::new(
-                "client-certificate-expired",
+                ErrorCode::ClientCertificateExpired,
                 if now > cert.not_after {
                     format!("the client certificate '{}' bound to {} has expired", cert.name, route.destination)
                 } else {
                     format!("the client certificate '{}' bound to {} is not valid yet", cert.name, route.destination)
                 },
             );
-            metrics::request(&route.destination, route.certificate_label(), app, e.code, started.elapsed());
+            metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
             return e.response();
         }
     }
@@ -269,7 +284,7 @@ async fn send(
     let result = tokio::time::timeout(response_header_timeout, route.client.request(req)).await;
     let outcome = match result {
         Err(_) => Err(GatewayError::new(
-            "upstream-timeout",
+            ErrorCode::UpstreamTimeout,
             format!("{uri} did not answer within {} ms", response_header_timeout.as_millis()),
         )),
         Ok(Err(e)) => Err(upstream_error(&e, &uri, route)),
@@ -289,8 +304,8 @@ async fn send(
             Response::from_parts(parts, body.map_err(|e| Box::new(e) as crate::upstream::BoxError).boxed())
         }
         Err(e) => {
-            metrics::request(&route.destination, route.certificate_label(), app, e.code, started.elapsed());
-            tracing::warn!(code = e.code, "{}", e.message);
+            metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
+            tracing::warn!(code = e.code.as_str(), "{}", e.message);
             e.response()
         }
     }
@@ -307,7 +322,7 @@ fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri, route: &Rout
     if let Some(f) = tls::classify(e).or_else(|| route.failures.recent(Duration::from_secs(5))) {
         return GatewayError::new(f.code, f.message);
     }
-    GatewayError::new("upstream-connect-failed", format!("the exchange with {uri} failed: {}", error_chain(e)))
+    GatewayError::new(ErrorCode::UpstreamConnectFailed, format!("the exchange with {uri} failed: {}", error_chain(e)))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -4,7 +4,11 @@
 //! module.
 
 mod destination;
+mod error;
+mod secret;
 mod trust;
 
 pub use destination::{normalize_host, Destination, Parsed};
+pub use error::{Action, ErrorCode, Remedy};
+pub use secret::{hashes_equal, secret_hash};
 pub use trust::{Pin, TrustPolicy};

@@ -34,6 +34,9 @@ pub struct RouteInputs {
     pub services: Vec<ServiceRecord>,
     /// Only the certificates that bindings refer to.
     pub identities: HashMap<String, RouteIdentity>,
+    /// Certificates that bindings refer to but that could not be prepared (e.g. a sealed key
+    /// that does not open), with the reason: only the routes that present them are unavailable.
+    pub broken_identities: HashMap<String, String>,
     pub anchors: HashMap<String, Vec<Vec<u8>>>,
     pub certificate_expiry: Vec<(String, i64)>,
     /// Calling applications: name -> (credential hash, certificates granted).
@@ -135,12 +138,18 @@ fn compile_routes(
         ..RouteTable::default()
     };
     for b in &inputs.bindings {
-        let dest =
-            Destination::parse(&b.destination).map_err(|e| format!("binding '{}': {e}", b.destination))?.destination;
+        let dest = match Destination::parse(&b.destination) {
+            Ok(p) => p.destination,
+            Err(e) => {
+                // Not reachable by any request: say so, and compile the rest.
+                table.unavailable.push((b.destination.clone(), format!("binding '{}': {e}", b.destination)));
+                continue;
+            }
+        };
         if matches!(dest, Destination::Service(_)) {
             continue; // compiled with its service below
         }
-        let route = c.route(b)?;
+        let route = c.route_or_unavailable(b, &mut table.unavailable);
         match dest {
             Destination::HostPort(h, p) => {
                 table.exact_port.entry(p).or_default().insert(h, route);
@@ -164,14 +173,22 @@ fn compile_routes(
             created_at: 0,
             updated_at: 0,
         };
-        table.unbound = Some(c.route(&unbound)?);
+        table.unbound = Some(c.route_or_unavailable(&unbound, &mut table.unavailable));
     }
     for svc in &inputs.services {
-        let base =
-            url::Url::parse(&svc.url).map_err(|e| format!("service '{}': bad URL {}: {e}", svc.name, svc.url))?;
+        let base = match url::Url::parse(&svc.url) {
+            Ok(u) => u,
+            Err(e) => {
+                table.unavailable.push((
+                    format!("service:{}", svc.name),
+                    format!("service '{}': bad URL {}: {e}", svc.name, svc.url),
+                ));
+                continue;
+            }
+        };
         let key = format!("service:{}", svc.name);
         let route = match inputs.bindings.iter().find(|b| b.destination == key) {
-            Some(b) => Some(c.route(b)?),
+            Some(b) => Some(c.route_or_unavailable(b, &mut table.unavailable)),
             None => {
                 let host = base.host_str().unwrap_or_default();
                 table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
@@ -184,6 +201,33 @@ fn compile_routes(
 }
 
 impl Compiler<'_> {
+    /// The binding's route, or when it cannot be built a route that answers every request with
+    /// `route-unavailable` and the reason; the rest of the table is unaffected.
+    fn route_or_unavailable(&mut self, b: &BindingRecord, unavailable: &mut Vec<(String, String)>) -> Arc<Route> {
+        match self.route(b) {
+            Ok(r) => r,
+            Err(reason) => {
+                tracing::error!(destination = %b.destination, "route unavailable: {reason}");
+                unavailable.push((b.destination.clone(), reason.clone()));
+                let failures = Arc::new(upstream::LastFailure::default());
+                let engine = Arc::new(upstream::Unavailable(reason.clone()));
+                let connector = Connector::new(engine, None, self.options.settings.clone(), failures.clone());
+                let certificate = b.certificate.as_deref().unwrap_or("none");
+                Arc::new(Route {
+                    binding: b.clone(),
+                    destination: b.destination.clone(),
+                    certificate: None,
+                    trust: b.trust.clone(),
+                    client: upstream::client(connector, &self.options.settings),
+                    ok_requests: crate::telemetry::ok_counter(&b.destination, certificate),
+                    failures,
+                    fingerprint: format!("{}|unavailable|{reason}", b.destination),
+                    unavailable: Some(reason),
+                })
+            }
+        }
+    }
+
     fn trust(&mut self, text: &str) -> Result<Arc<TrustInputs>, String> {
         if let Some(t) = self.memo.trusts.get(text) {
             return Ok(t.clone());
@@ -210,6 +254,13 @@ impl Compiler<'_> {
         let trust_inputs = self.trust(&b.trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
         let trust = &trust_inputs.policy;
         let inputs = self.inputs;
+        if let Some(why) = b.certificate.as_ref().and_then(|n| inputs.broken_identities.get(n)) {
+            return Err(format!(
+                "binding '{}': certificate '{}' cannot be used: {why}",
+                b.destination,
+                b.certificate.as_deref().unwrap_or_default()
+            ));
+        }
         let identity = match &b.certificate {
             Some(name) => Some(
                 inputs
@@ -292,7 +343,8 @@ impl Compiler<'_> {
             }
         };
         let failures = Arc::new(upstream::LastFailure::default());
-        let connector = Connector::new(config, b.sni.clone(), self.options.settings.clone(), failures.clone());
+        let engine = Arc::new(upstream::RustlsEngine::new(config));
+        let connector = Connector::new(engine, b.sni.clone(), self.options.settings.clone(), failures.clone());
         Ok(Arc::new(Route {
             binding: b.clone(),
             destination: b.destination.clone(),
@@ -307,6 +359,7 @@ impl Compiler<'_> {
             client: upstream::client(connector, &self.options.settings),
             failures,
             fingerprint,
+            unavailable: None,
         }))
     }
 

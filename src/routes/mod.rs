@@ -2,9 +2,11 @@
 //! bindings, with their TLS client configs and upstream pools built once when it is published.
 
 mod compile;
+mod source;
 mod table;
 
 pub use crate::model::{normalize_host, Destination, Parsed};
 pub use crate::model::{Pin, TrustPolicy};
 pub use compile::{compile, AppAccess, CompileOptions, RouteIdentity, RouteInputs};
+pub use source::{RouteSource, SourceEvent, SourceFuture};
 pub use table::{Route, RouteCertificate, RouteTable, ServiceRoute};

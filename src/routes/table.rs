@@ -35,6 +35,9 @@ pub struct Route {
     pub failures: Arc<LastFailure>,
     /// Everything the route was compiled from; equal fingerprints reuse the route (and its pool).
     pub(crate) fingerprint: String,
+    /// Set when the binding could not be compiled: requests get `route-unavailable` with this
+    /// reason, and every other route keeps working.
+    pub unavailable: Option<String>,
 }
 
 impl Route {
@@ -60,6 +63,8 @@ pub struct RouteTable {
     pub(crate) wildcard: HashMap<String, Arc<Route>>,
     pub(crate) services: HashMap<String, ServiceRoute>,
     pub(crate) unbound: Option<Arc<Route>>,
+    /// Bindings and services that could not be compiled: (destination, reason).
+    pub unavailable: Vec<(String, String)>,
     /// One TLS session store per certificate id (`""` for no certificate), kept across tables.
     pub(crate) sessions: HashMap<String, Arc<dyn ClientSessionStore>>,
     /// Every certificate in the store with its expiry (unix seconds), for metrics.

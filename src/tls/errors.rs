@@ -5,10 +5,11 @@ use std::error::Error as StdError;
 use rustls::{AlertDescription, CertificateError};
 
 use super::verifier::UpstreamCertError;
+use crate::model::ErrorCode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamFailure {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -40,25 +41,25 @@ fn from_rustls(e: &rustls::Error) -> UpstreamFailure {
             match o.0.downcast_ref::<UpstreamCertError>() {
                 Some(u) => UpstreamFailure { code: u.code, message: u.message.clone() },
                 None => UpstreamFailure {
-                    code: "upstream-untrusted",
+                    code: ErrorCode::UpstreamUntrusted,
                     message: format!("the partner's certificate was refused: {o}"),
                 },
             }
         }
         rustls::Error::InvalidCertificate(c) => UpstreamFailure {
-            code: "upstream-untrusted",
+            code: ErrorCode::UpstreamUntrusted,
             message: format!("the partner's certificate was refused: {c:?}"),
         },
         rustls::Error::AlertReceived(alert) if rejects_client_certificate(*alert) => UpstreamFailure {
-            code: "upstream-rejected-certificate",
+            code: ErrorCode::UpstreamRejectedCertificate,
             message: format!("the partner refused the client certificate with the TLS alert {}", alert_name(*alert)),
         },
         rustls::Error::AlertReceived(alert) => UpstreamFailure {
-            code: "upstream-connect-failed",
+            code: ErrorCode::UpstreamConnectFailed,
             message: format!("the partner ended the TLS handshake with the alert {}", alert_name(*alert)),
         },
         other => UpstreamFailure {
-            code: "upstream-connect-failed",
+            code: ErrorCode::UpstreamConnectFailed,
             message: format!("TLS with the partner failed: {other}"),
         },
     }

@@ -9,13 +9,13 @@ use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::model::Pin;
+use crate::model::{ErrorCode, Pin};
 use crate::pki::facts;
 
 /// A partner certificate problem, with the gateway error code it maps to.
 #[derive(Debug)]
 pub struct UpstreamCertError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -35,7 +35,7 @@ pub struct PartnerVerifier {
     provider: Arc<CryptoProvider>,
 }
 
-fn fail(code: &'static str, message: String) -> Error {
+fn fail(code: ErrorCode, message: String) -> Error {
     Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(UpstreamCertError { code, message }))))
 }
 
@@ -91,7 +91,7 @@ impl PartnerVerifier {
                 }
                 let missing = top.map(|t| t.issuer).unwrap_or_default();
                 fail(
-                    "upstream-untrusted",
+                    ErrorCode::UpstreamUntrusted,
                     format!(
                         "the partner's certificate chain ({}) ends at issuer '{missing}', which trust policy '{}' does not contain",
                         names.join(" <- "),
@@ -102,19 +102,21 @@ impl PartnerVerifier {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 let alt = ee.map(|f| f.alt_names.join(", ")).unwrap_or_default();
                 fail(
-                    "upstream-name-mismatch",
+                    ErrorCode::UpstreamNameMismatch,
                     format!("the partner's certificate is for [{alt}], not '{}'", name.to_str()),
                 )
             }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                fail("upstream-untrusted", format!("the partner's certificate '{subject}' (or its chain) has expired"))
-            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => fail(
+                ErrorCode::UpstreamUntrusted,
+                format!("the partner's certificate '{subject}' (or its chain) has expired"),
+            ),
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                fail("upstream-untrusted", format!("the partner's certificate '{subject}' is not valid yet"))
+                fail(ErrorCode::UpstreamUntrusted, format!("the partner's certificate '{subject}' is not valid yet"))
             }
-            other => {
-                fail("upstream-untrusted", format!("the partner's certificate '{subject}' was refused: {other:?}"))
-            }
+            other => fail(
+                ErrorCode::UpstreamUntrusted,
+                format!("the partner's certificate '{subject}' was refused: {other:?}"),
+            ),
         }
     }
 }
@@ -130,7 +132,7 @@ impl ServerCertVerifier for PartnerVerifier {
     ) -> Result<ServerCertVerified, Error> {
         let Some(inner) = &self.inner else {
             return Err(fail(
-                "upstream-untrusted",
+                ErrorCode::UpstreamUntrusted,
                 format!("trust policy '{}' holds no CA certificates, so no partner can be verified", self.trust_label),
             ));
         };
@@ -140,11 +142,11 @@ impl ServerCertVerifier for PartnerVerifier {
         if !self.pins.is_empty() {
             let spki = x509_parser::parse_x509_certificate(end_entity)
                 .map(|(_, c)| c.public_key().raw.to_vec())
-                .map_err(|_| fail("upstream-untrusted", "the partner's certificate cannot be read".into()))?;
+                .map_err(|_| fail(ErrorCode::UpstreamUntrusted, "the partner's certificate cannot be read".into()))?;
             let pin = Pin::of_spki(&spki);
             if !self.pins.contains(&pin) {
                 return Err(fail(
-                    "upstream-untrusted",
+                    ErrorCode::UpstreamUntrusted,
                     format!("the partner's public key ({pin}) matches none of the binding's pins"),
                 ));
             }

@@ -1,6 +1,15 @@
-//! The upstream side: a connector that opens TCP + TLS with one route's ready-built client
-//! config, and a pooled hyper client per route (so connections are never shared across
-//! certificates or trust policies). HTTP/2 is used when the partner picks it by ALPN.
+//! The upstream side, below routes: connection making and pooling towards partners. A
+//! [`Connector`] opens TCP and hands the socket to a [`TlsEngine`], which yields a TLS stream
+//! without naming its TLS library; a pooled hyper client per route sits on top (so connections are
+//! never shared across certificates or trust policies). HTTP/2 is used when the partner picks it
+//! by ALPN. A second TLS engine (or a plain TCP tunnel) is another `TlsEngine`, not an edit of
+//! route compilation.
+
+mod engine;
+mod rustls_engine;
+
+pub use engine::{HandshakeError, HandshakeFuture, Handshaken, TlsEngine, TlsIo, Unavailable};
+pub use rustls_engine::RustlsEngine;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,11 +25,7 @@ use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 
 use crate::tls;
 
@@ -53,7 +58,7 @@ impl Default for UpstreamSettings {
 /// Why a connection to the partner could not be made, with the gateway error code.
 #[derive(Debug)]
 pub struct ConnectError {
-    pub code: &'static str,
+    pub code: crate::model::ErrorCode,
     pub message: String,
 }
 
@@ -85,7 +90,8 @@ impl LastFailure {
 
 /// A TLS connection to a partner, as hyper wants it.
 pub struct UpstreamIo {
-    io: TokioIo<TlsStream<TcpStream>>,
+    io: TokioIo<Box<dyn TlsIo>>,
+    engine: Arc<dyn TlsEngine>,
     h2: bool,
     failures: Arc<LastFailure>,
     /// A write error held back until the partner's closing alert (if any) has been read.
@@ -112,7 +118,7 @@ impl hyper::rt::Read for UpstreamIo {
         let this = self.get_mut();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
         if let Poll::Ready(Err(e)) = &result {
-            if let Some(f) = tls::classify(e) {
+            if let Some(f) = this.engine.classify(e) {
                 this.failures.record(f);
             }
         }
@@ -135,7 +141,7 @@ impl UpstreamIo {
             let mut buf = tokio::io::ReadBuf::new(&mut scratch);
             match Pin::new(self.io.inner_mut()).poll_read(cx, &mut buf) {
                 Poll::Ready(Err(e)) => {
-                    if let Some(f) = tls::classify(&e) {
+                    if let Some(f) = self.engine.classify(&e) {
                         self.failures.record(f);
                     }
                     break;
@@ -206,32 +212,28 @@ impl hyper::rt::Write for UpstreamIo {
     }
 }
 
+/// Opens connections for one route: TCP to the partner, then the route's TLS engine.
 #[derive(Clone)]
 pub struct Connector {
-    tls: TlsConnector,
+    engine: Arc<dyn TlsEngine>,
     /// `--sni`: the name sent and verified instead of the request's host.
-    sni: Option<ServerName<'static>>,
+    sni: Option<String>,
     settings: Arc<UpstreamSettings>,
     failures: Arc<LastFailure>,
 }
 
 impl Connector {
     pub fn new(
-        config: Arc<ClientConfig>,
+        engine: Arc<dyn TlsEngine>,
         sni: Option<String>,
         settings: Arc<UpstreamSettings>,
         failures: Arc<LastFailure>,
     ) -> Self {
-        Connector {
-            tls: TlsConnector::from(config),
-            sni: sni.and_then(|s| ServerName::try_from(s).ok()),
-            settings,
-            failures,
-        }
+        Connector { engine, sni, settings, failures }
     }
 }
 
-fn connect_error(code: &'static str, message: String) -> BoxError {
+fn connect_error(code: crate::model::ErrorCode, message: String) -> BoxError {
     Box::new(ConnectError { code, message })
 }
 
@@ -250,21 +252,29 @@ impl tower::Service<Uri> for Connector {
             let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
             let port = uri.port_u16().unwrap_or(443);
             let settings = &this.settings;
-            let addrs: Vec<SocketAddr> =
-                match settings.resolve.get(&host) {
-                    Some(ip) => vec![SocketAddr::new(*ip, port)],
-                    None => match host.parse::<IpAddr>() {
-                        Ok(ip) => vec![SocketAddr::new(ip, port)],
-                        Err(_) => tokio::time::timeout(
-                            settings.connect_timeout,
-                            tokio::net::lookup_host((host.as_str(), port)),
-                        )
-                        .await
-                        .map_err(|_| connect_error("upstream-connect-failed", format!("resolving {host} timed out")))?
-                        .map_err(|e| connect_error("upstream-connect-failed", format!("cannot resolve {host}: {e}")))?
-                        .collect(),
-                    },
-                };
+            let addrs: Vec<SocketAddr> = match settings.resolve.get(&host) {
+                Some(ip) => vec![SocketAddr::new(*ip, port)],
+                None => match host.parse::<IpAddr>() {
+                    Ok(ip) => vec![SocketAddr::new(ip, port)],
+                    Err(_) => {
+                        tokio::time::timeout(settings.connect_timeout, tokio::net::lookup_host((host.as_str(), port)))
+                            .await
+                            .map_err(|_| {
+                                connect_error(
+                                    crate::model::ErrorCode::UpstreamConnectFailed,
+                                    format!("resolving {host} timed out"),
+                                )
+                            })?
+                            .map_err(|e| {
+                                connect_error(
+                                    crate::model::ErrorCode::UpstreamConnectFailed,
+                                    format!("cannot resolve {host}: {e}"),
+                                )
+                            })?
+                            .collect()
+                    }
+                },
+            };
             let mut last = None;
             let mut tcp = None;
             for addr in addrs {
@@ -283,38 +293,40 @@ impl tower::Service<Uri> for Connector {
                 }
             }
             let tcp = tcp.ok_or_else(|| {
-                connect_error("upstream-connect-failed", last.unwrap_or_else(|| format!("{host} has no address")))
+                connect_error(
+                    crate::model::ErrorCode::UpstreamConnectFailed,
+                    last.unwrap_or_else(|| format!("{host} has no address")),
+                )
             })?;
             let _ = tcp.set_nodelay(true);
-            let name = match &this.sni {
-                Some(n) => n.clone(),
-                None => ServerName::try_from(host.clone())
-                    .map_err(|_| connect_error("bad-request", format!("'{host}' is not a valid server name")))?,
-            };
+            let name = this.sni.as_deref().unwrap_or(&host);
             let started = Instant::now();
-            let stream = tokio::time::timeout(settings.handshake_timeout, this.tls.connect(name, tcp))
+            let done = tokio::time::timeout(settings.handshake_timeout, this.engine.handshake(tcp, name))
                 .await
                 .map_err(|_| {
                     connect_error(
-                        "upstream-timeout",
+                        crate::model::ErrorCode::UpstreamTimeout,
                         format!(
                             "the TLS handshake with {host}:{port} took longer than {} ms",
                             settings.handshake_timeout.as_millis()
                         ),
                     )
                 })?
-                .map_err(|e| {
-                    let f = tls::classify(&e).unwrap_or(tls::UpstreamFailure {
-                        code: "upstream-connect-failed",
-                        message: format!("the TLS handshake with {host}:{port} failed: {e}"),
-                    });
-                    connect_error(f.code, f.message)
+                .map_err(|e| match e {
+                    HandshakeError::Partner(f) => connect_error(f.code, f.message),
+                    HandshakeError::Other(e) => connect_error(
+                        crate::model::ErrorCode::UpstreamConnectFailed,
+                        format!("the TLS handshake with {host}:{port} failed: {e}"),
+                    ),
                 })?;
-            let (_, conn) = stream.get_ref();
-            let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-            let h2 = conn.alpn_protocol() == Some(b"h2");
-            crate::telemetry::handshake(resumed, started.elapsed());
-            Ok(UpstreamIo { io: TokioIo::new(stream), h2, failures: this.failures.clone(), deferred: None })
+            crate::telemetry::handshake(done.resumed, started.elapsed());
+            Ok(UpstreamIo {
+                io: TokioIo::new(done.io),
+                engine: this.engine.clone(),
+                h2: done.h2,
+                failures: this.failures.clone(),
+                deferred: None,
+            })
         })
     }
 }
