@@ -4,7 +4,7 @@
 //! * Integrity: the HMAC MacData (SHA-1/224/256/384/512, key from the PKCS#12 KDF with ID 3)
 //!   or PBMAC1 (RFC 9579, PBKDF2 + HMAC, as OpenSSL 3.4+ writes with `-pbmac1_pbkdf2`).
 //!   Public-key integrity mode (signedData) is refused as unsupported.
-//! * Privacy: `data` and `encryptedData` (PKCS#12 PBES1 or PBES2, see `pbe.rs`) authSafe
+//! * Privacy: `data` and `encryptedData` (PKCS#12 PBES1 or PBES2, see `pbe/schemes.rs`) authSafe
 //!   parts; `envelopedData` (public-key privacy mode) is refused as unsupported.
 //! * Bags: keyBag, pkcs8ShroudedKeyBag, certBag (x509Certificate; sdsiCertificate ignored),
 //!   safeContentsBag (nested, depth-limited); crlBag, secretBag and unknown bags are ignored.
@@ -23,7 +23,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::pbe::asn1::{self, tag, Tlv};
+use super::pbe::ber::{self, tag, Tlv};
 use super::pbe::{
     self, hmac_verify, oids, pbkdf2_hmac, pkcs12_kdf, EncryptionScheme, HashAlg, KdfCost, KdfPurpose, PasswordForms,
     PbeError, WorkBudget,
@@ -67,7 +67,7 @@ impl fmt::Debug for Pkcs12Contents {
 /// (the authSafe ContentInfo).
 pub fn looks_like_pkcs12(data: &[u8]) -> bool {
     // Only the headers are looked at; a definite-length outer value is not walked.
-    let sniff = || -> Result<bool, asn1::Error> {
+    let sniff = || -> Result<bool, ber::Error> {
         if data.first() != Some(&tag::SEQUENCE) {
             return Ok(false);
         }
@@ -107,7 +107,7 @@ pub fn read_with_budget(
         ));
     }
     let whole = "the PKCS#12 file";
-    let (pfx, rest) = asn1::parse(data).map_err(|e| e.refusal(whole))?;
+    let (pfx, rest) = ber::parse(data).map_err(|e| e.refusal(whole))?;
     if !rest.is_empty() {
         return Err(Refusal::malformed(format!(
             "{} bytes of unexpected data follow the PKCS#12 structure",
@@ -239,7 +239,7 @@ enum Part<'a> {
 /// AuthenticatedSafe ::= SEQUENCE OF ContentInfo
 fn authenticated_safe(bytes: &[u8]) -> Result<Vec<Part<'_>>, Refusal> {
     let what = "the PKCS#12 contents (AuthenticatedSafe)";
-    let (tlv, rest) = asn1::parse(bytes).map_err(|e| e.refusal(what))?;
+    let (tlv, rest) = ber::parse(bytes).map_err(|e| e.refusal(what))?;
     if !rest.is_empty() {
         return Err(Refusal::malformed(format!("{what} has {} bytes of trailing data", rest.len())));
     }
@@ -296,8 +296,8 @@ fn encrypted_data(content: Option<Tlv<'_>>) -> Result<Part<'_>, Refusal> {
 
 /// A plaintext that parses as SafeContents: one SEQUENCE of SEQUENCEs starting with an OID.
 fn is_safe_contents(plain: &[u8]) -> bool {
-    let check = || -> Result<bool, asn1::Error> {
-        let (tlv, rest) = asn1::parse(plain)?;
+    let check = || -> Result<bool, ber::Error> {
+        let (tlv, rest) = ber::parse(plain)?;
         if !rest.is_empty() || tlv.tag != tag::SEQUENCE {
             return Ok(false);
         }
@@ -470,7 +470,7 @@ const BAGS: &str = "a bag in the PKCS#12 file";
 
 fn safe_bags<'a>(bytes: &'a [u8]) -> Result<Vec<SafeBag<'a>>, Refusal> {
     let what = "the PKCS#12 bags (SafeContents)";
-    let (tlv, rest) = asn1::parse(bytes).map_err(|e| e.refusal(what))?;
+    let (tlv, rest) = ber::parse(bytes).map_err(|e| e.refusal(what))?;
     if !rest.is_empty() {
         return Err(Refusal::malformed(format!("{what} have {} bytes of trailing data", rest.len())));
     }
@@ -648,7 +648,7 @@ fn cert_bag(value: Tlv<'_>) -> Result<Option<Vec<u8>>, Refusal> {
         return Err(Refusal::malformed(format!("{what} does not hold an OCTET STRING")));
     }
     let der = octets.octets().map_err(|e| e.refusal(what))?;
-    let is_one_sequence = matches!(asn1::parse(&der), Ok((tlv, rest)) if rest.is_empty() && tlv.tag == tag::SEQUENCE);
+    let is_one_sequence = matches!(ber::parse(&der), Ok((tlv, rest)) if rest.is_empty() && tlv.tag == tag::SEQUENCE);
     if !is_one_sequence {
         return Err(Refusal::malformed(format!("{what} does not hold a DER certificate")));
     }

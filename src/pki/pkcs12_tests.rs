@@ -1,4 +1,4 @@
-//! Tests of the PKCS#12 reader and of pbe.rs on real files. The fixtures (and the commands that
+//! Tests of the PKCS#12 reader and of pbe/ on real files. The fixtures (and the commands that
 //! made them) are in tests/fixtures/pkcs12/ (see its README.md).
 
 use super::*;
@@ -24,12 +24,12 @@ fn pw(s: &str) -> Password {
 /// The private scalar of an EC PKCS#8 key (PrivateKeyInfo -> ECPrivateKey -> privateKey), so
 /// keys re-encoded by another tool still compare equal.
 fn ec_scalar(pkcs8: &[u8]) -> Vec<u8> {
-    let (pki, _) = asn1::parse(pkcs8).unwrap();
+    let (pki, _) = ber::parse(pkcs8).unwrap();
     let mut r = pki.sequence().unwrap();
     r.next().unwrap();
     r.next().unwrap();
     let octets = r.expect(tag::OCTET_STRING, "privateKey").unwrap();
-    let (ec, _) = asn1::parse(octets.content).unwrap();
+    let (ec, _) = ber::parse(octets.content).unwrap();
     let mut e = ec.sequence().unwrap();
     e.next().unwrap();
     e.expect(tag::OCTET_STRING, "scalar").unwrap().content.to_vec()
@@ -119,7 +119,7 @@ fn forms() -> [PasswordForms; 2] {
 
 /// Which empty-password encodings verify the file's MAC.
 fn mac_forms(data: &[u8]) -> Vec<&'static str> {
-    let (pfx, _) = asn1::parse(data).unwrap();
+    let (pfx, _) = ber::parse(data).unwrap();
     let mut r = pfx.sequence().unwrap();
     r.next().unwrap();
     let auth = r.next().unwrap();
@@ -131,7 +131,7 @@ fn mac_forms(data: &[u8]) -> Vec<&'static str> {
 
 /// Which empty-password encodings decrypt the file's first shrouded key.
 fn key_forms(data: &[u8]) -> Vec<&'static str> {
-    let (pfx, _) = asn1::parse(data).unwrap();
+    let (pfx, _) = ber::parse(data).unwrap();
     let mut r = pfx.sequence().unwrap();
     r.next().unwrap();
     let (_, content) = content_info(r.next().unwrap(), "authSafe").unwrap();
