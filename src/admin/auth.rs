@@ -1,72 +1,17 @@
 //! Who is calling the admin API: a bearer token, or the console's session cookie with its CSRF
 //! token. Tokens are checked against their stored hashes in constant time (see control::access).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::Method;
-use base64::Engine;
 
 use crate::control::{hashes_equal, Principal, Role};
 
-use super::api::ApiError;
-use super::AdminState;
-
-pub const SESSION_COOKIE: &str = "certgate_session";
-pub const CSRF_HEADER: &str = "x-csrf-token";
-const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
-
-#[derive(Clone)]
-pub struct Session {
-    pub principal: Principal,
-    pub csrf: String,
-    created: Instant,
-}
-
-/// Console sessions, in memory (a restart signs everyone out).
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
-
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-impl Sessions {
-    pub fn create(&self, principal: Principal) -> (String, Session) {
-        let id = random_id();
-        let session = Session { principal, csrf: random_id(), created: Instant::now() };
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, s| s.created.elapsed() < SESSION_TTL);
-        map.insert(id.clone(), session.clone());
-        (id, session)
-    }
-
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).filter(|s| s.created.elapsed() < SESSION_TTL).cloned()
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-    }
-}
-
-pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
+use super::error::ApiError;
+use super::session::{cookie, CSRF_HEADER, SESSION_COOKIE};
+use super::state::AdminState;
 
 /// An authenticated caller of the API.
 pub struct Caller(pub Principal);

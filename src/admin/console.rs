@@ -11,9 +11,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api::ApiError;
-use super::auth::{cookie, SESSION_COOKIE};
-use super::AdminState;
+use super::error::ApiError;
+use super::session::{cookie, SESSION_COOKIE};
+use super::state::AdminState;
 
 const INDEX_HTML: &str = include_str!("console/index.html");
 const APP_JS: &str = include_str!("console/app.js");

@@ -19,31 +19,29 @@
 //!
 //! Authentication: `Authorization: Bearer TOKEN`, or the console's session cookie
 //! (HttpOnly, SameSite=Strict) plus an `X-CSRF-Token` header on every change.
+//!
+//! Files: `api/` (one file per noun; `api/mod.rs` is the router), `auth` (who is calling),
+//! `session` (console sessions), `error` (`ApiError`, the only place `ControlError` becomes HTTP),
+//! `extract` (bodies, query parameters, uploads), `state`, `console`, `health`. Imports only go
+//! down: `api` → `auth` → `session`/`state`/`error`; `extract` → `error`; nothing imports `api`.
 
 mod api;
 mod auth;
 mod console;
+mod error;
+mod extract;
 mod health;
+mod session;
+mod state;
 
-pub use auth::Sessions;
+pub use session::Sessions;
+pub use state::AdminState;
 
 use std::sync::Arc;
 
 use axum::Router;
 
 use crate::control::Control;
-use crate::gateway::Gateway;
-
-/// What every admin handler can reach.
-pub struct AdminState {
-    pub control: Arc<Control>,
-    pub gateway: Arc<Gateway>,
-    pub sessions: Sessions,
-    /// Whether the listener serves HTTPS (the session cookie is then marked Secure).
-    pub https: bool,
-    /// The proxy listener's address, for the console's HTTP_PROXY examples.
-    pub proxy_addr: String,
-}
 
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
