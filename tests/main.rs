@@ -11,6 +11,7 @@ mod gateway;
 mod gateway_apps;
 mod import;
 mod interop;
+mod layers;
 mod outage;
 mod store;
 mod store_copy;

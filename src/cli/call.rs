@@ -74,9 +74,8 @@ pub async fn run(args: CallArgs, settings: &Settings) -> Result<u8, ControlError
     let inputs = inputs?;
     let cfg = &settings.gateway;
     let options = CompileOptions { settings: std::sync::Arc::new(cfg.upstream()), allow_unbound: cfg.allow_unbound };
-    let table = compile(inputs, None, &options).map_err(|e| {
-        ControlError::Store(crate::store::StoreError::Unavailable(format!("the route table cannot be built: {e}")))
-    })?;
+    let table = compile(inputs, None, &options)
+        .map_err(|e| ControlError::unavailable(format!("the route table cannot be built: {e}")))?;
     let resp = gateway::forward(&table, req, cfg.gateway().response_header_timeout).await;
     if let Some(code) = resp.headers().get("certgate-error").and_then(|v| v.to_str().ok()).map(str::to_string) {
         let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();

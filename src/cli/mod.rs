@@ -17,8 +17,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::control::StoreUrl;
 use crate::control::{Control, ControlError, MasterKeySource, OpenOptions, Redacted};
-use crate::store::StoreUrl;
 
 pub use output::Failure;
 

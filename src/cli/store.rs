@@ -3,8 +3,8 @@
 
 use clap::{Args, Subcommand};
 
+use crate::control::StoreUrl;
 use crate::control::{copy_store, ControlError, CopyOptions, CopyReport};
-use crate::store::StoreUrl;
 
 use super::{os_user, output, Settings};
 

@@ -105,6 +105,11 @@ impl ControlError {
         }
     }
 
+    /// The store (or what is built from it) cannot be used right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ControlError::Store(StoreError::Unavailable(message.into()))
+    }
+
     pub fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
         ControlError::Usage { code, message: message.into(), hint: hint.into() }
     }

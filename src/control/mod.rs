@@ -12,6 +12,7 @@ mod routes;
 mod trust;
 pub mod views;
 
+pub use crate::store::StoreUrl;
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
 pub use bindings::{BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};

@@ -7,56 +7,13 @@ use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 
-use crate::pki::PrivateKey;
-use crate::store::{BindingRecord, ServiceRecord};
+use crate::store::BindingRecord;
 use crate::tls;
-use crate::upstream::{self, Connector, UpstreamSettings};
+use crate::upstream::{self, Connector};
 
+use super::inputs::{CompileOptions, RouteIdentity, RouteInputs};
 use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
 use crate::model::{Destination, Pin, TrustPolicy};
-
-/// A certificate as a route presents it: leaf + intermediates to send, and the unsealed key.
-pub struct RouteIdentity {
-    pub name: String,
-    pub id: String,
-    /// Leaf first, then the intermediates (never the root).
-    pub chain: Vec<Vec<u8>>,
-    pub key: PrivateKey,
-    pub not_before: i64,
-    pub not_after: i64,
-}
-
-/// Everything a table is compiled from, read from the store in one snapshot.
-#[derive(Default)]
-pub struct RouteInputs {
-    pub revision: i64,
-    pub bindings: Vec<BindingRecord>,
-    pub services: Vec<ServiceRecord>,
-    /// Only the certificates that bindings refer to.
-    pub identities: HashMap<String, RouteIdentity>,
-    /// Certificates that bindings refer to but that could not be prepared (e.g. a sealed key
-    /// that does not open), with the reason: only the routes that present them are unavailable.
-    pub broken_identities: HashMap<String, String>,
-    pub anchors: HashMap<String, Vec<Vec<u8>>>,
-    pub certificate_expiry: Vec<(String, i64)>,
-    /// Calling applications: name -> (credential hash, certificates granted).
-    pub apps: HashMap<String, AppAccess>,
-}
-
-/// What the gateway knows of one calling application.
-#[derive(Clone, Debug, Default)]
-pub struct AppAccess {
-    /// SHA-256 (hex) of the app's proxy credential.
-    pub hash: String,
-    pub grants: std::collections::HashSet<String>,
-}
-
-#[derive(Clone, Default)]
-pub struct CompileOptions {
-    pub settings: Arc<UpstreamSettings>,
-    /// Serve unbound hosts with plain TLS and no client certificate.
-    pub allow_unbound: bool,
-}
 
 struct Compiler<'a> {
     inputs: &'a RouteInputs,
@@ -105,9 +62,28 @@ pub fn compile(
     Ok(table)
 }
 
+impl RouteTable {
+    /// The same destination, presenting another certificate (the `Certgate-Certificate` header).
+    /// Built the first time a table needs it, then reused.
+    pub fn with_certificate(&self, route: &Arc<Route>, certificate: &str) -> Result<Arc<Route>, String> {
+        if route.certificate.as_ref().is_some_and(|c| c.name == certificate) {
+            return Ok(route.clone());
+        }
+        let key = (route.destination.clone(), certificate.to_string());
+        if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(r.clone());
+        }
+        let mut binding = route.binding.clone();
+        binding.certificate = Some(certificate.to_string());
+        let built = build_route(self, &binding)?;
+        self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+        Ok(built)
+    }
+}
+
 /// Build one route outside a full compile (a per-request certificate choice), reusing the
 /// table's inputs and TLS session stores.
-pub(crate) fn build_route(table: &RouteTable, binding: &BindingRecord) -> Result<Arc<Route>, String> {
+fn build_route(table: &RouteTable, binding: &BindingRecord) -> Result<Arc<Route>, String> {
     let inputs = table.source.as_ref().ok_or("the route table has no inputs")?;
     let mut c = Compiler {
         inputs,

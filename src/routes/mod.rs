@@ -2,11 +2,13 @@
 //! bindings, with their TLS client configs and upstream pools built once when it is published.
 
 mod compile;
+mod inputs;
 mod source;
 mod table;
 
 pub use crate::model::{normalize_host, Destination, Parsed};
 pub use crate::model::{Pin, TrustPolicy};
-pub use compile::{compile, AppAccess, CompileOptions, RouteIdentity, RouteInputs};
+pub use compile::compile;
+pub use inputs::{AppAccess, CompileOptions, RouteIdentity, RouteInputs};
 pub use source::{RouteSource, SourceEvent, SourceFuture};
 pub use table::{Route, RouteCertificate, RouteTable, ServiceRoute};

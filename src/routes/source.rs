@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 pub use crate::store::StoreEvent as SourceEvent;
 
-use super::compile::RouteInputs;
+use super::inputs::RouteInputs;
 
 pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
 

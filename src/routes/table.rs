@@ -9,7 +9,7 @@ use rustls::client::ClientSessionStore;
 use crate::store::BindingRecord;
 use crate::upstream::{LastFailure, UpstreamClient};
 
-use super::compile::{build_route, AppAccess, CompileOptions, RouteInputs};
+use super::inputs::{AppAccess, CompileOptions, RouteInputs};
 
 #[derive(Clone, Debug)]
 pub struct RouteCertificate {
@@ -104,23 +104,6 @@ impl RouteTable {
             }
         }
         self.unbound.as_ref()
-    }
-
-    /// The same destination, presenting another certificate (the `Certgate-Certificate` header).
-    /// Built the first time a table needs it, then reused.
-    pub fn with_certificate(&self, route: &Arc<Route>, certificate: &str) -> Result<Arc<Route>, String> {
-        if route.certificate.as_ref().is_some_and(|c| c.name == certificate) {
-            return Ok(route.clone());
-        }
-        let key = (route.destination.clone(), certificate.to_string());
-        if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(r.clone());
-        }
-        let mut binding = route.binding.clone();
-        binding.certificate = Some(certificate.to_string());
-        let built = build_route(self, &binding)?;
-        self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
-        Ok(built)
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceRoute> {

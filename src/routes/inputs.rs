@@ -1,0 +1,52 @@
+//! What a route table is compiled from: one consistent read of the store, with the keys of the
+//! certificates that routes present already unsealed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::pki::PrivateKey;
+use crate::store::{BindingRecord, ServiceRecord};
+use crate::upstream::UpstreamSettings;
+
+/// A certificate as a route presents it: leaf + intermediates to send, and the unsealed key.
+pub struct RouteIdentity {
+    pub name: String,
+    pub id: String,
+    /// Leaf first, then the intermediates (never the root).
+    pub chain: Vec<Vec<u8>>,
+    pub key: PrivateKey,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// Everything a table is compiled from, read from the store in one snapshot.
+#[derive(Default)]
+pub struct RouteInputs {
+    pub revision: i64,
+    pub bindings: Vec<BindingRecord>,
+    pub services: Vec<ServiceRecord>,
+    /// Only the certificates that bindings refer to.
+    pub identities: HashMap<String, RouteIdentity>,
+    /// Certificates that bindings refer to but that could not be prepared (e.g. a sealed key
+    /// that does not open), with the reason: only the routes that present them are unavailable.
+    pub broken_identities: HashMap<String, String>,
+    pub anchors: HashMap<String, Vec<Vec<u8>>>,
+    pub certificate_expiry: Vec<(String, i64)>,
+    /// Calling applications: name -> (credential hash, certificates granted).
+    pub apps: HashMap<String, AppAccess>,
+}
+
+/// What the gateway knows of one calling application.
+#[derive(Clone, Debug, Default)]
+pub struct AppAccess {
+    /// SHA-256 (hex) of the app's proxy credential.
+    pub hash: String,
+    pub grants: std::collections::HashSet<String>,
+}
+
+#[derive(Clone, Default)]
+pub struct CompileOptions {
+    pub settings: Arc<UpstreamSettings>,
+    /// Serve unbound hosts with plain TLS and no client certificate.
+    pub allow_unbound: bool,
+}
