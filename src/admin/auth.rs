@@ -25,7 +25,7 @@ impl Caller {
                 axum::http::StatusCode::FORBIDDEN,
                 "forbidden",
                 format!("token '{}' has the role {}, this needs {}", self.0.name, self.0.role.as_str(), role.as_str()),
-                "ask an admin for a token with that role: certgate token create NAME --role ROLE",
+                "ask an admin for a token with that role",
             ))
         }
     }
@@ -40,7 +40,7 @@ impl FromRequestParts<Arc<AdminState>> for Caller {
                 axum::http::StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 message.to_string(),
-                "send Authorization: Bearer TOKEN (create one with: certgate token create NAME --role admin)",
+                "send Authorization: Bearer TOKEN with a token an admin created for you",
             )
         };
         if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {

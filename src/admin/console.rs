@@ -62,7 +62,7 @@ async fn login(State(st): State<Arc<AdminState>>, Json(body): Json<LoginBody>) -
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "this token is not valid (revoked, or never issued)".into(),
-            "create one on the server: certgate token create NAME --role admin",
+            "ask an admin for a token; the first admin token is created on the server where certgate runs",
         )
     })?;
     let (id, s) = st.sessions.create(principal);

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::control::ControlError;
+use crate::model::Action;
 
 /// An API error: status + `{"error", "message", "hint"}` with the CLI's codes.
 #[derive(Debug)]
@@ -14,11 +15,13 @@ pub struct ApiError {
     code: String,
     message: String,
     hint: String,
+    /// The operation that fixes it, as data (the console offers it as a button).
+    action: Option<Box<Action>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: String, hint: &str) -> Self {
-        ApiError { status, code: code.to_string(), message, hint: hint.to_string() }
+        ApiError { status, code: code.to_string(), message, hint: hint.to_string(), action: None }
     }
 
     /// A 400 `usage` error: the request itself is malformed.
@@ -29,20 +32,27 @@ impl ApiError {
 
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
-        let status = match e.exit_code() {
-            2 => StatusCode::BAD_REQUEST,
-            3 => StatusCode::UNPROCESSABLE_ENTITY,
-            4 => StatusCode::NOT_FOUND,
-            5 => StatusCode::CONFLICT,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        ApiError { status, code: e.code().to_string(), message: e.message(), hint: e.hint() }
+        // The status belongs to the code (model::ErrorCode); the hint is the interface-neutral
+        // remedy, never a command line.
+        let code = e.code();
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let remedy = e.remedy();
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: e.message(),
+            hint: remedy.text.into_owned(),
+            action: remedy.action.map(Box::new),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.code, "message": self.message, "hint": self.hint});
+        let mut body = serde_json::json!({"error": self.code, "message": self.message, "hint": self.hint});
+        if let Some(a) = &self.action {
+            body["action"] = serde_json::json!({"id": a.id(), "target": a.target()});
+        }
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

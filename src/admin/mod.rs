@@ -107,7 +107,10 @@ pub async fn server_tls(
     let mut inputs = control.route_inputs_with(&[name]).await?;
     let id = inputs.identities.remove(name).ok_or_else(|| crate::control::ControlError::NotFound {
         what: format!("certificate '{name}'"),
-        hint: "import it first: certgate cert import NAME FILE".into(),
+        hint: crate::model::Remedy::with(
+            "import it first",
+            crate::model::Action::ImportCertificate(Some(name.to_string())),
+        ),
     })?;
     let chain = id.chain.into_iter().map(rustls_pki_types::CertificateDer::from).collect();
     let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())

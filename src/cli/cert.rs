@@ -73,8 +73,10 @@ pub struct ExportArgs {
 /// Read a user's file, refusing a huge one before reading it all.
 pub fn read_input(path: &Path) -> Result<InputFile, ControlError> {
     let label = path.display().to_string();
-    let file = std::fs::File::open(path)
-        .map_err(|e| ControlError::NotFound { what: format!("file {label}"), hint: format!("check the path ({e})") })?;
+    let file = std::fs::File::open(path).map_err(|e| ControlError::NotFound {
+        what: format!("file {label}"),
+        hint: format!("check the path ({e})").into(),
+    })?;
     let mut data = Vec::new();
     file.take(bundle::MAX_INPUT_BYTES as u64 + 1).read_to_end(&mut data).map_err(|e| {
         ControlError::usage("usage", format!("cannot read {label}: {e}"), "check the file's permissions")

@@ -162,7 +162,7 @@ impl Control {
     pub async fn app(&self, name: &str) -> Result<AppView, ControlError> {
         self.apps().await?.into_iter().find(|a| a.name == name).ok_or_else(|| ControlError::NotFound {
             what: format!("app '{name}'"),
-            hint: "list the apps with 'certgate app list'".into(),
+            hint: "check the name against the list of apps".into(),
         })
     }
 

@@ -7,6 +7,7 @@ use crate::routes::{Destination, Pin, TrustPolicy};
 use crate::store::{BindingRecord, ServiceRecord};
 
 use super::{validate_name, Control, ControlError};
+use crate::model::{Action, Remedy};
 
 /// What to bind a destination to.
 pub struct BindRequest {
@@ -56,7 +57,7 @@ pub struct ServiceView {
     pub replaced: Option<bool>,
 }
 
-fn usage(message: String, hint: &str) -> ControlError {
+fn usage(message: String, hint: impl Into<Remedy>) -> ControlError {
     ControlError::usage("usage", message, hint)
 }
 
@@ -64,8 +65,9 @@ impl Control {
     /// Validate the parts of a binding that do not depend on the destination.
     async fn binding_record(&self, destination: String, req: &BindRequest) -> Result<BindingRecord, ControlError> {
         let trust = match &req.trust {
-            Some(t) => TrustPolicy::parse(t)
-                .map_err(|e| usage(e, "e.g. --trust public, --trust private or --trust ca:partner-root"))?,
+            Some(t) => TrustPolicy::parse(t).map_err(|e| {
+                usage(e, "the trust policy is public, private or ca:NAME[,NAME] (e.g. ca:partner-root)")
+            })?,
             None => TrustPolicy::Public,
         };
         if let TrustPolicy::Anchors(names) = &trust {
@@ -73,9 +75,10 @@ impl Control {
                 if self.store.anchor(name).await?.is_none() {
                     return Err(ControlError::NotFound {
                         what: format!("trust anchor '{name}'"),
-                        hint:
-                            "add it first with 'certgate trust add NAME FILE', or list them with 'certgate trust list'"
-                                .into(),
+                        hint: Remedy::with(
+                            "add the partner's CA as a trust anchor first, or check the name against the list of trust anchors",
+                            Action::AddTrustAnchor,
+                        ),
                     });
                 }
             }
@@ -85,9 +88,10 @@ impl Control {
             if self.store.certificate(cert).await?.is_none() {
                 return Err(ControlError::NotFound {
                     what: format!("certificate '{cert}'"),
-                    hint:
-                        "import it first with 'certgate cert import NAME FILE', or list them with 'certgate cert list'"
-                            .into(),
+                    hint: Remedy::with(
+                        "import the certificate first, or check the name against the list of certificates",
+                        Action::ImportCertificate(Some(cert.clone())),
+                    ),
                 });
             }
         }
@@ -96,7 +100,7 @@ impl Control {
                 crate::routes::normalize_host(s).ok().filter(|h| h.parse::<std::net::IpAddr>().is_err()).ok_or_else(
                     || {
                         usage(
-                            format!("--sni '{s}' is not a DNS name"),
+                            format!("the SNI name '{s}' is not a DNS name"),
                             "give the host name the partner's certificate is issued for",
                         )
                     },
@@ -127,13 +131,13 @@ impl Control {
         let parsed = Destination::parse(&req.destination).map_err(|e| {
             usage(
                 e,
-                "a destination is host, host:port, *.domain or a URL; for named services use 'certgate service add'",
+                "a destination is host, host:port, *.domain or a URL; a named service is bound as part of the service",
             )
         })?;
         if matches!(parsed.destination, Destination::Service(_)) {
             return Err(usage(
-                "bind a named service with 'certgate service add NAME --url URL --cert CERT'".into(),
-                "service bindings are part of the service",
+                "a named service's binding is set with the service (its URL, certificate and trust policy)".into(),
+                Remedy::with("add or change the service instead", Action::AddService),
             ));
         }
         let rec = self.binding_record(parsed.destination.key(), &req).await?;
@@ -189,8 +193,8 @@ impl Control {
             ),
             None if trust.is_some() => {
                 return Err(usage(
-                    "--trust goes with --cert or --no-cert".into(),
-                    "without either, the binding of the URL's host applies",
+                    "a trust policy for a service goes with a certificate or with 'no certificate'".into(),
+                    "choose the certificate (or none) too; without either, the binding of the URL's host applies",
                 ))
             }
             None => None,

@@ -97,7 +97,10 @@ impl Control {
     async fn existing(&self, name: &str) -> Result<CertificateRecord, ControlError> {
         self.store.certificate(name).await?.ok_or_else(|| ControlError::NotFound {
             what: format!("certificate '{name}'"),
-            hint: "list the certificates with 'certgate cert list'".into(),
+            hint: crate::model::Remedy::with(
+                "check the name against the list of certificates",
+                crate::model::Action::ListCertificates,
+            ),
         })
     }
 
@@ -278,9 +281,12 @@ impl Control {
         self.store.delete_certificate(name, force, &self.change("cert.remove", name, detail)).await.map_err(
             |e| match e {
                 crate::store::StoreError::StillBound(users) => ControlError::Conflict {
-                    code: "still-bound",
+                    code: crate::model::ErrorCode::StillBound,
                     message: format!("certificate '{name}' is bound to {}", users.join(", ")),
-                    hint: "unbind those destinations first, or remove with --force to drop the bindings too".into(),
+                    hint: crate::model::Remedy::with(
+                        "remove those bindings first, or remove the certificate together with its bindings",
+                        crate::model::Action::RemoveCertificateForce(name.to_string()),
+                    ),
                 },
                 other => other.into(),
             },

@@ -1,5 +1,6 @@
 //! Every way a control operation can fail, with its contract code, exit code and next step.
 
+use crate::model::{Action, ErrorCode, Remedy};
 use crate::pki::Refusal;
 use crate::store::StoreError;
 
@@ -10,16 +11,16 @@ pub enum ControlError {
     Refused(Refusal),
     /// The request itself is wrong (exit 2).
     #[error("{message}")]
-    Usage { code: &'static str, message: String, hint: String },
+    Usage { code: ErrorCode, message: String, hint: Remedy },
     /// The named object does not exist (exit 4).
     #[error("{what} not found")]
-    NotFound { what: String, hint: String },
+    NotFound { what: String, hint: Remedy },
     /// The change conflicts with what exists (exit 5).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String, hint: String },
+    Conflict { code: ErrorCode, message: String, hint: Remedy },
     /// The master key is missing or is not the store's (exit 1).
     #[error("{message}")]
-    MasterKey { message: String, hint: String },
+    MasterKey { message: String, hint: Remedy },
     /// The store could not be used (exit 1).
     #[error("{0}")]
     Store(StoreError),
@@ -35,22 +36,32 @@ impl From<StoreError> for ControlError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ControlError::NotFound {
+                hint: if what.starts_with("trust anchor") {
+                    Remedy::with("check the name against the list of trust anchors", Action::ListTrustAnchors)
+                } else {
+                    Remedy::with("check the name against the list of what exists", Action::ListCertificates)
+                },
                 what,
-                hint: "list what exists with 'certgate cert list' or 'certgate trust list'".into(),
             },
             StoreError::Conflict(message) => ControlError::Conflict {
-                code: "name-taken",
+                code: ErrorCode::NameTaken,
                 hint: if message.starts_with("a certificate") {
-                    "choose another name, or replace its material by rotating it (certgate cert rotate NAME FILE)".into()
+                    Remedy::with(
+                        "choose another name, or replace its material by rotating the existing certificate",
+                        Action::RotateCertificate(None),
+                    )
                 } else {
-                    "choose another name, or remove the existing one first".into()
+                    Remedy::new("choose another name, or remove the existing one first")
                 },
                 message,
             },
             StoreError::StillBound(users) => ControlError::Conflict {
-                code: "still-bound",
+                code: ErrorCode::StillBound,
                 message: format!("still in use by the binding(s) {}", users.join(", ")),
-                hint: "unbind those destinations first (certgate unbind DESTINATION), or for a certificate remove with --force".into(),
+                hint: Remedy::with(
+                    "remove those bindings first (a certificate can also be removed together with its bindings)",
+                    Action::Unbind(users.first().cloned()),
+                ),
             },
             other => ControlError::Store(other),
         }
@@ -58,13 +69,13 @@ impl From<StoreError> for ControlError {
 }
 
 impl ControlError {
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ControlError::Refused(r) => r.code.as_str(),
-            ControlError::Usage { code, .. } | ControlError::Conflict { code, .. } => code,
-            ControlError::NotFound { .. } => "not-found",
-            ControlError::MasterKey { .. } => "master-key",
-            ControlError::Store(_) => "store-unavailable",
+            ControlError::Refused(r) => r.code,
+            ControlError::Usage { code, .. } | ControlError::Conflict { code, .. } => *code,
+            ControlError::NotFound { .. } => ErrorCode::NotFound,
+            ControlError::MasterKey { .. } => ErrorCode::MasterKey,
+            ControlError::Store(_) => ErrorCode::StoreUnavailable,
         }
     }
 
@@ -75,20 +86,35 @@ impl ControlError {
         }
     }
 
-    pub fn hint(&self) -> String {
+    /// What to do about it: words for every interface, and the action as data.
+    pub fn remedy(&self) -> Remedy {
         match self {
-            ControlError::Refused(r) => r.hint.clone(),
+            // A refusal's own hint is written for the command line; where it names a command or
+            // a flag, interfaces other than the CLI show the code's neutral words instead.
+            ControlError::Refused(r) if crate::model::names_cli(&r.hint) => r.code.remedy(),
+            ControlError::Refused(r) => Remedy::new(r.hint.clone()),
             ControlError::Usage { hint, .. }
             | ControlError::NotFound { hint, .. }
             | ControlError::Conflict { hint, .. }
             | ControlError::MasterKey { hint, .. } => hint.clone(),
-            ControlError::Store(_) => "check the --store URL and that the database is reachable and writable".into(),
+            ControlError::Store(_) => {
+                Remedy::new("check the store URL, and that the database is reachable and writable")
+            }
+        }
+    }
+
+    /// The remedy as the CLI prints it (words, then the command).
+    pub fn hint(&self) -> String {
+        match self {
+            ControlError::Refused(r) => r.hint.clone(),
+            other => other.remedy().for_cli(),
         }
     }
 
     /// The process exit code of the contract.
     pub fn exit_code(&self) -> u8 {
         match self {
+            // Refusals, not-found and conflicts keep their exit codes whatever the code.
             ControlError::Usage { .. } => 2,
             ControlError::Refused(_) => 3,
             ControlError::NotFound { .. } => 4,
@@ -110,7 +136,9 @@ impl ControlError {
         ControlError::Store(StoreError::Unavailable(message.into()))
     }
 
-    pub fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    /// A request that is wrong in itself; `code` is `usage` or a more specific code's text.
+    pub fn usage(code: &str, message: impl Into<String>, hint: impl Into<Remedy>) -> Self {
+        let code = ErrorCode::parse(code).unwrap_or(ErrorCode::Usage);
         ControlError::Usage { code, message: message.into(), hint: hint.into() }
     }
 }
@@ -124,7 +152,7 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), ControlError> {
         Ok(())
     } else {
         Err(ControlError::usage(
-            "invalid-name",
+            ErrorCode::InvalidName.as_str(),
             format!("'{name}' is not a valid {kind} name"),
             "use 1 to 128 letters, digits, '.', '_' or '-' (e.g. Billing.InvoiceService or partner-prod)",
         ))

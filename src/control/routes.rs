@@ -139,7 +139,10 @@ impl Control {
         if self.store.certificate(name).await?.is_none() {
             return Err(ControlError::NotFound {
                 what: format!("certificate '{name}'"),
-                hint: "list the certificates with 'certgate cert list'".into(),
+                hint: crate::model::Remedy::with(
+                    "check the name against the list of certificates",
+                    crate::model::Action::ListCertificates,
+                ),
             });
         }
         let uri: http::Uri = url

@@ -49,7 +49,10 @@ impl Control {
     pub async fn show_anchor(&self, name: &str) -> Result<AnchorView, ControlError> {
         let rec = self.store.anchor(name).await?.ok_or_else(|| ControlError::NotFound {
             what: format!("trust anchor '{name}'"),
-            hint: "list the trust anchors with 'certgate trust list'".into(),
+            hint: crate::model::Remedy::with(
+                "check the name against the list of trust anchors",
+                crate::model::Action::ListTrustAnchors,
+            ),
         })?;
         Ok(self.anchor_view(&rec))
     }

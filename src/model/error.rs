@@ -144,6 +144,17 @@ impl serde::Serialize for ErrorCode {
     }
 }
 
+/// Whether words name a certgate command or a command-line flag (and so belong to the CLI only).
+pub fn names_cli(words: &str) -> bool {
+    const COMMANDS: &[&str] =
+        &["cert", "trust", "bind", "unbind", "bindings", "service", "app", "token", "store", "serve"];
+    words.contains(" --")
+        || words.starts_with("--")
+        || COMMANDS
+            .iter()
+            .any(|c| words.contains(&format!("certgate {c} ")) || words.ends_with(&format!("certgate {c}")))
+}
+
 /// What fixes a problem: words for every interface, and the action as data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Remedy {
@@ -171,9 +182,9 @@ impl Remedy {
     }
 }
 
-impl From<&'static str> for Remedy {
-    fn from(text: &'static str) -> Self {
-        Remedy::new(text)
+impl From<&str> for Remedy {
+    fn from(text: &str) -> Self {
+        Remedy::new(text.to_string())
     }
 }
 
@@ -275,10 +286,7 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
             let words = code.remedy().text;
-            let names_command = ["cert", "trust", "bind", "unbind", "service", "app", "token", "store", "serve"]
-                .iter()
-                .any(|c| words.contains(&format!("certgate {c} ")));
-            assert!(!words.contains("--") && !names_command, "{code}: {words}");
+            assert!(!names_cli(&words), "{code}: {words}");
         }
     }
 

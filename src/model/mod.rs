@@ -9,6 +9,6 @@ mod secret;
 mod trust;
 
 pub use destination::{normalize_host, Destination, Parsed};
-pub use error::{Action, ErrorCode, Remedy};
+pub use error::{names_cli, Action, ErrorCode, Remedy};
 pub use secret::{hashes_equal, secret_hash};
 pub use trust::{Pin, TrustPolicy};

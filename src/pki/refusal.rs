@@ -2,41 +2,9 @@
 
 use std::fmt;
 
-/// The refusal codes of the product contract (DESIGN.md, "Import and check").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Code {
-    WrongPassword,
-    PasswordRequired,
-    NoPrivateKey,
-    KeyMismatch,
-    Malformed,
-    UnsupportedAlgorithm,
-    Empty,
-    NotACertificate,
-    TooLarge,
-}
-
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::WrongPassword => "wrong-password",
-            Code::PasswordRequired => "password-required",
-            Code::NoPrivateKey => "no-private-key",
-            Code::KeyMismatch => "key-mismatch",
-            Code::Malformed => "malformed",
-            Code::UnsupportedAlgorithm => "unsupported-algorithm",
-            Code::Empty => "empty",
-            Code::NotACertificate => "not-a-certificate",
-            Code::TooLarge => "too-large",
-        }
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The refusal codes of the product contract (DESIGN.md, "Import and check"): the refusal
+/// variants of the one [`crate::model::ErrorCode`] list.
+pub use crate::model::ErrorCode as Code;
 
 /// An input that certgate will not take, and what the user should do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
