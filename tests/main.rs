@@ -14,3 +14,4 @@ mod interop;
 mod outage;
 mod store;
 mod store_copy;
+mod store_race;

@@ -117,7 +117,7 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     use sqlx::Connection;
-    let mut tx = conn.begin_with(D::BEGIN_CHANGE).await?;
+    let mut tx = conn.begin_with(sqlx::AssertSqlSafe(D::BEGIN_CHANGE)).await?;
     D::lock_schema(&mut tx).await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         .execute(&mut *tx)
@@ -157,7 +157,7 @@ where
 {
     /// Open a change: the transaction holds the store's write lock and the revision is bumped.
     pub async fn begin_change(&self) -> Result<ChangeTx<'_, D>, StoreError> {
-        let mut tx = self.pool.begin_with(D::BEGIN_CHANGE).await?;
+        let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_CHANGE)).await?;
         let revision: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
             .fetch_one(&mut *tx)
             .await?
@@ -264,7 +264,7 @@ where
     /// Everything the gateway needs, read in one transaction so it is one consistent revision
     /// even while others write.
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let mut tx = self.pool.begin_with(D::BEGIN_SNAPSHOT).await?;
+        let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_SNAPSHOT)).await?;
         let revision: i64 =
             sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get("value")?;
         let certificates = sqlx::query(sqlx::AssertSqlSafe(format!("{CERT_COLUMNS} ORDER BY name")))
