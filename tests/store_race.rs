@@ -208,7 +208,9 @@ fn sqlite_trust_remove_racing_bind_always_ends_consistent() {
 #[test]
 fn postgres_trust_remove_racing_bind_always_ends_consistent() {
     let db = TestDb::new();
-    let env = Env::new().var("CERTGATE_STORE", &db.url()).var("CERTGATE_MASTER_KEY", KEY);
+    // Loopback, and 600 processes: a TLS handshake each (debug build) would be most of the time.
+    let env =
+        Env::new().var("CERTGATE_STORE", &format!("{}?sslmode=disable", db.url())).var("CERTGATE_MASTER_KEY", KEY);
     runtime().block_on(race(env, db.store_url()));
 }
 
@@ -284,5 +286,5 @@ async fn race(env: Env, url: StoreUrl) {
     let ready = seen.unwrap_or_else(|| panic!("the gateway never reached revision {revision}\n{}", gateway.log()));
     assert_eq!(ready["bindings"].as_u64(), Some(bound as u64 + 1), "{ready}");
     eprintln!("{ROUNDS} rounds: {removed} removals won, {bound} bindings won, {:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(120), "the race took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(60), "the race took {:?}", started.elapsed());
 }
