@@ -50,10 +50,13 @@ pub trait Dialect: Send + Sync + 'static {
     }
 }
 
-const CERT_COLUMNS: &str =
-    "SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates";
-const ANCHOR_COLUMNS: &str = "SELECT name, certs_der, created_at FROM trust_anchors";
-const BINDING_COLUMNS: &str = "SELECT destination, certificate, trust, sni, pins, created_at, updated_at FROM bindings";
+const CERTIFICATES: &str = "SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates ORDER BY name";
+const ANCHORS: &str = "SELECT name, certs_der, created_at FROM trust_anchors ORDER BY name";
+const BINDINGS: &str =
+    "SELECT destination, certificate, trust, sni, pins, created_at, updated_at FROM bindings ORDER BY destination";
+const SERVICES: &str = "SELECT name, url, created_at, updated_at FROM services ORDER BY name";
+const APPS: &str = "SELECT name, hash, created_at FROM apps ORDER BY name";
+const GRANTS: &str = "SELECT app, certificate, created_at FROM grants ORDER BY app, certificate";
 
 /// The anchors a binding's trust policy names (none for `public` and `private`).
 pub fn anchor_names(trust: &str) -> Vec<String> {
@@ -108,76 +111,72 @@ fn refused(e: sqlx::Error, kind: ErrorKind, then: impl FnOnce() -> StoreError) -
     }
 }
 
-/// Apply the schema steps the store lacks, in one transaction.
-pub(super) async fn migrate<D: Dialect>(conn: &mut <D::Db as Database>::Connection) -> Result<(), StoreError>
-where
-    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
-    <D::Db as Database>::Arguments: IntoArguments<D::Db>,
-    for<'r> &'r str: ColumnIndex<<D::Db as Database>::Row>,
-    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-{
-    use sqlx::Connection;
-    let mut tx = conn.begin_with(sqlx::AssertSqlSafe(D::BEGIN_CHANGE)).await?;
-    D::lock_schema(&mut tx).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-        .execute(&mut *tx)
-        .await?;
-    let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_version")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("version")?;
-    let newest = D::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    if current > newest {
-        return Err(StoreError::Unavailable(format!(
-            "the store has schema version {current}, newer than this certgate knows ({newest}): upgrade certgate"
-        )));
-    }
-    for (version, sql) in D::MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)")
-            .bind(*version)
-            .bind(now_unix())
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     <D::Db as Database>::Arguments: IntoArguments<D::Db>,
-    for<'r> &'r str: ColumnIndex<<D::Db as Database>::Row>,
+    <D::Db as Database>::Row: Columns,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
-    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Type<D::Db>,
 {
+    /// Apply the schema steps the store lacks, in one transaction.
+    pub(super) async fn migrate(conn: &mut <D::Db as Database>::Connection) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        let mut tx = conn.begin_with(sqlx::AssertSqlSafe(D::BEGIN_CHANGE)).await?;
+        D::lock_schema(&mut tx).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await?
+            .int("version")?;
+        let newest = D::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > newest {
+            return Err(StoreError::Unavailable(format!(
+                "the store has schema version {current}, newer than this certgate knows ({newest}): upgrade certgate"
+            )));
+        }
+        for (version, sql) in D::MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now_unix())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Open a change: the transaction holds the store's write lock and the revision is bumped.
     pub async fn begin_change(&self) -> Result<ChangeTx<'_, D>, StoreError> {
         let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_CHANGE)).await?;
         let revision: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
             .fetch_one(&mut *tx)
             .await?
-            .try_get("value")?;
+            .int("value")?;
         Ok(ChangeTx { store: self, tx, revision })
     }
 
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&self.pool).await?.try_get("value")?)
+        Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&self.pool).await?.int("value")?)
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
+        Ok(row.map(|r| r.text("value")).transpose()?)
     }
 
     /// Every meta row, ordered by key.
     pub async fn meta_all(&self) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query("SELECT key, value FROM meta ORDER BY key").fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect::<Result<_, sqlx::Error>>()?)
+        Ok(rows.iter().map(|r| Ok((r.text("key")?, r.text("value")?))).collect::<Result<_, sqlx::Error>>()?)
     }
 
     /// Set a meta value unless one is there; returns the value in force. Two processes opening
@@ -191,64 +190,58 @@ where
         Ok(self.meta(key).await?.unwrap_or_default())
     }
 
+    /// Every row of a listing query, read with `read`.
+    async fn rows<'e, T>(
+        exec: impl Executor<'e, Database = D::Db>,
+        sql: &'static str,
+        read: fn(&<D::Db as Database>::Row) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(exec).await?;
+        Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
+    }
+
     pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
-        let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("{CERT_COLUMNS} ORDER BY name"))).fetch_all(&self.pool).await?;
-        rows.iter().map(cert_from_row).collect()
+        Self::rows(&self.pool, CERTIFICATES, cert_from_row).await
     }
 
     pub async fn certificate(&self, name: &str) -> Result<Option<CertificateRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{CERT_COLUMNS} WHERE name = $1")))
+        let row = sqlx::query("SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(cert_from_row).transpose()
+        Ok(row.as_ref().map(cert_from_row).transpose()?)
     }
 
     pub async fn anchors(&self) -> Result<Vec<AnchorRecord>, StoreError> {
-        let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("{ANCHOR_COLUMNS} ORDER BY name"))).fetch_all(&self.pool).await?;
-        rows.iter().map(anchor_from_row).collect()
+        Self::rows(&self.pool, ANCHORS, anchor_from_row).await
     }
 
     pub async fn anchor(&self, name: &str) -> Result<Option<AnchorRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ANCHOR_COLUMNS} WHERE name = $1")))
+        let row = sqlx::query("SELECT name, certs_der, created_at FROM trust_anchors WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(anchor_from_row).transpose()
+        Ok(row.as_ref().map(anchor_from_row).transpose()?)
     }
 
     pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{BINDING_COLUMNS} ORDER BY destination")))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(binding_from_row).collect()
+        Self::rows(&self.pool, BINDINGS, binding_from_row).await
     }
 
     pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
-        let rows = sqlx::query("SELECT name, url, created_at, updated_at FROM services ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(service_from_row).collect()
+        Self::rows(&self.pool, SERVICES, service_from_row).await
     }
 
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, role, hash, created_at FROM tokens ORDER BY name").fetch_all(&self.pool).await?;
-        rows.iter().map(token_from_row).collect()
+        Self::rows(&self.pool, "SELECT name, role, hash, created_at FROM tokens ORDER BY name", token_from_row).await
     }
 
     pub async fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
-        let rows = sqlx::query("SELECT name, hash, created_at FROM apps ORDER BY name").fetch_all(&self.pool).await?;
-        rows.iter().map(app_from_row).collect()
+        Self::rows(&self.pool, APPS, app_from_row).await
     }
 
     pub async fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
-        let rows = sqlx::query("SELECT app, certificate, created_at FROM grants ORDER BY app, certificate")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(grant_from_row).collect()
+        Self::rows(&self.pool, GRANTS, grant_from_row).await
     }
 
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
@@ -258,53 +251,26 @@ where
         .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(audit_from_row).collect()
+        Ok(rows.iter().map(audit_from_row).collect::<Result<_, _>>()?)
     }
 
     /// Everything the gateway needs, read in one transaction so it is one consistent revision
     /// even while others write.
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_SNAPSHOT)).await?;
-        let revision: i64 =
-            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get("value")?;
-        let certificates = sqlx::query(sqlx::AssertSqlSafe(format!("{CERT_COLUMNS} ORDER BY name")))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(cert_from_row)
-            .collect::<Result<_, _>>()?;
-        let anchors = sqlx::query(sqlx::AssertSqlSafe(format!("{ANCHOR_COLUMNS} ORDER BY name")))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(anchor_from_row)
-            .collect::<Result<_, _>>()?;
-        let bindings = sqlx::query(sqlx::AssertSqlSafe(format!("{BINDING_COLUMNS} ORDER BY destination")))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(binding_from_row)
-            .collect::<Result<_, _>>()?;
-        let services = sqlx::query("SELECT name, url, created_at, updated_at FROM services ORDER BY name")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(service_from_row)
-            .collect::<Result<_, _>>()?;
-        let apps = sqlx::query("SELECT name, hash, created_at FROM apps ORDER BY name")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(app_from_row)
-            .collect::<Result<_, _>>()?;
-        let grants = sqlx::query("SELECT app, certificate, created_at FROM grants ORDER BY app, certificate")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(grant_from_row)
-            .collect::<Result<_, _>>()?;
+        let revision =
+            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.int("value")?;
+        let snapshot = Snapshot {
+            revision,
+            certificates: Self::rows(&mut *tx, CERTIFICATES, cert_from_row).await?,
+            anchors: Self::rows(&mut *tx, ANCHORS, anchor_from_row).await?,
+            bindings: Self::rows(&mut *tx, BINDINGS, binding_from_row).await?,
+            services: Self::rows(&mut *tx, SERVICES, service_from_row).await?,
+            apps: Self::rows(&mut *tx, APPS, app_from_row).await?,
+            grants: Self::rows(&mut *tx, GRANTS, grant_from_row).await?,
+        };
         tx.rollback().await?;
-        Ok(Snapshot { revision, certificates, anchors, bindings, services, apps, grants })
+        Ok(snapshot)
     }
 }
 
@@ -312,12 +278,12 @@ impl<D: Dialect> ChangeTx<'_, D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     <D::Db as Database>::Arguments: IntoArguments<D::Db>,
-    for<'r> &'r str: ColumnIndex<<D::Db as Database>::Row>,
+    <D::Db as Database>::Row: Columns,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
-    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Type<D::Db>,
 {
     /// Write one audit row per change (all at this revision), announce, commit. Without any
     /// change nothing is written: the transaction rolls back and the revision stays.
@@ -377,9 +343,6 @@ where
 
     pub async fn insert_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
         let message = || format!("a certificate named '{}' exists already", rec.name);
-        if self.exists("SELECT 1 FROM certificates WHERE name = $1", &rec.name).await? {
-            return Err(StoreError::Conflict(message()));
-        }
         sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(&rec.name)
             .bind(&rec.id)
@@ -425,7 +388,7 @@ where
                 .fetch_all(&mut *self.tx)
                 .await?
                 .iter()
-                .map(|r| r.try_get("destination"))
+                .map(|r| r.text("destination"))
                 .collect::<Result<_, _>>()?;
         if !bound.is_empty() && !drop_bindings {
             return Err(StoreError::StillBound(bound));
@@ -440,9 +403,6 @@ where
 
     pub async fn insert_anchor(&mut self, rec: &AnchorRecord) -> Result<(), StoreError> {
         let message = || format!("a trust anchor named '{}' exists already", rec.name);
-        if self.exists("SELECT 1 FROM trust_anchors WHERE name = $1", &rec.name).await? {
-            return Err(StoreError::Conflict(message()));
-        }
         sqlx::query("INSERT INTO trust_anchors (name, certs_der, created_at) VALUES ($1, $2, $3)")
             .bind(&rec.name)
             .bind(join_der(&rec.certs_der))
@@ -462,7 +422,7 @@ where
                 .fetch_all(&mut *self.tx)
                 .await?
                 .iter()
-                .map(|r| r.try_get("destination"))
+                .map(|r| r.text("destination"))
                 .collect::<Result<_, _>>()?;
         if !users.is_empty() {
             return Err(StoreError::StillBound(users));
@@ -583,9 +543,6 @@ where
 
     pub async fn insert_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError> {
         let message = || format!("a token named '{}' exists already", rec.name);
-        if self.exists("SELECT 1 FROM tokens WHERE name = $1", &rec.name).await? {
-            return Err(StoreError::Conflict(message()));
-        }
         sqlx::query("INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&rec.name)
             .bind(&rec.role)
@@ -606,9 +563,6 @@ where
 
     pub async fn insert_app(&mut self, rec: &AppRecord) -> Result<(), StoreError> {
         let message = || format!("an app named '{}' exists already", rec.name);
-        if self.exists("SELECT 1 FROM apps WHERE name = $1", &rec.name).await? {
-            return Err(StoreError::Conflict(message()));
-        }
         sqlx::query("INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3)")
             .bind(&rec.name)
             .bind(&rec.hash)
@@ -750,122 +704,101 @@ where
     }
 }
 
-fn cert_from_row<R: Row>(r: &R) -> Result<CertificateRecord, StoreError>
+/// A column by name, on a row of either database.
+pub trait Columns {
+    fn int(&self, column: &'static str) -> Result<i64, sqlx::Error>;
+    fn text(&self, column: &'static str) -> Result<String, sqlx::Error>;
+    fn text_or_null(&self, column: &'static str) -> Result<Option<String>, sqlx::Error>;
+    fn bytes(&self, column: &'static str) -> Result<Vec<u8>, sqlx::Error>;
+}
+
+impl<R: Row> Columns for R
 where
-    for<'r> &'r str: ColumnIndex<R>,
+    &'static str: ColumnIndex<R>,
     for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
     for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
     for<'q> Option<String>: Decode<'q, R::Database>,
     for<'q> Vec<u8>: Decode<'q, R::Database> + Type<R::Database>,
 {
-    let chain: Vec<u8> = r.try_get("chain_der")?;
+    fn int(&self, column: &'static str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn text(&self, column: &'static str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn text_or_null(&self, column: &'static str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn bytes(&self, column: &'static str) -> Result<Vec<u8>, sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+fn cert_from_row(r: &impl Columns) -> Result<CertificateRecord, sqlx::Error> {
     Ok(CertificateRecord {
-        name: r.try_get("name")?,
-        id: r.try_get("id")?,
-        leaf_der: r.try_get("leaf_der")?,
-        chain_der: split_der(&chain),
-        sealed_key: r.try_get("sealed_key")?,
-        key_format: r.try_get("key_format")?,
-        owner: r.try_get("owner")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        name: r.text("name")?,
+        id: r.text("id")?,
+        leaf_der: r.bytes("leaf_der")?,
+        chain_der: split_der(&r.bytes("chain_der")?),
+        sealed_key: r.bytes("sealed_key")?,
+        key_format: r.text("key_format")?,
+        owner: r.text_or_null("owner")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
     })
 }
 
-fn binding_from_row<R: Row>(r: &R) -> Result<BindingRecord, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> Option<String>: Decode<'q, R::Database>,
-{
-    let pins: String = r.try_get("pins")?;
+fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
     Ok(BindingRecord {
-        destination: r.try_get("destination")?,
-        certificate: r.try_get("certificate")?,
-        trust: r.try_get("trust")?,
-        sni: r.try_get("sni")?,
-        pins: serde_json::from_str(&pins).unwrap_or_default(),
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        destination: r.text("destination")?,
+        certificate: r.text_or_null("certificate")?,
+        trust: r.text("trust")?,
+        sni: r.text_or_null("sni")?,
+        pins: serde_json::from_str(&r.text("pins")?).unwrap_or_default(),
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
     })
 }
 
-fn anchor_from_row<R: Row>(r: &R) -> Result<AnchorRecord, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> Vec<u8>: Decode<'q, R::Database> + Type<R::Database>,
-{
-    let certs: Vec<u8> = r.try_get("certs_der")?;
-    Ok(AnchorRecord { name: r.try_get("name")?, certs_der: split_der(&certs), created_at: r.try_get("created_at")? })
-}
-
-fn service_from_row<R: Row>(r: &R) -> Result<ServiceRecord, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
-{
-    Ok(ServiceRecord {
-        name: r.try_get("name")?,
-        url: r.try_get("url")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+fn anchor_from_row(r: &impl Columns) -> Result<AnchorRecord, sqlx::Error> {
+    Ok(AnchorRecord {
+        name: r.text("name")?,
+        certs_der: split_der(&r.bytes("certs_der")?),
+        created_at: r.int("created_at")?,
     })
 }
 
-fn token_from_row<R: Row>(r: &R) -> Result<TokenRecord, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
-{
+fn service_from_row(r: &impl Columns) -> Result<ServiceRecord, sqlx::Error> {
+    let (created_at, updated_at) = (r.int("created_at")?, r.int("updated_at")?);
+    Ok(ServiceRecord { name: r.text("name")?, url: r.text("url")?, created_at, updated_at })
+}
+
+fn token_from_row(r: &impl Columns) -> Result<TokenRecord, sqlx::Error> {
     Ok(TokenRecord {
-        name: r.try_get("name")?,
-        role: r.try_get("role")?,
-        hash: r.try_get("hash")?,
-        created_at: r.try_get("created_at")?,
+        name: r.text("name")?,
+        role: r.text("role")?,
+        hash: r.text("hash")?,
+        created_at: r.int("created_at")?,
     })
 }
 
-fn app_from_row<R: Row>(r: &R) -> Result<AppRecord, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
-{
-    Ok(AppRecord { name: r.try_get("name")?, hash: r.try_get("hash")?, created_at: r.try_get("created_at")? })
+fn app_from_row(r: &impl Columns) -> Result<AppRecord, sqlx::Error> {
+    Ok(AppRecord { name: r.text("name")?, hash: r.text("hash")?, created_at: r.int("created_at")? })
 }
 
-fn grant_from_row<R: Row>(r: &R) -> Result<GrantRecord, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
-{
-    Ok(GrantRecord {
-        app: r.try_get("app")?,
-        certificate: r.try_get("certificate")?,
-        created_at: r.try_get("created_at")?,
-    })
+fn grant_from_row(r: &impl Columns) -> Result<GrantRecord, sqlx::Error> {
+    Ok(GrantRecord { app: r.text("app")?, certificate: r.text("certificate")?, created_at: r.int("created_at")? })
 }
 
-fn audit_from_row<R: Row>(r: &R) -> Result<AuditRecord, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
-    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
-{
+fn audit_from_row(r: &impl Columns) -> Result<AuditRecord, sqlx::Error> {
     Ok(AuditRecord {
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        actor: r.try_get("actor")?,
-        action: r.try_get("action")?,
-        target: r.try_get("target")?,
-        result: r.try_get("result")?,
-        detail: r.try_get("detail")?,
-        revision: r.try_get("revision")?,
+        seq: r.int("seq")?,
+        at: r.int("at")?,
+        actor: r.text("actor")?,
+        action: r.text("action")?,
+        target: r.text("target")?,
+        result: r.text("result")?,
+        detail: r.text("detail")?,
+        revision: r.int("revision")?,
     })
 }

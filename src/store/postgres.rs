@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::{Connection, Postgres, Transaction};
 use tokio::sync::mpsc;
 
-use super::core::{migrate, Dialect, SqlStore};
+use super::core::{Dialect, SqlStore};
 use super::{StoreError, StoreEvent};
 
 /// The LISTEN/NOTIFY channel every change is announced on, with the new revision as payload.
@@ -99,7 +99,7 @@ impl SqlStore<PgDialect> {
                 )))
             }
         };
-        migrate::<PgDialect>(&mut conn).await.map_err(|e| match e {
+        Self::migrate(&mut conn).await.map_err(|e| match e {
             StoreError::Database(e) => StoreError::Unavailable(format!("cannot prepare the schema at {target}: {e}")),
             other => other,
         })?;

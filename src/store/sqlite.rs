@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
-use super::core::{migrate, Dialect, SqlStore};
+use super::core::{Dialect, SqlStore};
 use super::StoreError;
 
 pub struct SqliteDialect;
@@ -64,7 +64,7 @@ impl SqlStore<SqliteDialect> {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        migrate::<SqliteDialect>(&mut *pool.acquire().await?).await?;
+        Self::migrate(&mut *pool.acquire().await?).await?;
         Ok(SqlStore { pool, dialect: SqliteDialect })
     }
 }
