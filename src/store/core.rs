@@ -35,14 +35,20 @@ pub trait Dialect: Send + Sync + 'static {
     /// The schema steps, applied in order.
     const MIGRATIONS: &'static [(i64, &'static str)];
 
-    /// Keep other processes from migrating at the same time (inside the migration transaction).
-    fn lock_schema(tx: &mut Transaction<'_, Self::Db>) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// Keep other processes from migrating at the same time (inside the migration transaction,
+    /// after [`Self::BEGIN_CHANGE`]; by default that statement is lock enough).
+    fn lock_schema(_tx: &mut Transaction<'_, Self::Db>) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
 
-    /// Tell other nodes about a committed revision (delivered at commit).
+    /// Tell other nodes about a committed revision (delivered at commit). By default nobody
+    /// listens: the other processes poll the revision.
     fn announce(
-        tx: &mut Transaction<'_, Self::Db>,
-        revision: i64,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+        _tx: &mut Transaction<'_, Self::Db>,
+        _revision: i64,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
 
     /// Turn failures that mean "the server cannot be reached" into a message naming it.
     fn explain(&self, e: StoreError) -> StoreError {
@@ -57,6 +63,19 @@ const BINDINGS: &str =
 const SERVICES: &str = "SELECT name, url, created_at, updated_at FROM services ORDER BY name";
 const APPS: &str = "SELECT name, hash, created_at FROM apps ORDER BY name";
 const GRANTS: &str = "SELECT app, certificate, created_at FROM grants ORDER BY app, certificate";
+
+/// The schema steps of a backend, `migrations/BACKEND_NNN_WHAT.sql`: the same steps for each.
+macro_rules! schema_steps {
+    ($backend:literal) => {
+        &[
+            (1, include_str!(concat!("migrations/", $backend, "_001_initial.sql"))),
+            (2, include_str!(concat!("migrations/", $backend, "_002_bindings.sql"))),
+            (3, include_str!(concat!("migrations/", $backend, "_003_access.sql"))),
+            (4, include_str!(concat!("migrations/", $backend, "_004_binding_anchors.sql"))),
+        ]
+    };
+}
+pub(super) use schema_steps;
 
 /// The anchors a binding's trust policy names (none for `public` and `private`).
 pub fn anchor_names(trust: &str) -> Vec<String> {

@@ -25,9 +25,14 @@ pub use model::{
     split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord,
     ServiceRecord, Snapshot, TokenRecord,
 };
-pub use postgres::{PgDialect, PgStore};
+pub use postgres::PgDialect;
 pub use seal::{MasterKey, SealError};
-pub use sqlite::{SqliteDialect, SqliteStore};
+pub use sqlite::SqliteDialect;
+
+/// The store on one SQLite file.
+pub type SqliteStore = SqlStore<SqliteDialect>;
+/// The store on a PostgreSQL database shared by several nodes.
+pub type PgStore = SqlStore<PgDialect>;
 
 use std::path::PathBuf;
 

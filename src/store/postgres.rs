@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::{Connection, Postgres, Transaction};
 use tokio::sync::mpsc;
 
-use super::core::{Dialect, SqlStore};
+use super::core::{schema_steps, Dialect, SqlStore};
 use super::{StoreError, StoreEvent};
 
 /// The LISTEN/NOTIFY channel every change is announced on, with the new revision as payload.
@@ -34,18 +34,11 @@ pub struct PgDialect {
     target: String,
 }
 
-pub type PgStore = SqlStore<PgDialect>;
-
 impl Dialect for PgDialect {
     type Db = Postgres;
     const BEGIN_CHANGE: &'static str = "BEGIN";
     const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-    const MIGRATIONS: &'static [(i64, &'static str)] = &[
-        (1, include_str!("migrations/postgres_001_initial.sql")),
-        (2, include_str!("migrations/postgres_002_bindings.sql")),
-        (3, include_str!("migrations/postgres_003_access.sql")),
-        (4, include_str!("migrations/postgres_004_binding_anchors.sql")),
-    ];
+    const MIGRATIONS: &'static [(i64, &'static str)] = schema_steps!("postgres");
 
     async fn lock_schema(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut **tx).await?;

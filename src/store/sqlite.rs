@@ -8,35 +8,19 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::Sqlite;
 
-use super::core::{Dialect, SqlStore};
+use super::core::{schema_steps, Dialect, SqlStore};
 use super::StoreError;
 
 pub struct SqliteDialect;
 
-pub type SqliteStore = SqlStore<SqliteDialect>;
-
+/// `BEGIN IMMEDIATE` takes the write lock, for changes and migrations alike.
 impl Dialect for SqliteDialect {
     type Db = Sqlite;
     const BEGIN_CHANGE: &'static str = "BEGIN IMMEDIATE";
     const BEGIN_SNAPSHOT: &'static str = "BEGIN";
-    const MIGRATIONS: &'static [(i64, &'static str)] = &[
-        (1, include_str!("migrations/sqlite_001_initial.sql")),
-        (2, include_str!("migrations/sqlite_002_bindings.sql")),
-        (3, include_str!("migrations/sqlite_003_access.sql")),
-        (4, include_str!("migrations/sqlite_004_binding_anchors.sql")),
-    ];
-
-    /// `BEGIN IMMEDIATE` holds the write lock already.
-    async fn lock_schema(_tx: &mut Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
-
-    /// Nobody listens: other processes on this machine poll the revision.
-    async fn announce(_tx: &mut Transaction<'_, Sqlite>, _revision: i64) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
+    const MIGRATIONS: &'static [(i64, &'static str)] = schema_steps!("sqlite");
 }
 
 impl SqlStore<SqliteDialect> {
