@@ -232,21 +232,25 @@ async fn a_bound_certificate_is_still_bound_unless_its_bindings_go_too(url: Stor
 async fn bindings_are_created_replaced_and_need_an_existing_certificate(url: StoreUrl) {
     let ca = TestCa::new("conf");
     let s = open(&url).await;
+    for name in ["one", "two"] {
+        let anchor = AnchorRecord { name: name.into(), certs_der: vec![ca.root.der.clone()], created_at: 7 };
+        s.insert_anchor(&anchor, &change("trust.add", name)).await.unwrap();
+    }
     s.insert_certificate(&cert(&ca, "alpha"), &change("cert.import", "alpha")).await.unwrap();
     not_found(s.put_binding(&binding("x.example", Some("ghost")), &change("bind", "x")).await, "certificate 'ghost'");
-    assert_eq!(s.put_binding(&binding("x.example", Some("alpha")), &change("bind", "x")).await.unwrap(), (2, false));
+    assert_eq!(s.put_binding(&binding("x.example", Some("alpha")), &change("bind", "x")).await.unwrap(), (4, false));
     let mut again = binding("x.example", None);
     again.trust = "ca:one,two".into();
     again.sni = Some("sni.example".into());
     again.pins = vec!["sha256/AAAA".into(), "sha256/BBBB".into()];
     again.created_at = 5; // the first creation time stays
     again.updated_at = 1_900_000_000;
-    assert_eq!(s.put_binding(&again, &change("bind", "x")).await.unwrap(), (3, true));
+    assert_eq!(s.put_binding(&again, &change("bind", "x")).await.unwrap(), (5, true));
     let got = s.bindings().await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0], BindingRecord { created_at: 1_700_000_100, ..again.clone() });
     not_found(s.delete_binding("y.example", &change("unbind", "y")).await, "binding for 'y.example'");
-    assert_eq!(s.delete_binding("x.example", &change("unbind", "x")).await.unwrap(), 4);
+    assert_eq!(s.delete_binding("x.example", &change("unbind", "x")).await.unwrap(), 6);
     assert!(s.bindings().await.unwrap().is_empty());
     s.close().await;
 }
@@ -264,6 +268,8 @@ async fn trust_anchors_in_use_cannot_be_removed(url: StoreUrl) {
     let got = s.anchor("partner").await.unwrap().unwrap();
     assert_eq!((got.name.as_str(), &got.certs_der, got.created_at), ("partner", &anchor.certs_der, 7));
     assert_eq!(s.anchors().await.unwrap().len(), 1);
+    let other = AnchorRecord { name: "other".into(), ..anchor.clone() };
+    s.insert_anchor(&other, &change("trust.add", "other")).await.unwrap();
     let mut b = binding("p.example", None);
     b.trust = "ca:other,partner".into();
     s.put_binding(&b, &change("bind", "p.example")).await.unwrap();

@@ -15,3 +15,4 @@ mod layers;
 mod outage;
 mod store;
 mod store_copy;
+mod store_race;

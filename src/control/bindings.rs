@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::routes::{Destination, Pin, TrustPolicy};
-use crate::store::{BindingRecord, ServiceRecord};
+use crate::store::{BindingRecord, ServiceRecord, StoreError};
 
 use super::{validate_name, Control, ControlError};
 use crate::model::{Action, Remedy};
@@ -61,6 +61,25 @@ fn usage(message: String, hint: impl Into<Remedy>) -> ControlError {
     ControlError::usage("usage", message, hint)
 }
 
+fn missing_anchor(what: String) -> ControlError {
+    ControlError::NotFound {
+        what,
+        hint: Remedy::with(
+            "add the partner's CA as a trust anchor first, or check the name against the list of trust anchors",
+            Action::AddTrustAnchor,
+        ),
+    }
+}
+
+/// The anchor check above runs before the write; an anchor removed in between is refused by
+/// the store itself (a foreign key), and reads the same.
+fn anchor_refused(e: StoreError) -> ControlError {
+    match e {
+        StoreError::NotFound(what) if what.starts_with("trust anchor ") => missing_anchor(what),
+        other => other.into(),
+    }
+}
+
 impl Control {
     /// Validate the parts of a binding that do not depend on the destination.
     async fn binding_record(&self, destination: String, req: &BindRequest) -> Result<BindingRecord, ControlError> {
@@ -73,13 +92,7 @@ impl Control {
         if let TrustPolicy::Anchors(names) = &trust {
             for name in names {
                 if self.store.anchor(name).await?.is_none() {
-                    return Err(ControlError::NotFound {
-                        what: format!("trust anchor '{name}'"),
-                        hint: Remedy::with(
-                            "add the partner's CA as a trust anchor first, or check the name against the list of trust anchors",
-                            Action::AddTrustAnchor,
-                        ),
-                    });
+                    return Err(missing_anchor(format!("trust anchor '{name}'")));
                 }
             }
         }
@@ -142,7 +155,11 @@ impl Control {
         }
         let rec = self.binding_record(parsed.destination.key(), &req).await?;
         let detail = format!("{} trust {}", rec.certificate.as_deref().unwrap_or("(no certificate)"), rec.trust);
-        let (_, replaced) = self.store.put_binding(&rec, &self.change("bind", &rec.destination, detail)).await?;
+        let (_, replaced) = self
+            .store
+            .put_binding(&rec, &self.change("bind", &rec.destination, detail))
+            .await
+            .map_err(anchor_refused)?;
         let mut view = BindingView::of(&rec);
         view.replaced = Some(replaced);
         view.reduced_from = parsed.reduced_from;
@@ -210,8 +227,11 @@ impl Control {
             Some(b) => format!("{} via {}", svc.url, b.certificate.as_deref().unwrap_or("(no certificate)")),
             None => format!("{} via the host's binding", svc.url),
         };
-        let (_, replaced) =
-            self.store.put_service(&svc, binding.as_ref(), &self.change("service.add", name, detail)).await?;
+        let (_, replaced) = self
+            .store
+            .put_service(&svc, binding.as_ref(), &self.change("service.add", name, detail))
+            .await
+            .map_err(anchor_refused)?;
         Ok(ServiceView {
             name: svc.name,
             url: svc.url,

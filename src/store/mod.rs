@@ -1,24 +1,38 @@
 //! The store: one interface, one backend per URL scheme. Every change is one transaction that
-//! also appends its audit row and bumps the store revision.
+//! also appends its audit rows and bumps the store revision once.
 //!
 //! Backends: `sqlite://PATH` (embedded default, WAL) and `postgres://...` (several gateway
-//! nodes on one database; changes are announced with LISTEN/NOTIFY). Both behind the same
-//! [`Store`] enum, with the same semantics and errors.
+//! nodes on one database; changes are announced with LISTEN/NOTIFY). Both are the one SQL core
+//! ([`SqlStore`], in `core.rs`) over a small [`Dialect`] each (`sqlite.rs`, `postgres.rs`),
+//! behind the same [`Store`] enum, with the same semantics and errors.
+//!
+//! Writes: [`Store::begin_change`] gives a [`StoreTx`]; any number of operations on it, then
+//! one [`StoreTx::commit`]. The single-operation methods (`insert_certificate(rec, change)`
+//! ...) are that with one operation. Referential integrity is the database's: a binding's
+//! trust anchors are rows of `binding_anchors` with foreign keys, so a binding to a missing
+//! anchor, or the removal of an anchor still named, is refused even when the two race.
 
 mod copy;
+mod core;
 mod model;
 mod postgres;
 pub mod seal;
 mod sqlite;
 
 pub use copy::{CopyPlan, Dump};
+pub use core::{anchor_names, ChangeTx, Dialect, SqlStore};
 pub use model::{
     split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord,
     ServiceRecord, Snapshot, TokenRecord,
 };
-pub use postgres::PgStore;
+pub use postgres::PgDialect;
 pub use seal::{MasterKey, SealError};
-pub use sqlite::SqliteStore;
+pub use sqlite::SqliteDialect;
+
+/// The store on one SQLite file.
+pub type SqliteStore = SqlStore<SqliteDialect>;
+/// The store on a PostgreSQL database shared by several nodes.
+pub type PgStore = SqlStore<PgDialect>;
 
 use std::path::PathBuf;
 
@@ -69,7 +83,8 @@ impl StoreUrl {
     }
 }
 
-/// The store in use. An enum rather than a trait object: two backends, known at compile time.
+/// The store in use. An enum rather than a trait object: two backends, known at compile time,
+/// each the same [`SqlStore`] core over its own [`Dialect`].
 pub enum Store {
     Sqlite(SqliteStore),
     Postgres(PgStore),
@@ -80,7 +95,7 @@ pub enum Store {
 macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
-            Store::Sqlite($s) => $call,
+            Store::Sqlite($s) => $call.map_err(|e| $s.explain(e)),
             Store::Postgres($s) => $call.map_err(|e| $s.explain(e)),
         }
     };
@@ -97,6 +112,76 @@ pub enum StoreEvent {
     Listening,
     /// The listening connection was lost or could not be opened; it is retried every second.
     Lost(String),
+}
+
+/// One change in progress on either backend (see [`Store::begin_change`]): any number of
+/// operations, then [`StoreTx::commit`] with the changes to audit. Dropped without commit, it
+/// rolls back and nothing was written.
+pub enum StoreTx<'s> {
+    Sqlite(ChangeTx<'s, SqliteDialect>),
+    Postgres(ChangeTx<'s, PgDialect>),
+}
+
+/// The operations of a change, each forwarded to the backend's [`ChangeTx`].
+macro_rules! tx_operations {
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        impl StoreTx<'_> {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&mut self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                    match self {
+                        StoreTx::Sqlite(t) => { let r = t.$name($($arg),*).await; r.map_err(|e| t.explain(e)) }
+                        StoreTx::Postgres(t) => { let r = t.$name($($arg),*).await; r.map_err(|e| t.explain(e)) }
+                    }
+                }
+            )*
+        }
+    };
+}
+
+tx_operations! {
+    insert_certificate(rec: &CertificateRecord) -> ();
+    /// Rotation: new material, same name (the owner stays unless a new one is given).
+    replace_certificate(rec: &CertificateRecord) -> ();
+    /// Bindings that present it block the removal unless `drop_bindings`; grants go with it.
+    delete_certificate(name: &str, drop_bindings: bool) -> ();
+    insert_anchor(rec: &AnchorRecord) -> ();
+    /// Refused with [`StoreError::StillBound`] while a binding names it.
+    delete_anchor(name: &str) -> ();
+    /// Create or replace; `true` when it replaced one. Its certificate and anchors must exist.
+    put_binding(rec: &BindingRecord) -> bool;
+    delete_binding(destination: &str) -> ();
+    /// Create or replace, with its own `service:NAME` binding or none; `true` when replaced.
+    put_service(svc: &ServiceRecord, binding: Option<&BindingRecord>) -> bool;
+    delete_service(name: &str) -> ();
+    insert_token(rec: &TokenRecord) -> ();
+    delete_token(name: &str) -> ();
+    insert_app(rec: &AppRecord) -> ();
+    delete_app(name: &str) -> ();
+    /// `true` when the grant is new.
+    put_grant(rec: &GrantRecord) -> bool;
+    delete_grant(app: &str, certificate: &str) -> ();
+    write_copy(plan: &CopyPlan) -> ();
+}
+
+impl StoreTx<'_> {
+    /// One audit row per change, all at this change's revision; one revision bump, announced;
+    /// one commit. Returns the revision.
+    pub async fn commit(self, changes: &[Change]) -> Result<i64, StoreError> {
+        match self {
+            StoreTx::Sqlite(t) => t.commit(changes).await,
+            StoreTx::Postgres(t) => t.commit(changes).await,
+        }
+    }
+}
+
+/// One operation in a change of its own, audited as `change`.
+macro_rules! single {
+    ($self:ident, $change:ident, $tx:ident => $op:expr) => {{
+        let mut $tx = $self.begin_change().await?;
+        let out = $op.await?;
+        $tx.commit(std::slice::from_ref($change)).await.map(|revision| (revision, out))
+    }};
 }
 
 impl Store {
@@ -121,6 +206,15 @@ impl Store {
         }
     }
 
+    /// Open a change: it holds the store's write lock until committed or dropped, so checks
+    /// made in it see every earlier change.
+    pub async fn begin_change(&self) -> Result<StoreTx<'_>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.begin_change().await.map(StoreTx::Sqlite).map_err(|e| s.explain(e)),
+            Store::Postgres(s) => s.begin_change().await.map(StoreTx::Postgres).map_err(|e| s.explain(e)),
+        }
+    }
+
     pub async fn revision(&self) -> Result<i64, StoreError> {
         dispatch!(self, s => s.revision().await)
     }
@@ -137,10 +231,10 @@ impl Store {
         dispatch!(self, s => s.certificate(name).await)
     }
     pub async fn insert_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.insert_certificate(rec, change).await)
+        single!(self, change, tx => tx.insert_certificate(rec)).map(|r| r.0)
     }
     pub async fn replace_certificate(&self, rec: &CertificateRecord, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.replace_certificate(rec, change).await)
+        single!(self, change, tx => tx.replace_certificate(rec)).map(|r| r.0)
     }
     pub async fn delete_certificate(
         &self,
@@ -148,16 +242,16 @@ impl Store {
         drop_bindings: bool,
         change: &Change,
     ) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_certificate(name, drop_bindings, change).await)
+        single!(self, change, tx => tx.delete_certificate(name, drop_bindings)).map(|r| r.0)
     }
     pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
         dispatch!(self, s => s.bindings().await)
     }
     pub async fn put_binding(&self, rec: &BindingRecord, change: &Change) -> Result<(i64, bool), StoreError> {
-        dispatch!(self, s => s.put_binding(rec, change).await)
+        single!(self, change, tx => tx.put_binding(rec))
     }
     pub async fn delete_binding(&self, destination: &str, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_binding(destination, change).await)
+        single!(self, change, tx => tx.delete_binding(destination)).map(|r| r.0)
     }
     pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
         dispatch!(self, s => s.services().await)
@@ -168,10 +262,10 @@ impl Store {
         binding: Option<&BindingRecord>,
         change: &Change,
     ) -> Result<(i64, bool), StoreError> {
-        dispatch!(self, s => s.put_service(svc, binding, change).await)
+        single!(self, change, tx => tx.put_service(svc, binding))
     }
     pub async fn delete_service(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_service(name, change).await)
+        single!(self, change, tx => tx.delete_service(name)).map(|r| r.0)
     }
     pub async fn anchors(&self) -> Result<Vec<AnchorRecord>, StoreError> {
         dispatch!(self, s => s.anchors().await)
@@ -180,19 +274,19 @@ impl Store {
         dispatch!(self, s => s.anchor(name).await)
     }
     pub async fn insert_anchor(&self, rec: &AnchorRecord, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.insert_anchor(rec, change).await)
+        single!(self, change, tx => tx.insert_anchor(rec)).map(|r| r.0)
     }
     pub async fn delete_anchor(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_anchor(name, change).await)
+        single!(self, change, tx => tx.delete_anchor(name)).map(|r| r.0)
     }
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         dispatch!(self, s => s.tokens().await)
     }
     pub async fn insert_token(&self, rec: &TokenRecord, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.insert_token(rec, change).await)
+        single!(self, change, tx => tx.insert_token(rec)).map(|r| r.0)
     }
     pub async fn delete_token(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_token(name, change).await)
+        single!(self, change, tx => tx.delete_token(name)).map(|r| r.0)
     }
     pub async fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
         dispatch!(self, s => s.apps().await)
@@ -201,22 +295,26 @@ impl Store {
         dispatch!(self, s => s.grants().await)
     }
     pub async fn insert_app(&self, rec: &AppRecord, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.insert_app(rec, change).await)
+        single!(self, change, tx => tx.insert_app(rec)).map(|r| r.0)
     }
     pub async fn delete_app(&self, name: &str, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_app(name, change).await)
+        single!(self, change, tx => tx.delete_app(name)).map(|r| r.0)
     }
     pub async fn put_grant(&self, rec: &GrantRecord, change: &Change) -> Result<(i64, bool), StoreError> {
-        dispatch!(self, s => s.put_grant(rec, change).await)
+        single!(self, change, tx => tx.put_grant(rec))
     }
     pub async fn delete_grant(&self, app: &str, certificate: &str, change: &Change) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.delete_grant(app, certificate, change).await)
+        single!(self, change, tx => tx.delete_grant(app, certificate)).map(|r| r.0)
     }
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         dispatch!(self, s => s.snapshot().await)
     }
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         dispatch!(self, s => s.audit(limit).await)
+    }
+    /// Every `meta` row, ordered by key.
+    pub async fn meta_all(&self) -> Result<Vec<(String, String)>, StoreError> {
+        dispatch!(self, s => s.meta_all().await)
     }
     pub async fn close(&self) {
         match self {

@@ -1,0 +1,823 @@
+//! The one SQL store: every query, for SQLite and PostgreSQL alike, over sqlx's generic
+//! database traits. What really differs between the two sits in a [`Dialect`]: how a change
+//! transaction begins, how it is announced, how a snapshot is isolated, the schema steps, and
+//! which failures mean "the server cannot be reached".
+//!
+//! Every write is an operation on a [`ChangeTx`]: [`SqlStore::begin_change`] opens the
+//! transaction and bumps the revision first (on PostgreSQL that row lock is what serialises
+//! writers; on SQLite `BEGIN IMMEDIATE` takes the write lock), the operations check and write
+//! inside it, and [`ChangeTx::commit`] appends one audit row per [`Change`] (all with the same
+//! revision), announces the revision and commits once. Dropping it without commit rolls back.
+//!
+//! Rows are read by column name. One SQL text serves both databases: sqlx binds SQLite's `$N`
+//! parameters by number, as PostgreSQL does, and `RETURNING` tells whether a row was touched.
+
+use std::future::Future;
+
+use sqlx::error::ErrorKind;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
+
+use super::copy::CopyPlan;
+use super::model::{
+    join_der, split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord,
+    ServiceRecord, Snapshot, TokenRecord,
+};
+use super::{now_unix, StoreError};
+use crate::model::TrustPolicy;
+
+/// What differs between the databases the store runs on.
+pub trait Dialect: Send + Sync + 'static {
+    type Db: Database;
+    /// The statement that opens a change transaction.
+    const BEGIN_CHANGE: &'static str;
+    /// The statement that opens a read of the whole store at one revision.
+    const BEGIN_SNAPSHOT: &'static str;
+    /// The schema steps, applied in order.
+    const MIGRATIONS: &'static [(i64, &'static str)];
+
+    /// Keep other processes from migrating at the same time (inside the migration transaction,
+    /// after [`Self::BEGIN_CHANGE`]; by default that statement is lock enough).
+    fn lock_schema(_tx: &mut Transaction<'_, Self::Db>) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Tell other nodes about a committed revision (delivered at commit). By default nobody
+    /// listens: the other processes poll the revision.
+    fn announce(
+        _tx: &mut Transaction<'_, Self::Db>,
+        _revision: i64,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Turn failures that mean "the server cannot be reached" into a message naming it.
+    fn explain(&self, e: StoreError) -> StoreError {
+        e
+    }
+}
+
+const CERTIFICATES: &str = "SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates ORDER BY name";
+const ANCHORS: &str = "SELECT name, certs_der, created_at FROM trust_anchors ORDER BY name";
+const BINDINGS: &str =
+    "SELECT destination, certificate, trust, sni, pins, created_at, updated_at FROM bindings ORDER BY destination";
+const SERVICES: &str = "SELECT name, url, created_at, updated_at FROM services ORDER BY name";
+const APPS: &str = "SELECT name, hash, created_at FROM apps ORDER BY name";
+const GRANTS: &str = "SELECT app, certificate, created_at FROM grants ORDER BY app, certificate";
+
+/// The schema steps of a backend, `migrations/BACKEND_NNN_WHAT.sql`: the same steps for each.
+macro_rules! schema_steps {
+    ($backend:literal) => {
+        &[
+            (1, include_str!(concat!("migrations/", $backend, "_001_initial.sql"))),
+            (2, include_str!(concat!("migrations/", $backend, "_002_bindings.sql"))),
+            (3, include_str!(concat!("migrations/", $backend, "_003_access.sql"))),
+            (4, include_str!(concat!("migrations/", $backend, "_004_binding_anchors.sql"))),
+        ]
+    };
+}
+pub(super) use schema_steps;
+
+/// The anchors a binding's trust policy names (none for `public` and `private`).
+pub fn anchor_names(trust: &str) -> Vec<String> {
+    match TrustPolicy::parse(trust) {
+        Ok(TrustPolicy::Anchors(names)) => names,
+        _ => Vec::new(),
+    }
+}
+
+pub struct SqlStore<D: Dialect> {
+    pub(super) pool: Pool<D::Db>,
+    pub(super) dialect: D,
+}
+
+/// One change in progress: operations, then [`ChangeTx::commit`]. Dropped, it rolls back.
+pub struct ChangeTx<'s, D: Dialect> {
+    store: &'s SqlStore<D>,
+    tx: Transaction<'static, D::Db>,
+    revision: i64,
+}
+
+impl<D: Dialect> SqlStore<D> {
+    pub fn explain(&self, e: StoreError) -> StoreError {
+        self.dialect.explain(e)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl<'s, D: Dialect> ChangeTx<'s, D> {
+    pub fn explain(&self, e: StoreError) -> StoreError {
+        self.store.dialect.explain(e)
+    }
+
+    /// The revision this change will commit.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+}
+
+/// A unique violation means the name is taken; anything else stays a database error.
+fn taken(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    refused(e, ErrorKind::UniqueViolation, || StoreError::Conflict(message()))
+}
+
+fn refused(e: sqlx::Error, kind: ErrorKind, then: impl FnOnce() -> StoreError) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.kind() == kind => then(),
+        _ => StoreError::Database(e),
+    }
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: IntoArguments<D::Db>,
+    <D::Db as Database>::Row: Columns,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Type<D::Db>,
+{
+    /// Apply the schema steps the store lacks, in one transaction.
+    pub(super) async fn migrate(conn: &mut <D::Db as Database>::Connection) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        let mut tx = conn.begin_with(sqlx::AssertSqlSafe(D::BEGIN_CHANGE)).await?;
+        D::lock_schema(&mut tx).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await?
+            .int("version")?;
+        let newest = D::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > newest {
+            return Err(StoreError::Unavailable(format!(
+                "the store has schema version {current}, newer than this certgate knows ({newest}): upgrade certgate"
+            )));
+        }
+        for (version, sql) in D::MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now_unix())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Open a change: the transaction holds the store's write lock and the revision is bumped.
+    pub async fn begin_change(&self) -> Result<ChangeTx<'_, D>, StoreError> {
+        let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_CHANGE)).await?;
+        let revision: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
+            .fetch_one(&mut *tx)
+            .await?
+            .int("value")?;
+        Ok(ChangeTx { store: self, tx, revision })
+    }
+
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&self.pool).await?.int("value")?)
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.text("value")).transpose()?)
+    }
+
+    /// Every meta row, ordered by key.
+    pub async fn meta_all(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT key, value FROM meta ORDER BY key").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| Ok((r.text("key")?, r.text("value")?))).collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Set a meta value unless one is there; returns the value in force. Two processes opening
+    /// an empty store at once agree: the second insert does nothing and both read the first.
+    pub async fn meta_init(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.meta(key).await?.unwrap_or_default())
+    }
+
+    /// Every row of a listing query, read with `read`.
+    async fn rows<'e, T>(
+        exec: impl Executor<'e, Database = D::Db>,
+        sql: &'static str,
+        read: fn(&<D::Db as Database>::Row) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(exec).await?;
+        Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        Self::rows(&self.pool, CERTIFICATES, cert_from_row).await
+    }
+
+    pub async fn certificate(&self, name: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = sqlx::query("SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(cert_from_row).transpose()?)
+    }
+
+    pub async fn anchors(&self) -> Result<Vec<AnchorRecord>, StoreError> {
+        Self::rows(&self.pool, ANCHORS, anchor_from_row).await
+    }
+
+    pub async fn anchor(&self, name: &str) -> Result<Option<AnchorRecord>, StoreError> {
+        let row = sqlx::query("SELECT name, certs_der, created_at FROM trust_anchors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(anchor_from_row).transpose()?)
+    }
+
+    pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
+        Self::rows(&self.pool, BINDINGS, binding_from_row).await
+    }
+
+    pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        Self::rows(&self.pool, SERVICES, service_from_row).await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        Self::rows(&self.pool, "SELECT name, role, hash, created_at FROM tokens ORDER BY name", token_from_row).await
+    }
+
+    pub async fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        Self::rows(&self.pool, APPS, app_from_row).await
+    }
+
+    pub async fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        Self::rows(&self.pool, GRANTS, grant_from_row).await
+    }
+
+    pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, target, result, detail, revision FROM audit ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(audit_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Everything the gateway needs, read in one transaction so it is one consistent revision
+    /// even while others write.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_SNAPSHOT)).await?;
+        let revision =
+            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.int("value")?;
+        let snapshot = Snapshot {
+            revision,
+            certificates: Self::rows(&mut *tx, CERTIFICATES, cert_from_row).await?,
+            anchors: Self::rows(&mut *tx, ANCHORS, anchor_from_row).await?,
+            bindings: Self::rows(&mut *tx, BINDINGS, binding_from_row).await?,
+            services: Self::rows(&mut *tx, SERVICES, service_from_row).await?,
+            apps: Self::rows(&mut *tx, APPS, app_from_row).await?,
+            grants: Self::rows(&mut *tx, GRANTS, grant_from_row).await?,
+        };
+        tx.rollback().await?;
+        Ok(snapshot)
+    }
+}
+
+impl<D: Dialect> ChangeTx<'_, D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: IntoArguments<D::Db>,
+    <D::Db as Database>::Row: Columns,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Type<D::Db>,
+{
+    /// Write one audit row per change (all at this revision), announce, commit. Without any
+    /// change nothing is written: the transaction rolls back and the revision stays.
+    pub async fn commit(self, changes: &[Change]) -> Result<i64, StoreError> {
+        let store = self.store;
+        self.finish(changes).await.map_err(|e| store.explain(e))
+    }
+
+    async fn finish(mut self, changes: &[Change]) -> Result<i64, StoreError> {
+        if changes.is_empty() {
+            self.tx.rollback().await?;
+            return Ok(self.revision - 1);
+        }
+        let at = now_unix();
+        for change in changes {
+            self.audit_row(&AuditRecord {
+                seq: 0,
+                at,
+                actor: change.actor.clone(),
+                action: change.action.clone(),
+                target: change.target.clone(),
+                result: "ok".into(),
+                detail: change.detail.clone(),
+                revision: self.revision,
+            })
+            .await?;
+        }
+        D::announce(&mut self.tx, self.revision).await?;
+        self.tx.commit().await?;
+        Ok(self.revision)
+    }
+
+    async fn audit_row(&mut self, row: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, target, result, detail, revision) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(row.at)
+        .bind(&row.actor)
+        .bind(&row.action)
+        .bind(&row.target)
+        .bind(&row.result)
+        .bind(&row.detail)
+        .bind(row.revision)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn exists(&mut self, sql: &'static str, key: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query(sql).bind(key).fetch_optional(&mut *self.tx).await?.is_some())
+    }
+
+    /// Run a `DELETE ... RETURNING` with one key; whether a row went.
+    async fn delete(&mut self, sql: &'static str, key: &str) -> Result<bool, StoreError> {
+        Ok(!sqlx::query(sql).bind(key).fetch_all(&mut *self.tx).await?.is_empty())
+    }
+
+    pub async fn insert_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
+        let message = || format!("a certificate named '{}' exists already", rec.name);
+        sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(&rec.name)
+            .bind(&rec.id)
+            .bind(&rec.leaf_der)
+            .bind(join_der(&rec.chain_der))
+            .bind(&rec.sealed_key)
+            .bind(&rec.key_format)
+            .bind(&rec.owner)
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| taken(e, message))?;
+        Ok(())
+    }
+
+    /// Replace the material of an existing certificate (rotation); the name stays, and so does
+    /// the owner unless a new one is given.
+    pub async fn replace_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE certificates SET id = $1, leaf_der = $2, chain_der = $3, sealed_key = $4, key_format = $5, owner = COALESCE($6, owner), updated_at = $7 WHERE name = $8 RETURNING name")
+            .bind(&rec.id)
+            .bind(&rec.leaf_der)
+            .bind(join_der(&rec.chain_der))
+            .bind(&rec.sealed_key)
+            .bind(&rec.key_format)
+            .bind(&rec.owner)
+            .bind(rec.updated_at)
+            .bind(&rec.name)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        match done {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("certificate '{}'", rec.name))),
+        }
+    }
+
+    /// Remove a certificate and its grants. Bindings that present it block the removal
+    /// unless `drop_bindings`, which removes them too.
+    pub async fn delete_certificate(&mut self, name: &str, drop_bindings: bool) -> Result<(), StoreError> {
+        let bound: Vec<String> =
+            sqlx::query("SELECT destination FROM bindings WHERE certificate = $1 ORDER BY destination")
+                .bind(name)
+                .fetch_all(&mut *self.tx)
+                .await?
+                .iter()
+                .map(|r| r.text("destination"))
+                .collect::<Result<_, _>>()?;
+        if !bound.is_empty() && !drop_bindings {
+            return Err(StoreError::StillBound(bound));
+        }
+        self.delete("DELETE FROM bindings WHERE certificate = $1 RETURNING destination", name).await?;
+        self.delete("DELETE FROM grants WHERE certificate = $1 RETURNING app", name).await?;
+        if !self.delete("DELETE FROM certificates WHERE name = $1 RETURNING name", name).await? {
+            return Err(StoreError::NotFound(format!("certificate '{name}'")));
+        }
+        Ok(())
+    }
+
+    pub async fn insert_anchor(&mut self, rec: &AnchorRecord) -> Result<(), StoreError> {
+        let message = || format!("a trust anchor named '{}' exists already", rec.name);
+        sqlx::query("INSERT INTO trust_anchors (name, certs_der, created_at) VALUES ($1, $2, $3)")
+            .bind(&rec.name)
+            .bind(join_der(&rec.certs_der))
+            .bind(rec.created_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| taken(e, message))?;
+        Ok(())
+    }
+
+    /// Remove a trust anchor. The bindings that name it (`binding_anchors`) block the removal;
+    /// the foreign key refuses it even if a binding was written after the check.
+    pub async fn delete_anchor(&mut self, name: &str) -> Result<(), StoreError> {
+        let users: Vec<String> =
+            sqlx::query("SELECT destination FROM binding_anchors WHERE anchor = $1 ORDER BY destination")
+                .bind(name)
+                .fetch_all(&mut *self.tx)
+                .await?
+                .iter()
+                .map(|r| r.text("destination"))
+                .collect::<Result<_, _>>()?;
+        if !users.is_empty() {
+            return Err(StoreError::StillBound(users));
+        }
+        let gone = sqlx::query("DELETE FROM trust_anchors WHERE name = $1 RETURNING name")
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(|e| refused(e, ErrorKind::ForeignKeyViolation, || StoreError::StillBound(Vec::new())))?;
+        if gone.is_none() {
+            return Err(StoreError::NotFound(format!("trust anchor '{name}'")));
+        }
+        Ok(())
+    }
+
+    /// Create or replace a binding; `Ok(replaced)`. Its certificate and the trust anchors its
+    /// policy names must exist.
+    pub async fn put_binding(&mut self, rec: &BindingRecord) -> Result<bool, StoreError> {
+        if let Some(cert) = &rec.certificate {
+            if !self.exists("SELECT 1 FROM certificates WHERE name = $1", cert).await? {
+                return Err(StoreError::NotFound(format!("certificate '{cert}'")));
+            }
+        }
+        self.upsert_binding(rec, false).await
+    }
+
+    /// Write a binding and its anchor references. `copied`: the creation time is the record's
+    /// (a copy), not kept from the row being replaced.
+    async fn upsert_binding(&mut self, rec: &BindingRecord, copied: bool) -> Result<bool, StoreError> {
+        const KEEP: &str = "INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (destination) DO UPDATE SET certificate = excluded.certificate, trust = excluded.trust, sni = excluded.sni, pins = excluded.pins, updated_at = excluded.updated_at";
+        const COPY: &str = "INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (destination) DO UPDATE SET certificate = excluded.certificate, trust = excluded.trust, sni = excluded.sni, pins = excluded.pins, \
+             created_at = excluded.created_at, updated_at = excluded.updated_at";
+        let replaced = self.exists("SELECT 1 FROM bindings WHERE destination = $1", &rec.destination).await?;
+        sqlx::query(if copied { COPY } else { KEEP })
+            .bind(&rec.destination)
+            .bind(&rec.certificate)
+            .bind(&rec.trust)
+            .bind(&rec.sni)
+            .bind(serde_json::to_string(&rec.pins).unwrap_or_else(|_| "[]".into()))
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        self.delete("DELETE FROM binding_anchors WHERE destination = $1 RETURNING anchor", &rec.destination).await?;
+        for anchor in anchor_names(&rec.trust) {
+            sqlx::query("INSERT INTO binding_anchors (destination, anchor) VALUES ($1, $2)")
+                .bind(&rec.destination)
+                .bind(&anchor)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(|e| {
+                    refused(e, ErrorKind::ForeignKeyViolation, || {
+                        StoreError::NotFound(format!("trust anchor '{anchor}'"))
+                    })
+                })?;
+        }
+        Ok(replaced)
+    }
+
+    pub async fn delete_binding(&mut self, destination: &str) -> Result<(), StoreError> {
+        if !self.delete("DELETE FROM bindings WHERE destination = $1 RETURNING destination", destination).await? {
+            return Err(StoreError::NotFound(format!("binding for '{destination}'")));
+        }
+        Ok(())
+    }
+
+    /// Create or replace a named service, with its `service:NAME` binding when one is given
+    /// (without one, the binding of the URL's host applies). `Ok(replaced)`.
+    pub async fn put_service(
+        &mut self,
+        svc: &ServiceRecord,
+        binding: Option<&BindingRecord>,
+    ) -> Result<bool, StoreError> {
+        if let Some(cert) = binding.and_then(|b| b.certificate.as_ref()) {
+            if !self.exists("SELECT 1 FROM certificates WHERE name = $1", cert).await? {
+                return Err(StoreError::NotFound(format!("certificate '{cert}'")));
+            }
+        }
+        let replaced = self.exists("SELECT 1 FROM services WHERE name = $1", &svc.name).await?;
+        self.upsert_service(svc, "updated_at = excluded.updated_at").await?;
+        match binding {
+            Some(b) => {
+                self.upsert_binding(b, false).await?;
+            }
+            None => {
+                let key = format!("service:{}", svc.name);
+                self.delete("DELETE FROM bindings WHERE destination = $1 RETURNING destination", &key).await?;
+            }
+        }
+        Ok(replaced)
+    }
+
+    async fn upsert_service(&mut self, svc: &ServiceRecord, times: &'static str) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO services (name, url, created_at, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url, {times}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&svc.name)
+            .bind(&svc.url)
+            .bind(svc.created_at)
+            .bind(svc.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_service(&mut self, name: &str) -> Result<(), StoreError> {
+        if !self.delete("DELETE FROM services WHERE name = $1 RETURNING name", name).await? {
+            return Err(StoreError::NotFound(format!("service '{name}'")));
+        }
+        let key = format!("service:{name}");
+        self.delete("DELETE FROM bindings WHERE destination = $1 RETURNING destination", &key).await?;
+        Ok(())
+    }
+
+    pub async fn insert_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError> {
+        let message = || format!("a token named '{}' exists already", rec.name);
+        sqlx::query("INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&rec.name)
+            .bind(&rec.role)
+            .bind(&rec.hash)
+            .bind(rec.created_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| taken(e, message))?;
+        Ok(())
+    }
+
+    pub async fn delete_token(&mut self, name: &str) -> Result<(), StoreError> {
+        if !self.delete("DELETE FROM tokens WHERE name = $1 RETURNING name", name).await? {
+            return Err(StoreError::NotFound(format!("token '{name}'")));
+        }
+        Ok(())
+    }
+
+    pub async fn insert_app(&mut self, rec: &AppRecord) -> Result<(), StoreError> {
+        let message = || format!("an app named '{}' exists already", rec.name);
+        sqlx::query("INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3)")
+            .bind(&rec.name)
+            .bind(&rec.hash)
+            .bind(rec.created_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| taken(e, message))?;
+        Ok(())
+    }
+
+    /// Remove an app and its grants.
+    pub async fn delete_app(&mut self, name: &str) -> Result<(), StoreError> {
+        if !self.delete("DELETE FROM apps WHERE name = $1 RETURNING name", name).await? {
+            return Err(StoreError::NotFound(format!("app '{name}'")));
+        }
+        self.delete("DELETE FROM grants WHERE app = $1 RETURNING app", name).await?;
+        Ok(())
+    }
+
+    /// Grant an app the use of a certificate; both must exist. `Ok(new)`.
+    pub async fn put_grant(&mut self, rec: &GrantRecord) -> Result<bool, StoreError> {
+        if !self.exists("SELECT 1 FROM apps WHERE name = $1", &rec.app).await? {
+            return Err(StoreError::NotFound(format!("app '{}'", rec.app)));
+        }
+        if !self.exists("SELECT 1 FROM certificates WHERE name = $1", &rec.certificate).await? {
+            return Err(StoreError::NotFound(format!("certificate '{}'", rec.certificate)));
+        }
+        let added = sqlx::query(
+            "INSERT INTO grants (app, certificate, created_at) VALUES ($1, $2, $3) ON CONFLICT (app, certificate) DO NOTHING RETURNING app",
+        )
+        .bind(&rec.app)
+        .bind(&rec.certificate)
+        .bind(rec.created_at)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(added.is_some())
+    }
+
+    pub async fn delete_grant(&mut self, app: &str, certificate: &str) -> Result<(), StoreError> {
+        let gone = sqlx::query("DELETE FROM grants WHERE app = $1 AND certificate = $2 RETURNING app")
+            .bind(app)
+            .bind(certificate)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        if gone.is_none() {
+            return Err(StoreError::NotFound(format!("grant of certificate '{certificate}' to app '{app}'")));
+        }
+        Ok(())
+    }
+
+    /// Write a whole-store copy: upserts by name or key, meta only where missing, the copied
+    /// audit rows as they are, and the revision moved past `plan.revision_floor`.
+    pub async fn write_copy(&mut self, plan: &CopyPlan) -> Result<(), StoreError> {
+        if self.revision <= plan.revision_floor {
+            self.revision = plan.revision_floor + 1;
+            sqlx::query("UPDATE revision SET value = $1 WHERE id = 1")
+                .bind(self.revision)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        for (k, v) in &plan.meta {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(k)
+                .bind(v)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        for c in &plan.certificates {
+            sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (name) DO UPDATE SET id = excluded.id, leaf_der = excluded.leaf_der, chain_der = excluded.chain_der, sealed_key = excluded.sealed_key, \
+                 key_format = excluded.key_format, owner = excluded.owner, created_at = excluded.created_at, updated_at = excluded.updated_at")
+                .bind(&c.name)
+                .bind(&c.id)
+                .bind(&c.leaf_der)
+                .bind(join_der(&c.chain_der))
+                .bind(&c.sealed_key)
+                .bind(&c.key_format)
+                .bind(&c.owner)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        for a in &plan.anchors {
+            sqlx::query(
+                "INSERT INTO trust_anchors (name, certs_der, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET certs_der = excluded.certs_der, created_at = excluded.created_at",
+            )
+            .bind(&a.name)
+            .bind(join_der(&a.certs_der))
+            .bind(a.created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for b in &plan.bindings {
+            self.upsert_binding(b, true).await?;
+        }
+        for s in &plan.services {
+            self.upsert_service(s, "created_at = excluded.created_at, updated_at = excluded.updated_at").await?;
+        }
+        for t in &plan.tokens {
+            sqlx::query(
+                "INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, created_at = excluded.created_at",
+            )
+            .bind(&t.name)
+            .bind(&t.role)
+            .bind(&t.hash)
+            .bind(t.created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for a in &plan.apps {
+            sqlx::query(
+                "INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
+            )
+            .bind(&a.name)
+            .bind(&a.hash)
+            .bind(a.created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for g in &plan.grants {
+            sqlx::query(
+                "INSERT INTO grants (app, certificate, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (app, certificate) DO UPDATE SET created_at = excluded.created_at",
+            )
+            .bind(&g.app)
+            .bind(&g.certificate)
+            .bind(g.created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for row in &plan.audit {
+            self.audit_row(row).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A column by name, on a row of either database.
+pub trait Columns {
+    fn int(&self, column: &'static str) -> Result<i64, sqlx::Error>;
+    fn text(&self, column: &'static str) -> Result<String, sqlx::Error>;
+    fn text_or_null(&self, column: &'static str) -> Result<Option<String>, sqlx::Error>;
+    fn bytes(&self, column: &'static str) -> Result<Vec<u8>, sqlx::Error>;
+}
+
+impl<R: Row> Columns for R
+where
+    &'static str: ColumnIndex<R>,
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> Option<String>: Decode<'q, R::Database>,
+    for<'q> Vec<u8>: Decode<'q, R::Database> + Type<R::Database>,
+{
+    fn int(&self, column: &'static str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn text(&self, column: &'static str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn text_or_null(&self, column: &'static str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn bytes(&self, column: &'static str) -> Result<Vec<u8>, sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+fn cert_from_row(r: &impl Columns) -> Result<CertificateRecord, sqlx::Error> {
+    Ok(CertificateRecord {
+        name: r.text("name")?,
+        id: r.text("id")?,
+        leaf_der: r.bytes("leaf_der")?,
+        chain_der: split_der(&r.bytes("chain_der")?),
+        sealed_key: r.bytes("sealed_key")?,
+        key_format: r.text("key_format")?,
+        owner: r.text_or_null("owner")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
+    })
+}
+
+fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
+    Ok(BindingRecord {
+        destination: r.text("destination")?,
+        certificate: r.text_or_null("certificate")?,
+        trust: r.text("trust")?,
+        sni: r.text_or_null("sni")?,
+        pins: serde_json::from_str(&r.text("pins")?).unwrap_or_default(),
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
+    })
+}
+
+fn anchor_from_row(r: &impl Columns) -> Result<AnchorRecord, sqlx::Error> {
+    Ok(AnchorRecord {
+        name: r.text("name")?,
+        certs_der: split_der(&r.bytes("certs_der")?),
+        created_at: r.int("created_at")?,
+    })
+}
+
+fn service_from_row(r: &impl Columns) -> Result<ServiceRecord, sqlx::Error> {
+    let (created_at, updated_at) = (r.int("created_at")?, r.int("updated_at")?);
+    Ok(ServiceRecord { name: r.text("name")?, url: r.text("url")?, created_at, updated_at })
+}
+
+fn token_from_row(r: &impl Columns) -> Result<TokenRecord, sqlx::Error> {
+    Ok(TokenRecord {
+        name: r.text("name")?,
+        role: r.text("role")?,
+        hash: r.text("hash")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+fn app_from_row(r: &impl Columns) -> Result<AppRecord, sqlx::Error> {
+    Ok(AppRecord { name: r.text("name")?, hash: r.text("hash")?, created_at: r.int("created_at")? })
+}
+
+fn grant_from_row(r: &impl Columns) -> Result<GrantRecord, sqlx::Error> {
+    Ok(GrantRecord { app: r.text("app")?, certificate: r.text("certificate")?, created_at: r.int("created_at")? })
+}
+
+fn audit_from_row(r: &impl Columns) -> Result<AuditRecord, sqlx::Error> {
+    Ok(AuditRecord {
+        seq: r.int("seq")?,
+        at: r.int("at")?,
+        actor: r.text("actor")?,
+        action: r.text("action")?,
+        target: r.text("target")?,
+        result: r.text("result")?,
+        detail: r.text("detail")?,
+        revision: r.int("revision")?,
+    })
+}
