@@ -73,6 +73,11 @@ impl World {
     async fn gateway(&self) -> Gateway {
         Gateway::start(&self.env, &GatewayConfig::new().resolve(&["partner.test", "open.test"])).await
     }
+
+    /// `gateway` as a child process: its `/metrics` counters are its own.
+    async fn gateway_process(&self) -> Gateway {
+        Gateway::process(&self.env, &GatewayConfig::new().resolve(&["partner.test", "open.test"])).await
+    }
 }
 
 fn basic(app: &str, credential: &str) -> String {
@@ -310,7 +315,7 @@ async fn metrics_count_requests_per_app() {
     w.cli(&["app", "grant", "billing-app", "alpha"]);
     let other = w.app("other-app");
     let up = w.partner().await;
-    let gw = w.gateway().await;
+    let gw = w.gateway_process().await;
     let target = url("partner.test", up.port(), "/echo");
     for _ in 0..3 {
         let r = get_as(&gw, &target, &[("proxy-authorization", &basic("billing-app", &billing))]).await;
@@ -337,7 +342,7 @@ fn serve_refuses_a_proxy_listen_beyond_loopback_while_no_app_exists_before_liste
     // The admin port is taken: had serve listened before its check, it would fail on that.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let admin = taken.local_addr().unwrap().to_string();
-    let proxy = format!("0.0.0.0:{}", free_port());
+    let proxy = "0.0.0.0:0".to_string();
     let run =
         run_bounded(&env, &["serve", "--proxy-listen", &proxy, "--admin-listen", &admin], Duration::from_secs(20));
     assert_eq!(run.code, 2, "exit code\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
@@ -363,7 +368,8 @@ async fn serve_with_unsafe_open_proxy_starts_on_a_proxy_address_beyond_loopback(
         proxy_listen: Some(format!("0.0.0.0:{}", free_port())),
         ..Default::default()
     };
-    let gw = Gateway::start_with(&env, &GatewayConfig::new(), opts).await;
+    // A process: the test reads what serve prints.
+    let gw = Gateway::process_with(&env, &GatewayConfig::new(), opts).await;
     assert!(gw.log().contains("beyond loopback"), "serve warns about it:\n{}", gw.log());
     let r = gw.proxy_get("http://nothing.test/").await;
     r.gateway_error(403, "no-binding");
