@@ -97,7 +97,9 @@ impl GatewayConfig {
     }
 }
 
-/// A port that was free a moment ago (bound on 127.0.0.1:0, then released).
+/// A port that was free a moment ago (bound on 127.0.0.1:0, then released): only for a child
+/// process that must bind the port itself (nginx, PostgreSQL, `serve` in process mode) or a port
+/// where nothing may listen. Anything in this process binds 127.0.0.1:0 and keeps the listener.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
