@@ -1117,7 +1117,8 @@ async fn the_admin_listener_serves_https_with_admin_tls_cert_and_the_session_coo
         admin_tls_root: Some(ca.root.der.clone()),
         ..Default::default()
     };
-    let gw = Gateway::start_with(&env, &GatewayConfig::new(), opts).await;
+    // A process: the test reads what serve prints.
+    let gw = Gateway::process_with(&env, &GatewayConfig::new(), opts).await;
     assert!(gw.log().contains(&format!("https://{}", gw.admin)), "serve says it serves HTTPS:\n{}", gw.log());
     let api = Api::new(gw.client(), &token);
     assert_eq!(api.ok("/api/v1/whoami").await["role"], "admin");
@@ -1145,11 +1146,11 @@ async fn the_admin_listener_serves_https_with_admin_tls_cert_and_the_session_coo
 fn serve_refuses_an_admin_tls_cert_that_does_not_exist() {
     let env = Env::new();
     cli_token(&env, "root-admin", "admin");
-    let admin = format!("127.0.0.1:{}", crate::support::gateway::free_port());
-    let proxy = format!("127.0.0.1:{}", crate::support::gateway::free_port());
+    // Port 0: serve refuses before it listens.
+    let (admin, proxy) = ("127.0.0.1:0", "127.0.0.1:0");
     let run = run_bounded(
         &env,
-        &["--json", "serve", "--proxy-listen", &proxy, "--admin-listen", &admin, "--admin-tls-cert", "nothing"],
+        &["--json", "serve", "--proxy-listen", proxy, "--admin-listen", admin, "--admin-tls-cert", "nothing"],
         Duration::from_secs(20),
     );
     run.refused(4, "not-found");

@@ -73,6 +73,11 @@ impl World {
     async fn gateway(&self) -> Gateway {
         Gateway::start(&self.env, &GatewayConfig::new().resolve(&["partner.test", "open.test"])).await
     }
+
+    /// `gateway` as a child process: its `/metrics` counters are its own.
+    async fn gateway_process(&self) -> Gateway {
+        Gateway::process(&self.env, &GatewayConfig::new().resolve(&["partner.test", "open.test"])).await
+    }
 }
 
 fn basic(app: &str, credential: &str) -> String {
@@ -247,8 +252,9 @@ async fn a_grant_revoked_while_serving_takes_effect_without_restart() {
     let credential = w.app("billing-app");
     w.cli(&["app", "grant", "billing-app", "alpha"]);
     let up = w.partner().await;
-    let gw = w.gateway().await;
-    let pid = gw.pid();
+    // A real process, so that "without restart" is something the test can see fail.
+    let gw = w.gateway_process().await;
+    let pid = gw.pid().expect("a process");
     let target = url("partner.test", up.port(), "/echo");
     let auth = basic("billing-app", &credential);
     assert_partner_got(&up, &w.alpha, &get_as(&gw, &target, &[("proxy-authorization", &auth)]).await);
@@ -282,7 +288,7 @@ async fn a_grant_revoked_while_serving_takes_effect_without_restart() {
     .await
     .unwrap_or_else(|| panic!("a removed app's credential still worked {RELOAD_LIMIT:?} later\n{}", gw.log()));
     gone.gateway_error(407, "proxy-auth-required");
-    assert_eq!(gw.pid(), pid, "no restart");
+    assert_eq!(gw.pid(), Some(pid), "no restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +316,7 @@ async fn metrics_count_requests_per_app() {
     w.cli(&["app", "grant", "billing-app", "alpha"]);
     let other = w.app("other-app");
     let up = w.partner().await;
-    let gw = w.gateway().await;
+    let gw = w.gateway_process().await;
     let target = url("partner.test", up.port(), "/echo");
     for _ in 0..3 {
         let r = get_as(&gw, &target, &[("proxy-authorization", &basic("billing-app", &billing))]).await;
@@ -337,7 +343,7 @@ fn serve_refuses_a_proxy_listen_beyond_loopback_while_no_app_exists_before_liste
     // The admin port is taken: had serve listened before its check, it would fail on that.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let admin = taken.local_addr().unwrap().to_string();
-    let proxy = format!("0.0.0.0:{}", free_port());
+    let proxy = "0.0.0.0:0".to_string();
     let run =
         run_bounded(&env, &["serve", "--proxy-listen", &proxy, "--admin-listen", &admin], Duration::from_secs(20));
     assert_eq!(run.code, 2, "exit code\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
@@ -363,7 +369,8 @@ async fn serve_with_unsafe_open_proxy_starts_on_a_proxy_address_beyond_loopback(
         proxy_listen: Some(format!("0.0.0.0:{}", free_port())),
         ..Default::default()
     };
-    let gw = Gateway::start_with(&env, &GatewayConfig::new(), opts).await;
+    // A process: the test reads what serve prints.
+    let gw = Gateway::process_with(&env, &GatewayConfig::new(), opts).await;
     assert!(gw.log().contains("beyond loopback"), "serve warns about it:\n{}", gw.log());
     let r = gw.proxy_get("http://nothing.test/").await;
     r.gateway_error(403, "no-binding");

@@ -13,7 +13,7 @@ mod service;
 mod store;
 mod trust;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +21,7 @@ use crate::control::StoreUrl;
 use crate::control::{Control, ControlError, MasterKeySource, OpenOptions, Redacted};
 
 pub use output::Failure;
+pub use serve::{serve_on, ServeArgs};
 
 /// certgate: client certificates (mutual TLS) for the applications that call partners.
 #[derive(Debug, Parser)]
@@ -83,6 +84,8 @@ pub struct Settings {
     pub store: StoreUrl,
     pub master_key: MasterKeySource,
     pub json: bool,
+    /// Who acts, for the audit log (`cli:USER` from the command line).
+    pub actor: String,
 }
 
 impl Cli {
@@ -92,22 +95,51 @@ impl Cli {
             None => config::ConfigFile::default(),
         };
         let data_dir = self.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(default_data_dir);
-        let store_text = self.store.clone().or(file.store.clone());
-        let store = match store_text {
+        let master_key = if let Ok(inline) = std::env::var("CERTGATE_MASTER_KEY") {
+            Some(MasterKeySource::Inline(Redacted(zeroize::Zeroizing::new(inline))))
+        } else {
+            std::env::var_os("CERTGATE_MASTER_KEY_FILE").map(|p| MasterKeySource::File(PathBuf::from(p)))
+        };
+        Settings::combine(file, data_dir, self.store.as_deref(), master_key, self.json, os_user())
+    }
+}
+
+impl Settings {
+    /// Settings for running `serve` inside another program (the integration tests run many in
+    /// one process): every input is given, no environment variable is read. `store` and
+    /// `master_key` beat the config file, as their flags and variables do on the command line;
+    /// `None` falls back to the file, then to the data directory.
+    pub fn explicit(
+        data_dir: PathBuf,
+        store: Option<&str>,
+        master_key: Option<MasterKeySource>,
+        config: Option<&Path>,
+        actor: &str,
+    ) -> Result<Settings, ControlError> {
+        let file = match config {
+            Some(path) => config::ConfigFile::read(path)?,
+            None => config::ConfigFile::default(),
+        };
+        Settings::combine(file, data_dir, store, master_key, false, actor.to_string())
+    }
+
+    fn combine(
+        file: config::ConfigFile,
+        data_dir: PathBuf,
+        store: Option<&str>,
+        master_key: Option<MasterKeySource>,
+        json: bool,
+        actor: String,
+    ) -> Result<Settings, ControlError> {
+        let store = match store.map(str::to_string).or(file.store.clone()) {
             Some(url) => StoreUrl::parse(&url)
                 .map_err(|e| ControlError::usage("usage", e, "e.g. --store sqlite:///var/lib/certgate/certgate.db"))?,
             None => StoreUrl::Sqlite(data_dir.join("certgate.db")),
         };
-        let master_key = if let Ok(inline) = std::env::var("CERTGATE_MASTER_KEY") {
-            MasterKeySource::Inline(Redacted(zeroize::Zeroizing::new(inline)))
-        } else if let Some(path) =
-            std::env::var_os("CERTGATE_MASTER_KEY_FILE").map(PathBuf::from).or(file.master_key_file.clone())
-        {
-            MasterKeySource::File(path)
-        } else {
-            MasterKeySource::DataDir(data_dir.join("master.key"))
-        };
-        Ok(Settings { gateway: file.gateway.clone(), data_dir, store, master_key, json: self.json })
+        let master_key = master_key
+            .or_else(|| file.master_key_file.clone().map(MasterKeySource::File))
+            .unwrap_or_else(|| MasterKeySource::DataDir(data_dir.join("master.key")));
+        Ok(Settings { gateway: file.gateway, data_dir, store, master_key, json, actor })
     }
 }
 
@@ -138,7 +170,7 @@ pub async fn open(settings: &Settings) -> Result<Control, ControlError> {
     Control::open(OpenOptions {
         store: settings.store.clone(),
         master_key: settings.master_key.clone(),
-        actor: os_user(),
+        actor: settings.actor.clone(),
     })
     .await
 }

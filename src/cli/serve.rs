@@ -1,10 +1,11 @@
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Args;
 
 use crate::admin::{self, AdminState};
-use crate::control::ControlError;
+use crate::control::{Control, ControlError};
 use crate::gateway::{self, Gateway};
 use crate::routes::CompileOptions;
 
@@ -56,6 +57,43 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
         addr(args.proxy_listen.as_deref().or(cfg.proxy_listen.as_deref()).unwrap_or(DEFAULT_PROXY), "proxy-listen")?;
     let admin_addr =
         addr(args.admin_listen.as_deref().or(cfg.admin_listen.as_deref()).unwrap_or(DEFAULT_ADMIN), "admin-listen")?;
+    let ready = prepare(&args, settings, proxy_addr).await?;
+    let proxy = listen(proxy_addr, "proxy").await?;
+    let admin = listen(admin_addr, "admin listener").await?;
+    ready.serve((proxy, proxy_addr), (admin, admin_addr), wait_for_signal()).await
+}
+
+/// `serve` on listeners the caller bound (e.g. on 127.0.0.1:0), until `shutdown` resolves, then
+/// like after SIGTERM: no new connections, in-flight requests finish (bounded by
+/// `shutdown_grace_ms`). `--proxy-listen`/`--admin-listen` in `args` are not used. For running
+/// the gateway inside another program, such as the integration tests.
+pub async fn serve_on(
+    settings: &Settings,
+    args: &ServeArgs,
+    proxy: tokio::net::TcpListener,
+    admin: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<u8, ControlError> {
+    let bound = |l: &tokio::net::TcpListener, what: &str| {
+        l.local_addr().map_err(|e| {
+            ControlError::usage("usage", format!("the {what} has no address: {e}"), "pass a bound listener")
+        })
+    };
+    let proxy_addr = bound(&proxy, "proxy listener")?;
+    let admin_addr = bound(&admin, "admin listener")?;
+    let ready = prepare(args, settings, proxy_addr).await?;
+    ready.serve((proxy, proxy_addr), (admin, admin_addr), shutdown).await
+}
+
+/// Everything `serve` sets up before it listens: the store, the checks, the first route table.
+struct Prepared {
+    control: Arc<Control>,
+    gateway: Arc<Gateway>,
+    admin_tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+async fn prepare(args: &ServeArgs, settings: &Settings, proxy_addr: SocketAddr) -> Result<Prepared, ControlError> {
+    let cfg = &settings.gateway;
     let control = Arc::new(open(settings).await?);
     if !proxy_addr.ip().is_loopback() && !args.unsafe_open_proxy && control.apps().await?.is_empty() {
         return Err(ControlError::usage(
@@ -78,66 +116,77 @@ pub async fn run(args: ServeArgs, settings: &Settings) -> Result<u8, ControlErro
     if let Err(e) = gw.reload(control.as_ref()).await {
         eprintln!("warning: the route table could not be built ({e}); not ready until the store is fixed");
     }
-    let proxy = listen(proxy_addr, "proxy").await?;
-    let admin = listen(admin_addr, "admin listener").await?;
-    if !proxy_addr.ip().is_loopback() {
-        eprintln!("warning: the proxy listens on {proxy_addr}, beyond loopback: anyone who reaches it can use the bound certificates");
-    }
-    if !admin_addr.ip().is_loopback() && admin_tls.is_none() {
-        eprintln!("warning: the admin listener on {admin_addr} is reachable beyond loopback without TLS (use --admin-tls-cert CERT): tokens would cross the network in the clear");
-    }
-    let scheme = if admin_tls.is_some() { "https" } else { "http" };
-    let table = gw.current();
-    eprintln!(
-        "certgate serving: proxy http://{} (set HTTP_PROXY=http://{} or call http://{}/svc/NAME/...), admin and console {scheme}://{}; route table revision {} with {} binding(s)",
-        gateway::local_addr(&proxy),
-        gateway::local_addr(&proxy),
-        gateway::local_addr(&proxy),
-        gateway::local_addr(&admin),
-        table.as_ref().map(|t| t.revision).unwrap_or(0),
-        table.as_ref().map(|t| t.len()).unwrap_or(0),
-    );
-    if control.tokens().await?.is_empty() {
-        eprintln!(
-            "no admin token exists yet: create one with 'certgate token create admin --role admin' and sign in at {scheme}://{}/",
-            gateway::local_addr(&admin)
-        );
-    }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        let _ = stop_tx.send(true);
-    });
-    let watcher = tokio::spawn(gw.clone().watch(control.clone() as Arc<dyn crate::routes::RouteSource>));
-    let upkeep = tokio::spawn(async {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            crate::telemetry::upkeep();
+    Ok(Prepared { control, gateway: gw, admin_tls })
+}
+
+impl Prepared {
+    /// Serve on the listeners; the addresses are the ones asked for, named in the warnings.
+    async fn serve(
+        self,
+        (proxy, proxy_addr): (tokio::net::TcpListener, SocketAddr),
+        (admin, admin_addr): (tokio::net::TcpListener, SocketAddr),
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<u8, ControlError> {
+        let Prepared { control, gateway: gw, admin_tls } = self;
+        if !proxy_addr.ip().is_loopback() {
+            eprintln!("warning: the proxy listens on {proxy_addr}, beyond loopback: anyone who reaches it can use the bound certificates");
         }
-    });
-    let mut admin_stop = stop_rx.clone();
-    let router = admin::router(Arc::new(AdminState {
-        control: control.clone(),
-        gateway: gw.clone(),
-        sessions: Default::default(),
-        https: admin_tls.is_some(),
-        proxy_addr: gateway::local_addr(&proxy),
-    }));
-    let admin_task = tokio::spawn(admin::serve(admin, router, admin_tls, async move {
-        let _ = admin_stop.wait_for(|v| *v).await;
-    }));
-    let mut proxy_stop = stop_rx.clone();
-    gateway::serve_proxy(gw.clone(), proxy, async move {
-        let _ = proxy_stop.wait_for(|v| *v).await;
-    })
-    .await;
-    watcher.abort();
-    upkeep.abort();
-    let _ = admin_task.await;
-    control.close().await;
-    Ok(0)
+        if !admin_addr.ip().is_loopback() && admin_tls.is_none() {
+            eprintln!("warning: the admin listener on {admin_addr} is reachable beyond loopback without TLS (use --admin-tls-cert CERT): tokens would cross the network in the clear");
+        }
+        let scheme = if admin_tls.is_some() { "https" } else { "http" };
+        let table = gw.current();
+        eprintln!(
+            "certgate serving: proxy http://{} (set HTTP_PROXY=http://{} or call http://{}/svc/NAME/...), admin and console {scheme}://{}; route table revision {} with {} binding(s)",
+            gateway::local_addr(&proxy),
+            gateway::local_addr(&proxy),
+            gateway::local_addr(&proxy),
+            gateway::local_addr(&admin),
+            table.as_ref().map(|t| t.revision).unwrap_or(0),
+            table.as_ref().map(|t| t.len()).unwrap_or(0),
+        );
+        if control.tokens().await?.is_empty() {
+            eprintln!(
+                "no admin token exists yet: create one with 'certgate token create admin --role admin' and sign in at {scheme}://{}/",
+                gateway::local_addr(&admin)
+            );
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let watcher = tokio::spawn(gw.clone().watch(control.clone() as Arc<dyn crate::routes::RouteSource>));
+        let upkeep = tokio::spawn(async {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                crate::telemetry::upkeep();
+            }
+        });
+        let mut admin_stop = stop_rx.clone();
+        let router = admin::router(Arc::new(AdminState {
+            control: control.clone(),
+            gateway: gw.clone(),
+            sessions: Default::default(),
+            https: admin_tls.is_some(),
+            proxy_addr: gateway::local_addr(&proxy),
+        }));
+        let admin_task = tokio::spawn(admin::serve(admin, router, admin_tls, async move {
+            let _ = admin_stop.wait_for(|v| *v).await;
+        }));
+        let mut proxy_stop = stop_rx.clone();
+        gateway::serve_proxy(gw.clone(), proxy, async move {
+            let _ = proxy_stop.wait_for(|v| *v).await;
+        })
+        .await;
+        watcher.abort();
+        upkeep.abort();
+        let _ = admin_task.await;
+        control.close().await;
+        Ok(0)
+    }
 }
 
 async fn wait_for_signal() {

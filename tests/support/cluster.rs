@@ -69,11 +69,12 @@ impl Cluster {
         Upstream::start(UpstreamConfig::new(&server, &self.partner_ca).require_client_cert(&self.client_ca)).await
     }
 
-    /// `n` gateway nodes on the store, sending `partner.test` to 127.0.0.1.
+    /// `n` gateway nodes on the store, sending `partner.test` to 127.0.0.1: one process each,
+    /// as in production (the tests stop nodes and read their logs and metrics).
     pub async fn nodes(&self, n: usize) -> Vec<Gateway> {
         let mut out = Vec::new();
         for _ in 0..n {
-            out.push(Gateway::start(&self.env, &GatewayConfig::new().resolve(&["partner.test"])).await);
+            out.push(Gateway::process(&self.env, &GatewayConfig::new().resolve(&["partner.test"])).await);
         }
         out
     }

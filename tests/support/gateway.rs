@@ -1,14 +1,26 @@
-//! Runs `certgate serve` as a child process on free 127.0.0.1 ports, waits for `/readyz`, and
-//! talks to it as an application would: absolute-form proxy requests, named-service requests and
-//! CONNECT over plain HTTP/1.1 (hyper), plus the admin endpoints. The child is killed on drop;
-//! its stdout and stderr are kept and printed when a test fails.
+//! Runs `certgate serve` on 127.0.0.1, waits for `/readyz`, and talks to it as an application
+//! would: absolute-form proxy requests, named-service requests and CONNECT over plain HTTP/1.1
+//! (hyper), plus the admin endpoints.
+//!
+//! Two ways to run it:
+//! - **In-process** (`Gateway::start`, `start_with`), the default: both listeners are bound on
+//!   127.0.0.1:0 here first (no free-port race), then `certgate::cli::serve_on` runs on its own
+//!   thread with its own tokio runtime, with settings passed explicitly (data directory, store URL,
+//!   master key from the test's `Env`; no environment variable is read). Drop stops it like
+//!   SIGTERM would and joins the thread (bounded). Its output goes to the test's own captured
+//!   output, so `log()` has nothing to show.
+//! - **Process** (`Gateway::process`, `process_with`): the real binary as a child on free ports,
+//!   killed on drop, its stdout and stderr kept for `log()`. For tests that need a process: a
+//!   signal (SIGTERM), several nodes (cluster, outage), what serve prints (`log()`), and `/metrics`
+//!   values (the metrics recorder is process-global: in-process gateways of parallel tests would
+//!   share the counters).
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -85,7 +97,9 @@ impl GatewayConfig {
     }
 }
 
-/// A port that was free a moment ago (bound on 127.0.0.1:0, then released).
+/// A port that was free a moment ago (bound on 127.0.0.1:0, then released): only for a child
+/// process that must bind the port itself (nginx, PostgreSQL, `serve` in process mode) or a port
+/// where nothing may listen. Anything in this process binds 127.0.0.1:0 and keeps the listener.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -365,15 +379,38 @@ impl GatewayClient {
 pub struct ServeOptions {
     /// More arguments after `serve --proxy-listen ... --admin-listen ...`.
     pub args: Vec<String>,
-    /// The proxy listen address (default: a free port on 127.0.0.1).
+    /// The proxy listen address (default: 127.0.0.1:0 in-process, a free port for a process).
     pub proxy_listen: Option<String>,
     /// DER of the CA root that issued the admin listener's certificate: talk HTTPS to it.
     pub admin_tls_root: Option<Vec<u8>>,
 }
 
+/// How a gateway runs (see the module comment).
+enum Runner {
+    Process(Child),
+    InProcess(InProcess),
+}
+
+/// `serve_on` on its own thread and runtime.
+struct InProcess {
+    /// Dropping or sending stops serve as SIGTERM does.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Ends serve at once (when in-flight requests hold up the graceful stop).
+    abort: Option<tokio::sync::oneshot::Sender<()>>,
+    /// serve's result (`Err` with the message when it refused to start or failed).
+    done: mpsc::Receiver<Result<u8, String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    ended: Option<Result<u8, String>>,
+}
+
+/// What an in-process gateway writes in place of a log.
+const IN_PROCESS_LOG: &str = "(in-process gateway: its output is in the test's captured output above)";
+/// How long Drop waits for a graceful stop of an in-process gateway, then for the abort.
+const STOP_LIMIT: Duration = Duration::from_secs(5);
+
 /// A running `certgate serve`.
 pub struct Gateway {
-    child: Child,
+    runner: Runner,
     client: GatewayClient,
     config: PathBuf,
 }
@@ -386,8 +423,9 @@ impl std::ops::Deref for Gateway {
 }
 
 impl Gateway {
-    /// Start `certgate --config FILE serve` on two free ports of 127.0.0.1 with `env`'s data
-    /// directory, and wait (polling every 20 ms, at most 10 s) until `/readyz` answers 200.
+    /// Start `serve` in-process with `env`'s data directory, store and master key and `config`
+    /// as its config file, on two listeners bound on 127.0.0.1:0, and wait (polling every 20 ms,
+    /// at most 10 s) until `/readyz` answers 200.
     pub async fn start(env: &Env, config: &GatewayConfig) -> Gateway {
         Self::start_with(env, config, ServeOptions::default()).await
     }
@@ -395,6 +433,73 @@ impl Gateway {
     /// Like `start`, with more `serve` arguments, another proxy listen address, or an admin
     /// listener over HTTPS (`admin_tls_root`: the CA that issued its certificate).
     pub async fn start_with(env: &Env, config: &GatewayConfig, opts: ServeOptions) -> Gateway {
+        let path = config.write(env);
+        let proxy_listen = opts.proxy_listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+        let proxy_std = std::net::TcpListener::bind(&proxy_listen)
+            .unwrap_or_else(|e| panic!("bind the proxy listener on {proxy_listen}: {e}"));
+        let admin_std = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the admin listener");
+        let bound = proxy_std.local_addr().unwrap();
+        // The client reaches a wildcard listener through loopback.
+        let proxy = if bound.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], bound.port())) } else { bound };
+        let admin = admin_std.local_addr().unwrap();
+        // What serve logs through `tracing` goes to the test's captured output (once per process).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("certgate=info,warn"))
+            .with_test_writer()
+            .try_init();
+        let settings = in_process_settings(env, &path);
+        let args = serve_args(&opts.args);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("serve-{admin}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for serve");
+                let result = rt.block_on(async move {
+                    for l in [&proxy_std, &admin_std] {
+                        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                    }
+                    let proxy = tokio::net::TcpListener::from_std(proxy_std).map_err(|e| e.to_string())?;
+                    let admin = tokio::net::TcpListener::from_std(admin_std).map_err(|e| e.to_string())?;
+                    let shutdown = async move {
+                        let _ = stop_rx.await;
+                    };
+                    let serve = certgate::cli::serve_on(&settings, &args, proxy, admin, shutdown);
+                    tokio::select! {
+                        served = serve => served.map_err(|e| e.to_string()),
+                        _ = abort_rx => Err("aborted: in-flight requests held up the stop".to_string()),
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(1));
+                let _ = done_tx.send(result);
+            })
+            .expect("spawn the serve thread");
+        let runner =
+            InProcess { stop: Some(stop_tx), abort: Some(abort_tx), done: done_rx, thread: Some(thread), ended: None };
+        let log = Arc::new(Mutex::new(IN_PROCESS_LOG.to_string()));
+        let admin_tls = opts.admin_tls_root.as_deref().map(tls_client_config);
+        let mut gw = Gateway {
+            runner: Runner::InProcess(runner),
+            client: GatewayClient { proxy, admin, log, admin_tls },
+            config: path,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Start the real binary, `certgate --config FILE serve`, on two free ports of 127.0.0.1
+    /// with `env`'s data directory, and wait until `/readyz` answers 200 (as `start`).
+    pub async fn process(env: &Env, config: &GatewayConfig) -> Gateway {
+        Self::process_with(env, config, ServeOptions::default()).await
+    }
+
+    /// Like `process`, with the options of `start_with`.
+    pub async fn process_with(env: &Env, config: &GatewayConfig, opts: ServeOptions) -> Gateway {
         let path = config.write(env);
         let proxy_listen = opts.proxy_listen.clone().unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
         let listen: SocketAddr = proxy_listen.parse().expect("proxy listen address");
@@ -430,9 +535,29 @@ impl Gateway {
             std::thread::spawn(move || collect(pipe, log));
         }
         let admin_tls = opts.admin_tls_root.as_deref().map(tls_client_config);
-        let mut gw = Gateway { child, client: GatewayClient { proxy, admin, log, admin_tls }, config: path };
+        let mut gw = Gateway {
+            runner: Runner::Process(child),
+            client: GatewayClient { proxy, admin, log, admin_tls },
+            config: path,
+        };
         gw.wait_ready().await;
         gw
+    }
+
+    /// `Some(how)` once serve has ended.
+    fn ended(&mut self) -> Option<String> {
+        match &mut self.runner {
+            Runner::Process(child) => child.try_wait().ok().flatten().map(|status| format!("exited with {status}")),
+            Runner::InProcess(run) => {
+                if run.ended.is_none() {
+                    run.ended = run.done.try_recv().ok();
+                }
+                run.ended.as_ref().map(|r| match r {
+                    Ok(code) => format!("returned {code}"),
+                    Err(e) => format!("failed: {e}"),
+                })
+            }
+        }
     }
 
     async fn wait_ready(&mut self) {
@@ -440,13 +565,10 @@ impl Gateway {
         let admin = self.client.admin;
         let tls = self.client.admin_tls.clone();
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(how) = self.ended() {
                 // Give the reader threads a moment to drain the pipes, bounded.
                 let _ = wait_until(Duration::from_millis(500), async || None::<()>).await;
-                panic!(
-                    "certgate serve exited with {status} before it was ready\n--- its output:\n{}",
-                    self.client.log()
-                );
+                panic!("certgate serve {how} before it was ready\n--- its output:\n{}", self.client.log());
             }
             let probe = async {
                 let mut sender = open_http1(admin, tls.clone()).await.ok()?;
@@ -479,19 +601,77 @@ impl Gateway {
     pub fn config_path(&self) -> &Path {
         &self.config
     }
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// The child's process id; `None` in-process (where serve cannot restart either).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.runner {
+            Runner::Process(child) => Some(child.id()),
+            Runner::InProcess(_) => None,
+        }
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.runner {
+            Runner::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Runner::InProcess(run) => {
+                if let Some(stop) = run.stop.take() {
+                    let _ = stop.send(());
+                }
+                let mut ended = run.ended.is_some() || run.done.recv_timeout(STOP_LIMIT).is_ok();
+                if !ended {
+                    if let Some(abort) = run.abort.take() {
+                        let _ = abort.send(());
+                    }
+                    ended = run.done.recv_timeout(STOP_LIMIT).is_ok();
+                }
+                // Join only a thread that has ended; one that did not is left behind (bounded).
+                if let Some(thread) = run.thread.take().filter(|_| ended) {
+                    let _ = thread.join();
+                }
+                if !ended {
+                    eprintln!(
+                        "the in-process gateway on {} did not stop within {:?}",
+                        self.client.admin,
+                        STOP_LIMIT * 2
+                    );
+                }
+            }
+        }
         if std::thread::panicking() {
             eprintln!("--- certgate serve output (tail):\n{}", self.client.log());
         }
     }
+}
+
+/// `serve`'s settings from the test's `Env`, given explicitly: its data directory, and the store
+/// and master key its `CERTGATE_*` variables name (as the binary would read them).
+fn in_process_settings(env: &Env, config: &Path) -> certgate::cli::Settings {
+    use certgate::control::{MasterKeySource, Redacted};
+    let var = |name: &str| env.vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let data_dir = var("CERTGATE_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| env.data_dir());
+    let master_key = match (var("CERTGATE_MASTER_KEY"), var("CERTGATE_MASTER_KEY_FILE")) {
+        (Some(inline), _) => Some(MasterKeySource::Inline(Redacted(zeroize::Zeroizing::new(inline)))),
+        (None, Some(path)) => Some(MasterKeySource::File(PathBuf::from(path))),
+        (None, None) => None,
+    };
+    let store = var("CERTGATE_STORE");
+    certgate::cli::Settings::explicit(data_dir, store.as_deref(), master_key, Some(config), "cli:tester")
+        .unwrap_or_else(|e| panic!("settings for the in-process gateway: {e}"))
+}
+
+/// `serve`'s arguments beyond the listen addresses, parsed as the binary parses them.
+fn serve_args(extra: &[String]) -> certgate::cli::ServeArgs {
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: certgate::cli::ServeArgs,
+    }
+    let all = std::iter::once("serve".to_string()).chain(extra.iter().cloned());
+    <Serve as clap::Parser>::try_parse_from(all).unwrap_or_else(|e| panic!("serve arguments {extra:?}: {e}")).args
 }
 
 fn collect(mut pipe: Box<dyn Read + Send>, log: Arc<Mutex<String>>) {
