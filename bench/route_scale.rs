@@ -163,7 +163,7 @@ fn binding(j: usize, n_certs: usize, now: i64) -> BindingRecord {
     BindingRecord {
         destination: destination(j),
         certificate: Some(format!("c{}", j % n_certs.max(1))),
-        trust: "ca:bench".into(),
+        trust: certgate::model::TrustPolicy::parse("ca:bench").expect("a trust policy"),
         sni: None,
         pins: Vec::new(),
         created_at: now,

@@ -87,7 +87,7 @@ fn binding(destination: &str, certificate: Option<&str>) -> BindingRecord {
     BindingRecord {
         destination: destination.into(),
         certificate: certificate.map(str::to_string),
-        trust: "public".into(),
+        trust: certgate::model::TrustPolicy::Public,
         sni: None,
         pins: Vec::new(),
         created_at: 1_700_000_100,
@@ -240,9 +240,9 @@ async fn bindings_are_created_replaced_and_need_an_existing_certificate(url: Sto
     not_found(s.put_binding(&binding("x.example", Some("ghost")), &change("bind", "x")).await, "certificate 'ghost'");
     assert_eq!(s.put_binding(&binding("x.example", Some("alpha")), &change("bind", "x")).await.unwrap(), (4, false));
     let mut again = binding("x.example", None);
-    again.trust = "ca:one,two".into();
+    again.trust = certgate::model::TrustPolicy::parse("ca:one,two").unwrap();
     again.sni = Some("sni.example".into());
-    again.pins = vec!["sha256/AAAA".into(), "sha256/BBBB".into()];
+    again.pins = vec![certgate::model::Pin([0xaa; 32]), certgate::model::Pin([0xbb; 32])];
     again.created_at = 5; // the first creation time stays
     again.updated_at = 1_900_000_000;
     assert_eq!(s.put_binding(&again, &change("bind", "x")).await.unwrap(), (5, true));
@@ -271,7 +271,7 @@ async fn trust_anchors_in_use_cannot_be_removed(url: StoreUrl) {
     let other = AnchorRecord { name: "other".into(), ..anchor.clone() };
     s.insert_anchor(&other, &change("trust.add", "other")).await.unwrap();
     let mut b = binding("p.example", None);
-    b.trust = "ca:other,partner".into();
+    b.trust = certgate::model::TrustPolicy::parse("ca:other,partner").unwrap();
     s.put_binding(&b, &change("bind", "p.example")).await.unwrap();
     still_bound(s.delete_anchor("partner", &change("trust.remove", "partner")).await, &["p.example"]);
     s.delete_binding("p.example", &change("unbind", "p.example")).await.unwrap();

@@ -42,7 +42,7 @@ fn binding(destination: &str, trust: &str) -> BindingRecord {
     BindingRecord {
         destination: destination.into(),
         certificate: None,
-        trust: trust.into(),
+        trust: certgate::model::TrustPolicy::parse(trust).unwrap(),
         sni: None,
         pins: Vec::new(),
         created_at: 2,
@@ -268,7 +268,7 @@ async fn race(env: Env, url: StoreUrl) {
     let snap = store.snapshot().await.unwrap();
     let anchors: Vec<&str> = snap.anchors.iter().map(|a| a.name.as_str()).collect();
     for b in &snap.bindings {
-        for name in anchor_names(&b.trust) {
+        for name in anchor_names(&b.trust).iter() {
             assert!(anchors.contains(&name.as_str()), "binding {} names the missing anchor {name}", b.destination);
         }
     }

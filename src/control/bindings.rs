@@ -38,9 +38,9 @@ impl BindingView {
         BindingView {
             destination: b.destination.clone(),
             certificate: b.certificate.clone(),
-            trust: b.trust.clone(),
+            trust: b.trust.to_string(),
             sni: b.sni.clone(),
-            pins: b.pins.clone(),
+            pins: b.pins.iter().map(Pin::to_string).collect(),
             replaced: None,
             reduced_from: None,
         }
@@ -126,13 +126,13 @@ impl Control {
             let pin = Pin::parse(p).map_err(|e| {
                 usage(e, "compute it with: openssl x509 -in partner.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
             })?;
-            pins.push(pin.to_string());
+            pins.push(pin);
         }
         let now = self.now().unix_timestamp();
         Ok(BindingRecord {
             destination,
             certificate: req.certificate.clone(),
-            trust: trust.to_string(),
+            trust,
             sni,
             pins,
             created_at: now,

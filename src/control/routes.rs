@@ -155,7 +155,7 @@ impl Control {
             .iter()
             .find(|b| b.destination == key)
             .map(|b| b.trust.clone())
-            .unwrap_or_else(|| "public".into());
+            .unwrap_or(crate::model::TrustPolicy::Public);
         inputs.bindings.retain(|b| b.destination != key);
         inputs.bindings.push(crate::store::BindingRecord {
             destination: key,

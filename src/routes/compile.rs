@@ -13,7 +13,7 @@ use crate::upstream::{self, Connector};
 
 use super::inputs::{CompileOptions, RouteIdentity, RouteInputs};
 use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
-use crate::model::{Destination, Pin, TrustPolicy};
+use crate::model::{Destination, TrustPolicy};
 
 struct Compiler<'a> {
     inputs: &'a RouteInputs,
@@ -29,8 +29,8 @@ struct Compiler<'a> {
 /// docs/BENCHMARKS.md, "Route tables at scale and propagation").
 #[derive(Default)]
 struct Memo {
-    /// Trust policy text -> the policy, its anchors and their ids.
-    trusts: HashMap<String, Arc<TrustInputs>>,
+    /// Trust policy -> the policy, its anchors and their ids.
+    trusts: HashMap<TrustPolicy, Arc<TrustInputs>>,
     /// Certificate name -> the SHA-256 of each certificate it sends (for fingerprints).
     chains: HashMap<String, String>,
     /// Certificate, trust, SNI and pins -> the SHA-256 of everything but the destination that a
@@ -143,7 +143,7 @@ fn compile_routes(
         let unbound = BindingRecord {
             destination: "(unbound)".into(),
             certificate: None,
-            trust: "public".into(),
+            trust: TrustPolicy::Public,
             sni: None,
             pins: Vec::new(),
             created_at: 0,
@@ -193,7 +193,7 @@ impl Compiler<'_> {
                     binding: b.clone(),
                     destination: b.destination.clone(),
                     certificate: None,
-                    trust: b.trust.clone(),
+                    trust: b.trust.to_string(),
                     client: upstream::client(connector, &self.options.settings),
                     ok_requests: crate::telemetry::ok_counter(&b.destination, certificate),
                     failures,
@@ -204,15 +204,14 @@ impl Compiler<'_> {
         }
     }
 
-    fn trust(&mut self, text: &str) -> Result<Arc<TrustInputs>, String> {
-        if let Some(t) = self.memo.trusts.get(text) {
+    fn trust(&mut self, policy: &TrustPolicy) -> Result<Arc<TrustInputs>, String> {
+        if let Some(t) = self.memo.trusts.get(policy) {
             return Ok(t.clone());
         }
-        let policy = TrustPolicy::parse(text)?;
-        let anchors = self.anchor_certs(&policy)?;
+        let anchors = self.anchor_certs(policy)?;
         let anchor_ids = anchors.iter().map(|a| crate::pki::facts::sha256_hex(a)).collect();
-        let t = Arc::new(TrustInputs { policy, anchors, anchor_ids });
-        self.memo.trusts.insert(text.to_string(), t.clone());
+        let t = Arc::new(TrustInputs { policy: policy.clone(), anchors, anchor_ids });
+        self.memo.trusts.insert(policy.clone(), t.clone());
         Ok(t)
     }
 
@@ -246,10 +245,7 @@ impl Compiler<'_> {
             ),
             None => None,
         };
-        let mut pins = Vec::new();
-        for p in &b.pins {
-            pins.push(Pin::parse(p).map_err(|e| format!("binding '{}': {e}", b.destination))?);
-        }
+        let pins = b.pins.clone();
         let digest_key = format!("{:?}\0{}\0{:?}\0{:?}", b.certificate, b.trust, b.sni, b.pins);
         let digest = match self.memo.inputs_digests.get(&digest_key) {
             Some(d) => d.clone(),

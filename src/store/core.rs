@@ -23,7 +23,7 @@ use super::model::{
     ServiceRecord, Snapshot, TokenRecord,
 };
 use super::{now_unix, StoreError};
-use crate::model::TrustPolicy;
+use crate::model::{Pin, TrustPolicy};
 
 /// What differs between the databases the store runs on.
 pub trait Dialect: Send + Sync + 'static {
@@ -78,10 +78,10 @@ macro_rules! schema_steps {
 pub(super) use schema_steps;
 
 /// The anchors a binding's trust policy names (none for `public` and `private`).
-pub fn anchor_names(trust: &str) -> Vec<String> {
-    match TrustPolicy::parse(trust) {
-        Ok(TrustPolicy::Anchors(names)) => names,
-        _ => Vec::new(),
+pub fn anchor_names(trust: &TrustPolicy) -> &[String] {
+    match trust {
+        TrustPolicy::Anchors(names) => names,
+        _ => &[],
     }
 }
 
@@ -480,9 +480,9 @@ where
         sqlx::query(if copied { COPY } else { KEEP })
             .bind(&rec.destination)
             .bind(&rec.certificate)
-            .bind(&rec.trust)
+            .bind(rec.trust.to_string())
             .bind(&rec.sni)
-            .bind(serde_json::to_string(&rec.pins).unwrap_or_else(|_| "[]".into()))
+            .bind(pins_text(&rec.pins))
             .bind(rec.created_at)
             .bind(rec.updated_at)
             .execute(&mut *self.tx)
@@ -767,13 +767,29 @@ fn cert_from_row(r: &impl Columns) -> Result<CertificateRecord, sqlx::Error> {
     })
 }
 
+/// Pins as stored: a JSON array of `sha256/BASE64` texts.
+fn pins_text(pins: &[Pin]) -> String {
+    serde_json::Value::from(pins.iter().map(Pin::to_string).collect::<Vec<_>>()).to_string()
+}
+
+/// Certgate writes only canonical policy and pin texts (parsed before they are stored); a row
+/// that does not parse was edited by hand, and reading it says which one and why.
 fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
+    let destination = r.text("destination")?;
+    let bad = |column: &str, why: String| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("binding '{destination}': {why}").into(),
+    };
+    let trust = TrustPolicy::parse(&r.text("trust")?).map_err(|e| bad("trust", e))?;
+    let pin_texts: Vec<String> =
+        serde_json::from_str(&r.text("pins")?).map_err(|e| bad("pins", format!("not a JSON list of pins: {e}")))?;
+    let pins = pin_texts.iter().map(|p| Pin::parse(p)).collect::<Result<Vec<_>, _>>().map_err(|e| bad("pins", e))?;
     Ok(BindingRecord {
-        destination: r.text("destination")?,
+        destination,
         certificate: r.text_or_null("certificate")?,
-        trust: r.text("trust")?,
+        trust,
         sni: r.text_or_null("sni")?,
-        pins: serde_json::from_str(&r.text("pins")?).unwrap_or_default(),
+        pins,
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
     })

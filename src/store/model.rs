@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::model::{Pin, TrustPolicy};
+
 /// A client identity as stored: public parts in the clear, the private key sealed.
 #[derive(Clone)]
 pub struct CertificateRecord {
@@ -45,11 +47,11 @@ pub struct BindingRecord {
     pub destination: String,
     /// Certificate name; None = send no certificate.
     pub certificate: Option<String>,
-    /// `public`, `private` or `ca:NAME[,NAME]`.
-    pub trust: String,
+    /// How the partner is verified (stored as its text: `public`, `private`, `ca:NAME[,NAME]`).
+    pub trust: TrustPolicy,
     pub sni: Option<String>,
-    /// `sha256/BASE64` SPKI pins.
-    pub pins: Vec<String>,
+    /// SPKI pins (stored as `sha256/BASE64` texts).
+    pub pins: Vec<Pin>,
     pub created_at: i64,
     pub updated_at: i64,
 }
