@@ -1499,3 +1499,61 @@ async fn sigterm_stops_accepting_and_lets_in_flight_requests_finish() {
     let r = in_flight.await.unwrap();
     assert_partner_got(&up, &alpha, &r);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A binding that cannot be compiled fails alone
+
+/// Damage one certificate's sealed key in the store file, as a bad copy or a disk error would.
+async fn damage_sealed_key(env: &Env, name: &str) {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db_path()).connect().await.unwrap();
+    let done = sqlx::query("UPDATE certificates SET sealed_key = X'00112233' WHERE name = $1")
+        .bind(name)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    // A change through the CLI moves the revision, so every gateway reloads and meets the damage.
+    sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1").execute(&mut conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_whose_key_cannot_be_opened_answers_route_unavailable_and_the_others_keep_serving() {
+    let w = World::new();
+    let alpha = w.client("alpha");
+    w.client("beta");
+    let up = w.partner(&["partner.test", "other.test"], same).await;
+    w.bind(&["partner.test", "alpha"]);
+    let gw = w.gateway(GatewayConfig::new().resolve(&["partner.test", "other.test"])).await;
+    assert_partner_got(&up, &alpha, &gw.proxy_get(&url(up.port(), "/echo")).await);
+
+    damage_sealed_key(&w.env, "beta").await;
+    w.bind(&["other.test", "beta"]);
+    let other = format!("http://other.test:{}/echo", up.port());
+    let refused = wait_until(RELOAD_LIMIT, async || {
+        let r = gw.proxy_get(&other).await;
+        (r.status == 502).then_some(r)
+    })
+    .await
+    .expect("the binding to the damaged certificate answers 502 once the table reloads");
+    let body = refused.gateway_error(502, "route-unavailable");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("beta") && message.contains("does not open"), "names the certificate and why: {body}");
+
+    // The rest of the table is the new revision and serves: the healthy binding still works, and a
+    // change made after the damage still arrives.
+    assert_partner_got(&up, &alpha, &gw.proxy_get(&url(up.port(), "/echo")).await);
+    let ready = gw.readyz_json().await;
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["last_reload_error"], serde_json::Value::Null, "the table was published: {ready}");
+    let unavailable = ready["unavailable_routes"].as_array().unwrap();
+    assert_eq!(unavailable.len(), 1, "{ready}");
+    assert_eq!(unavailable[0]["destination"], "other.test");
+    w.cli(&["unbind", "partner.test"]);
+    wait_until(RELOAD_LIMIT, async || {
+        let r = gw.proxy_get(&url(up.port(), "/echo")).await;
+        (r.error_code().as_deref() == Some("no-binding")).then_some(())
+    })
+    .await
+    .expect("a later change still reaches the gateway");
+}

@@ -115,7 +115,11 @@ pub async fn server_tls(
     let chain = id.chain.into_iter().map(rustls_pki_types::CertificateDer::from).collect();
     let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, id.key.to_rustls()))
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            let key = id.key.load()?;
+            b.with_no_client_auth().with_single_cert(chain, key.to_rustls()).map_err(|e| e.to_string())
+        })
         .map_err(|e| {
             crate::control::ControlError::usage(
                 "usage",

@@ -34,7 +34,7 @@ tokio::task_local! {
 /// The store, opened and unlocked, plus who is acting.
 pub struct Control {
     store: Store,
-    key: MasterKey,
+    key: std::sync::Arc<MasterKey>,
     actor: String,
     now: fn() -> OffsetDateTime,
 }

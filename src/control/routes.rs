@@ -3,8 +3,11 @@
 
 use std::collections::HashMap;
 
-use crate::pki::{facts, Origin, Pool};
+use std::sync::Arc;
+
+use crate::pki::{facts, KeyFormat, KeySource, Origin, Pool, PrivateKey};
 use crate::routes::{RouteIdentity, RouteInputs, RouteSource, SourceEvent, SourceFuture};
+use crate::store::MasterKey;
 
 use super::{read_stored, Control, ControlError};
 
@@ -80,13 +83,15 @@ impl Control {
             if !wanted {
                 continue;
             }
-            let key = match self.unseal_key(rec) {
-                Ok(k) => k,
-                Err(e) => {
-                    broken_identities.insert(rec.name.clone(), e.message());
-                    continue;
-                }
-            };
+            // The key stays sealed until a route's TLS engine is built (and is then unsealed in
+            // memory only); a key that does not open makes only the routes presenting it unavailable.
+            let key: Arc<dyn KeySource> = Arc::new(SealedKey {
+                master: self.key.clone(),
+                sealed: rec.sealed_key.clone(),
+                id: rec.id.clone(),
+                name: rec.name.clone(),
+                format: KeyFormat::parse(&rec.key_format).unwrap_or(KeyFormat::Pkcs8),
+            });
             let merged = merged_pools.entry(rec.chain_der.as_slice()).or_insert_with(|| {
                 // Own chain first so the certificate's own intermediates win.
                 let mut own = Pool::default();
@@ -189,5 +194,28 @@ impl RouteSource for Control {
 
     fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<SourceEvent>> {
         self.store.revision_events()
+    }
+}
+
+/// A certificate's private key as the store keeps it: sealed under the master key, the
+/// certificate id as associated data. Opened only when a TLS engine asks for it.
+struct SealedKey {
+    master: Arc<MasterKey>,
+    sealed: Vec<u8>,
+    id: String,
+    name: String,
+    format: KeyFormat,
+}
+
+impl KeySource for SealedKey {
+    fn load(&self) -> Result<PrivateKey, String> {
+        let der = self.master.open(&self.sealed, self.id.as_bytes()).map_err(|_| {
+            format!(
+                "the sealed key of certificate '{}' does not open with this master key (the row is damaged or \
+                 was copied from another store: import the certificate again)",
+                self.name
+            )
+        })?;
+        Ok(PrivateKey::new(der, self.format))
     }
 }

@@ -100,3 +100,18 @@ impl PrivateKey {
         Ok(parsed.subject_public_key.data.to_vec())
     }
 }
+
+/// Where a client identity's private key comes from: asked only when a TLS engine builds its
+/// configuration, so the key is in memory no longer than that configuration needs it. Today the
+/// store's sealed key (`control`); an HSM key would be another implementation.
+pub trait KeySource: Send + Sync {
+    /// The key, in memory. The error says why it cannot be had (shown as the route's reason).
+    fn load(&self) -> Result<PrivateKey, String>;
+}
+
+/// A key already in memory (e.g. one just read from a file).
+impl KeySource for PrivateKey {
+    fn load(&self) -> Result<PrivateKey, String> {
+        Ok(self.clone())
+    }
+}

@@ -15,6 +15,6 @@ pub mod refusal;
 pub use bundle::{Contents, Identity};
 pub use chain::{ChainPath, Origin, PathEnd, Pool};
 pub use facts::{CertFacts, KeyKind};
-pub use key::{KeyFormat, PrivateKey};
+pub use key::{KeyFormat, KeySource, PrivateKey};
 pub use password::Password;
 pub use refusal::{Code, Refusal};

@@ -306,8 +306,18 @@ impl Compiler<'_> {
         let config = match self.memo.configs.get(&config_key) {
             Some(c) => c.clone(),
             None => {
-                let identity = identity
-                    .map(|i| (i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(), i.key.to_rustls()));
+                let identity = match identity {
+                    Some(i) => {
+                        let key = i.key.load().map_err(|e| {
+                            format!(
+                                "binding '{}': the key of certificate '{}' cannot be used: {e}",
+                                b.destination, i.name
+                            )
+                        })?;
+                        Some((i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(), key.to_rustls()))
+                    }
+                    None => None,
+                };
                 let c = tls::client_config_with(verifier, identity, sessions)
                     .map_err(|e| format!("binding '{}': {e}", b.destination))?;
                 self.memo.configs.insert(config_key, c.clone());

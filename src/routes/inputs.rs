@@ -4,17 +4,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::pki::PrivateKey;
+use crate::pki::KeySource;
 use crate::store::{BindingRecord, ServiceRecord};
 use crate::upstream::UpstreamSettings;
 
-/// A certificate as a route presents it: leaf + intermediates to send, and the unsealed key.
+/// A certificate as a route presents it: leaf + intermediates to send, and where its key comes
+/// from (loaded only when a route's TLS engine is built).
 pub struct RouteIdentity {
     pub name: String,
     pub id: String,
     /// Leaf first, then the intermediates (never the root).
     pub chain: Vec<Vec<u8>>,
-    pub key: PrivateKey,
+    pub key: Arc<dyn KeySource>,
     pub not_before: i64,
     pub not_after: i64,
 }
