@@ -491,7 +491,7 @@ where
         for anchor in anchor_names(&rec.trust) {
             sqlx::query("INSERT INTO binding_anchors (destination, anchor) VALUES ($1, $2)")
                 .bind(&rec.destination)
-                .bind(&anchor)
+                .bind(anchor)
                 .execute(&mut *self.tx)
                 .await
                 .map_err(|e| {
