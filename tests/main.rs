@@ -9,6 +9,7 @@ mod conformance;
 mod console;
 mod gateway;
 mod gateway_apps;
+mod hostile_clients;
 mod import;
 mod interop;
 mod layers;
