@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use crate::control::ControlError;
 
-#[derive(Debug, Default, Deserialize)]
+/// (`Debug` by hand: `store` may carry a password.)
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Data directory (SQLite store and master key file).
@@ -19,6 +20,17 @@ pub struct ConfigFile {
     /// The gateway (`certgate serve`, `certgate call`).
     #[serde(default)]
     pub gateway: GatewayConfig,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store.as_deref().map(crate::control::StoreUrl::redact_text))
+            .field("master_key_file", &self.master_key_file)
+            .field("gateway", &self.gateway)
+            .finish()
+    }
 }
 
 /// `[gateway]`: listeners, limits, and what to do with unbound hosts.
