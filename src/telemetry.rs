@@ -19,6 +19,9 @@ pub const STORE_REVISION: &str = "certgate_store_revision";
 /// 1 while the store answers the reload task's revision checks, 0 while it does not (the gateway
 /// then serves from its last route table and changes are refused).
 pub const STORE_UP: &str = "certgate_store_up";
+/// Applications' connections refused or cut off, by listener and reason (`too-many-connections`,
+/// `request-timeout`, `headers-too-large`, `idle`, `silent`).
+pub const CLIENT_CONNECTIONS_CUT: &str = "certgate_client_connections_cut_total";
 pub const CERTIFICATE_EXPIRY: &str = "certgate_certificate_expiry_timestamp_seconds";
 
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -69,6 +72,10 @@ pub fn request(destination: &str, certificate: &str, app: &str, outcome: &str, e
 pub fn handshake(resumed: bool, elapsed: Duration) {
     metrics::counter!(HANDSHAKES_TOTAL, "resumed" => if resumed { "true" } else { "false" }).increment(1);
     metrics::histogram!(HANDSHAKE_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn connection_cut(listener: &'static str, reason: &'static str) {
+    metrics::counter!(CLIENT_CONNECTIONS_CUT, "listener" => listener, "reason" => reason).increment(1);
 }
 
 pub fn store_up(up: bool) {

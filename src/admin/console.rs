@@ -65,7 +65,7 @@ async fn login(State(st): State<Arc<AdminState>>, Json(body): Json<LoginBody>) -
             "ask an admin for a token; the first admin token is created on the server where certgate runs",
         )
     })?;
-    let (id, s) = st.sessions.create(principal);
+    let (id, s) = st.sessions.create(principal)?;
     let mut resp = Json(
         serde_json::json!({"name": s.principal.name, "role": s.principal.role, "csrf": s.csrf, "proxy": st.proxy_addr}),
     )

@@ -50,11 +50,14 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .nest("/api/v1", api::router(state))
 }
 
-/// Serve the admin router on `listener`, over TLS when `tls` is given, until `shutdown`.
+/// Serve the admin router on `listener`, over TLS when `tls` is given, until `shutdown`. The
+/// connection limits and timeouts of the proxy listener apply here too (`gateway::guard`); over
+/// TLS a cut-off connection is closed without an answer.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: crate::gateway::ClientLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -63,19 +66,35 @@ pub async fn serve(
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let admission = crate::gateway::Admission::new(limits.clone(), "admin");
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(limits.hyper_buffer());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = crate::gateway::accept(&listener) => accepted,
             _ = &mut shutdown => break,
         };
+        let admitted = match admission.admit(peer) {
+            Ok(a) => a,
+            Err(e) if acceptor.is_none() => {
+                admission.refuse(stream, peer, e);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, "admin connection refused: {}", e.message);
+                continue;
+            }
+        };
         let service = TowerToHyperService::new(router.clone());
+        let guarded = crate::gateway::guard(stream, peer, service, &limits, acceptor.is_none(), "admin");
+        let (io, service, watchdog) = guarded.into_parts();
         match &acceptor {
             None => {
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let _ = crate::gateway::run_guarded(conn, watchdog).await;
+                    drop(admitted);
                 });
             }
             Some(acceptor) => {
@@ -83,14 +102,22 @@ pub async fn serve(
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-                            let _ = watcher.watch(conn).await;
+                    let served = async move {
+                        match acceptor.accept(io.into_inner()).await {
+                            Ok(tls) => {
+                                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                    tls.get_ref().0.set_h2();
+                                }
+                                let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+                                let _ = watcher.watch(conn).await;
+                            }
+                            Err(e) => tracing::debug!(%peer, "admin TLS handshake failed: {e}"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, "admin TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
-                    }
+                    };
+                    // The handshake counts as the first request head: the header-read timeout
+                    // bounds it.
+                    let _ = crate::gateway::run_guarded(served, watchdog).await;
+                    drop(admitted);
                 });
             }
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::request::Parts;
 use base64::Engine;
 
-use crate::control::Principal;
+use crate::control::{ControlError, Principal};
 
 pub const SESSION_COOKIE: &str = "certgate_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -25,20 +25,28 @@ pub struct Session {
 #[derive(Default)]
 pub struct Sessions(Mutex<HashMap<String, Session>>);
 
-pub fn random_id() -> String {
+/// 32 random bytes, base64url. A failing random generator is an error, never a predictable id.
+pub fn random_id() -> Result<String, ControlError> {
     let mut bytes = [0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| ControlError::crypto("the system random generator failed"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("principal", &self.principal).field("csrf", &"<redacted>").finish()
+    }
 }
 
 impl Sessions {
-    pub fn create(&self, principal: Principal) -> (String, Session) {
-        let id = random_id();
-        let session = Session { principal, csrf: random_id(), created: Instant::now() };
+    /// A new session (its id is the cookie value) with its own CSRF token.
+    pub fn create(&self, principal: Principal) -> Result<(String, Session), ControlError> {
+        let id = random_id()?;
+        let session = Session { principal, csrf: random_id()?, created: Instant::now() };
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| s.created.elapsed() < SESSION_TTL);
         map.insert(id.clone(), session.clone());
-        (id, session)
+        Ok((id, session))
     }
 
     pub fn get(&self, id: &str) -> Option<Session> {

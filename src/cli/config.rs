@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use crate::control::ControlError;
 
-#[derive(Debug, Default, Deserialize)]
+/// (`Debug` by hand: `store` may carry a password.)
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Data directory (SQLite store and master key file).
@@ -19,6 +20,17 @@ pub struct ConfigFile {
     /// The gateway (`certgate serve`, `certgate call`).
     #[serde(default)]
     pub gateway: GatewayConfig,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store.as_deref().map(crate::control::StoreUrl::redact_text))
+            .field("master_key_file", &self.master_key_file)
+            .field("gateway", &self.gateway)
+            .finish()
+    }
 }
 
 /// `[gateway]`: listeners, limits, and what to do with unbound hosts.
@@ -34,7 +46,17 @@ pub struct GatewayConfig {
     pub response_header_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub reload_interval_ms: u64,
+    /// Open application connections, per listener; more get 503 too-many-connections.
     pub max_connections: usize,
+    /// Open connections from one client IP address, per listener.
+    pub max_connections_per_client: usize,
+    /// The request line and headers must arrive within this (408 request-timeout).
+    pub header_read_timeout_ms: u64,
+    /// An application connection idle between requests is closed after this.
+    pub keep_alive_timeout_ms: u64,
+    /// The longest pause while a request body arrives (408 request-timeout).
+    pub body_read_timeout_ms: u64,
+    /// The largest request head (431 headers-too-large).
     pub max_header_bytes: usize,
     pub max_idle_per_host: usize,
     pub shutdown_grace_ms: u64,
@@ -54,6 +76,10 @@ impl Default for GatewayConfig {
             idle_timeout_ms: 90_000,
             reload_interval_ms: 250,
             max_connections: 4096,
+            max_connections_per_client: 1024,
+            header_read_timeout_ms: 10_000,
+            keep_alive_timeout_ms: 60_000,
+            body_read_timeout_ms: 30_000,
             max_header_bytes: 64 * 1024,
             max_idle_per_host: 64,
             shutdown_grace_ms: 30_000,
@@ -79,8 +105,14 @@ impl GatewayConfig {
         crate::gateway::GatewaySettings {
             response_header_timeout: Duration::from_millis(self.response_header_timeout_ms),
             reload_interval: Duration::from_millis(self.reload_interval_ms.max(20)),
-            max_connections: self.max_connections.max(1),
-            max_header_bytes: self.max_header_bytes,
+            clients: crate::gateway::ClientLimits {
+                max_connections: self.max_connections.max(1),
+                max_connections_per_client: self.max_connections_per_client.max(1),
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+                keep_alive_timeout: Duration::from_millis(self.keep_alive_timeout_ms.max(1)),
+                body_read_timeout: Duration::from_millis(self.body_read_timeout_ms.max(1)),
+                max_header_bytes: self.max_header_bytes.max(1024),
+            },
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             unsafe_open_proxy: false,
         }

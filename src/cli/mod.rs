@@ -24,7 +24,8 @@ pub use output::Failure;
 pub use serve::{serve_on, ServeArgs};
 
 /// certgate: client certificates (mutual TLS) for the applications that call partners.
-#[derive(Debug, Parser)]
+/// (`Debug` by hand: `--store` may carry a password.)
+#[derive(Parser)]
 #[command(name = "certgate", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Data directory (SQLite store and master key file). Default: $XDG_DATA_HOME/certgate.
@@ -41,6 +42,18 @@ pub struct Cli {
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store.as_deref().map(StoreUrl::redact_text))
+            .field("config", &self.config)
+            .field("json", &self.json)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]

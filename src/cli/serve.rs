@@ -173,9 +173,10 @@ impl Prepared {
             https: admin_tls.is_some(),
             proxy_addr: gateway::local_addr(&proxy),
         }));
-        let admin_task = tokio::spawn(admin::serve(admin, router, admin_tls, async move {
-            let _ = admin_stop.wait_for(|v| *v).await;
-        }));
+        let admin_task =
+            tokio::spawn(admin::serve(admin, router, admin_tls, gw.settings.clients.clone(), async move {
+                let _ = admin_stop.wait_for(|v| *v).await;
+            }));
         let mut proxy_stop = stop_rx.clone();
         gateway::serve_proxy(gw.clone(), proxy, async move {
             let _ = proxy_stop.wait_for(|v| *v).await;

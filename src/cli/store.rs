@@ -16,7 +16,8 @@ pub enum StoreCommand {
     Copy(CopyArgs),
 }
 
-#[derive(Debug, Args)]
+/// (`Debug` by hand: the URLs may carry passwords.)
+#[derive(Args)]
 pub struct CopyArgs {
     /// The store to copy: sqlite://PATH or postgres://...
     #[arg(long, value_name = "URL")]
@@ -24,6 +25,15 @@ pub struct CopyArgs {
     /// The store to fill (created when it does not exist; a PostgreSQL database must exist).
     #[arg(long, value_name = "URL")]
     pub to: String,
+}
+
+impl std::fmt::Debug for CopyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyArgs")
+            .field("from", &StoreUrl::redact_text(&self.from))
+            .field("to", &StoreUrl::redact_text(&self.to))
+            .finish()
+    }
 }
 
 fn url(text: &str, flag: &str) -> Result<StoreUrl, ControlError> {

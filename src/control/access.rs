@@ -55,12 +55,22 @@ pub struct TokenView {
     pub created_at: String,
 }
 
-/// Shown once, when created.
-#[derive(Clone, Debug, Serialize)]
+/// Shown once, when created. `Debug` leaves the token out.
+#[derive(Clone, Serialize)]
 pub struct NewToken {
     pub name: String,
     pub role: Role,
     pub token: String,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,11 +80,17 @@ pub struct AppView {
     pub created_at: String,
 }
 
-/// Shown once, when created.
-#[derive(Clone, Debug, Serialize)]
+/// Shown once, when created. `Debug` leaves the credential out.
+#[derive(Clone, Serialize)]
 pub struct NewApp {
     pub name: String,
     pub credential: String,
+}
+
+impl std::fmt::Debug for NewApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApp").field("name", &self.name).field("credential", &"<redacted>").finish()
+    }
 }
 
 /// Who a token belongs to.
@@ -188,5 +204,31 @@ impl Control {
             .delete_grant(app, certificate, &self.change("app.revoke", app, format!("certificate {certificate}")))
             .await?;
         self.app(app).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreUrl;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let token = NewToken { name: "ops".into(), role: Role::Admin, token: "cgt_SECRETTOKEN".into() };
+        let app = NewApp { name: "billing".into(), credential: "cga_SECRETCRED".into() };
+        let urls = [
+            StoreUrl::parse("postgres://certgate:S3CRETPW@127.0.0.1:5432/certgate").unwrap(),
+            StoreUrl::parse("postgresql://127.0.0.1/certgate?sslmode=disable&password=S3CRETPW").unwrap(),
+        ];
+        let shown =
+            format!("{token:?} {:#?} {app:?} {urls:?} {}", token, StoreUrl::redact_text("postgres://u:S3CRETPW@h/d"));
+        for secret in ["SECRETTOKEN", "SECRETCRED", "S3CRETPW"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("ops") && shown.contains("billing") && shown.contains("127.0.0.1:5432/certgate"),
+            "{shown}"
+        );
+        assert!(shown.contains("sslmode=disable&password=***"), "{shown}");
     }
 }

@@ -36,9 +36,28 @@ impl GatewayError {
         self.remedy.clone().unwrap_or_else(|| self.code.remedy()).for_cli()
     }
 
+    fn json_body(&self) -> String {
+        serde_json::json!({"error": self.code, "message": self.message, "hint": self.hint()}).to_string()
+    }
+
+    /// The same answer as raw HTTP/1.1 bytes with `Connection: close`, for a connection that is
+    /// refused or cut off outside hyper's request cycle.
+    pub fn http1_bytes(&self) -> Vec<u8> {
+        let body = self.json_body();
+        let status = self.status();
+        format!(
+            "HTTP/1.1 {} {}\r\ncertgate-error: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            self.code.as_str(),
+            body.len(),
+        )
+        .into_bytes()
+    }
+
     pub fn response(&self) -> Response<Body> {
-        let body = serde_json::json!({"error": self.code, "message": self.message, "hint": self.hint()});
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
+        let body = self.json_body();
+        let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
         *resp.status_mut() = self.status();
         let headers = resp.headers_mut();
         headers.insert("certgate-error", HeaderValue::from_static(self.code.as_str()));

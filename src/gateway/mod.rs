@@ -7,9 +7,11 @@
 //! moves, and keeps the old one when compiling fails.
 
 mod error;
+mod guard;
 mod proxy;
 
 pub use error::GatewayError;
+pub use guard::{guard, run as run_guarded, Admission, ClientBody, ClientFault, ClientLimits};
 pub use proxy::{forward, forward_as, resolve, strip_hop_by_hop, Access, Target, CERTIFICATE_HEADER};
 
 use std::net::SocketAddr;
@@ -18,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
@@ -27,15 +28,15 @@ use crate::model::ErrorCode;
 use crate::routes::{compile, CompileOptions, RouteSource, RouteTable, SourceEvent};
 
 use crate::telemetry as metrics;
-use crate::upstream::{Body, BoxError};
+use crate::upstream::Body;
 
 /// Gateway limits, from the `[gateway]` config section.
 #[derive(Clone, Debug)]
 pub struct GatewaySettings {
     pub response_header_timeout: Duration,
     pub reload_interval: Duration,
-    pub max_connections: usize,
-    pub max_header_bytes: usize,
+    /// Limits on applications' connections (also applied to the admin listener).
+    pub clients: ClientLimits,
     pub shutdown_grace: Duration,
     /// Serve non-loopback callers even when no apps exist (`serve --unsafe-open-proxy`).
     pub unsafe_open_proxy: bool,
@@ -46,8 +47,7 @@ impl Default for GatewaySettings {
         GatewaySettings {
             response_header_timeout: Duration::from_secs(30),
             reload_interval: Duration::from_millis(250),
-            max_connections: 4096,
-            max_header_bytes: 64 * 1024,
+            clients: ClientLimits::default(),
             shutdown_grace: Duration::from_secs(30),
             unsafe_open_proxy: false,
         }
@@ -267,46 +267,47 @@ struct StoreStatus {
 }
 
 /// Accept applications' connections until `shutdown` resolves, then let in-flight requests
-/// finish (bounded by the grace period).
+/// finish (bounded by the grace period). Each connection is admitted and guarded (see `guard`).
 pub async fn serve_proxy(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let limit = Arc::new(tokio::sync::Semaphore::new(gateway.settings.max_connections));
+    let limits = gateway.settings.clients.clone();
+    let admission = Admission::new(limits.clone(), "proxy");
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(gateway.settings.max_header_bytes.max(8192)).keep_alive(true);
+    builder.http1().max_buf_size(limits.hyper_buffer()).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = accept(&listener) => accepted,
             _ = &mut shutdown => break,
         };
-        let permit = match limit.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                tracing::warn!(%peer, "connection refused: max_connections reached");
-                drop(stream);
+        let admitted = match admission.admit(peer) {
+            Ok(a) => a,
+            Err(e) => {
+                admission.refuse(stream, peer, e);
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let gw = gateway.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |req: Request<ClientBody>| {
             let gw = gw.clone();
             async move {
-                let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
+                let req = req.map(|b| b.boxed());
                 Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await)
             }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let (io, service, watchdog) = guard(stream, peer, service, &limits, true, "proxy").into_parts();
+        let conn = builder.serve_connection(io, service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            if let Some(Err(e)) = run_guarded(conn, watchdog).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
-            drop(permit);
+            drop(admitted);
         });
     }
     drop(listener);

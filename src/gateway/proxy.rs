@@ -281,7 +281,15 @@ async fn send(
     *req.version_mut() = Version::HTTP_11;
     strip_hop_by_hop(req.headers_mut(), true);
     req.headers_mut().remove(HOST);
+    // Set when the application's own body fails (a pause, a broken chunk): its fault, not the
+    // partner's, whatever the exchange with the partner made of it.
+    let fault = req.extensions().get::<super::guard::ClientFault>().cloned();
     let result = tokio::time::timeout(response_header_timeout, route.client.request(req)).await;
+    if let Some(client) = fault.as_ref().and_then(|f| f.get()).filter(|_| !matches!(result, Ok(Ok(_)))) {
+        metrics::request(&route.destination, route.certificate_label(), app, client.code.as_str(), started.elapsed());
+        tracing::info!(code = client.code.as_str(), "{}", client.message);
+        return client.response();
+    }
     let outcome = match result {
         Err(_) => Err(GatewayError::new(
             ErrorCode::UpstreamTimeout,

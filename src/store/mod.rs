@@ -50,11 +50,18 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// Where the store lives, parsed from `--store` / `CERTGATE_STORE`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the store lives, parsed from `--store` / `CERTGATE_STORE`. `Debug` shows the
+/// redacted form (a PostgreSQL URL may carry a password).
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
     Postgres(String),
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({})", self.redacted())
+    }
 }
 
 impl StoreUrl {
@@ -71,15 +78,39 @@ impl StoreUrl {
         }
     }
 
-    /// For messages: never shows a password in a postgres URL.
+    /// For messages: never shows a password in a postgres URL (user info, or a `password=`
+    /// query parameter).
     pub fn redacted(&self) -> String {
         match self {
             StoreUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            StoreUrl::Postgres(u) => match (u.find("://"), u.rfind('@')) {
-                (Some(s), Some(at)) if at > s => format!("{}://***@{}", &u[..s], &u[at + 1..]),
-                _ => u.clone(),
-            },
+            StoreUrl::Postgres(u) => {
+                let (base, query) = match u.split_once('?') {
+                    Some((b, q)) => (b, Some(q)),
+                    None => (u.as_str(), None),
+                };
+                let mut out = match (base.find("://"), base.rfind('@')) {
+                    (Some(s), Some(at)) if at > s => format!("{}://***@{}", &base[..s], &base[at + 1..]),
+                    _ => base.to_string(),
+                };
+                if let Some(q) = query {
+                    let params: Vec<String> = q
+                        .split('&')
+                        .map(|kv| match kv.split_once('=') {
+                            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                            _ => kv.to_string(),
+                        })
+                        .collect();
+                    out.push('?');
+                    out.push_str(&params.join("&"));
+                }
+                out
+            }
         }
+    }
+
+    /// A store URL as text, redacted for `Debug` and messages (unparsable text is not shown).
+    pub fn redact_text(text: &str) -> String {
+        StoreUrl::parse(text).map(|u| u.redacted()).unwrap_or_else(|_| "<not a store URL>".into())
     }
 }
 

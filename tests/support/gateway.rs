@@ -47,6 +47,8 @@ pub struct GatewayConfig {
     pub handshake_timeout_ms: Option<u64>,
     pub response_header_timeout_ms: Option<u64>,
     pub reload_interval_ms: Option<u64>,
+    /// More `[gateway]` keys, written as given (`key = value`).
+    pub extra: Vec<(String, String)>,
 }
 
 impl GatewayConfig {
@@ -70,6 +72,11 @@ impl GatewayConfig {
         self.connect_timeout_ms = Some(ms);
         self
     }
+    /// Any other `[gateway]` key, e.g. `set("max_connections", 20)`.
+    pub fn set(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.extra.push((key.to_string(), value.to_string()));
+        self
+    }
 
     pub fn toml(&self) -> String {
         let mut out = String::from("[gateway]\n");
@@ -83,6 +90,9 @@ impl GatewayConfig {
             if let Some(v) = value {
                 out.push_str(&format!("{key} = {v}\n"));
             }
+        }
+        for (key, value) in &self.extra {
+            out.push_str(&format!("{key} = {value}\n"));
         }
         out.push_str("\n[gateway.resolve]\n");
         for name in &self.resolve {

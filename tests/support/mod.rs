@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod nginx;
 pub mod openapi;
 pub mod pg;
+pub mod raw_partner;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

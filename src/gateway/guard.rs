@@ -1,0 +1,785 @@
+//! Slow and hostile applications. Every accepted connection (proxy and admin listener) passes
+//! [`Admission`] (`max_connections` and a per-client-address limit; a connection beyond either
+//! gets a fast `503 too-many-connections` and is closed) and then runs under [`guard`], which cuts
+//! it off:
+//!
+//! - a request head that is not complete within `header_read_timeout` gets `408 request-timeout`;
+//! - a request head larger than `max_header_bytes` gets `431 headers-too-large`;
+//! - a connection that opens and sends nothing for `header_read_timeout`, or stays idle between
+//!   requests (HTTP/1.1 keep-alive, HTTP/2) for `keep_alive_timeout`, is closed;
+//! - a request body that pauses longer than `body_read_timeout` ends the request with
+//!   `408 request-timeout`, and a body that cannot be read (an absurd chunk size, a connection
+//!   that drops mid-body) with `400 bad-request`: the application's fault is never answered as
+//!   the partner's (`502`). [`ClientFault`] carries that verdict from the body to the proxy.
+//!
+//! How: the socket is wrapped in an I/O type that sees every byte read; a request counts as in
+//! flight from the moment hyper hands it to the service until its response body is dropped. With
+//! nothing in flight, bytes read are a request head (timed and counted until its blank line);
+//! a watchdog task sleeps until the next deadline. hyper's own `header_read_timeout` closes the
+//! connection without an answer, and its oversized-head answer is a bare 431: this module gives
+//! both the `Certgate-Error` code and JSON body. HTTP/2 (prior knowledge, `PRI *`) is only timed
+//! for idleness: its frames are not parsed here.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::error::GatewayError;
+use crate::model::ErrorCode;
+use crate::upstream::BoxError;
+
+/// The limits on applications' connections, from the `[gateway]` config section.
+#[derive(Clone, Debug)]
+pub struct ClientLimits {
+    /// Open connections in all (each listener counts its own).
+    pub max_connections: usize,
+    /// Open connections from one client IP address.
+    pub max_connections_per_client: usize,
+    /// From the first byte of a request head (or from accepting the connection) to its end.
+    pub header_read_timeout: Duration,
+    /// An idle connection between requests is closed after this long.
+    pub keep_alive_timeout: Duration,
+    /// The longest pause allowed while a request body arrives.
+    pub body_read_timeout: Duration,
+    /// The largest request head (request line and headers).
+    pub max_header_bytes: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_connections: 4096,
+            max_connections_per_client: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl ClientLimits {
+    /// hyper's read buffer: larger than our head limit, so that `guard` answers an oversized head
+    /// (with its code) before hyper does (with a bare 431).
+    pub fn hyper_buffer(&self) -> usize {
+        (self.max_header_bytes.saturating_mul(2)).max(16 * 1024) + 16 * 1024
+    }
+}
+
+/// How many refused connections may be answered at once; beyond that they are closed at once.
+const ANSWERING: usize = 64;
+/// How long a refused connection is given to take its 503 and let go.
+const REFUSAL_LINGER: Duration = Duration::from_millis(500);
+/// After the watchdog cut a connection off, hyper gets this long to end it before it is dropped.
+const CUT_GRACE: Duration = Duration::from_secs(1);
+/// What a cut-off client may still send after its answer before the connection closes.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Admission of new connections: the total and per-address limits.
+pub struct Admission {
+    limits: ClientLimits,
+    total: Arc<Semaphore>,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    answering: Arc<Semaphore>,
+    listener: &'static str,
+}
+
+/// An admitted connection's place; dropping it frees the place.
+pub struct Admitted {
+    _total: OwnedSemaphorePermit,
+    ip: IpAddr,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Admission {
+    /// `listener` names the listener in log lines (`proxy`, `admin`).
+    pub fn new(limits: ClientLimits, listener: &'static str) -> Self {
+        Admission {
+            total: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            per_client: Arc::default(),
+            answering: Arc::new(Semaphore::new(ANSWERING)),
+            limits,
+            listener,
+        }
+    }
+
+    pub fn limits(&self) -> &ClientLimits {
+        &self.limits
+    }
+
+    /// A place for a connection from `peer`, or why there is none.
+    pub fn admit(&self, peer: SocketAddr) -> Result<Admitted, GatewayError> {
+        let ip = peer.ip();
+        let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let open = map.get(&ip).copied().unwrap_or(0);
+        if open >= self.limits.max_connections_per_client {
+            return Err(GatewayError::new(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "{ip} already has {open} connections open to the {} listener (max_connections_per_client = {})",
+                    self.listener, self.limits.max_connections_per_client
+                ),
+            ));
+        }
+        let permit = self.total.clone().try_acquire_owned().map_err(|_| {
+            GatewayError::new(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "the {} listener has {} connections open (max_connections)",
+                    self.listener, self.limits.max_connections
+                ),
+            )
+        })?;
+        map.insert(ip, open + 1);
+        Ok(Admitted { _total: permit, ip, per_client: self.per_client.clone() })
+    }
+
+    /// Answer a refused connection with `error` (plain HTTP/1.1, `Connection: close`) without
+    /// waiting for its request, then close it. At most `ANSWERING` at once; beyond that the
+    /// connection is closed without an answer.
+    pub fn refuse(&self, mut stream: TcpStream, peer: SocketAddr, error: GatewayError) {
+        tracing::warn!(%peer, listener = self.listener, code = error.code.as_str(), "connection refused: {}", error.message);
+        crate::telemetry::connection_cut(self.listener, error.code.as_str());
+        let Ok(permit) = self.answering.clone().try_acquire_owned() else {
+            return;
+        };
+        let answer = error.http1_bytes();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+                stream.write_all(&answer).await?;
+                stream.shutdown().await?;
+                // Read what the client sends meanwhile, so closing does not reset the
+                // connection before it has read the answer.
+                let mut sink = [0u8; 4096];
+                let mut total = 0usize;
+                while total < 256 * 1024 {
+                    match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? {
+                        0 => break,
+                        n => total += n,
+                    }
+                }
+                Ok::<_, io::Error>(())
+            })
+            .await;
+            drop(permit);
+        });
+    }
+}
+
+/// Why the watchdog ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cut {
+    /// Opened and sent nothing within the header-read timeout.
+    Silent,
+    /// Idle between requests for the keep-alive timeout.
+    Idle,
+    /// A request head that did not end in time: 408.
+    HeadTimeout,
+    /// A request head over `max_header_bytes`: 431.
+    HeadTooLarge,
+}
+
+impl Cut {
+    fn label(self) -> &'static str {
+        match self {
+            Cut::Silent => "silent",
+            Cut::Idle => "idle",
+            Cut::HeadTimeout => ErrorCode::RequestTimeout.as_str(),
+            Cut::HeadTooLarge => ErrorCode::HeadersTooLarge.as_str(),
+        }
+    }
+}
+
+/// What the connection is doing, shared by its I/O, its service and its watchdog.
+struct State {
+    accepted: Instant,
+    in_flight: usize,
+    served: u64,
+    /// When the first byte of the request head now being read arrived.
+    head_started: Option<Instant>,
+    /// When the last request in flight ended.
+    idle_since: Instant,
+    h2: bool,
+    cut: Option<Cut>,
+    /// hyper's read, to wake when the watchdog cuts the connection off.
+    reader: Option<Waker>,
+}
+
+struct Activity {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn request_started(self: &Arc<Self>) -> InFlight {
+        let mut s = self.lock();
+        s.in_flight += 1;
+        s.served += 1;
+        s.head_started = None;
+        InFlight(self.clone())
+    }
+
+    /// The next deadline and what happens then; `None` while a request is in flight.
+    fn deadline(&self, limits: &ClientLimits) -> Option<(Instant, Cut)> {
+        let s = self.lock();
+        if s.cut.is_some() || s.in_flight > 0 {
+            return None;
+        }
+        if s.h2 {
+            return Some((s.idle_since + limits.keep_alive_timeout, Cut::Idle));
+        }
+        Some(match s.head_started {
+            Some(t) => (t + limits.header_read_timeout, Cut::HeadTimeout),
+            None if s.served == 0 => (s.accepted + limits.header_read_timeout, Cut::Silent),
+            None => (s.idle_since + limits.keep_alive_timeout, Cut::Idle),
+        })
+    }
+
+    fn cut(&self, why: Cut) {
+        let mut s = self.lock();
+        if s.cut.is_none() {
+            s.cut = Some(why);
+        }
+        if let Some(w) = s.reader.take() {
+            w.wake();
+        }
+    }
+
+    /// Sleep until a deadline passes with the connection still in the state that set it.
+    async fn watch(&self, limits: &ClientLimits) -> Cut {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.deadline(limits) {
+                None => changed.await,
+                Some((at, why)) => {
+                    if Instant::now() >= at {
+                        return why;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = changed => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request in flight; dropped with its response body (or with the request when it fails).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        {
+            let mut s = self.0.lock();
+            s.in_flight -= 1;
+            if s.in_flight == 0 {
+                s.idle_since = Instant::now();
+            }
+        }
+        self.0.changed.notify_one();
+    }
+}
+
+/// The socket as hyper sees it: counts and times request heads, and writes the watchdog's answer.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    limits: ClientLimits,
+    /// Plain HTTP (answers can be written); false under TLS, where the connection just closes.
+    plain: bool,
+    read_any: bool,
+    head_len: usize,
+    head_done: bool,
+    last: [u8; 2],
+    /// The answer being written after a cut, and how much of it went out.
+    answer: Option<(Vec<u8>, usize)>,
+    /// Bytes read and thrown away after the answer (sent, then the write side shut).
+    drained: usize,
+    shut: bool,
+}
+
+impl Watched {
+    /// Feed bytes of a request head; true once its blank line was seen.
+    fn scan_head(&mut self, data: &[u8]) -> bool {
+        for (i, &b) in data.iter().enumerate() {
+            if b == b'\n' && (self.last[1] == b'\n' || (self.last[1] == b'\r' && self.last[0] == b'\n')) {
+                self.head_len += i + 1;
+                return true;
+            }
+            self.last = [self.last[1], b];
+        }
+        self.head_len += data.len();
+        false
+    }
+
+    fn answer_for(&self, cut: Cut) -> Option<Vec<u8>> {
+        if !self.plain {
+            return None;
+        }
+        let error = match cut {
+            Cut::Silent | Cut::Idle => return None,
+            Cut::HeadTimeout => GatewayError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request head did not arrive in full within {} ms (header_read_timeout_ms)",
+                    self.limits.header_read_timeout.as_millis()
+                ),
+            ),
+            Cut::HeadTooLarge => GatewayError::new(
+                ErrorCode::HeadersTooLarge,
+                format!(
+                    "the request line and headers are larger than {} bytes (max_header_bytes)",
+                    self.limits.max_header_bytes
+                ),
+            ),
+        };
+        Some(error.http1_bytes())
+    }
+
+    /// After a cut: write the answer (if any), then read and discard what the client still
+    /// sends (so that closing does not reset the connection before it read the answer; bounded
+    /// by `CUT_GRACE` and `DRAIN_LIMIT`), then report end of stream to hyper.
+    fn poll_cut(&mut self, cx: &mut Context<'_>, cut: Cut) -> Poll<io::Result<()>> {
+        if self.answer.is_none() {
+            self.answer = Some((self.answer_for(cut).unwrap_or_default(), 0));
+        }
+        let Some((bytes, sent)) = self.answer.as_mut() else { return Poll::Ready(Ok(())) };
+        if bytes.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        while *sent < bytes.len() {
+            match Pin::new(&mut self.stream).poll_write(cx, &bytes[*sent..]) {
+                Poll::Ready(Ok(n)) if n > 0 => *sent += n,
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if !self.shut {
+            match Pin::new(&mut self.stream).poll_shutdown(cx) {
+                Poll::Ready(Ok(())) => self.shut = true,
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let mut sink = [0u8; 8192];
+        while self.drained < DRAIN_LIMIT {
+            let mut buf = ReadBuf::new(&mut sink);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => self.drained += buf.filled().len(),
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let cut = this.activity.lock().cut;
+        if let Some(cut) = cut {
+            return this.poll_cut(cx, cut);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => {
+                this.activity.lock().reader = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let data = &buf.filled()[before..];
+                if data.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let first = !this.read_any;
+                this.read_any = true;
+                let mut s = this.activity.lock();
+                if first && data.starts_with(b"PRI") {
+                    s.h2 = true;
+                }
+                if s.h2 || s.in_flight > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                if s.head_started.is_none() {
+                    s.head_started = Some(Instant::now());
+                    drop(s);
+                    this.activity.changed.notify_one();
+                    this.head_len = 0;
+                    this.head_done = false;
+                    this.last = [0, 0];
+                } else {
+                    drop(s);
+                }
+                if !this.head_done {
+                    let data = buf.filled()[before..].to_vec();
+                    this.head_done = this.scan_head(&data);
+                    if this.head_len > this.limits.max_header_bytes {
+                        buf.set_filled(before);
+                        this.activity.cut(Cut::HeadTooLarge);
+                        this.activity.changed.notify_one();
+                        return this.poll_cut(cx, Cut::HeadTooLarge);
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The verdict on a request body the application sent, set when reading it failed; the proxy
+/// answers with it instead of blaming the partner. Travels in the request's extensions.
+#[derive(Clone, Default)]
+pub struct ClientFault(Arc<OnceLock<GatewayError>>);
+
+impl ClientFault {
+    pub fn get(&self) -> Option<&GatewayError> {
+        self.0.get()
+    }
+    fn set(&self, e: GatewayError) {
+        let _ = self.0.set(e);
+    }
+}
+
+/// An application's request body: a pause longer than `body_read_timeout` or a broken body ends
+/// it with an error, recorded in its `ClientFault`.
+pub struct ClientBody {
+    inner: Incoming,
+    pause: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    fault: ClientFault,
+}
+
+impl ClientBody {
+    fn new(inner: Incoming, pause: Duration, fault: ClientFault) -> Self {
+        ClientBody { inner, pause, timer: Box::pin(tokio::time::sleep(pause)), fault }
+    }
+}
+
+impl HttpBody for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = Instant::now() + this.pause;
+                this.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let message = format!("the request body could not be read: {e}");
+                this.fault.set(GatewayError::new(ErrorCode::BadRequest, message.clone()));
+                Poll::Ready(Some(Err(message.into())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    let message = format!(
+                        "the request body paused for more than {} ms (body_read_timeout_ms)",
+                        this.pause.as_millis()
+                    );
+                    this.fault.set(GatewayError::new(ErrorCode::RequestTimeout, message.clone()));
+                    return Poll::Ready(Some(Err(message.into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps its request counted as in flight until hyper drops it.
+pub struct TrackedBody<B> {
+    inner: B,
+    _in_flight: InFlight,
+}
+
+impl<B> HttpBody for TrackedBody<B>
+where
+    B: HttpBody + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A hyper service that sees `ClientBody` requests, wrapped to count requests in flight.
+pub struct Guarded<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    body_read_timeout: Duration,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Guarded<S>
+where
+    S: hyper::service::Service<Request<ClientBody>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    B: HttpBody + Unpin,
+{
+    type Response = Response<TrackedBody<B>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let in_flight = self.activity.request_started();
+        let fault = ClientFault::default();
+        let (parts, body) = req.into_parts();
+        let mut req = Request::from_parts(parts, ClientBody::new(body, self.body_read_timeout, fault.clone()));
+        req.extensions_mut().insert(fault);
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            let resp = response.await?;
+            Ok(resp.map(|inner| TrackedBody { inner, _in_flight: in_flight }))
+        })
+    }
+}
+
+/// One guarded connection: the I/O to give hyper, the service to give it, and the watchdog to
+/// run beside it (see [`run`]).
+pub struct Guard<S> {
+    pub io: hyper_util::rt::TokioIo<WatchedIo>,
+    pub service: Guarded<S>,
+    watchdog: Watchdog,
+}
+
+/// The socket under watch (opaque).
+pub struct WatchedIo(Watched);
+
+impl WatchedIo {
+    /// The connection speaks HTTP/2 (learnt from ALPN under TLS): only idleness is timed.
+    pub fn set_h2(&self) {
+        self.0.activity.lock().h2 = true;
+        self.0.activity.changed.notify_one();
+    }
+}
+
+impl AsyncRead for WatchedIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WatchedIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The watchdog of one connection.
+pub struct Watchdog {
+    activity: Arc<Activity>,
+    limits: ClientLimits,
+    listener: &'static str,
+    peer: SocketAddr,
+}
+
+impl Watchdog {
+    /// Resolves when the connection was cut off and hyper had its grace to end it.
+    pub async fn run(self) {
+        let why = self.activity.watch(&self.limits).await;
+        tracing::debug!(peer = %self.peer, listener = self.listener, "connection cut off: {}", why.label());
+        if matches!(why, Cut::HeadTimeout | Cut::HeadTooLarge) {
+            tracing::info!(peer = %self.peer, listener = self.listener, code = why.label(), "request refused");
+        }
+        crate::telemetry::connection_cut(self.listener, why.label());
+        self.activity.cut(why);
+        tokio::time::sleep(CUT_GRACE).await;
+    }
+}
+
+/// Put `stream` under watch. `plain`: the connection speaks HTTP directly (answers can be
+/// written); false when TLS sits on top of it.
+pub fn guard<S>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: S,
+    limits: &ClientLimits,
+    plain: bool,
+    listener: &'static str,
+) -> Guard<S> {
+    let now = Instant::now();
+    let activity = Arc::new(Activity {
+        state: Mutex::new(State {
+            accepted: now,
+            in_flight: 0,
+            served: 0,
+            head_started: None,
+            idle_since: now,
+            h2: false,
+            cut: None,
+            reader: None,
+        }),
+        changed: Notify::new(),
+    });
+    let watched = Watched {
+        stream,
+        activity: activity.clone(),
+        limits: limits.clone(),
+        plain,
+        read_any: false,
+        head_len: 0,
+        head_done: false,
+        last: [0, 0],
+        answer: None,
+        drained: 0,
+        shut: false,
+    };
+    Guard {
+        io: hyper_util::rt::TokioIo::new(WatchedIo(watched)),
+        service: Guarded { inner: service, activity: activity.clone(), body_read_timeout: limits.body_read_timeout },
+        watchdog: Watchdog { activity, limits: limits.clone(), listener, peer },
+    }
+}
+
+impl<S> Guard<S> {
+    pub fn into_parts(self) -> (hyper_util::rt::TokioIo<WatchedIo>, Guarded<S>, Watchdog) {
+        (self.io, self.service, self.watchdog)
+    }
+}
+
+/// Drive `conn` until it ends or its watchdog gives up on it.
+pub async fn run<F, T>(conn: F, watchdog: Watchdog) -> Option<T>
+where
+    F: Future<Output = T>,
+{
+    tokio::select! {
+        done = conn => Some(done),
+        _ = watchdog.run() => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched(limits: ClientLimits) -> Watched {
+        // A connected pair on loopback, only to have a TcpStream.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let stream = TcpStream::from_std(client).unwrap();
+        let g = guard(stream, "127.0.0.1:1".parse().unwrap(), (), &limits, true, "test");
+        g.io.into_inner().0
+    }
+
+    #[tokio::test]
+    async fn head_scan_finds_the_blank_line_with_crlf_and_bare_lf() {
+        let mut w = watched(ClientLimits::default());
+        assert!(!w.scan_head(b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        assert!(w.scan_head(b"\r\nbody"));
+        assert_eq!(w.head_len, "GET / HTTP/1.1\r\nHost: a\r\n\r\n".len());
+        let mut w = watched(ClientLimits::default());
+        assert!(w.scan_head(b"GET / HTTP/1.1\nHost: a\n\n"));
+        let mut w = watched(ClientLimits::default());
+        assert!(!w.scan_head(b"GET / HTTP/1.1\r"));
+        assert!(!w.scan_head(b"\nA: b\r\n\r"));
+        assert!(w.scan_head(b"\n"));
+    }
+
+    #[tokio::test]
+    async fn admission_counts_per_address_and_frees_on_drop() {
+        let limits = ClientLimits { max_connections: 3, max_connections_per_client: 2, ..ClientLimits::default() };
+        let a = Admission::new(limits, "test");
+        let one: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let two: SocketAddr = "127.0.0.2:1000".parse().unwrap();
+        let p1 = a.admit(one).unwrap();
+        let _p2 = a.admit(one).unwrap();
+        let e = a.admit(one).err().expect("a third from one address is refused");
+        assert_eq!(e.code, ErrorCode::TooManyConnections);
+        assert!(e.message.contains("max_connections_per_client = 2"), "{}", e.message);
+        let _p3 = a.admit(two).unwrap();
+        let e = a.admit(two).err().expect("the fourth in all is refused");
+        assert!(e.message.contains("(max_connections)"), "{}", e.message);
+        drop(p1);
+        assert!(a.admit(two).is_ok(), "a freed place is given again");
+    }
+}
