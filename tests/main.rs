@@ -13,6 +13,7 @@ mod import;
 mod interop;
 mod layers;
 mod outage;
+mod probe;
 mod store;
 mod store_copy;
 mod store_race;

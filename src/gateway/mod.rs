@@ -7,6 +7,7 @@
 //! moves, and keeps the old one when compiling fails.
 
 mod error;
+pub mod probe;
 mod proxy;
 
 pub use error::GatewayError;
