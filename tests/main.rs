@@ -14,6 +14,7 @@ mod import;
 mod interop;
 mod layers;
 mod outage;
+mod probe;
 mod secrets;
 mod store;
 mod store_copy;

@@ -8,6 +8,7 @@ mod cert;
 mod config;
 mod output;
 mod password;
+mod probe;
 mod serve;
 mod service;
 mod store;
@@ -79,6 +80,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Perform one request through the gateway's code path, with the bindings applied.
     Call(call::CallArgs),
+    /// Diagnose a partner: its certificate and our trust in it, the client certificate it asks
+    /// for, and whether it accepts the one bound (exit 0 when the path works end to end).
+    Probe(probe::ProbeArgs),
     /// Tokens for the admin API and the web console.
     #[command(subcommand)]
     Token(access::TokenCommand),
@@ -203,6 +207,7 @@ pub async fn run(cli: Cli) -> u8 {
             Command::Service(cmd) => service::run(cmd, &settings).await,
             Command::Serve(args) => serve::run(args, &settings).await,
             Command::Call(args) => call::run(args, &settings).await,
+            Command::Probe(args) => probe::run(args, &settings).await,
             Command::Token(cmd) => access::token(cmd, &settings).await,
             Command::App(cmd) => access::app(cmd, &settings).await,
             Command::Store(cmd) => store::run(cmd, &settings).await,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::pki::{facts, KeyFormat, KeySource, Origin, Pool, PrivateKey};
-use crate::routes::{RouteIdentity, RouteInputs, RouteSource, SourceEvent, SourceFuture};
+use crate::routes::{RouteIdentity, RouteInputs, RouteSource, SourceEvent, SourceFuture, StoredIdentity};
 use crate::store::MasterKey;
 
 use super::{read_stored, Control, ControlError};
@@ -217,5 +217,18 @@ impl KeySource for SealedKey {
             )
         })?;
         Ok(PrivateKey::new(der, self.format))
+    }
+}
+
+impl Control {
+    /// Every stored certificate's public parts (for `probe`: which of them a partner accepts).
+    pub async fn stored_identities(&self) -> Result<Vec<StoredIdentity>, ControlError> {
+        Ok(self
+            .store
+            .certificates()
+            .await?
+            .into_iter()
+            .map(|c| StoredIdentity { name: c.name, leaf_der: c.leaf_der, chain_der: c.chain_der })
+            .collect())
     }
 }

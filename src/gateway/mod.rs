@@ -8,6 +8,7 @@
 
 mod error;
 mod guard;
+pub mod probe;
 mod proxy;
 
 pub use error::GatewayError;

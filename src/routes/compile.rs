@@ -186,8 +186,8 @@ impl Compiler<'_> {
                 tracing::error!(destination = %b.destination, "route unavailable: {reason}");
                 unavailable.push((b.destination.clone(), reason.clone()));
                 let failures = Arc::new(upstream::LastFailure::default());
-                let engine = Arc::new(upstream::Unavailable(reason.clone()));
-                let connector = Connector::new(engine, None, self.options.settings.clone(), failures.clone());
+                let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::Unavailable(reason.clone()));
+                let connector = Connector::new(engine.clone(), None, self.options.settings.clone(), failures.clone());
                 let certificate = b.certificate.as_deref().unwrap_or("none");
                 Arc::new(Route {
                     binding: b.clone(),
@@ -199,6 +199,7 @@ impl Compiler<'_> {
                     failures,
                     fingerprint: format!("{}|unavailable|{reason}", b.destination),
                     unavailable: Some(reason),
+                    engine,
                 })
             }
         }
@@ -290,11 +291,7 @@ impl Compiler<'_> {
         let verifier = match self.memo.verifiers.get(&verifier_key) {
             Some(v) => v.clone(),
             None => {
-                let mut roots: Vec<CertificateDer<'static>> =
-                    trust_inputs.anchors.iter().map(|a| CertificateDer::from(a.clone())).collect();
-                if *trust == TrustPolicy::Public {
-                    roots.extend(tls::system_roots().iter().cloned());
-                }
+                let roots = policy_roots(&trust_inputs.anchors, trust);
                 let v = tls::partner_verifier(&roots, &trust_label, pins)
                     .map_err(|e| format!("binding '{}': {e}", b.destination))?;
                 self.memo.verifiers.insert(verifier_key.clone(), v.clone());
@@ -325,8 +322,8 @@ impl Compiler<'_> {
             }
         };
         let failures = Arc::new(upstream::LastFailure::default());
-        let engine = Arc::new(upstream::RustlsEngine::new(config));
-        let connector = Connector::new(engine, b.sni.clone(), self.options.settings.clone(), failures.clone());
+        let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::RustlsEngine::new(config));
+        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone());
         Ok(Arc::new(Route {
             binding: b.clone(),
             destination: b.destination.clone(),
@@ -342,21 +339,47 @@ impl Compiler<'_> {
             failures,
             fingerprint,
             unavailable: None,
+            engine,
         }))
     }
 
     fn anchor_certs(&self, trust: &TrustPolicy) -> Result<Vec<Vec<u8>>, String> {
-        Ok(match trust {
-            TrustPolicy::Public | TrustPolicy::Private => self.inputs.anchors.values().flatten().cloned().collect(),
-            TrustPolicy::Anchors(names) => {
-                let mut out = Vec::new();
-                for n in names {
-                    let certs =
-                        self.inputs.anchors.get(n).ok_or_else(|| format!("trust anchor '{n}' is not in the store"))?;
-                    out.extend(certs.iter().cloned());
-                }
-                out
-            }
-        })
+        anchor_certs(self.inputs, trust)
     }
+}
+
+/// The CA certificates a trust policy names, from the store's anchors.
+fn anchor_certs(inputs: &RouteInputs, trust: &TrustPolicy) -> Result<Vec<Vec<u8>>, String> {
+    Ok(match trust {
+        TrustPolicy::Public | TrustPolicy::Private => inputs.anchors.values().flatten().cloned().collect(),
+        TrustPolicy::Anchors(names) => {
+            let mut out = Vec::new();
+            for n in names {
+                let certs = inputs.anchors.get(n).ok_or_else(|| format!("trust anchor '{n}' is not in the store"))?;
+                out.extend(certs.iter().cloned());
+            }
+            out
+        }
+    })
+}
+
+/// The roots a trust policy verifies partners against: its anchors, plus the system's roots for
+/// `public`.
+fn policy_roots(anchors: &[Vec<u8>], trust: &TrustPolicy) -> Vec<CertificateDer<'static>> {
+    let mut roots: Vec<CertificateDer<'static>> = anchors.iter().map(|a| CertificateDer::from(a.clone())).collect();
+    if *trust == TrustPolicy::Public {
+        roots.extend(tls::system_roots().iter().cloned());
+    }
+    roots
+}
+
+/// The partner verifier a binding with `trust` and `pins` uses, built the way route compilation
+/// builds it (for diagnosis: `certgate probe`).
+pub fn partner_verifier(
+    inputs: &RouteInputs,
+    trust: &TrustPolicy,
+    pins: &[crate::model::Pin],
+) -> Result<Arc<tls::PartnerVerifier>, String> {
+    let anchors = anchor_certs(inputs, trust)?;
+    tls::partner_verifier(&policy_roots(&anchors, trust), &trust.to_string(), pins.to_vec())
 }

@@ -8,8 +8,17 @@ use crate::pki::KeySource;
 use crate::store::{BindingRecord, ServiceRecord};
 use crate::upstream::UpstreamSettings;
 
+/// A stored certificate's public parts (for matching the CA names a partner accepts).
+#[derive(Clone, Debug)]
+pub struct StoredIdentity {
+    pub name: String,
+    pub leaf_der: Vec<u8>,
+    pub chain_der: Vec<Vec<u8>>,
+}
+
 /// A certificate as a route presents it: leaf + intermediates to send, and where its key comes
 /// from (loaded only when a route's TLS engine is built).
+#[derive(Clone)]
 pub struct RouteIdentity {
     pub name: String,
     pub id: String,
@@ -21,7 +30,7 @@ pub struct RouteIdentity {
 }
 
 /// Everything a table is compiled from, read from the store in one snapshot.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct RouteInputs {
     pub revision: i64,
     pub bindings: Vec<BindingRecord>,

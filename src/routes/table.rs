@@ -38,6 +38,8 @@ pub struct Route {
     /// Set when the binding could not be compiled: requests get `route-unavailable` with this
     /// reason, and every other route keeps working.
     pub unavailable: Option<String>,
+    /// The route's TLS engine (also inside `client`): diagnosis makes single connections with it.
+    pub engine: Arc<dyn crate::upstream::TlsEngine>,
 }
 
 impl Route {
@@ -104,6 +106,11 @@ impl RouteTable {
             }
         }
         self.unbound.as_ref()
+    }
+
+    /// What the table was compiled from.
+    pub fn source_inputs(&self) -> Option<&RouteInputs> {
+        self.source.as_deref()
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceRoute> {

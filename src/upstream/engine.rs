@@ -23,6 +23,10 @@ pub struct Handshaken {
     pub resumed: bool,
     /// The partner chose HTTP/2 by ALPN.
     pub h2: bool,
+    /// What was negotiated, for diagnosis: `TLSv1.3`, the cipher suite's name, the ALPN protocol.
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    pub alpn: Option<String>,
 }
 
 /// Why a handshake failed.

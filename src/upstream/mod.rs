@@ -233,8 +233,71 @@ impl Connector {
     }
 }
 
-fn connect_error(code: crate::model::ErrorCode, message: String) -> BoxError {
-    Box::new(ConnectError { code, message })
+/// Open TCP to a partner: the `[gateway.resolve]` override, an IP address, or DNS; each address
+/// in turn within the connect timeout. Returns the stream and the address it reached.
+pub async fn connect_tcp(
+    host: &str,
+    port: u16,
+    settings: &UpstreamSettings,
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
+    use crate::model::ErrorCode::UpstreamConnectFailed;
+    let failed = |message: String| ConnectError { code: UpstreamConnectFailed, message };
+    let addrs: Vec<SocketAddr> = match settings.resolve.get(host) {
+        Some(ip) => vec![SocketAddr::new(*ip, port)],
+        None => match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::time::timeout(settings.connect_timeout, tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|_| failed(format!("resolving {host} timed out")))?
+                .map_err(|e| failed(format!("cannot resolve {host}: {e}")))?
+                .collect(),
+        },
+    };
+    let mut last = None;
+    for addr in addrs {
+        match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok((s, addr));
+            }
+            Ok(Err(e)) => last = Some(format!("connecting to {host}:{port} ({addr}) failed: {e}")),
+            Err(_) => {
+                last = Some(format!(
+                    "connecting to {host}:{port} ({addr}) timed out after {} ms",
+                    settings.connect_timeout.as_millis()
+                ))
+            }
+        }
+    }
+    Err(failed(last.unwrap_or_else(|| format!("{host} has no address"))))
+}
+
+/// A TLS handshake with `engine` within the handshake timeout; failures carry their code.
+pub async fn handshake(
+    engine: &dyn TlsEngine,
+    tcp: TcpStream,
+    server_name: &str,
+    host: &str,
+    port: u16,
+    settings: &UpstreamSettings,
+) -> Result<Handshaken, ConnectError> {
+    use crate::model::ErrorCode;
+    tokio::time::timeout(settings.handshake_timeout, engine.handshake(tcp, server_name))
+        .await
+        .map_err(|_| ConnectError {
+            code: ErrorCode::UpstreamTimeout,
+            message: format!(
+                "the TLS handshake with {host}:{port} took longer than {} ms",
+                settings.handshake_timeout.as_millis()
+            ),
+        })?
+        .map_err(|e| match e {
+            HandshakeError::Partner(f) => ConnectError { code: f.code, message: f.message },
+            HandshakeError::Other(e) => ConnectError {
+                code: ErrorCode::UpstreamConnectFailed,
+                message: format!("the TLS handshake with {host}:{port} failed: {e}"),
+            },
+        })
 }
 
 impl tower::Service<Uri> for Connector {
@@ -252,73 +315,12 @@ impl tower::Service<Uri> for Connector {
             let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
             let port = uri.port_u16().unwrap_or(443);
             let settings = &this.settings;
-            let addrs: Vec<SocketAddr> = match settings.resolve.get(&host) {
-                Some(ip) => vec![SocketAddr::new(*ip, port)],
-                None => match host.parse::<IpAddr>() {
-                    Ok(ip) => vec![SocketAddr::new(ip, port)],
-                    Err(_) => {
-                        tokio::time::timeout(settings.connect_timeout, tokio::net::lookup_host((host.as_str(), port)))
-                            .await
-                            .map_err(|_| {
-                                connect_error(
-                                    crate::model::ErrorCode::UpstreamConnectFailed,
-                                    format!("resolving {host} timed out"),
-                                )
-                            })?
-                            .map_err(|e| {
-                                connect_error(
-                                    crate::model::ErrorCode::UpstreamConnectFailed,
-                                    format!("cannot resolve {host}: {e}"),
-                                )
-                            })?
-                            .collect()
-                    }
-                },
-            };
-            let mut last = None;
-            let mut tcp = None;
-            for addr in addrs {
-                match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
-                    Ok(Ok(s)) => {
-                        tcp = Some(s);
-                        break;
-                    }
-                    Ok(Err(e)) => last = Some(format!("connecting to {host}:{port} ({addr}) failed: {e}")),
-                    Err(_) => {
-                        last = Some(format!(
-                            "connecting to {host}:{port} ({addr}) timed out after {} ms",
-                            settings.connect_timeout.as_millis()
-                        ))
-                    }
-                }
-            }
-            let tcp = tcp.ok_or_else(|| {
-                connect_error(
-                    crate::model::ErrorCode::UpstreamConnectFailed,
-                    last.unwrap_or_else(|| format!("{host} has no address")),
-                )
-            })?;
-            let _ = tcp.set_nodelay(true);
+            let (tcp, _) = connect_tcp(&host, port, settings).await.map_err(|e| Box::new(e) as BoxError)?;
             let name = this.sni.as_deref().unwrap_or(&host);
             let started = Instant::now();
-            let done = tokio::time::timeout(settings.handshake_timeout, this.engine.handshake(tcp, name))
+            let done = handshake(this.engine.as_ref(), tcp, name, &host, port, settings)
                 .await
-                .map_err(|_| {
-                    connect_error(
-                        crate::model::ErrorCode::UpstreamTimeout,
-                        format!(
-                            "the TLS handshake with {host}:{port} took longer than {} ms",
-                            settings.handshake_timeout.as_millis()
-                        ),
-                    )
-                })?
-                .map_err(|e| match e {
-                    HandshakeError::Partner(f) => connect_error(f.code, f.message),
-                    HandshakeError::Other(e) => connect_error(
-                        crate::model::ErrorCode::UpstreamConnectFailed,
-                        format!("the TLS handshake with {host}:{port} failed: {e}"),
-                    ),
-                })?;
+                .map_err(|e| Box::new(e) as BoxError)?;
             crate::telemetry::handshake(done.resumed, started.elapsed());
             Ok(UpstreamIo {
                 io: TokioIo::new(done.io),

@@ -38,6 +38,9 @@ pub enum ClientAuth {
     Optional(Vec<Vec<u8>>),
     /// Required and verified against the roots (DER); otherwise the handshake fails with an alert.
     Required(Vec<Vec<u8>>),
+    /// Required and verified, but the request names no CA (like nginx's `optional_no_ca`
+    /// without a client CA list): any certificate may be offered.
+    AnyNoNames(Vec<Vec<u8>>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +140,12 @@ impl UpstreamConfig {
             ),
             ClientAuth::Required(ders) => builder.with_client_cert_verifier(
                 WebPkiClientVerifier::builder_with_provider(roots(ders), provider.clone())
+                    .build()
+                    .expect("client verifier"),
+            ),
+            ClientAuth::AnyNoNames(ders) => builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder_with_provider(roots(ders), provider.clone())
+                    .clear_root_hint_subjects()
                     .build()
                     .expect("client verifier"),
             ),
