@@ -27,8 +27,7 @@ use x509_parser::prelude::FromDer;
 
 use crate::model::{Action, Destination, ErrorCode, Pin, Remedy, TrustPolicy};
 use crate::pki::facts;
-use crate::routes::{compile, partner_verifier, CompileOptions, RouteInputs, StoredIdentity};
-use crate::store::BindingRecord;
+use crate::routes::{compile, partner_verifier, BindingRecord, CompileOptions, RouteInputs, StoredIdentity};
 use crate::tls::{self, PartnerVerifier, UpstreamFailure};
 use crate::upstream::{self, UpstreamSettings};
 

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::pki::KeySource;
-use crate::store::{BindingRecord, ServiceRecord};
+pub use crate::store::BindingRecord;
+use crate::store::ServiceRecord;
 use crate::upstream::UpstreamSettings;
 
 /// A stored certificate's public parts (for matching the CA names a partner accepts).
