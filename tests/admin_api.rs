@@ -174,6 +174,7 @@ fn every_route(s: &Setup) -> Vec<(&'static str, &'static str, String, Option<Val
         ("admin", "GET", "/api/v1/tokens".into(), None),
         ("admin", "POST", "/api/v1/tokens".into(), Some(json!({"name": "extra", "role": "viewer"}))),
         ("admin", "DELETE", "/api/v1/tokens/reader".into(), None),
+        ("admin", "POST", "/api/v1/apply".into(), Some(json!({"document": "", "dry_run": true}))),
     ]
 }
 
@@ -244,7 +245,7 @@ async fn an_operator_cannot_import_certificates_add_anchors_or_manage_tokens() {
         api_error(&r, 403, "forbidden");
         refused += 1;
     }
-    assert_eq!(refused, 8, "admin-only routes");
+    assert_eq!(refused, 9, "admin-only routes");
     // Multipart imports are refused as well, before the upload is read.
     let beta = s.leaf("beta");
     let form =

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin_api;
+mod apply;
 mod cluster;
 mod conformance;
 mod console;

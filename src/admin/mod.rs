@@ -15,6 +15,7 @@
 //! | `/api/v1/services`, `/{name}` | GET viewer; PUT, DELETE operator |
 //! | `/api/v1/apps`, `/{name}`, `/{name}/grants/{certificate}` | GET viewer; POST, DELETE, PUT operator |
 //! | `/api/v1/tokens`, `/{name}` | GET, POST, DELETE admin |
+//! | `/api/v1/apply` | POST (plan an apply document; applied unless `dry_run`) admin |
 //! | `/api/v1/openapi.json` | GET anyone |
 //!
 //! Authentication: `Authorization: Bearer TOKEN`, or the console's session cookie

@@ -1,6 +1,7 @@
 //! The command line: global options, configuration, and one file per noun.
 
 mod access;
+mod apply;
 mod audit;
 mod bind;
 mod call;
@@ -92,6 +93,13 @@ pub enum Command {
     /// The store itself: copy it to another backend (SQLite <-> PostgreSQL).
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Make the store match a declarative file (TOML or YAML): plan, then one transaction.
+    Apply(apply::ApplyArgs),
+    /// Write the store as an apply file (certificates by id; never keys or passwords).
+    ExportConfig(apply::ExportArgs),
+    /// Move a Mendix app's ClientCertificates / ClientCertificatePasswords /
+    /// ClientCertificateUsages settings into certgate, through the same plan as apply.
+    ImportMendix(apply::MendixArgs),
 }
 
 /// Settings after flags, environment and the config file are combined.
@@ -211,6 +219,9 @@ pub async fn run(cli: Cli) -> u8 {
             Command::Token(cmd) => access::token(cmd, &settings).await,
             Command::App(cmd) => access::app(cmd, &settings).await,
             Command::Store(cmd) => store::run(cmd, &settings).await,
+            Command::Apply(args) => apply::apply(args, &settings).await,
+            Command::ExportConfig(args) => apply::export(args, &settings).await,
+            Command::ImportMendix(args) => apply::import_mendix(args, &settings).await,
         }
     }
     .await;

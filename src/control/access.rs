@@ -150,14 +150,20 @@ impl Control {
 
     pub async fn add_app(&self, name: &str) -> Result<NewApp, ControlError> {
         validate_name("app", name)?;
+        let (rec, new) = self.new_app_record(name)?;
+        self.store.insert_app(&rec, &self.change("app.add", name, "")).await?;
+        Ok(new)
+    }
+
+    /// A new app's record (its credential hashed) and the credential to show once.
+    pub(super) fn new_app_record(&self, name: &str) -> Result<(AppRecord, NewApp), ControlError> {
         let credential = new_secret("cga_")?;
         let rec = AppRecord {
             name: name.to_string(),
             hash: secret_hash(&credential),
             created_at: self.now().unix_timestamp(),
         };
-        self.store.insert_app(&rec, &self.change("app.add", name, "")).await?;
-        Ok(NewApp { name: name.to_string(), credential })
+        Ok((rec, NewApp { name: name.to_string(), credential }))
     }
 
     pub async fn apps(&self) -> Result<Vec<AppView>, ControlError> {

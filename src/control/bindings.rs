@@ -80,15 +80,59 @@ fn anchor_refused(e: StoreError) -> ControlError {
     }
 }
 
+/// The parts of a binding that need no store: trust policy, SNI name and pins, parsed.
+pub(super) fn binding_parts(req: &BindRequest) -> Result<(TrustPolicy, Option<String>, Vec<Pin>), ControlError> {
+    let trust = match &req.trust {
+        Some(t) => TrustPolicy::parse(t)
+            .map_err(|e| usage(e, "the trust policy is public, private or ca:NAME[,NAME] (e.g. ca:partner-root)"))?,
+        None => TrustPolicy::Public,
+    };
+    let sni = match &req.sni {
+        Some(s) => {
+            Some(crate::routes::normalize_host(s).ok().filter(|h| h.parse::<std::net::IpAddr>().is_err()).ok_or_else(
+                || {
+                    usage(
+                        format!("the SNI name '{s}' is not a DNS name"),
+                        "give the host name the partner's certificate is issued for",
+                    )
+                },
+            )?)
+        }
+        None => None,
+    };
+    let mut pins = Vec::new();
+    for p in &req.pins {
+        let pin = Pin::parse(p).map_err(|e| {
+            usage(e, "compute it with: openssl x509 -in partner.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
+        })?;
+        pins.push(pin);
+    }
+    Ok((trust, sni, pins))
+}
+
+/// A named service's base URL, checked and in the form it is stored (no trailing slash).
+pub(super) fn service_url(url: &str) -> Result<String, ControlError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| usage(format!("'{url}' is not a URL ({e})"), "e.g. --url https://partner.example/soap/invoice"))?;
+    if parsed.scheme() != "https" || parsed.host_str().is_none() {
+        return Err(usage(
+            format!("'{url}' is not an https:// URL"),
+            "certgate calls partners over HTTPS: give https://host[:port]/path",
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(usage(
+            format!("'{url}' has a query or fragment"),
+            "give the base URL; callers add the rest of the path and the query",
+        ));
+    }
+    Ok(parsed.to_string().trim_end_matches('/').to_string())
+}
+
 impl Control {
     /// Validate the parts of a binding that do not depend on the destination.
     async fn binding_record(&self, destination: String, req: &BindRequest) -> Result<BindingRecord, ControlError> {
-        let trust = match &req.trust {
-            Some(t) => TrustPolicy::parse(t).map_err(|e| {
-                usage(e, "the trust policy is public, private or ca:NAME[,NAME] (e.g. ca:partner-root)")
-            })?,
-            None => TrustPolicy::Public,
-        };
+        let (trust, sni, pins) = binding_parts(req)?;
         if let TrustPolicy::Anchors(names) = &trust {
             for name in names {
                 if self.store.anchor(name).await?.is_none() {
@@ -107,26 +151,6 @@ impl Control {
                     ),
                 });
             }
-        }
-        let sni = match &req.sni {
-            Some(s) => Some(
-                crate::routes::normalize_host(s).ok().filter(|h| h.parse::<std::net::IpAddr>().is_err()).ok_or_else(
-                    || {
-                        usage(
-                            format!("the SNI name '{s}' is not a DNS name"),
-                            "give the host name the partner's certificate is issued for",
-                        )
-                    },
-                )?,
-            ),
-            None => None,
-        };
-        let mut pins = Vec::new();
-        for p in &req.pins {
-            let pin = Pin::parse(p).map_err(|e| {
-                usage(e, "compute it with: openssl x509 -in partner.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
-            })?;
-            pins.push(pin);
         }
         let now = self.now().unix_timestamp();
         Ok(BindingRecord {
@@ -185,21 +209,7 @@ impl Control {
         trust: Option<String>,
     ) -> Result<ServiceView, ControlError> {
         validate_name("service", name)?;
-        let parsed = url::Url::parse(url).map_err(|e| {
-            usage(format!("'{url}' is not a URL ({e})"), "e.g. --url https://partner.example/soap/invoice")
-        })?;
-        if parsed.scheme() != "https" || parsed.host_str().is_none() {
-            return Err(usage(
-                format!("'{url}' is not an https:// URL"),
-                "certgate calls partners over HTTPS: give https://host[:port]/path",
-            ));
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(usage(
-                format!("'{url}' has a query or fragment"),
-                "give the base URL; callers add the rest of the path and the query",
-            ));
-        }
+        let url = service_url(url)?;
         let binding = match cert {
             Some(certificate) => Some(
                 self.binding_record(
@@ -217,12 +227,7 @@ impl Control {
             None => None,
         };
         let now = self.now().unix_timestamp();
-        let svc = ServiceRecord {
-            name: name.to_string(),
-            url: parsed.to_string().trim_end_matches('/').to_string(),
-            created_at: now,
-            updated_at: now,
-        };
+        let svc = ServiceRecord { name: name.to_string(), url, created_at: now, updated_at: now };
         let detail = match &binding {
             Some(b) => format!("{} via {}", svc.url, b.certificate.as_deref().unwrap_or("(no certificate)")),
             None => format!("{} via the host's binding", svc.url),

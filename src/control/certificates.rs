@@ -42,7 +42,7 @@ impl Control {
         Ok(bundle::assemble(all)?)
     }
 
-    fn record(
+    pub(super) fn record(
         &self,
         name: &str,
         identity: &pki::Identity,

@@ -3,10 +3,13 @@
 //! store revision. Reads go through here too so that every interface shows the same facts.
 
 mod access;
+mod apply;
 mod bindings;
 mod certificates;
 mod copy;
+mod document;
 mod error;
+mod mendix;
 mod open;
 mod routes;
 mod trust;
@@ -14,10 +17,13 @@ pub mod views;
 
 pub use crate::store::StoreUrl;
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
+pub use apply::{ApplyInput, PlanView, Prepared, Sources, Step, StepAction, Summary};
 pub use bindings::{BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
 pub use copy::{copy_store, CopiedCertificate, CopyCount, CopyOptions, CopyReport};
+pub use document::{AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, Format, ServiceDecl};
 pub use error::{validate_name, ControlError};
+pub use mendix::{parse_usages, MendixOptions, MendixSettings};
 pub use open::{MasterKeySource, OpenOptions, Redacted};
 
 use time::OffsetDateTime;

@@ -432,6 +432,33 @@ where
         Ok(())
     }
 
+    /// Replace the certificates of an existing trust anchor; bindings that name it keep it.
+    pub async fn replace_anchor(&mut self, rec: &AnchorRecord) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE trust_anchors SET certs_der = $1 WHERE name = $2 RETURNING name")
+            .bind(join_der(&rec.certs_der))
+            .bind(&rec.name)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        match done {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("trust anchor '{}'", rec.name))),
+        }
+    }
+
+    /// Set or clear the owner of an existing certificate (its material stays).
+    pub async fn set_certificate_owner(&mut self, name: &str, owner: Option<&str>) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE certificates SET owner = $1, updated_at = $2 WHERE name = $3 RETURNING name")
+            .bind(owner.map(str::to_string))
+            .bind(now_unix())
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        match done {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("certificate '{name}'"))),
+        }
+    }
+
     /// Remove a trust anchor. The bindings that name it (`binding_anchors`) block the removal;
     /// the foreign key refuses it even if a binding was written after the check.
     pub async fn delete_anchor(&mut self, name: &str) -> Result<(), StoreError> {

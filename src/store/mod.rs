@@ -177,6 +177,10 @@ tx_operations! {
     /// Bindings that present it block the removal unless `drop_bindings`; grants go with it.
     delete_certificate(name: &str, drop_bindings: bool) -> ();
     insert_anchor(rec: &AnchorRecord) -> ();
+    /// New certificates for an existing anchor; bindings that name it keep it.
+    replace_anchor(rec: &AnchorRecord) -> ();
+    /// Set or clear the owner of an existing certificate.
+    set_certificate_owner(name: &str, owner: Option<&str>) -> ();
     /// Refused with [`StoreError::StillBound`] while a binding names it.
     delete_anchor(name: &str) -> ();
     /// Create or replace; `true` when it replaced one. Its certificate and anchors must exist.
@@ -196,6 +200,14 @@ tx_operations! {
 }
 
 impl StoreTx<'_> {
+    /// The revision this change will commit (the store's revision before it, plus one).
+    pub fn revision(&self) -> i64 {
+        match self {
+            StoreTx::Sqlite(t) => t.revision(),
+            StoreTx::Postgres(t) => t.revision(),
+        }
+    }
+
     /// One audit row per change, all at this change's revision; one revision bump, announced;
     /// one commit. Returns the revision.
     pub async fn commit(self, changes: &[Change]) -> Result<i64, StoreError> {

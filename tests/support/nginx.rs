@@ -54,6 +54,16 @@ impl Nginx {
     /// 127.0.0.1, requiring a client certificate that chains to `client_ca`'s root (the only
     /// certificate in `ssl_client_certificate`: clients must send their intermediate).
     pub fn start(server: &Minted, server_ca: &TestCa, client_ca: &TestCa) -> Nginx {
+        Self::start_verify(server, server_ca, client_ca, "on")
+    }
+
+    /// Like `start`, with `ssl_verify_client optional`: a client without a certificate gets the
+    /// JSON answer too, with `"verify": "NONE"` (so a test can assert that none was sent).
+    pub fn start_optional(server: &Minted, server_ca: &TestCa, client_ca: &TestCa) -> Nginx {
+        Self::start_verify(server, server_ca, client_ca, "optional")
+    }
+
+    fn start_verify(server: &Minted, server_ca: &TestCa, client_ca: &TestCa, verify: &str) -> Nginx {
         let bin = nginx_binary();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -87,7 +97,7 @@ http {{
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_client_certificate {client_ca};
-        ssl_verify_client on;
+        ssl_verify_client {verify};
         ssl_verify_depth 3;
         location / {{
             default_type application/json;

@@ -3,6 +3,7 @@
 //! the CLI. This file is the router: routes, roles (in each handler's `Need<ROLE>`) and the
 //! fallback.
 
+mod apply;
 mod apps;
 mod audit;
 mod bindings;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use super::error::ApiError;
@@ -30,6 +31,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/whoami", get(meta::whoami))
         .route("/revision", get(meta::revision))
         .route("/audit", get(audit::list))
+        .route("/apply", post(apply::apply))
         .route("/certificates", get(certificates::list).post(certificates::import))
         .route("/certificates/{name}", get(certificates::show).put(certificates::rotate).delete(certificates::remove))
         .route("/certificates/{name}/export", get(certificates::export))

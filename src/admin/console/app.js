@@ -1429,6 +1429,95 @@
           h('thead', null, h('tr', null, ['Time (UTC)', 'Actor', 'Action', 'Target', 'Detail', 'Result', 'Revision'].map((t) => h('th', { scope: 'col', text: t })))), tbody))));
   }
 
+
+  // ---------------------------------------------------------------- apply (declarative file)
+
+  const STEP_SIGNS = { create: '+', replace: '~', remove: '−', unchanged: '' };
+
+  function planTable(plan) {
+    const changed = plan.steps.filter((st) => st.action !== 'unchanged');
+    const rows = changed.map((st) => h('tr', { class: `plan-${st.action}`, 'data-action': st.action },
+      h('td', { class: 'nowrap' }, h('span', { class: 'plan-sign mono', 'aria-hidden': 'true', text: STEP_SIGNS[st.action] }), ' ', st.action),
+      h('td', { text: st.kind }),
+      h('th', { scope: 'row', class: 'mono break', text: st.name }),
+      h('td', { class: 'break', text: st.detail || '—' })));
+    const m = plan.summary;
+    return h('div', null,
+      h('p', { class: 'plan-summary', 'aria-live': 'polite', text: `Plan: ${m.create} to create, ${m.replace} to replace, ${m.remove} to remove, ${m.unchanged} unchanged${plan.prune ? ' (removing what the document does not declare)' : ''}.` }),
+      h('div', { class: 'panel flush' }, table('Plan', ['Action', 'Kind', 'Object', 'Detail'], rows.length ? rows : [emptyRow(4, 'Nothing to change: the store already matches the document.')])));
+  }
+
+  async function applyPage(view) {
+    document.title = 'Apply a file · certgate';
+    if (!can('admin')) {
+      fill(view, pageHeader('Apply a file'), roleNote('admin', 'Applying a declarative file'));
+      return;
+    }
+    const alert = alertBox();
+    const text = h('textarea', { class: 'mono apply-text', rows: '16', spellcheck: 'false', placeholder: '[[certificates]]\nname = "partner-prod"\nid = "…"\n\n[[bindings]]\ndestination = "api.partner.example"\ncertificate = "partner-prod"' });
+    const file = h('input', { type: 'file', accept: '.toml,.yaml,.yml,text/plain' });
+    const format = h('select', null, h('option', { value: 'toml', text: 'TOML' }), h('option', { value: 'yaml', text: 'YAML' }));
+    const prune = h('input', { type: 'checkbox' });
+    const planOut = h('div', { class: 'plan-out' });
+    const planBtn = h('button', { type: 'submit', class: 'btn primary' }, 'Show the plan');
+    let shown = null; // {document, format, prune, plan}
+    const stale = () => {
+      if (shown) {
+        shown = null;
+        fill(planOut, h('p', { class: 'muted', text: 'The document changed: show the plan again before applying.' }));
+      }
+    };
+    text.addEventListener('input', stale);
+    format.addEventListener('change', stale);
+    prune.addEventListener('change', stale);
+    file.addEventListener('change', async () => {
+      const f = file.files[0];
+      if (!f) return;
+      if (f.size > 1024 * 1024) return alert.message('The file is too large', 'an apply file sent to the console is at most 1 MiB');
+      text.value = await f.text();
+      format.value = /\.ya?ml$/i.test(f.name) ? 'yaml' : 'toml';
+      stale();
+    });
+    const body = (dryRun) => ({ document: text.value, format: format.value, dry_run: dryRun, prune: prune.checked });
+    const form = h('form', { class: 'form', novalidate: true, 'aria-label': 'Plan an apply file' },
+      field('Document', text, 'Paste the apply file, or choose it below. Certificates are declared by id (upload them first); trust anchors with their PEM text.'),
+      h('div', { class: 'row2' }, field('Or upload a file', file), field('Format', format)),
+      h('div', { class: 'field check' }, h('label', null, prune, ' Also remove what the document does not declare (prune)')),
+      alert.el, h('div', { class: 'form-actions' }, planBtn));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (!text.value.trim()) return alert.message('The document is empty', 'paste an apply file or choose one');
+      await busy(planBtn, 'Planning…', alert, async () => {
+        const req = body(true);
+        const plan = await api.post('/apply', req);
+        shown = { req, plan };
+        const changes = plan.summary.create + plan.summary.replace + plan.summary.remove;
+        const applyBtn = changes ? button('Apply this plan…', async (ev) => {
+          if (!shown || shown.plan !== plan) return;
+          const ok = await confirmDialog({
+            title: `Apply ${plural(changes, 'change')}?`,
+            body: ['All of it is written in one transaction, or nothing is.', plan.summary.remove ? `${plural(plan.summary.remove, 'object')} will be removed.` : null].filter(Boolean),
+            confirm: 'Apply', danger: plan.summary.remove > 0,
+          });
+          if (!ok) return;
+          await busy(ev.target, 'Applying…', alert, async () => {
+            const done = await api.post('/apply', Object.assign({}, shown.req, { dry_run: false }));
+            const lines = [`Store revision ${done.revision} → ${done.revision_after} (apply id ${done.apply_id}).`];
+            fill(planOut, h('div', { class: 'notice ok', role: 'status' }, h('p', { class: 'notice-title', text: `Applied ${plural(changes, 'change')}` }), lines.map((l) => h('p', { text: l }))),
+              (done.credentials || []).length ? secretPanel(() => {}, 'New app credentials — copy them now', ['This is the only time they are shown; certgate stores only a hash.'], done.credentials.map((c) => ({ label: c.name, value: c.credential }))) : null,
+              planTable(done));
+            shown = null;
+          });
+        }, 'btn primary apply-confirm') : null;
+        fill(planOut, planTable(plan), applyBtn ? h('div', { class: 'form-actions' }, applyBtn) : null);
+      });
+    });
+    fill(view,
+      pageHeader('Apply a file', 'Make the store match a declarative file: see the plan first, then apply it in one transaction.'),
+      section('Document', form),
+      planOut);
+  }
+
   // ---------------------------------------------------------------- routing
 
   const NAV = [
@@ -1438,6 +1527,7 @@
     ['#/bindings', 'Bindings & services', 'viewer', /^\/bindings$/],
     ['#/apps', 'Apps', 'viewer', /^\/apps$/],
     ['#/tokens', 'Tokens', 'admin', /^\/tokens$/],
+    ['#/apply', 'Apply a file', 'admin', /^\/apply$/],
     ['#/audit', 'Audit log', 'viewer', /^\/audit$/],
   ];
 
@@ -1450,6 +1540,7 @@
     [/^\/bindings$/, bindingsPage],
     [/^\/apps$/, appsPage],
     [/^\/tokens$/, tokensPage],
+    [/^\/apply$/, applyPage],
     [/^\/audit$/, auditPage],
   ];
 
