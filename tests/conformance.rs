@@ -78,6 +78,7 @@ fn cert(ca: &TestCa, name: &str) -> CertificateRecord {
         sealed_key: format!("sealed-{name}").into_bytes(),
         key_format: "pkcs8".into(),
         owner: Some("payments team".into()),
+        contact: Some("payments@example.com".into()),
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
     }
@@ -233,7 +234,13 @@ async fn bindings_are_created_replaced_and_need_an_existing_certificate(url: Sto
     let ca = TestCa::new("conf");
     let s = open(&url).await;
     for name in ["one", "two"] {
-        let anchor = AnchorRecord { name: name.into(), certs_der: vec![ca.root.der.clone()], created_at: 7 };
+        let anchor = AnchorRecord {
+            name: name.into(),
+            certs_der: vec![ca.root.der.clone()],
+            owner: None,
+            contact: None,
+            created_at: 7,
+        };
         s.insert_anchor(&anchor, &change("trust.add", name)).await.unwrap();
     }
     s.insert_certificate(&cert(&ca, "alpha"), &change("cert.import", "alpha")).await.unwrap();
@@ -261,6 +268,8 @@ async fn trust_anchors_in_use_cannot_be_removed(url: StoreUrl) {
     let anchor = AnchorRecord {
         name: "partner".into(),
         certs_der: vec![ca.root.der.clone(), ca.intermediate.der.clone()],
+        owner: Some("partner desk".into()),
+        contact: None,
         created_at: 7,
     };
     s.insert_anchor(&anchor, &change("trust.add", "partner")).await.unwrap();

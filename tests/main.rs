@@ -7,6 +7,7 @@ mod admin_api;
 mod cluster;
 mod conformance;
 mod console;
+mod expiry;
 mod gateway;
 mod gateway_apps;
 mod import;

@@ -35,7 +35,7 @@ fn change(action: &str, target: &str) -> Change {
 }
 
 fn anchor(ca: &TestCa, name: &str) -> AnchorRecord {
-    AnchorRecord { name: name.into(), certs_der: vec![ca.root.der.clone()], created_at: 1 }
+    AnchorRecord { name: name.into(), certs_der: vec![ca.root.der.clone()], owner: None, contact: None, created_at: 1 }
 }
 
 fn binding(destination: &str, trust: &str) -> BindingRecord {
