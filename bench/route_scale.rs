@@ -141,13 +141,15 @@ fn records(
                 chain_der: vec![inter_der.clone()],
                 key_format: "pkcs8".into(),
                 owner: None,
+                contact: None,
                 created_at: now,
                 updated_at: now,
             }
         })
         .collect();
     let bindings = (0..n_bindings).map(|j| binding(j, n_certs, now)).collect();
-    let anchor = AnchorRecord { name: "bench".into(), certs_der: vec![root_der], created_at: now };
+    let anchor =
+        AnchorRecord { name: "bench".into(), certs_der: vec![root_der], owner: None, contact: None, created_at: now };
     (anchor, certs, bindings)
 }
 

@@ -43,6 +43,7 @@ conformance!(
     concurrent_changes_from_several_nodes_lose_nothing,
     a_snapshot_is_one_consistent_revision_while_others_write,
     a_copy_plan_is_written_in_one_change_and_an_empty_one_writes_nothing,
+    an_alert_is_claimed_by_one_of_three_nodes_and_retried_only_after_its_backoff,
 );
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -78,6 +79,7 @@ fn cert(ca: &TestCa, name: &str) -> CertificateRecord {
         sealed_key: format!("sealed-{name}").into_bytes(),
         key_format: "pkcs8".into(),
         owner: Some("payments team".into()),
+        contact: Some("payments@example.com".into()),
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
     }
@@ -233,7 +235,13 @@ async fn bindings_are_created_replaced_and_need_an_existing_certificate(url: Sto
     let ca = TestCa::new("conf");
     let s = open(&url).await;
     for name in ["one", "two"] {
-        let anchor = AnchorRecord { name: name.into(), certs_der: vec![ca.root.der.clone()], created_at: 7 };
+        let anchor = AnchorRecord {
+            name: name.into(),
+            certs_der: vec![ca.root.der.clone()],
+            owner: None,
+            contact: None,
+            created_at: 7,
+        };
         s.insert_anchor(&anchor, &change("trust.add", name)).await.unwrap();
     }
     s.insert_certificate(&cert(&ca, "alpha"), &change("cert.import", "alpha")).await.unwrap();
@@ -261,6 +269,8 @@ async fn trust_anchors_in_use_cannot_be_removed(url: StoreUrl) {
     let anchor = AnchorRecord {
         name: "partner".into(),
         certs_der: vec![ca.root.der.clone(), ca.intermediate.der.clone()],
+        owner: Some("partner desk".into()),
+        contact: None,
         created_at: 7,
     };
     s.insert_anchor(&anchor, &change("trust.add", "partner")).await.unwrap();
@@ -540,4 +550,53 @@ fn postgres_that_cannot_be_reached_is_reported_with_its_address() {
         let text = Store::open(&missing).await.err().expect("no such database").to_string();
         assert!(text.contains("certgate_no_such_db") && text.contains("does not exist"), "{text}");
     });
+}
+
+/// Three nodes (three store handles) claim the same (item, threshold) at once: exactly one wins;
+/// a failure makes it claimable again only once its retry time has come; a sent one never again.
+async fn an_alert_is_claimed_by_one_of_three_nodes_and_retried_only_after_its_backoff(url: StoreUrl) {
+    let nodes = [open(&url).await, open(&url).await, open(&url).await];
+    let claim = claim_alert_as;
+    let (a, b, c) =
+        tokio::join!(claim(&nodes[0], "n1", 1000), claim(&nodes[1], "n2", 1000), claim(&nodes[2], "n3", 1000));
+    assert_eq!([a, b, c].iter().filter(|w| **w).count(), 1, "exactly one node claims it: {a} {b} {c}");
+    // Sending failed: retry at 1060, not before.
+    let mut tx = nodes[0].begin_change().await.unwrap();
+    tx.finish_alert("certificate:billing:abc", 14, Err(("connection refused".into(), 1060))).await.unwrap();
+    tx.commit(&[change("alert.failed", "billing")]).await.unwrap();
+    assert!(!claim(&nodes[1], "n2", 1030).await, "not before its retry time");
+    assert!(claim(&nodes[2], "n3", 1061).await, "claimable once the retry time has come");
+    let mut tx = nodes[2].begin_change().await.unwrap();
+    tx.finish_alert("certificate:billing:abc", 14, Ok(1062)).await.unwrap();
+    tx.commit(&[change("alert.sent", "billing")]).await.unwrap();
+    assert!(!claim(&nodes[0], "n1", 999_999).await, "a sent alert is never claimed again");
+    let rows = nodes[0].alerts().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].state.as_str(), rows[0].attempts, rows[0].sent_at), ("sent", 2, Some(1062)));
+    assert_eq!(rows[0].node, "n3");
+    for n in &nodes {
+        n.close().await;
+    }
+}
+
+async fn claim_alert_as(s: &Store, node: &'static str, at: i64) -> bool {
+    let rec = certgate::store::AlertRecord {
+        item: "certificate:billing:abc".into(),
+        threshold: 14,
+        kind: "certificate".into(),
+        name: "billing".into(),
+        state: "sending".into(),
+        attempts: 0,
+        next_attempt_at: at,
+        last_error: None,
+        node: node.into(),
+        claimed_at: at,
+        sent_at: None,
+    };
+    let mut tx = s.begin_change().await.unwrap();
+    let won = tx.claim_alert(&rec, at - 600).await.unwrap();
+    if won {
+        tx.commit(&[change("alert.claim", &rec.item)]).await.unwrap();
+    }
+    won
 }

@@ -8,6 +8,7 @@ mod apply;
 mod cluster;
 mod conformance;
 mod console;
+mod expiry;
 mod gateway;
 mod gateway_apps;
 mod hostile_clients;

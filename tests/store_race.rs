@@ -35,7 +35,7 @@ fn change(action: &str, target: &str) -> Change {
 }
 
 fn anchor(ca: &TestCa, name: &str) -> AnchorRecord {
-    AnchorRecord { name: name.into(), certs_der: vec![ca.root.der.clone()], created_at: 1 }
+    AnchorRecord { name: name.into(), certs_der: vec![ca.root.der.clone()], owner: None, contact: None, created_at: 1 }
 }
 
 fn binding(destination: &str, trust: &str) -> BindingRecord {
@@ -169,6 +169,14 @@ fn postgres_migration_004_fills_binding_anchors_from_existing_policies() {
 /// Back to schema 3, with policies written as certgate before 004 could leave them (one of
 /// them naming an anchor that was removed meanwhile).
 const ROLL_BACK_004: &[&str] = &[
+    // 005 first (schema 3 had none of it)
+    "DROP TABLE certificate_requests",
+    "DROP TABLE alerts",
+    "DROP TABLE partner_certificates",
+    "ALTER TABLE certificates DROP COLUMN contact",
+    "ALTER TABLE trust_anchors DROP COLUMN owner",
+    "ALTER TABLE trust_anchors DROP COLUMN contact",
+    "DELETE FROM schema_version WHERE version = 5",
     "DROP TABLE binding_anchors",
     "DELETE FROM schema_version WHERE version = 4",
     "INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at) VALUES ('two.example', NULL, 'ca:a,b', NULL, '[]', 1, 1)",

@@ -67,6 +67,7 @@ pub struct Upload {
     chain: Vec<InputFile>,
     password: Option<Password>,
     owner: Option<String>,
+    contact: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +81,7 @@ struct UploadJson {
     #[serde(default)]
     chain: Vec<String>,
     owner: Option<String>,
+    contact: Option<String>,
 }
 
 fn too_large(what: String) -> ApiError {
@@ -102,7 +104,8 @@ pub async fn read_upload<St: Send + Sync>(req: Request, state: &St) -> Result<Up
         let mut form = Multipart::from_request(req, state).await.map_err(|e| {
             ApiError::bad_request(format!("the multipart form cannot be read: {e}"), "send fields file, password, name")
         })?;
-        let mut up = Upload { name: None, file: None, key: None, chain: Vec::new(), password: None, owner: None };
+        let mut up =
+            Upload { name: None, file: None, key: None, chain: Vec::new(), password: None, owner: None, contact: None };
         while let Some(field) = form.next_field().await.map_err(|e| {
             ApiError::bad_request(format!("the multipart form cannot be read: {e}"), "send fields file, password, name")
         })? {
@@ -126,10 +129,12 @@ pub async fn read_upload<St: Send + Sync>(req: Request, state: &St) -> Result<Up
                 "name" => up.name = Some(text()),
                 "owner" if !data.is_empty() => up.owner = Some(text()),
                 "owner" => {}
+                "contact" if !data.is_empty() => up.contact = Some(text()),
+                "contact" => {}
                 other => {
                     return Err(ApiError::bad_request(
                         format!("unknown form field '{other}'"),
-                        "fields are file, password, name, key, chain, owner",
+                        "fields are file, password, name, key, chain, owner, contact",
                     ))
                 }
             }
@@ -146,7 +151,7 @@ pub async fn read_upload<St: Send + Sync>(req: Request, state: &St) -> Result<Up
     let body: UploadJson = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(
             format!("the JSON body is not valid: {e}"),
-            "send {\"name\", \"content\": base64, \"password\"?, \"key\"?: base64, \"owner\"?}",
+            "send {\"name\", \"content\": base64, \"password\"?, \"key\"?: base64, \"owner\"?, \"contact\"?}",
         )
     })?;
     Ok(Upload {
@@ -164,6 +169,7 @@ pub async fn read_upload<St: Send + Sync>(req: Request, state: &St) -> Result<Up
             .collect::<Result<_, ApiError>>()?,
         password: body.password.map(Password::new),
         owner: body.owner,
+        contact: body.contact,
     })
 }
 
@@ -182,6 +188,6 @@ impl Upload {
         let mut files = vec![file];
         files.extend(self.key);
         files.extend(self.chain);
-        Ok(ImportRequest { name, files, password: self.password, owner: self.owner })
+        Ok(ImportRequest { name, files, password: self.password, owner: self.owner, contact: self.contact })
     }
 }

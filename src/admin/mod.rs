@@ -10,6 +10,11 @@
 //! | `/api/v1/certificates` | GET viewer; POST (import: multipart or JSON base64) admin |
 //! | `/api/v1/certificates/{name}` | GET viewer; PUT (rotate) and DELETE admin |
 //! | `/api/v1/certificates/{name}/export`, `/check` | GET viewer |
+//! | `/api/v1/certificates/{name}/owner`, `/api/v1/trust-anchors/{name}/owner` | PUT `{"owner"?, "contact"?}` admin |
+//! | `/api/v1/certificates/{name}/request` | GET (the pending CSR) viewer; POST (make key + CSR) admin |
+//! | `/api/v1/certificates/{name}/complete` | POST (issued certificate) admin |
+//! | `/api/v1/requests` | GET pending requests with their age, viewer |
+//! | `/api/v1/expiry?within=30d` | GET viewer |
 //! | `/api/v1/trust-anchors`, `/{name}` | GET viewer; POST, DELETE admin |
 //! | `/api/v1/bindings`, `/{destination}` | GET viewer; PUT, DELETE operator |
 //! | `/api/v1/services`, `/{name}` | GET viewer; PUT, DELETE operator |

@@ -23,6 +23,19 @@ pub enum CertCommand {
     Check { name: Option<String> },
     /// Export the public part (never the key): PEM or DER, optionally with the chain.
     Export(ExportArgs),
+    /// Make a key inside certgate (sealed at once, never exported) and a PKCS#10 CSR for it; with
+    /// an existing NAME this is a renewal and the current certificate keeps serving.
+    Request(RequestArgs),
+    /// Make the certificate the CA issued for a pending request the identity under NAME.
+    Complete {
+        name: String,
+        /// The issued certificate: PEM, DER or PKCS#7 (.p7b), with or without its chain.
+        file: PathBuf,
+    },
+    /// List pending certificate requests with their age.
+    Requests,
+    /// Change who owns a certificate and whom its expiry alerts reach.
+    Owner(OwnerArgs),
     /// Remove a certificate and its sealed key.
     Remove {
         name: String,
@@ -49,6 +62,41 @@ pub struct ImportArgs {
     /// Who owns this certificate (team, contact), shown in listings.
     #[arg(long, value_name = "TEXT")]
     pub owner: Option<String>,
+    /// Whom expiry alerts reach: e-mail addresses and/or webhook:NAME, comma-separated.
+    #[arg(long, value_name = "EMAIL|webhook:NAME")]
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    pub name: String,
+    /// The subject, e.g. "CN=billing-client,O=Example Ltd,C=NL".
+    #[arg(long, value_name = "DN")]
+    pub subject: String,
+    /// A DNS name for the subjectAltName (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub dns: Vec<String>,
+    /// Key type: ec-p256 (default), ec-p384, rsa-2048, rsa-3072, rsa-4096.
+    #[arg(long, value_name = "TYPE", default_value = "ec-p256")]
+    pub key: String,
+    /// Write the CSR (PEM) to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "TEXT")]
+    pub owner: Option<String>,
+    #[arg(long, value_name = "EMAIL|webhook:NAME")]
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OwnerArgs {
+    pub name: String,
+    /// The new owner (an empty value clears it).
+    #[arg(long, value_name = "TEXT")]
+    pub owner: Option<String>,
+    /// The new contact: e-mail addresses and/or webhook:NAME (an empty value clears it).
+    #[arg(long, value_name = "EMAIL|webhook:NAME")]
+    pub contact: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +209,80 @@ async fn run_open(cmd: CertCommand, settings: &Settings, control: &Control) -> R
             }
             Ok(0)
         }
+        CertCommand::Request(args) => {
+            let view = control
+                .request_certificate(crate::control::CertificateRequest {
+                    name: args.name.clone(),
+                    subject: args.subject.clone(),
+                    dns: args.dns.clone(),
+                    key_type: Some(args.key.clone()),
+                    owner: args.owner.clone(),
+                    contact: args.contact.clone(),
+                })
+                .await?;
+            if let Some(path) = &args.output {
+                std::fs::write(path, &view.csr).map_err(|e| {
+                    ControlError::usage("usage", format!("cannot write {}: {e}", path.display()), "check the directory")
+                })?;
+            }
+            if settings.json {
+                output::json(&view);
+            } else {
+                if args.output.is_none() {
+                    print!("{}", view.csr);
+                }
+                eprintln!(
+                    "made a {} key for '{}' inside certgate (sealed; it never leaves the store){}; send the CSR{} to your CA, then: certgate cert complete {} ISSUED-CERTIFICATE",
+                    view.key_type,
+                    view.name,
+                    if view.renewal { ", the current certificate keeps serving until then" } else { "" },
+                    args.output.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default(),
+                    view.name
+                );
+            }
+            Ok(0)
+        }
+        CertCommand::Complete { name, file } => {
+            let input = read_input(&file)?;
+            let view = control.complete_certificate(&name, vec![input]).await?;
+            if settings.json {
+                output::json(&view);
+            } else {
+                output::certificate(&view, "completed");
+            }
+            Ok(0)
+        }
+        CertCommand::Requests => {
+            let list = control.pending_requests().await?;
+            if settings.json {
+                output::json(&list);
+            } else if list.is_empty() {
+                println!("no pending certificate requests");
+            } else {
+                for p in &list {
+                    println!(
+                        "{}  {}  {}  pending {} day(s) {}h  {}",
+                        p.name,
+                        p.key_type,
+                        p.subject,
+                        p.age_seconds / 86_400,
+                        (p.age_seconds % 86_400) / 3600,
+                        if p.renewal { "(renewal: the current certificate serves)" } else { "(new)" }
+                    );
+                }
+            }
+            Ok(0)
+        }
+        CertCommand::Owner(args) => {
+            control.set_owner("certificate", &args.name, args.owner.as_deref(), args.contact.as_deref()).await?;
+            let view = control.show_certificate(&args.name).await?;
+            if settings.json {
+                output::json(&view);
+            } else {
+                output::certificate(&view, "certificate");
+            }
+            Ok(0)
+        }
         CertCommand::Remove { name, force } => {
             control.remove_certificate(&name, force).await?;
             if settings.json {
@@ -181,8 +303,13 @@ async fn import(args: ImportArgs, settings: &Settings, control: &Control, rotate
     for chain in &args.chain {
         files.push(read_input(chain)?);
     }
-    let mut req =
-        ImportRequest { name: args.name.clone(), files, password: args.password.read()?, owner: args.owner.clone() };
+    let mut req = ImportRequest {
+        name: args.name.clone(),
+        files,
+        password: args.password.read()?,
+        owner: args.owner.clone(),
+        contact: args.contact.clone(),
+    };
     // With no password option and a terminal attached, ask once when the file needs one.
     if !args.password.given() {
         if let Err(ControlError::Refused(r)) = Control::read_identity(&req) {

@@ -20,6 +20,20 @@ pub struct ConfigFile {
     /// The gateway (`certgate serve`, `certgate call`).
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// Expiry alerts: thresholds and channels.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Hidden, for tests: a fixed "now" (RFC 3339) for expiry and alerts.
+    pub test_now: Option<String>,
+}
+
+pub use crate::control::AlertsConfig;
+
+/// A fixed "now" for tests: RFC 3339.
+pub fn parse_now(text: &str) -> Result<time::OffsetDateTime, ControlError> {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).map_err(|e| {
+        ControlError::usage("usage", format!("'{text}' is not an RFC 3339 time: {e}"), "e.g. 2030-01-31T12:00:00Z")
+    })
 }
 
 impl std::fmt::Debug for ConfigFile {

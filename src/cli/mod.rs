@@ -7,6 +7,7 @@ mod bind;
 mod call;
 mod cert;
 mod config;
+mod expiry;
 mod output;
 mod password;
 mod probe;
@@ -90,6 +91,11 @@ pub enum Command {
     /// Calling applications: proxy credentials and which certificates each may present.
     #[command(subcommand)]
     App(access::AppCommand),
+    /// What expires within a window (certificates, trust anchors, partner certificates); exit 1 when anything does.
+    Expiry(expiry::ExpiryArgs),
+    /// Expiry alerts: send a test message on every configured channel.
+    #[command(subcommand)]
+    Alert(expiry::AlertCommand),
     /// The store itself: copy it to another backend (SQLite <-> PostgreSQL).
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -111,6 +117,11 @@ pub struct Settings {
     pub json: bool,
     /// Who acts, for the audit log (`cli:USER` from the command line).
     pub actor: String,
+    /// `[alerts]`: thresholds and channels.
+    pub alerts: config::AlertsConfig,
+    /// A fixed "now" for tests (hidden: env `CERTGATE_TEST_NOW` or the config key `test_now`,
+    /// RFC 3339). Certgate otherwise always uses the system clock.
+    pub now: Option<time::OffsetDateTime>,
 }
 
 impl Cli {
@@ -125,7 +136,11 @@ impl Cli {
         } else {
             std::env::var_os("CERTGATE_MASTER_KEY_FILE").map(|p| MasterKeySource::File(PathBuf::from(p)))
         };
-        Settings::combine(file, data_dir, self.store.as_deref(), master_key, self.json, os_user())
+        let mut settings = Settings::combine(file, data_dir, self.store.as_deref(), master_key, self.json, os_user())?;
+        if let Ok(text) = std::env::var("CERTGATE_TEST_NOW") {
+            settings.now = Some(config::parse_now(&text)?);
+        }
+        Ok(settings)
     }
 }
 
@@ -164,7 +179,8 @@ impl Settings {
         let master_key = master_key
             .or_else(|| file.master_key_file.clone().map(MasterKeySource::File))
             .unwrap_or_else(|| MasterKeySource::DataDir(data_dir.join("master.key")));
-        Ok(Settings { gateway: file.gateway, data_dir, store, master_key, json, actor })
+        let now = file.test_now.as_deref().map(config::parse_now).transpose()?;
+        Ok(Settings { gateway: file.gateway, data_dir, store, master_key, json, actor, alerts: file.alerts, now })
     }
 }
 
@@ -192,12 +208,16 @@ pub fn os_user() -> String {
 }
 
 pub async fn open(settings: &Settings) -> Result<Control, ControlError> {
-    Control::open(OpenOptions {
+    let control = Control::open(OpenOptions {
         store: settings.store.clone(),
         master_key: settings.master_key.clone(),
         actor: settings.actor.clone(),
     })
-    .await
+    .await?;
+    Ok(match settings.now {
+        Some(at) => control.with_fixed_now(at),
+        None => control,
+    })
 }
 
 /// Run one command; the result is the process exit code.
@@ -222,6 +242,8 @@ pub async fn run(cli: Cli) -> u8 {
             Command::Apply(args) => apply::apply(args, &settings).await,
             Command::ExportConfig(args) => apply::export(args, &settings).await,
             Command::ImportMendix(args) => apply::import_mendix(args, &settings).await,
+            Command::Expiry(args) => expiry::run(args, &settings).await,
+            Command::Alert(cmd) => expiry::alert(cmd, &settings).await,
         }
     }
     .await;

@@ -73,8 +73,17 @@ pub fn certificate(v: &CertificateView, heading: &str) {
         let root = if c.self_signed { "  [root]" } else { "" };
         println!("  {label:<12} {}{root}", c.subject);
     }
-    if let Some(owner) = &v.owner {
-        println!("  owner        {owner}");
+    println!("  owner        {}", v.owner.as_deref().unwrap_or("(none: set one so that expiry alerts reach someone)"));
+    if let Some(contact) = &v.contact {
+        println!("  contact      {contact}");
+    }
+    if let Some(p) = &v.pending_request {
+        println!(
+            "  renewal      request pending since {} ({}, {}): the current certificate serves until it is completed",
+            date(&p.created_at),
+            p.key_type,
+            p.subject
+        );
     }
     if !v.bindings.is_empty() {
         println!("  bound to     {}", v.bindings.join(", "));
@@ -168,7 +177,37 @@ pub fn anchor(v: &AnchorView, heading: &str) {
         };
         println!("  {kind:<12} {}  (until {}, id {})", c.subject, date(&c.not_after), c.id);
     }
+    if let Some(owner) = &v.owner {
+        println!("  owner        {owner}");
+    }
+    if let Some(contact) = &v.contact {
+        println!("  contact      {contact}");
+    }
     for w in &v.warnings {
         println!("  warning      {w}");
+    }
+}
+
+pub fn expiry(r: &crate::control::ExpiryReport) {
+    if r.items.is_empty() {
+        println!("nothing expires within {} days", r.within_days);
+        return;
+    }
+    println!("{} item(s) expire within {} days (as of {}):", r.items.len(), r.within_days, date(&r.now));
+    for i in &r.items {
+        let when = if i.days_left < 0 {
+            format!("EXPIRED {} days ago", -i.days_left)
+        } else {
+            format!("{} days left", i.days_left)
+        };
+        let mark = if i.loud { "!!! " } else { "" };
+        println!("{mark}{:<19} {}  {}  ({when})", i.kind, i.name, date(&i.not_after));
+        println!("    subject  {}", i.subject);
+        println!(
+            "    owner    {}{}",
+            i.owner.as_deref().unwrap_or("(none)"),
+            i.contact.as_deref().map(|c| format!(" <{c}>")).unwrap_or_default()
+        );
+        println!("    action   {}", i.action);
     }
 }

@@ -9,7 +9,24 @@ use super::{cert::read_input, open, output, Settings};
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
     /// Trust the CA certificate(s) in FILE (PEM or DER) for verifying partners, under NAME.
-    Add { name: String, file: PathBuf },
+    Add {
+        name: String,
+        file: PathBuf,
+        /// Who owns this anchor (the team that talks to the partner).
+        #[arg(long, value_name = "TEXT")]
+        owner: Option<String>,
+        /// Whom expiry alerts reach: e-mail addresses and/or webhook:NAME.
+        #[arg(long, value_name = "EMAIL|webhook:NAME")]
+        contact: Option<String>,
+    },
+    /// Change who owns a trust anchor and whom its expiry alerts reach (empty clears).
+    Owner {
+        name: String,
+        #[arg(long, value_name = "TEXT")]
+        owner: Option<String>,
+        #[arg(long, value_name = "EMAIL|webhook:NAME")]
+        contact: Option<String>,
+    },
     /// List the trust anchors.
     List,
     /// Show one trust anchor's certificates.
@@ -31,9 +48,20 @@ async fn run_open(
     control: &crate::control::Control,
 ) -> Result<u8, ControlError> {
     match cmd {
-        TrustCommand::Add { name, file } => {
+        TrustCommand::Owner { name, owner, contact } => {
+            control.set_owner("trust-anchor", &name, owner.as_deref(), contact.as_deref()).await?;
+            let view = control.show_anchor(&name).await?;
+            if settings.json {
+                output::json(&view);
+            } else {
+                output::anchor(&view, "anchor");
+            }
+        }
+        TrustCommand::Add { name, file, owner, contact } => {
             let input = read_input(&file)?;
-            let view = control.add_anchor(&name, &input.label, &input.data).await?;
+            let view = control
+                .add_anchor_owned(&name, &input.label, &input.data, owner.as_deref(), contact.as_deref())
+                .await?;
             if settings.json {
                 output::json(&view);
             } else {

@@ -332,7 +332,13 @@ impl Planner<'_> {
             }
             let subjects: Vec<&str> = contents.certs.iter().map(|c| c.subject.as_str()).collect();
             let detail = subjects.join("; ");
-            let rec = AnchorRecord { name: d.name.clone(), certs_der: certs, created_at: self.now };
+            let rec = AnchorRecord {
+                name: d.name.clone(),
+                certs_der: certs,
+                created_at: self.now,
+                owner: None,
+                contact: None,
+            };
             match self.snap.anchors.iter().find(|a| a.name == d.name) {
                 Some(old) if old.certs_der == rec.certs_der => {
                     self.step(StepAction::Unchanged, "trust-anchor", &d.name, String::new(), None)
@@ -407,8 +413,13 @@ impl Planner<'_> {
                     let Sources::Local { base } = &self.input.sources else { unreachable!() };
                     let input = read_file(base, file, &place)?;
                     let password = self.password(d, &place)?;
-                    let req =
-                        ImportRequest { name: d.name.clone(), files: vec![input], password, owner: d.owner.clone() };
+                    let req = ImportRequest {
+                        name: d.name.clone(),
+                        files: vec![input],
+                        password,
+                        owner: d.owner.clone(),
+                        contact: None,
+                    };
                     let identity = Control::read_identity(&req).map_err(|e| placed(&place, e))?;
                     if let Some(id) = &d.id {
                         if *id != identity.leaf.id {
@@ -427,7 +438,7 @@ impl Planner<'_> {
                     match stored {
                         Some(old) if old.id == identity.leaf.id => self.owner_only(d, &old),
                         Some(old) => {
-                            let mut rec = self.control.record(&d.name, &identity, d.owner.clone())?;
+                            let mut rec = self.control.record(&d.name, &identity, d.owner.clone(), None)?;
                             rec.created_at = old.created_at;
                             let detail =
                                 format!("id {} -> {} subject {}", old.id, identity.leaf.id, identity.leaf.subject);
@@ -443,7 +454,7 @@ impl Planner<'_> {
                             }
                         }
                         None => {
-                            let rec = self.control.record(&d.name, &identity, d.owner.clone())?;
+                            let rec = self.control.record(&d.name, &identity, d.owner.clone(), None)?;
                             self.step(
                                 StepAction::Create,
                                 "certificate",

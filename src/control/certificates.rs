@@ -18,6 +18,8 @@ pub struct ImportRequest {
     pub files: Vec<InputFile>,
     pub password: Option<Password>,
     pub owner: Option<String>,
+    /// E-mail addresses and/or `webhook:NAME` for expiry alerts.
+    pub contact: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,7 @@ impl Control {
         name: &str,
         identity: &pki::Identity,
         owner: Option<String>,
+        contact: Option<String>,
     ) -> Result<CertificateRecord, ControlError> {
         let sealed = self
             .key
@@ -61,6 +64,7 @@ impl Control {
             sealed_key: sealed,
             key_format: identity.key.format().as_str().to_string(),
             owner,
+            contact,
             created_at: now,
             updated_at: now,
         })
@@ -71,8 +75,9 @@ impl Control {
         if self.store.certificate(&req.name).await?.is_some() {
             return Err(StoreError::Conflict(format!("a certificate named '{}' exists already", req.name)).into());
         }
+        let (owner, contact) = super::owner_fields(req.owner.as_deref(), req.contact.as_deref())?;
         let identity = Self::read_identity(&req)?;
-        let rec = self.record(&req.name, &identity, req.owner.clone())?;
+        let rec = self.record(&req.name, &identity, owner, contact)?;
         let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
         self.store.insert_certificate(&rec, &self.change("cert.import", &req.name, detail)).await?;
         let mut view = self.show_certificate(&req.name).await?;
@@ -84,8 +89,9 @@ impl Control {
     pub async fn rotate_certificate(&self, req: ImportRequest) -> Result<CertificateView, ControlError> {
         validate_name("certificate", &req.name)?;
         let old = self.existing(&req.name).await?;
+        let (owner, contact) = super::owner_fields(req.owner.as_deref(), req.contact.as_deref())?;
         let identity = Self::read_identity(&req)?;
-        let mut rec = self.record(&req.name, &identity, req.owner.clone())?;
+        let mut rec = self.record(&req.name, &identity, owner, contact)?;
         rec.created_at = old.created_at;
         let detail = format!("id {} -> {} subject {}", old.id, identity.leaf.id, identity.leaf.subject);
         self.store.replace_certificate(&rec, &self.change("cert.rotate", &req.name, detail)).await?;
@@ -115,6 +121,7 @@ impl Control {
             chain: &chain,
             path: &path,
             owner: rec.owner.clone(),
+            contact: rec.contact.clone(),
             bindings: self.bindings_of(&rec.name).await?,
             created_at: rec.created_at,
             updated_at: rec.updated_at,
@@ -144,7 +151,9 @@ impl Control {
 
     pub async fn show_certificate(&self, name: &str) -> Result<CertificateView, ControlError> {
         let rec = self.existing(name).await?;
-        self.view(&rec).await
+        let mut view = self.view(&rec).await?;
+        view.pending_request = self.pending_requests().await?.into_iter().find(|p| p.name == name);
+        Ok(view)
     }
 
     /// Unseal a certificate's private key (for the gateway and for `check`).

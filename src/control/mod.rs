@@ -3,28 +3,34 @@
 //! store revision. Reads go through here too so that every interface shows the same facts.
 
 mod access;
+mod alerts;
 mod apply;
 mod bindings;
 mod certificates;
 mod copy;
 mod document;
 mod error;
+mod expiry;
 mod mendix;
 mod open;
+mod renewal;
 mod routes;
 mod trust;
 pub mod views;
 
 pub use crate::store::StoreUrl;
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
+pub use alerts::{AlertsConfig, WebhookConfig};
 pub use apply::{ApplyInput, PlanView, Prepared, Sources, Step, StepAction, Summary};
 pub use bindings::{BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
 pub use copy::{copy_store, CopiedCertificate, CopyCount, CopyOptions, CopyReport};
 pub use document::{AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, Format, ServiceDecl};
 pub use error::{validate_name, ControlError};
+pub use expiry::{days_until, owner_fields, parse_contact, parse_window, ExpiryItem, ExpiryReport};
 pub use mendix::{parse_usages, MendixOptions, MendixSettings};
 pub use open::{MasterKeySource, OpenOptions, Redacted};
+pub use renewal::{CertificateRequest, RequestView};
 
 use time::OffsetDateTime;
 
@@ -42,7 +48,7 @@ pub struct Control {
     store: Store,
     key: std::sync::Arc<MasterKey>,
     actor: String,
-    now: fn() -> OffsetDateTime,
+    now: std::sync::Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
 }
 
 impl Control {
@@ -55,12 +61,17 @@ impl Control {
     }
 
     /// Stand at another moment (tests of expiry warnings).
-    pub fn with_clock(mut self, now: fn() -> OffsetDateTime) -> Self {
-        self.now = now;
+    pub fn with_clock(mut self, now: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+        self.now = std::sync::Arc::new(now);
         self
     }
 
-    fn now(&self) -> OffsetDateTime {
+    /// Stand still at `at` (tests; `certgate` itself only through the hidden `now` setting).
+    pub fn with_fixed_now(self, at: OffsetDateTime) -> Self {
+        self.with_clock(move || at)
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
         (self.now)()
     }
 

@@ -77,7 +77,12 @@ impl Control {
             store.close().await;
             return Err(refusal);
         }
-        Ok(Control { store, key: std::sync::Arc::new(key), actor: opts.actor, now: time::OffsetDateTime::now_utc })
+        Ok(Control {
+            store,
+            key: std::sync::Arc::new(key),
+            actor: opts.actor,
+            now: std::sync::Arc::new(time::OffsetDateTime::now_utc),
+        })
     }
 }
 

@@ -9,7 +9,20 @@ use super::{read_stored, validate_name, Control, ControlError};
 impl Control {
     /// Add a named bundle of CA certificates (PEM with one or more, or DER).
     pub async fn add_anchor(&self, name: &str, label: &str, data: &[u8]) -> Result<AnchorView, ControlError> {
+        self.add_anchor_owned(name, label, data, None, None).await
+    }
+
+    /// [`Control::add_anchor`] with its owner and contact.
+    pub async fn add_anchor_owned(
+        &self,
+        name: &str,
+        label: &str,
+        data: &[u8],
+        owner: Option<&str>,
+        contact: Option<&str>,
+    ) -> Result<AnchorView, ControlError> {
         validate_name("trust anchor", name)?;
+        let (owner, contact) = super::owner_fields(owner, contact)?;
         if self.store.anchor(name).await?.is_some() {
             return Err(StoreError::Conflict(format!("a trust anchor named '{name}' exists already")).into());
         }
@@ -36,7 +49,13 @@ impl Control {
                 certs.push(c.der.clone());
             }
         }
-        let rec = AnchorRecord { name: name.to_string(), certs_der: certs, created_at: self.now().unix_timestamp() };
+        let rec = AnchorRecord {
+            name: name.to_string(),
+            certs_der: certs,
+            owner,
+            contact,
+            created_at: self.now().unix_timestamp(),
+        };
         let subjects: Vec<&str> = contents.certs.iter().map(|c| c.subject.as_str()).collect();
         self.store.insert_anchor(&rec, &self.change("trust.add", name, subjects.join("; "))).await?;
         self.show_anchor(name).await
@@ -91,6 +110,8 @@ impl Control {
                 })
                 .collect(),
             warnings,
+            owner: rec.owner.clone(),
+            contact: rec.contact.clone(),
             created_at: rfc3339_unix(rec.created_at),
         }
     }

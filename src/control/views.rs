@@ -55,7 +55,11 @@ pub struct CertificateView {
     pub warnings: Vec<&'static str>,
     pub warning_details: Vec<Warning>,
     pub owner: Option<String>,
+    pub contact: Option<String>,
     pub bindings: Vec<String>,
+    /// A renewal request waiting for its issued certificate (the current one keeps serving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_request: Option<PendingView>,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -68,6 +72,7 @@ pub struct CertificateParts<'a> {
     pub chain: &'a [CertFacts],
     pub path: &'a ChainPath,
     pub owner: Option<String>,
+    pub contact: Option<String>,
     pub bindings: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -94,7 +99,9 @@ impl CertificateView {
             warnings: warnings.iter().map(|w| w.code).collect(),
             warning_details: warnings,
             owner: p.owner,
+            contact: p.contact,
             bindings: p.bindings,
+            pending_request: None,
             created_at: rfc3339_unix(p.created_at),
             updated_at: rfc3339_unix(p.updated_at),
             notes: Vec::new(),
@@ -184,7 +191,23 @@ pub struct AnchorView {
     pub name: String,
     pub certificates: Vec<AnchorCertView>,
     pub warnings: Vec<String>,
+    pub owner: Option<String>,
+    pub contact: Option<String>,
     pub created_at: String,
+}
+
+/// A pending certificate request: the key is made and sealed, the issued certificate not yet in.
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingView {
+    pub name: String,
+    pub subject: String,
+    pub key_type: String,
+    pub created_at: String,
+    pub age_seconds: i64,
+    /// Whether a certificate under this name serves meanwhile (a renewal).
+    pub renewal: bool,
+    pub owner: Option<String>,
+    pub contact: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

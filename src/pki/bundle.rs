@@ -9,7 +9,7 @@ use super::password::Password;
 use super::pbe::{self, WorkBudget};
 use super::pem::{self, PemBlock};
 use super::refusal::{Code, Refusal};
-use super::{legacy_pem, pkcs12};
+use super::{legacy_pem, pkcs12, pkcs7};
 
 /// Inputs larger than this are refused before they are parsed.
 pub const MAX_INPUT_BYTES: usize = 1 << 20;
@@ -69,6 +69,9 @@ pub fn read(data: &[u8], password: Option<&Password>) -> Result<Contents, Refusa
             contents.merge(read_pem_block(block, password, &mut budget)?);
         }
         return Ok(contents);
+    }
+    if pkcs7::looks_like_pkcs7(data) {
+        return pkcs7_contents(data);
     }
     if pkcs12::looks_like_pkcs12(data) {
         let p12 = pkcs12::read(data, password)?;
@@ -141,7 +144,7 @@ fn read_pem_block(block: &PemBlock, password: Option<&Password>, budget: &mut Wo
         "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => c.other.push("a certificate signing request (CSR)"),
         "PUBLIC KEY" | "RSA PUBLIC KEY" => c.other.push("a public key"),
         "EC PARAMETERS" => {}
-        "PKCS7" | "CMS" => c.other.push("a PKCS#7 bundle"),
+        "PKCS7" | "CMS" | "CERTIFICATE CHAIN" => return pkcs7_contents(der),
         "DSA PRIVATE KEY" => {
             return Err(Refusal::new(
                 Code::UnsupportedAlgorithm,
@@ -151,6 +154,15 @@ fn read_pem_block(block: &PemBlock, password: Option<&Password>, budget: &mut Wo
         }
         "OPENSSH PRIVATE KEY" => c.other.push("an OpenSSH private key"),
         _ => c.other.push("an unknown PEM block"),
+    }
+    Ok(c)
+}
+
+/// The certificates of a PKCS#7 bundle (`.p7b`).
+fn pkcs7_contents(data: &[u8]) -> Result<Contents, Refusal> {
+    let mut c = Contents::default();
+    for der in pkcs7::certificates(data)? {
+        c.certs.push(facts::read(&der)?);
     }
     Ok(c)
 }

@@ -10,7 +10,9 @@ pub mod password;
 pub mod pbe;
 pub mod pem;
 pub mod pkcs12;
+pub mod pkcs7;
 pub mod refusal;
+pub mod request;
 
 pub use bundle::{Contents, Identity};
 pub use chain::{ChainPath, Origin, PathEnd, Pool};

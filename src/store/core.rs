@@ -19,8 +19,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::copy::CopyPlan;
 use super::model::{
-    join_der, split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord,
-    ServiceRecord, Snapshot, TokenRecord,
+    join_der, split_der, AlertRecord, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change,
+    GrantRecord, PartnerRecord, RequestRecord, ServiceRecord, Snapshot, TokenRecord,
 };
 use super::{now_unix, StoreError};
 use crate::model::{Pin, TrustPolicy};
@@ -56,8 +56,8 @@ pub trait Dialect: Send + Sync + 'static {
     }
 }
 
-const CERTIFICATES: &str = "SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates ORDER BY name";
-const ANCHORS: &str = "SELECT name, certs_der, created_at FROM trust_anchors ORDER BY name";
+const CERTIFICATES: &str = "SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at FROM certificates ORDER BY name";
+const ANCHORS: &str = "SELECT name, certs_der, owner, contact, created_at FROM trust_anchors ORDER BY name";
 const BINDINGS: &str =
     "SELECT destination, certificate, trust, sni, pins, created_at, updated_at FROM bindings ORDER BY destination";
 const SERVICES: &str = "SELECT name, url, created_at, updated_at FROM services ORDER BY name";
@@ -72,6 +72,7 @@ macro_rules! schema_steps {
             (2, include_str!(concat!("migrations/", $backend, "_002_bindings.sql"))),
             (3, include_str!(concat!("migrations/", $backend, "_003_access.sql"))),
             (4, include_str!(concat!("migrations/", $backend, "_004_binding_anchors.sql"))),
+            (5, include_str!(concat!("migrations/", $backend, "_005_expiry.sql"))),
         ]
     };
 }
@@ -224,7 +225,7 @@ where
     }
 
     pub async fn certificate(&self, name: &str) -> Result<Option<CertificateRecord>, StoreError> {
-        let row = sqlx::query("SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at FROM certificates WHERE name = $1")
+        let row = sqlx::query("SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at FROM certificates WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -236,11 +237,43 @@ where
     }
 
     pub async fn anchor(&self, name: &str) -> Result<Option<AnchorRecord>, StoreError> {
-        let row = sqlx::query("SELECT name, certs_der, created_at FROM trust_anchors WHERE name = $1")
+        let row = sqlx::query("SELECT name, certs_der, owner, contact, created_at FROM trust_anchors WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(anchor_from_row).transpose()?)
+    }
+
+    pub async fn requests(&self) -> Result<Vec<RequestRecord>, StoreError> {
+        Self::rows(&self.pool, "SELECT name, subject, key_type, sealed_key, key_format, csr_der, owner, contact, created_at FROM certificate_requests ORDER BY name", request_from_row).await
+    }
+
+    pub async fn partner_certificates(&self) -> Result<Vec<PartnerRecord>, StoreError> {
+        Self::rows(&self.pool, "SELECT destination, subject, issuer, not_after, pin, trust, seen_at FROM partner_certificates ORDER BY destination", partner_from_row).await
+    }
+
+    /// Record what the gateway saw of a partner: an observation, not configuration, so it is
+    /// written outside change transactions (no revision bump, no route reload).
+    pub async fn record_partner(&self, rec: &PartnerRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO partner_certificates (destination, subject, issuer, not_after, pin, trust, seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (destination) DO UPDATE SET subject = excluded.subject, issuer = excluded.issuer, not_after = excluded.not_after, \
+             pin = excluded.pin, trust = excluded.trust, seen_at = excluded.seen_at",
+        )
+        .bind(&rec.destination)
+        .bind(&rec.subject)
+        .bind(&rec.issuer)
+        .bind(rec.not_after)
+        .bind(&rec.pin)
+        .bind(&rec.trust)
+        .bind(rec.seen_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        Self::rows(&self.pool, "SELECT item, threshold, kind, name, state, attempts, next_attempt_at, last_error, node, claimed_at, sent_at FROM alerts ORDER BY claimed_at DESC, item, threshold", alert_from_row).await
     }
 
     pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
@@ -362,7 +395,7 @@ where
 
     pub async fn insert_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
         let message = || format!("a certificate named '{}' exists already", rec.name);
-        sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9)")
             .bind(&rec.name)
             .bind(&rec.id)
             .bind(&rec.leaf_der)
@@ -372,6 +405,7 @@ where
             .bind(&rec.owner)
             .bind(rec.created_at)
             .bind(rec.updated_at)
+            .bind(&rec.contact)
             .execute(&mut *self.tx)
             .await
             .map_err(|e| taken(e, message))?;
@@ -381,7 +415,7 @@ where
     /// Replace the material of an existing certificate (rotation); the name stays, and so does
     /// the owner unless a new one is given.
     pub async fn replace_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE certificates SET id = $1, leaf_der = $2, chain_der = $3, sealed_key = $4, key_format = $5, owner = COALESCE($6, owner), updated_at = $7 WHERE name = $8 RETURNING name")
+        let done = sqlx::query("UPDATE certificates SET id = $1, leaf_der = $2, chain_der = $3, sealed_key = $4, key_format = $5, owner = COALESCE($6, owner), contact = COALESCE($9, contact), updated_at = $7 WHERE name = $8 RETURNING name")
             .bind(&rec.id)
             .bind(&rec.leaf_der)
             .bind(join_der(&rec.chain_der))
@@ -390,6 +424,7 @@ where
             .bind(&rec.owner)
             .bind(rec.updated_at)
             .bind(&rec.name)
+            .bind(&rec.contact)
             .fetch_optional(&mut *self.tx)
             .await?;
         match done {
@@ -422,13 +457,17 @@ where
 
     pub async fn insert_anchor(&mut self, rec: &AnchorRecord) -> Result<(), StoreError> {
         let message = || format!("a trust anchor named '{}' exists already", rec.name);
-        sqlx::query("INSERT INTO trust_anchors (name, certs_der, created_at) VALUES ($1, $2, $3)")
-            .bind(&rec.name)
-            .bind(join_der(&rec.certs_der))
-            .bind(rec.created_at)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(|e| taken(e, message))?;
+        sqlx::query(
+            "INSERT INTO trust_anchors (name, certs_der, owner, contact, created_at) VALUES ($1, $2, $4, $5, $3)",
+        )
+        .bind(&rec.name)
+        .bind(join_der(&rec.certs_der))
+        .bind(rec.created_at)
+        .bind(&rec.owner)
+        .bind(&rec.contact)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| taken(e, message))?;
         Ok(())
     }
 
@@ -481,6 +520,124 @@ where
         if gone.is_none() {
             return Err(StoreError::NotFound(format!("trust anchor '{name}'")));
         }
+        Ok(())
+    }
+
+    /// Set the owner and contact of a certificate (`kind` "certificate") or trust anchor
+    /// ("anchor"); `None` leaves a field as it is, `Some("")` clears it.
+    pub async fn set_owner(
+        &mut self,
+        kind: &str,
+        name: &str,
+        owner: Option<&str>,
+        contact: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (table, what) = match kind {
+            "certificate" => ("certificates", "certificate"),
+            _ => ("trust_anchors", "trust anchor"),
+        };
+        if !self
+            .exists(
+                if table == "certificates" {
+                    "SELECT 1 FROM certificates WHERE name = $1"
+                } else {
+                    "SELECT 1 FROM trust_anchors WHERE name = $1"
+                },
+                name,
+            )
+            .await?
+        {
+            return Err(StoreError::NotFound(format!("{what} '{name}'")));
+        }
+        for (column, value) in [("owner", owner), ("contact", contact)] {
+            if let Some(value) = value {
+                let sql = format!("UPDATE {table} SET {column} = NULLIF($1, '') WHERE name = $2");
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).bind(name).execute(&mut *self.tx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Store a pending request, replacing an earlier one under the same name.
+    pub async fn put_request(&mut self, rec: &RequestRecord) -> Result<(), StoreError> {
+        self.delete("DELETE FROM certificate_requests WHERE name = $1 RETURNING name", &rec.name).await?;
+        sqlx::query("INSERT INTO certificate_requests (name, subject, key_type, sealed_key, key_format, csr_der, owner, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(&rec.name)
+            .bind(&rec.subject)
+            .bind(&rec.key_type)
+            .bind(&rec.sealed_key)
+            .bind(&rec.key_format)
+            .bind(&rec.csr_der)
+            .bind(&rec.owner)
+            .bind(&rec.contact)
+            .bind(rec.created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Remove a pending request; `Ok(false)` when there was none.
+    pub async fn delete_request(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.delete("DELETE FROM certificate_requests WHERE name = $1 RETURNING name", name).await
+    }
+
+    /// Claim an alert: `Ok(true)` when this transaction may send it (a new row, or a failed one
+    /// whose retry time has come, or one left `sending` longer than `stale_before` by a node that
+    /// died). Another node's claim blocks until it commits (the change lock), then is seen.
+    pub async fn claim_alert(&mut self, rec: &AlertRecord, stale_before: i64) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO alerts (item, threshold, kind, name, state, attempts, next_attempt_at, last_error, node, claimed_at, sent_at) \
+             VALUES ($1, $2, $3, $4, 'sending', 0, $5, NULL, $6, $7, NULL) ON CONFLICT (item, threshold) DO NOTHING RETURNING item",
+        )
+        .bind(&rec.item)
+        .bind(rec.threshold)
+        .bind(&rec.kind)
+        .bind(&rec.name)
+        .bind(rec.next_attempt_at)
+        .bind(&rec.node)
+        .bind(rec.claimed_at)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if inserted.is_some() {
+            return Ok(true);
+        }
+        let retried = sqlx::query(
+            "UPDATE alerts SET state = 'sending', node = $3, claimed_at = $4 WHERE item = $1 AND threshold = $2 \
+             AND ((state = 'failed' AND next_attempt_at <= $4) OR (state = 'sending' AND claimed_at < $5)) RETURNING item",
+        )
+        .bind(&rec.item)
+        .bind(rec.threshold)
+        .bind(&rec.node)
+        .bind(rec.claimed_at)
+        .bind(stale_before)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(retried.is_some())
+    }
+
+    /// Record how sending a claimed alert went.
+    pub async fn finish_alert(
+        &mut self,
+        item: &str,
+        threshold: i64,
+        outcome: Result<i64, (String, i64)>,
+    ) -> Result<(), StoreError> {
+        let q = match &outcome {
+            Ok(at) => sqlx::query(
+                "UPDATE alerts SET state = 'sent', sent_at = $3, last_error = NULL, attempts = attempts + 1 WHERE item = $1 AND threshold = $2",
+            )
+            .bind(item)
+            .bind(threshold)
+            .bind(*at),
+            Err((error, retry_at)) => sqlx::query(
+                "UPDATE alerts SET state = 'failed', last_error = $3, next_attempt_at = $4, attempts = attempts + 1 WHERE item = $1 AND threshold = $2",
+            )
+            .bind(item)
+            .bind(threshold)
+            .bind(error.clone())
+            .bind(*retry_at),
+        };
+        q.execute(&mut *self.tx).await?;
         Ok(())
     }
 
@@ -677,9 +834,9 @@ where
                 .await?;
         }
         for c in &plan.certificates {
-            sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9) \
                  ON CONFLICT (name) DO UPDATE SET id = excluded.id, leaf_der = excluded.leaf_der, chain_der = excluded.chain_der, sealed_key = excluded.sealed_key, \
-                 key_format = excluded.key_format, owner = excluded.owner, created_at = excluded.created_at, updated_at = excluded.updated_at")
+                 key_format = excluded.key_format, owner = excluded.owner, contact = excluded.contact, created_at = excluded.created_at, updated_at = excluded.updated_at")
                 .bind(&c.name)
                 .bind(&c.id)
                 .bind(&c.leaf_der)
@@ -689,17 +846,20 @@ where
                 .bind(&c.owner)
                 .bind(c.created_at)
                 .bind(c.updated_at)
+                .bind(&c.contact)
                 .execute(&mut *self.tx)
                 .await?;
         }
         for a in &plan.anchors {
             sqlx::query(
-                "INSERT INTO trust_anchors (name, certs_der, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET certs_der = excluded.certs_der, created_at = excluded.created_at",
+                "INSERT INTO trust_anchors (name, certs_der, owner, contact, created_at) VALUES ($1, $2, $4, $5, $3) \
+                 ON CONFLICT (name) DO UPDATE SET certs_der = excluded.certs_der, owner = excluded.owner, contact = excluded.contact, created_at = excluded.created_at",
             )
             .bind(&a.name)
             .bind(join_der(&a.certs_der))
             .bind(a.created_at)
+            .bind(&a.owner)
+            .bind(&a.contact)
             .execute(&mut *self.tx)
             .await?;
         }
@@ -756,6 +916,7 @@ pub trait Columns {
     fn text(&self, column: &'static str) -> Result<String, sqlx::Error>;
     fn text_or_null(&self, column: &'static str) -> Result<Option<String>, sqlx::Error>;
     fn bytes(&self, column: &'static str) -> Result<Vec<u8>, sqlx::Error>;
+    fn int_or_null(&self, column: &'static str) -> Result<Option<i64>, sqlx::Error>;
 }
 
 impl<R: Row> Columns for R
@@ -764,6 +925,7 @@ where
     for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
     for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
     for<'q> Option<String>: Decode<'q, R::Database>,
+    for<'q> Option<i64>: Decode<'q, R::Database>,
     for<'q> Vec<u8>: Decode<'q, R::Database> + Type<R::Database>,
 {
     fn int(&self, column: &'static str) -> Result<i64, sqlx::Error> {
@@ -778,6 +940,9 @@ where
     fn bytes(&self, column: &'static str) -> Result<Vec<u8>, sqlx::Error> {
         self.try_get(column)
     }
+    fn int_or_null(&self, column: &'static str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column)
+    }
 }
 
 fn cert_from_row(r: &impl Columns) -> Result<CertificateRecord, sqlx::Error> {
@@ -789,6 +954,7 @@ fn cert_from_row(r: &impl Columns) -> Result<CertificateRecord, sqlx::Error> {
         sealed_key: r.bytes("sealed_key")?,
         key_format: r.text("key_format")?,
         owner: r.text_or_null("owner")?,
+        contact: r.text_or_null("contact")?,
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
     })
@@ -826,6 +992,8 @@ fn anchor_from_row(r: &impl Columns) -> Result<AnchorRecord, sqlx::Error> {
     Ok(AnchorRecord {
         name: r.text("name")?,
         certs_der: split_der(&r.bytes("certs_der")?),
+        owner: r.text_or_null("owner")?,
+        contact: r.text_or_null("contact")?,
         created_at: r.int("created_at")?,
     })
 }
@@ -862,5 +1030,47 @@ fn audit_from_row(r: &impl Columns) -> Result<AuditRecord, sqlx::Error> {
         result: r.text("result")?,
         detail: r.text("detail")?,
         revision: r.int("revision")?,
+    })
+}
+
+fn request_from_row(r: &impl Columns) -> Result<RequestRecord, sqlx::Error> {
+    Ok(RequestRecord {
+        name: r.text("name")?,
+        subject: r.text("subject")?,
+        key_type: r.text("key_type")?,
+        sealed_key: r.bytes("sealed_key")?,
+        key_format: r.text("key_format")?,
+        csr_der: r.bytes("csr_der")?,
+        owner: r.text_or_null("owner")?,
+        contact: r.text_or_null("contact")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+fn alert_from_row(r: &impl Columns) -> Result<AlertRecord, sqlx::Error> {
+    Ok(AlertRecord {
+        item: r.text("item")?,
+        threshold: r.int("threshold")?,
+        kind: r.text("kind")?,
+        name: r.text("name")?,
+        state: r.text("state")?,
+        attempts: r.int("attempts")?,
+        next_attempt_at: r.int("next_attempt_at")?,
+        last_error: r.text_or_null("last_error")?,
+        node: r.text("node")?,
+        claimed_at: r.int("claimed_at")?,
+        sent_at: r.int_or_null("sent_at")?,
+    })
+}
+
+fn partner_from_row(r: &impl Columns) -> Result<PartnerRecord, sqlx::Error> {
+    Ok(PartnerRecord {
+        destination: r.text("destination")?,
+        subject: r.text("subject")?,
+        issuer: r.text("issuer")?,
+        not_after: r.int("not_after")?,
+        pin: r.text("pin")?,
+        trust: r.text("trust")?,
+        seen_at: r.int("seen_at")?,
     })
 }

@@ -22,8 +22,8 @@ mod sqlite;
 pub use copy::{CopyPlan, Dump};
 pub use core::{anchor_names, ChangeTx, Dialect, SqlStore};
 pub use model::{
-    split_der, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change, GrantRecord,
-    ServiceRecord, Snapshot, TokenRecord,
+    split_der, AlertRecord, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change,
+    GrantRecord, PartnerRecord, RequestRecord, ServiceRecord, Snapshot, TokenRecord,
 };
 pub use postgres::PgDialect;
 pub use seal::{MasterKey, SealError};
@@ -197,6 +197,15 @@ tx_operations! {
     put_grant(rec: &GrantRecord) -> bool;
     delete_grant(app: &str, certificate: &str) -> ();
     write_copy(plan: &CopyPlan) -> ();
+    /// Owner and contact of a certificate or anchor (`None` keeps, `Some("")` clears).
+    set_owner(kind: &str, name: &str, owner: Option<&str>, contact: Option<&str>) -> ();
+    put_request(rec: &RequestRecord) -> ();
+    /// `true` when a pending request went.
+    delete_request(name: &str) -> bool;
+    /// `true` when this change may send the alert (see [`ChangeTx::claim_alert`]).
+    claim_alert(rec: &AlertRecord, stale_before: i64) -> bool;
+    /// `Ok(sent_at)` or `Err((error, retry_at))`.
+    finish_alert(item: &str, threshold: i64, outcome: Result<i64, (String, i64)>) -> ();
 }
 
 impl StoreTx<'_> {
@@ -348,6 +357,18 @@ impl Store {
     }
     pub async fn delete_grant(&self, app: &str, certificate: &str, change: &Change) -> Result<i64, StoreError> {
         single!(self, change, tx => tx.delete_grant(app, certificate)).map(|r| r.0)
+    }
+    pub async fn requests(&self) -> Result<Vec<RequestRecord>, StoreError> {
+        dispatch!(self, s => s.requests().await)
+    }
+    pub async fn partner_certificates(&self) -> Result<Vec<PartnerRecord>, StoreError> {
+        dispatch!(self, s => s.partner_certificates().await)
+    }
+    pub async fn record_partner(&self, rec: &PartnerRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_partner(rec).await)
+    }
+    pub async fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        dispatch!(self, s => s.alerts().await)
     }
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         dispatch!(self, s => s.snapshot().await)

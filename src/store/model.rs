@@ -17,6 +17,8 @@ pub struct CertificateRecord {
     pub sealed_key: Vec<u8>,
     pub key_format: String,
     pub owner: Option<String>,
+    /// Where expiry alerts go: e-mail addresses and/or `webhook:NAME`, comma-separated.
+    pub contact: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -37,7 +39,79 @@ impl fmt::Debug for CertificateRecord {
 pub struct AnchorRecord {
     pub name: String,
     pub certs_der: Vec<Vec<u8>>,
+    pub owner: Option<String>,
+    pub contact: Option<String>,
     pub created_at: i64,
+}
+
+/// A key made inside certgate (sealed at once) and its CSR, waiting for the issued certificate.
+#[derive(Clone)]
+pub struct RequestRecord {
+    pub name: String,
+    pub subject: String,
+    /// `ec-p256`, `ec-p384`, `rsa-2048`, ...
+    pub key_type: String,
+    /// Sealed under the master key with [`RequestRecord::seal_context`] as associated data.
+    pub sealed_key: Vec<u8>,
+    pub key_format: String,
+    pub csr_der: Vec<u8>,
+    pub owner: Option<String>,
+    pub contact: Option<String>,
+    pub created_at: i64,
+}
+
+impl RequestRecord {
+    /// The associated data a pending key is sealed with (there is no certificate id yet).
+    pub fn seal_context(name: &str, created_at: i64) -> Vec<u8> {
+        format!("certificate-request:{name}:{created_at}").into_bytes()
+    }
+}
+
+impl fmt::Debug for RequestRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("name", &self.name)
+            .field("subject", &self.subject)
+            .field("key_type", &self.key_type)
+            .field("sealed_key", &"<sealed>")
+            .finish()
+    }
+}
+
+/// The partner leaf the gateway verified last for a destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartnerRecord {
+    pub destination: String,
+    pub subject: String,
+    pub issuer: String,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// `sha256/BASE64` of the SPKI.
+    pub pin: String,
+    /// How the partner was trusted: `pin`, `self-signed-anchor`, `anchor` or `public`.
+    pub trust: String,
+    pub seen_at: i64,
+}
+
+/// One expiry alert: an item (certificate, anchor or partner certificate, by id) crossing a
+/// threshold; claimed in a change transaction before it is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// `certificate:NAME:ID`, `anchor:NAME:ID` or `partner:DESTINATION:ID`.
+    pub item: String,
+    /// Days before expiry (0 = on expiry).
+    pub threshold: i64,
+    pub kind: String,
+    pub name: String,
+    /// `sending`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    /// The node that claimed it last.
+    pub node: String,
+    pub claimed_at: i64,
+    pub sent_at: Option<i64>,
 }
 
 /// Destination -> certificate (or none), with the partner's trust policy.

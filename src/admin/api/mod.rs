@@ -8,8 +8,10 @@ mod apps;
 mod audit;
 mod bindings;
 mod certificates;
+mod expiry;
 mod handler;
 mod meta;
+mod renewal;
 mod services;
 mod tokens;
 mod trust;
@@ -36,6 +38,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/certificates/{name}", get(certificates::show).put(certificates::rotate).delete(certificates::remove))
         .route("/certificates/{name}/export", get(certificates::export))
         .route("/certificates/{name}/check", get(certificates::check))
+        .route("/certificates/{name}/owner", put(expiry::certificate_owner))
+        .route("/trust-anchors/{name}/owner", put(expiry::anchor_owner))
+        .route("/expiry", get(expiry::list))
+        .route("/requests", get(renewal::pending))
+        .route("/certificates/{name}/request", get(renewal::csr).post(renewal::request))
+        .route("/certificates/{name}/complete", axum::routing::post(renewal::complete))
         .route("/trust-anchors", get(trust::list).post(trust::add))
         .route("/trust-anchors/{name}", get(trust::show).delete(trust::remove))
         .route("/bindings", get(bindings::list))

@@ -16,6 +16,9 @@ pub struct AnchorBody {
     name: String,
     /// PEM text, or base64 of PEM or DER.
     content: String,
+    owner: Option<String>,
+    /// E-mail addresses and/or `webhook:NAME` for expiry alerts.
+    contact: Option<String>,
 }
 
 pub async fn list(State(st): S, _: Need<VIEWER>) -> ApiResult {
@@ -32,7 +35,11 @@ pub async fn add(State(st): S, Need(caller): Need<ADMIN>, Body(body): Body<Ancho
     } else {
         decode_b64("content", &body.content)?
     };
-    let view = as_caller(&caller, st.control.add_anchor(&body.name, "content", &data)).await?;
+    let view = as_caller(
+        &caller,
+        st.control.add_anchor_owned(&body.name, "content", &data, body.owner.as_deref(), body.contact.as_deref()),
+    )
+    .await?;
     Ok(json(StatusCode::CREATED, &view))
 }
 
