@@ -12,6 +12,7 @@ mod gateway_apps;
 mod import;
 mod interop;
 mod layers;
+mod ops;
 mod outage;
 mod store;
 mod store_copy;

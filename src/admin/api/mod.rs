@@ -7,6 +7,7 @@ mod apps;
 mod audit;
 mod bindings;
 mod certificates;
+mod doc;
 mod handler;
 mod meta;
 mod services;
@@ -23,6 +24,10 @@ use axum::Router;
 use super::error::ApiError;
 use super::extract::BODY_LIMIT;
 use super::state::AdminState;
+
+pub fn openapi_document() -> &'static serde_json::Value {
+    doc::document()
+}
 
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
