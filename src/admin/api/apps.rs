@@ -11,8 +11,10 @@ use crate::admin::extract::Body;
 
 use crate::control::{AppView, NewApp};
 
-use super::doc::{BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable,
+};
 
 /// A new calling application.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -8,8 +8,8 @@ use crate::admin::auth::{Need, VIEWER};
 use crate::admin::extract::Params;
 use crate::control::views::AuditView;
 
-use super::doc::{BadRequest, Unauthorized, Unavailable};
 use super::handler::{json, ApiResult, S};
+use super::responses::{BadRequest, Unauthorized, Unavailable};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -10,8 +10,8 @@ use crate::admin::error::ApiError;
 use crate::admin::extract::{present, Body};
 use crate::control::{BindRequest, BindingView, ControlError};
 
-use super::doc::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 
 /// `certificate`: a name, or null for "send no certificate".
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -12,8 +12,10 @@ use crate::control::ExportFormat;
 
 use crate::control::views::{CertificateView, CheckReport};
 
-use super::doc::{BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable,
+};
 
 const UPLOAD: &str = "The certificate file as a multipart form, or as JSON with the file base64-encoded. Files larger than 1 MiB are refused (422 too-large); a body larger than 4 MiB is refused the same way.";
 
@@ -48,7 +50,7 @@ pub async fn check(State(st): S, _: Need<VIEWER>, Path(name): Path<String>) -> A
 #[utoipa::path(post, path = "/certificates", tag = "certificates", operation_id = "importCertificate",
     request_body(description = UPLOAD, content(
         (crate::admin::extract::UploadJson = "application/json"),
-        (super::doc::CertificateForm = "multipart/form-data"))),
+        (super::responses::CertificateForm = "multipart/form-data"))),
     responses((status = 201, description = "Imported (warnings in the answer)", body = CertificateView),
         (status = 400, response = BadRequest), (status = 403, response = Forbidden),
         (status = 409, response = Conflict), (status = 413, response = PayloadTooLarge),
@@ -66,7 +68,7 @@ pub async fn import(State(st): S, Need(caller): Need<ADMIN>, req: Request) -> Ap
     params(("name" = String, Path, description = "The certificate's name", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "billing")),
     request_body(description = UPLOAD, content(
         (crate::admin::extract::UploadJson = "application/json"),
-        (super::doc::CertificateForm = "multipart/form-data"))),
+        (super::responses::CertificateForm = "multipart/form-data"))),
     responses((status = 200, description = "Rotated", body = CertificateView),
         (status = 400, response = BadRequest), (status = 403, response = Forbidden),
         (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge),
@@ -111,7 +113,7 @@ pub async fn remove(
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// pem (default) or der.
-    #[param(value_type = Option<super::doc::ExportFormatName>)]
+    #[param(value_type = Option<super::responses::ExportFormatName>)]
     format: Option<String>,
     /// With the issuers (PEM only; with format=der: 400).
     chain: Option<bool>,
@@ -122,7 +124,7 @@ pub struct ExportQuery {
     params(("name" = String, Path, description = "The certificate's name", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "billing"), ExportQuery),
     responses((status = 200, description = "PEM (the leaf, and with chain=true its issuers as far as the store knows them) or DER (the leaf)",
             headers(("Content-Disposition" = String, description = "attachment; filename=\"NAME.pem\" or \"NAME.cer\"")),
-            content((String = "application/x-pem-file"), (super::doc::DerCertificate = "application/pkix-cert"))),
+            content((String = "application/x-pem-file"), (super::responses::DerCertificate = "application/pkix-cert"))),
         (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn export(
     State(st): S,

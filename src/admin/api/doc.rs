@@ -2,12 +2,14 @@
 //! in this folder) and the types they read and answer (`ToSchema` on the views in `control`
 //! and on the bodies here). Served at `/api/v1/openapi.json`; schemathesis and the integration
 //! tests check the server against it. A route added to the router without its `#[utoipa::path]`
-//! here fails `the_openapi_document_lists_every_route_with_its_auth_errors`.
+//! here fails `the_openapi_document_lists_every_route_with_its_auth_errors`. The shared error
+//! responses and the upload form are in `responses` (the handlers use them; this file lists the
+//! handlers, so they cannot live here).
 
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::admin::error::{ErrorAction, ErrorBody};
 use crate::control::views::{
@@ -16,91 +18,11 @@ use crate::control::views::{
 use crate::control::{AppView, BindingView, NewApp, NewToken, Role, ServiceView, TokenView};
 use crate::pki::assess::Warning;
 
+use super::responses::{
+    BadRequest, CertificateForm, Conflict, DerCertificate, ExportFormatName, Forbidden, NotFound, PayloadTooLarge,
+    Refused, Unauthorized, Unavailable,
+};
 use super::{apps, audit, bindings, certificates, meta, services, tokens, trust};
-
-/// The request is wrong (usage, invalid-name, a JSON body or query string that does not parse
-/// or does not fit, an unknown field, content that is not base64, an unknown form field). Path
-/// segments that cannot be decoded are refused by the framework as text/plain.
-#[derive(ToResponse)]
-#[allow(dead_code)]
-pub enum BadRequest {
-    Json(#[content("application/json")] ErrorBody),
-    Text(#[content("text/plain")] String),
-}
-
-/// No token, a malformed Authorization header, or a revoked or unknown token.
-#[derive(ToResponse)]
-#[response(headers(("WWW-Authenticate" = String, description = "Bearer realm=\"certgate\"")))]
-#[allow(dead_code)]
-pub struct Unauthorized(ErrorBody);
-
-/// The token's role is too small (forbidden), or a console session sent no CSRF token (csrf).
-#[derive(ToResponse)]
-#[allow(dead_code)]
-pub struct Forbidden(ErrorBody);
-
-/// The named object does not exist.
-#[derive(ToResponse)]
-#[allow(dead_code)]
-pub struct NotFound(ErrorBody);
-
-/// The name is taken (name-taken) or the object is still in use (still-bound).
-#[derive(ToResponse)]
-#[allow(dead_code)]
-pub struct Conflict(ErrorBody);
-
-/// The input was refused (wrong-password, malformed, too-large, key-mismatch, not-a-certificate, ...).
-#[derive(ToResponse)]
-#[allow(dead_code)]
-pub struct Refused(ErrorBody);
-
-/// The body is larger than 4 MiB (too-large).
-#[derive(ToResponse)]
-#[allow(dead_code)]
-pub struct PayloadTooLarge(ErrorBody);
-
-/// The store cannot be used (store-unavailable, master-key).
-#[derive(ToResponse)]
-#[allow(dead_code)]
-pub struct Unavailable(ErrorBody);
-
-/// A certificate upload as a form (what `read_upload` accepts besides JSON).
-#[derive(ToSchema)]
-#[schema(as = CertificateForm)]
-#[allow(dead_code)]
-pub struct CertificateForm {
-    /// Required for an import; when given for a rotation, the name in the URL.
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
-    name: Option<String>,
-    /// The certificate file (PKCS#12, PEM or DER).
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    #[schema(format = Password)]
-    password: Option<String>,
-    /// A separate private key file.
-    #[schema(value_type = Option<String>, format = Binary)]
-    key: Option<Vec<u8>>,
-    /// Who to ask about this certificate.
-    owner: Option<String>,
-    /// Intermediate CA certificate files (repeat the field).
-    #[schema(value_type = Option<Vec<String>>, format = Binary)]
-    chain: Option<Vec<Vec<u8>>>,
-}
-
-/// A DER certificate (`application/pkix-cert`).
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-#[allow(dead_code)]
-pub struct DerCertificate(Vec<u8>);
-
-/// `certificates/{name}/export?format=`.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum ExportFormatName {
-    Pem,
-    Der,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -116,7 +38,7 @@ pub enum ExportFormatName {
         (name = "services"), (name = "apps"), (name = "tokens"), (name = "audit"),
     ),
     paths(
-        meta::openapi, meta::whoami, meta::revision, audit::list,
+        openapi, meta::whoami, meta::revision, audit::list,
         certificates::list, certificates::import, certificates::show, certificates::rotate,
         certificates::remove, certificates::export, certificates::check,
         trust::list, trust::add, trust::show, trust::remove,
@@ -138,6 +60,13 @@ pub enum ExportFormatName {
     modifiers(&SecuritySchemes),
 )]
 struct ApiDoc;
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi", security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn openapi() -> axum::response::Response {
+    axum::response::IntoResponse::into_response(axum::Json(document()))
+}
 
 struct SecuritySchemes;
 

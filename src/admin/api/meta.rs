@@ -1,16 +1,15 @@
-//! About the API itself: its OpenAPI document, who is calling, and the store's revision.
+//! About the API itself: who is calling, and the store's revision (the document is `doc`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use serde::Serialize;
 
 use crate::admin::auth::{Caller, Need, VIEWER};
 use crate::control::Role;
 
-use super::doc::{Unauthorized, Unavailable};
 use super::handler::{json, ApiResult, S};
+use super::responses::{Unauthorized, Unavailable};
 
 /// Who is calling, and where applications send their requests.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -25,13 +24,6 @@ pub struct Whoami {
 pub struct Revision {
     /// The store revision; every change adds one.
     revision: i64,
-}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi", security(()),
-    responses((status = 200, description = "The OpenAPI document", body = Object)))]
-pub async fn openapi() -> Response {
-    Json(super::doc::document()).into_response()
 }
 
 /// The calling token's name and role, and the proxy listener's address.

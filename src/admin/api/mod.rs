@@ -10,6 +10,7 @@ mod certificates;
 mod doc;
 mod handler;
 mod meta;
+mod responses;
 mod services;
 mod tokens;
 mod trust;
@@ -31,7 +32,7 @@ pub fn openapi_document() -> &'static serde_json::Value {
 
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
-        .route("/openapi.json", get(meta::openapi))
+        .route("/openapi.json", get(doc::openapi))
         .route("/whoami", get(meta::whoami))
         .route("/revision", get(meta::revision))
         .route("/audit", get(audit::list))

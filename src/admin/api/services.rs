@@ -9,8 +9,8 @@ use crate::admin::auth::{Need, OPERATOR, VIEWER};
 use crate::admin::extract::{present, Body};
 use crate::control::ControlError;
 
-use super::doc::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 
 /// A named service's partner URL and binding.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -10,8 +10,10 @@ use crate::admin::extract::Body;
 
 use crate::control::{NewToken, TokenView};
 
-use super::doc::{BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable,
+};
 
 /// A new API token.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -10,8 +10,10 @@ use crate::admin::extract::{decode_b64, Body};
 
 use crate::control::views::AnchorView;
 
-use super::doc::{BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable,
+};
 
 /// A new trust anchor.
 #[derive(Deserialize, utoipa::ToSchema)]
