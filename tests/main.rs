@@ -14,6 +14,7 @@ mod interop;
 mod layers;
 mod ops;
 mod outage;
+mod package;
 mod store;
 mod store_copy;
 mod store_race;
