@@ -115,6 +115,7 @@ async fn json_log_has_one_request_span_per_proxied_request_with_its_fields_and_n
     assert_eq!(refused[0]["fingerprint"], t.alpha.id());
     let unbound = by_outcome.get("no-binding").unwrap_or_else(|| panic!("{by_outcome:?}"));
     assert_eq!(unbound[0]["status"], 403);
+    assert_eq!(unbound[0]["destination"], "unbound.test", "what was asked for, though nothing is bound");
 
     for secret in ["do-not-log-me", "secret-looking", "BEGIN", "PRIVATE"] {
         assert!(!log.contains(secret), "the log holds '{secret}':\n{log}");

@@ -224,7 +224,12 @@ async fn route_and_send(
     };
     let target = match resolve(&req, table) {
         Ok(t) => t,
-        Err(e) => return fail("(none)", "none", e),
+        Err(e) => {
+            // What the caller asked for, as far as it can be told.
+            let asked = req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(HOST)?.to_str().ok());
+            tracing::Span::current().record("destination", asked.unwrap_or(""));
+            return fail("(none)", "none", e);
+        }
     };
     let span = tracing::Span::current();
     span.record("destination", target.uri.authority().map(|a| a.as_str()).unwrap_or(""));
