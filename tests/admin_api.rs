@@ -1,7 +1,7 @@
 //! The admin API (`/api/v1`) of a real `certgate serve`, as each role: authentication (401),
 //! roles (403), every success path, and every refusal proven to change nothing (the revision
 //! and the listings are the same before and after). Every answer is also checked against
-//! `src/admin/openapi.json` by `support::api` (documented status, media type and schema), and
+//! the OpenAPI document (generated from the handlers) by `support::api` (documented status, media type and schema), and
 //! the document itself is exercised with schemathesis.
 
 use std::process::{Command, Stdio};
@@ -490,6 +490,19 @@ async fn check_reports_the_key_the_path_to_the_root_and_what_is_missing() {
     assert!(v["missing_issuer"].as_str().unwrap().contains("elsewhere intermediate"), "{v}");
     assert!(v["problems"].as_array().unwrap().iter().any(|p| p["code"] == "incomplete-chain"), "{v}");
     api_error(&s.viewer.get("/api/v1/certificates/nothing/check").await, 404, "not-found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_a_stored_certificate_under_another_name_answers_201_with_a_warning_naming_it() {
+    let s = Setup::new().await;
+    let v = Api::expect(&s.admin.post_json("/api/v1/certificates", s.import_json("alpha-again", &s.alpha)).await, 201);
+    assert_eq!(v["name"], "alpha-again");
+    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w == "already-stored"), "{v}");
+    let w = v["warning_details"].as_array().unwrap().iter().find(|w| w["code"] == "already-stored").unwrap();
+    assert!(w["message"].as_str().unwrap().contains("already stored as 'alpha'"), "{w}");
+    assert!(!w["remedy"].as_str().unwrap().contains("certgate "), "API remedies name no command: {w}");
+    // Imported all the same.
+    assert_eq!(s.admin.ok("/api/v1/certificates/alpha-again").await["id"], v["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1167,7 +1180,7 @@ fn openapi_document_holds_under_schemathesis() {
     let installed = Command::new("schemathesis").arg("--version").output();
     match installed {
         Ok(out) if out.status.success() => {}
-        _ => panic!("schemathesis is not installed: pip install schemathesis (it checks src/admin/openapi.json against the server)"),
+        _ => panic!("schemathesis is not installed: pip install schemathesis (it checks the generated OpenAPI document against the server)"),
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/schemathesis.sh");
     let mut child = Command::new("timeout")

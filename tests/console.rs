@@ -23,6 +23,8 @@ const PFX_PASSWORD: &str = "interop-pass";
 /// The leaf inside the PFX (tests/fixtures/interop/expected.json).
 const PFX_LEAF: &str = "interop/pki/leaf-rsa2048.crt";
 const CERT: &str = "partner-client";
+/// The same PFX uploaded a second time, under this name: imported, with a warning.
+const DUPLICATE: &str = "partner-client-again";
 const HOST: &str = "api.partner.example";
 const TOKEN_NAME: &str = "e2e";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -160,6 +162,9 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
         ("--expect-status", "orders-api=Expires in".to_string()),
         ("--expect-status", "payroll=Incomplete chain".to_string()),
         ("--expect-status", format!("{CERT}=OK")),
+        // The HTTP_PROXY example names the proxy listener serve really uses (not 9780).
+        ("--expect-proxy", gw.proxy.to_string()),
+        ("--duplicate", DUPLICATE.to_string()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
@@ -182,7 +187,10 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
 
     // What the browser did, as the CLI sees it.
     let certs = env.run(&["--json", "cert", "list"]).ok().json();
-    assert_eq!(certs.as_array().map(Vec::len), Some(4), "the wrong-password upload must add nothing: {certs}");
+    // The four, plus the second upload of the PFX (a warning, not a refusal).
+    assert_eq!(certs.as_array().map(Vec::len), Some(5), "the wrong-password upload must add nothing: {certs}");
+    let again = find(&certs, "name", DUPLICATE).unwrap_or_else(|| panic!("'{DUPLICATE}' is not in the store: {certs}"));
+    assert_eq!(again["id"], find(&certs, "name", CERT).unwrap()["id"]);
     let cert = find(&certs, "name", CERT).unwrap_or_else(|| panic!("'{CERT}' is not in the store: {certs}"));
     assert_eq!(
         cert["id"], "0aa2b06c4c2c12a1d9bbc5258b021810fd9bdee7c7b43dc26971e4d909d5f9c5",
@@ -215,11 +223,12 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
         .filter(|e| e["actor"] == actor.as_str())
         .map(|e| (e["action"].as_str().unwrap_or(""), e["target"].as_str().unwrap_or("")))
         .collect();
-    // Newest first: exactly one import (the refused upload left no trace), the bind, the
-    // anchor, the app and its grant.
+    // Newest first: the second upload of the PFX, then exactly one import (the refused upload
+    // left no trace), the bind, the anchor, the app and its grant.
     assert_eq!(
         by_browser,
         vec![
+            ("cert.import", DUPLICATE),
             ("app.grant", "e2e-app"),
             ("app.add", "e2e-app"),
             ("trust.add", "partner-root"),

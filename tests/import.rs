@@ -295,7 +295,11 @@ fn rotate_replaces_material_under_the_same_name_and_is_audited() {
     let audit = env.run(&["--json", "audit"]).json();
     assert_eq!(audit[0]["action"], "cert.rotate");
     assert_eq!(audit[0]["target"], "partner");
-    assert_eq!(audit[0]["actor"], "cli:tester");
+    // The OS user database's name for the uid (`cli:root` under sudo), not `$USER` (the harness
+    // sets USER=tester) and not `cli:uid-N`.
+    let id = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    let user = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    assert_eq!(audit[0]["actor"], format!("cli:{user}"));
     assert!(audit[0]["detail"].as_str().unwrap().contains(&format!("{} -> {}", old.id(), new.id())));
     // the new key is what is sealed now
     env.run(&["cert", "check", "partner"]).ok();
@@ -454,4 +458,38 @@ fn prompts_for_the_password_on_a_terminal_and_does_not_echo_it() {
     assert!(text.contains("Password for"), "{text}");
     assert!(text.contains("imported 'prompted'"), "{text}");
     assert!(!text.contains("interop-pass"), "the password was echoed: {text}");
+}
+
+#[test]
+fn importing_a_certificate_stored_under_another_name_warns_with_that_name_and_still_imports() {
+    let ca = TestCa::new("twice");
+    let env = Env::new();
+    let leaf = ca.leaf(LeafSpec::client("twice"));
+    let first = env.import_minted("billing", &leaf, &ca.intermediate.cert_pem);
+    first.ok();
+    assert!(!warnings(&first.json()).contains(&"already-stored".to_string()), "{}", first.stdout);
+    // The same PFX a second time, under another name: imported (exit 0), with a warning that
+    // names the first name, in the JSON answer and in the text a person reads.
+    let second = env.import_minted("billing-copy", &leaf, &ca.intermediate.cert_pem);
+    second.ok();
+    let v = second.json();
+    assert_eq!(v["name"], "billing-copy");
+    assert_eq!(v["id"], leaf.id());
+    assert!(warnings(&v).contains(&"already-stored".to_string()), "{v}");
+    let detail = v["warning_details"].as_array().unwrap().iter().find(|w| w["code"] == "already-stored").unwrap();
+    assert!(detail["message"].as_str().unwrap().contains("already stored as 'billing'"), "{detail}");
+    let path = env.file("third.pem", format!("{}{}{}", leaf.cert_pem, leaf.key_pem, ca.intermediate.cert_pem));
+    let text = env.run(&["cert", "import", "billing-third", path.to_str().unwrap()]);
+    text.ok();
+    assert!(
+        text.stdout.contains("already stored as 'billing' and 'billing-copy'")
+            && text.stdout.contains("already-stored"),
+        "the text output warns and names both: {}",
+        text.stdout
+    );
+    let list = env.run(&["--json", "cert", "list"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    // The warning is about the import; the certificate itself has no problem to show.
+    let show = env.run(&["--json", "cert", "show", "billing-copy"]).json();
+    assert!(!warnings(&show).contains(&"already-stored".to_string()), "{show}");
 }

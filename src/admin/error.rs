@@ -47,12 +47,46 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// Every refusal the API itself produces. A refusal changes nothing in the store.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// A stable code: unauthorized, forbidden, csrf, usage, invalid-name, not-found, name-taken,
+    /// still-bound, wrong-password, password-required, no-private-key, key-mismatch, malformed,
+    /// unsupported-algorithm, empty, not-a-certificate, too-large, master-key, store-unavailable.
+    #[schema(example = "wrong-password")]
+    pub error: String,
+    /// What was wrong, with the facts.
+    pub message: String,
+    /// What to do next.
+    pub hint: String,
+    /// The operation that fixes the problem, as data: the console offers it as a button.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub action: Option<ErrorAction>,
+}
+
+/// An operation that fixes a problem.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorAction {
+    #[schema(example = "import-certificate")]
+    pub id: String,
+    /// The certificate, destination or app it is about, when known.
+    #[schema(required = true)]
+    pub target: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({"error": self.code, "message": self.message, "hint": self.hint});
-        if let Some(a) = &self.action {
-            body["action"] = serde_json::json!({"id": a.id(), "target": a.target()});
-        }
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message,
+            hint: self.hint,
+            action: self
+                .action
+                .as_ref()
+                .map(|a| ErrorAction { id: a.id().to_string(), target: a.target().map(str::to_string) }),
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -70,16 +70,27 @@ pub struct Upload {
     contact: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A certificate upload as JSON, files base64-encoded.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UploadJson {
+#[schema(as = CertificateUpload)]
+pub struct UploadJson {
+    /// Required for an import; when given for a rotation, the name in the URL.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "billing")]
     name: Option<String>,
+    /// The certificate file (PKCS#12, PEM or DER), base64.
+    #[schema(format = Byte)]
     content: String,
+    /// The PKCS#12 or key password.
+    #[schema(format = Password)]
     password: Option<String>,
+    /// A separate private key file, base64.
+    #[schema(format = Byte)]
     key: Option<String>,
-    /// Intermediate CA files, each base64.
+    /// Intermediate CA certificate files, each base64.
     #[serde(default)]
     chain: Vec<String>,
+    /// Who to ask about this certificate.
     owner: Option<String>,
     contact: Option<String>,
 }

@@ -40,6 +40,11 @@ mod health;
 mod session;
 mod state;
 
+/// The admin API's OpenAPI document (what `/api/v1/openapi.json` serves).
+pub fn openapi_document() -> &'static serde_json::Value {
+    api::openapi_document()
+}
+
 pub use session::Sessions;
 pub use state::AdminState;
 

@@ -17,6 +17,8 @@ pub struct ConfigFile {
     pub store: Option<String>,
     /// File holding the master key (base64 of 32 bytes).
     pub master_key_file: Option<PathBuf>,
+    /// `text` (default) or `json`: the log lines' format (flag --log-format).
+    pub log_format: Option<super::LogFormat>,
     /// The gateway (`certgate serve`, `certgate call`).
     #[serde(default)]
     pub gateway: GatewayConfig,
@@ -161,6 +163,7 @@ mod tests {
         let text = include_str!("../../docs/certgate.example.toml");
         let cfg: ConfigFile = toml::from_str(text).expect("docs/certgate.example.toml must parse");
         assert!(cfg.data_dir.is_some() && cfg.store.is_some() && cfg.master_key_file.is_some());
+        assert!(cfg.log_format.is_some());
         assert!(cfg.gateway.proxy_listen.is_some() && cfg.gateway.admin_listen.is_some());
         assert!(!cfg.gateway.resolve.is_empty());
     }

@@ -8,6 +8,7 @@ mod call;
 mod cert;
 mod config;
 mod expiry;
+mod generate;
 mod output;
 mod password;
 mod probe;
@@ -43,6 +44,10 @@ pub struct Cli {
     /// Machine-readable output (JSON) on stdout; refusals as JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log lines on stderr: text for people, json (one object per line) for log shippers.
+    /// Default: the config file's log_format, else text.
+    #[arg(long, global = true, env = "CERTGATE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -106,6 +111,20 @@ pub enum Command {
     /// Move a Mendix app's ClientCertificates / ClientCertificatePasswords /
     /// ClientCertificateUsages settings into certgate, through the same plan as apply.
     ImportMendix(apply::MendixArgs),
+    /// Shell completions and man pages from this command line's definition (for packagers).
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCommand),
+}
+
+/// How log lines are written (`--log-format`, `log_format` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line; each proxied request closes a `request` span with its fields.
+    Json,
 }
 
 /// Settings after flags, environment and the config file are combined.
@@ -124,7 +143,32 @@ pub struct Settings {
     pub now: Option<time::OffsetDateTime>,
 }
 
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tell the CLI that log lines are JSON (`main` does, after installing the subscriber), so that
+/// `serve` logs its messages instead of printing plain lines among them.
+pub fn set_log_format(format: LogFormat) {
+    JSON_LOGS.store(format == LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Cli {
+    /// The log format: flag or environment, else the config file's `log_format`, else text. A
+    /// config file that cannot be read gives text here; the command then reports the file.
+    pub fn log_format(&self) -> LogFormat {
+        if let Some(f) = self.log_format {
+            return f;
+        }
+        self.config
+            .as_deref()
+            .and_then(|p| config::ConfigFile::read(p).ok())
+            .and_then(|f| f.log_format)
+            .unwrap_or_default()
+    }
+
     pub fn settings(&self) -> Result<Settings, ControlError> {
         let file = match &self.config {
             Some(path) => config::ConfigFile::read(path)?,
@@ -194,17 +238,39 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("certgate-data")
 }
 
-/// Who runs the CLI, for the audit log.
+/// Who runs the CLI, for the audit log: `cli:NAME` with the name the system's user database
+/// (/etc/passwd, or NSS) gives the process's real uid, so `sudo` shows as `cli:root` and a
+/// changed `$USER` changes nothing. `cli:uid-N` only when the uid has no name.
 pub fn os_user() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let name = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok().filter(|n| !n.is_empty());
-    match name {
+    // SAFETY: getuid cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::getuid() };
+    match user_name(uid) {
         Some(n) => format!("cli:{n}"),
-        None => match std::fs::metadata("/proc/self") {
-            Ok(m) => format!("cli:uid-{}", m.uid()),
-            Err(_) => "cli:unknown".into(),
-        },
+        None => format!("cli:uid-{uid}"),
     }
+}
+
+/// The user database's name for `uid` (getpwuid_r: thread-safe, works with NSS sources).
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..4 {
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: pwd, buf and found outlive the call; buf.len() is the size we pass; on success
+        // pw_name points into buf, which we read before buf is dropped or reused.
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside buf (see above).
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return name.to_str().ok().filter(|n| !n.is_empty()).map(str::to_string);
+    }
+    None
 }
 
 pub async fn open(settings: &Settings) -> Result<Control, ControlError> {
@@ -223,6 +289,9 @@ pub async fn open(settings: &Settings) -> Result<Control, ControlError> {
 /// Run one command; the result is the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let json = cli.json;
+    if let Command::Generate(cmd) = &cli.command {
+        return generate::run(cmd);
+    }
     let result = async {
         let settings = cli.settings()?;
         match cli.command {
@@ -244,6 +313,7 @@ pub async fn run(cli: Cli) -> u8 {
             Command::ImportMendix(args) => apply::import_mendix(args, &settings).await,
             Command::Expiry(args) => expiry::run(args, &settings).await,
             Command::Alert(cmd) => expiry::alert(cmd, &settings).await,
+            Command::Generate(_) => unreachable!("handled above: needs no settings"),
         }
     }
     .await;

@@ -11,6 +11,19 @@ use crate::routes::CompileOptions;
 
 use super::{open, Settings};
 
+/// What serve tells the person who started it: a plain line on stderr, or with
+/// `--log-format json` a log event, so that every stderr line is JSON for the log shipper.
+macro_rules! say_info {
+    ($($arg:tt)*) => {
+        if super::json_logs() { tracing::info!($($arg)*) } else { eprintln!($($arg)*) }
+    };
+}
+macro_rules! say_warn {
+    ($($arg:tt)*) => {
+        if super::json_logs() { tracing::warn!($($arg)*) } else { eprintln!($($arg)*) }
+    };
+}
+
 pub const DEFAULT_PROXY: &str = "127.0.0.1:9780";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9781";
 
@@ -114,7 +127,7 @@ async fn prepare(args: &ServeArgs, settings: &Settings, proxy_addr: SocketAddr) 
         gw_settings,
     ));
     if let Err(e) = gw.reload(control.as_ref()).await {
-        eprintln!("warning: the route table could not be built ({e}); not ready until the store is fixed");
+        say_warn!("warning: the route table could not be built ({e}); not ready until the store is fixed");
     }
     Ok(Prepared { control, gateway: gw, admin_tls })
 }
@@ -129,14 +142,14 @@ impl Prepared {
     ) -> Result<u8, ControlError> {
         let Prepared { control, gateway: gw, admin_tls } = self;
         if !proxy_addr.ip().is_loopback() {
-            eprintln!("warning: the proxy listens on {proxy_addr}, beyond loopback: anyone who reaches it can use the bound certificates");
+            say_warn!("warning: the proxy listens on {proxy_addr}, beyond loopback: anyone who reaches it can use the bound certificates");
         }
         if !admin_addr.ip().is_loopback() && admin_tls.is_none() {
-            eprintln!("warning: the admin listener on {admin_addr} is reachable beyond loopback without TLS (use --admin-tls-cert CERT): tokens would cross the network in the clear");
+            say_warn!("warning: the admin listener on {admin_addr} is reachable beyond loopback without TLS (use --admin-tls-cert CERT): tokens would cross the network in the clear");
         }
         let scheme = if admin_tls.is_some() { "https" } else { "http" };
         let table = gw.current();
-        eprintln!(
+        say_info!(
             "certgate serving: proxy http://{} (set HTTP_PROXY=http://{} or call http://{}/svc/NAME/...), admin and console {scheme}://{}; route table revision {} with {} binding(s)",
             gateway::local_addr(&proxy),
             gateway::local_addr(&proxy),
@@ -146,7 +159,7 @@ impl Prepared {
             table.as_ref().map(|t| t.len()).unwrap_or(0),
         );
         if control.tokens().await?.is_empty() {
-            eprintln!(
+            say_info!(
                 "no admin token exists yet: create one with 'certgate token create admin --role admin' and sign in at {scheme}://{}/",
                 gateway::local_addr(&admin)
             );

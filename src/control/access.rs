@@ -12,7 +12,7 @@ use super::{validate_name, Control, ControlError};
 
 /// Roles, weakest first: viewer reads; operator also changes bindings, services, apps and
 /// grants; admin also certificates, trust anchors and tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -48,18 +48,22 @@ fn new_secret(prefix: &str) -> Result<String, ControlError> {
 
 pub use crate::model::{hashes_equal, secret_hash};
 
-#[derive(Clone, Debug, Serialize)]
+/// An API token (never its secret).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Token)]
 pub struct TokenView {
     pub name: String,
     pub role: Role,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 /// Shown once, when created. `Debug` leaves the token out.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub name: String,
     pub role: Role,
+    /// Shown once.
     pub token: String,
 }
 
@@ -73,17 +77,22 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A calling application and the certificates it may present.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = App)]
 pub struct AppView {
     pub name: String,
+    /// Certificates the app may present.
     pub grants: Vec<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 /// Shown once, when created. `Debug` leaves the credential out.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct NewApp {
     pub name: String,
+    /// Shown once: Proxy-Authorization: Basic base64(NAME:CREDENTIAL).
     pub credential: String,
 }
 

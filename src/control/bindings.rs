@@ -19,13 +19,21 @@ pub struct BindRequest {
     pub pins: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A binding: destination -> certificate (or none), with the partner's trust policy.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Binding)]
 pub struct BindingView {
+    /// host, host:port, *.domain or service:NAME.
     pub destination: String,
+    /// null: no certificate is sent.
+    #[schema(required = true)]
     pub certificate: Option<String>,
+    /// public, private or ca:NAME[,NAME].
     pub trust: String,
+    #[schema(required = true)]
     pub sni: Option<String>,
     pub pins: Vec<String>,
+    /// Only in the answer to PUT: whether a binding was replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced: Option<bool>,
     /// Set when the destination was given as a URL and reduced to host[:port].
@@ -47,11 +55,15 @@ impl BindingView {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A named service: NAME -> the partner's base URL, called as /svc/NAME/... on the proxy.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Service)]
 pub struct ServiceView {
     pub name: String,
+    /// The partner's base URL (https).
     pub url: String,
-    /// The `service:NAME` binding, or None when the URL host's binding applies.
+    /// The `service:NAME` binding, or null when the URL host's binding applies.
+    #[schema(required = true)]
     pub binding: Option<BindingView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced: Option<bool>,

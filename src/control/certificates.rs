@@ -78,10 +78,12 @@ impl Control {
         let (owner, contact) = super::owner_fields(req.owner.as_deref(), req.contact.as_deref())?;
         let identity = Self::read_identity(&req)?;
         let rec = self.record(&req.name, &identity, owner, contact)?;
+        let twins = self.names_with_id(&identity.leaf.id, &req.name).await?;
         let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
         self.store.insert_certificate(&rec, &self.change("cert.import", &req.name, detail)).await?;
         let mut view = self.show_certificate(&req.name).await?;
         view.notes = identity.notes;
+        view.warn_already_stored(&twins);
         Ok(view)
     }
 
@@ -93,11 +95,26 @@ impl Control {
         let identity = Self::read_identity(&req)?;
         let mut rec = self.record(&req.name, &identity, owner, contact)?;
         rec.created_at = old.created_at;
+        let twins = self.names_with_id(&identity.leaf.id, &req.name).await?;
         let detail = format!("id {} -> {} subject {}", old.id, identity.leaf.id, identity.leaf.subject);
         self.store.replace_certificate(&rec, &self.change("cert.rotate", &req.name, detail)).await?;
         let mut view = self.show_certificate(&req.name).await?;
         view.notes = identity.notes;
+        view.warn_already_stored(&twins);
         Ok(view)
+    }
+
+    /// Other names under which the certificate with this id is stored already (an import of the
+    /// same PFX twice would leave two identities to rotate).
+    async fn names_with_id(&self, id: &str, except: &str) -> Result<Vec<String>, ControlError> {
+        Ok(self
+            .store
+            .certificates()
+            .await?
+            .into_iter()
+            .filter(|c| c.id == id && c.name != except)
+            .map(|c| c.name)
+            .collect())
     }
 
     async fn existing(&self, name: &str) -> Result<CertificateRecord, ControlError> {

@@ -16,12 +16,14 @@ pub fn rfc3339_unix(ts: i64) -> String {
     rfc3339(OffsetDateTime::from_unix_timestamp(ts).unwrap_or(OffsetDateTime::UNIX_EPOCH))
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A CA certificate that came with a client certificate.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ChainEntry {
     pub subject: String,
     pub issuer: String,
     pub id: String,
     pub self_signed: bool,
+    #[schema(format = DateTime)]
     pub not_after: String,
 }
 
@@ -37,32 +39,53 @@ impl ChainEntry {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A stored certificate (public facts only; never the key).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Certificate)]
 pub struct CertificateView {
     pub name: String,
+    /// SHA-256 of the leaf DER, lowercase hex.
     pub id: String,
     pub subject: String,
     pub issuer: String,
     pub serial: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub not_before: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub not_after: String,
     pub days_left: i64,
+    /// rsa, ec-p256, ec-p384 or ed25519.
     pub key_type: String,
     pub key_bits: usize,
+    /// null: the certificate has no EKU extension.
+    #[schema(required = true)]
     pub client_auth_eku: Option<bool>,
     pub alt_names: Vec<String>,
     pub chain: Vec<ChainEntry>,
+    /// Warning codes: expired, not-yet-valid, expires-soon, no-client-auth-eku, incomplete-chain,
+    /// weak-key, sha1-signature; after an import or rotation also already-stored.
+    #[schema(value_type = Vec<String>)]
     pub warnings: Vec<&'static str>,
     pub warning_details: Vec<Warning>,
+    #[schema(required = true)]
     pub owner: Option<String>,
+    /// Where expiry alerts go: e-mail addresses and/or webhook:NAME.
+    #[schema(required = true)]
     pub contact: Option<String>,
+    /// Destinations bound to this certificate.
     pub bindings: Vec<String>,
     /// A renewal request waiting for its issued certificate (the current one keeps serving).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_request: Option<PendingView>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    /// Only after an import or rotation, when there is something to say.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub notes: Vec<String>,
 }
 
@@ -109,7 +132,35 @@ impl CertificateView {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+impl CertificateView {
+    /// The import/rotate answer's warning `already-stored` when the same certificate (same id) is
+    /// stored under other names too. Only in that answer: the import still succeeds.
+    pub fn warn_already_stored(&mut self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+        self.warnings.push(ALREADY_STORED);
+        self.warning_details.push(Warning {
+            code: ALREADY_STORED,
+            message: format!(
+                "this certificate (id {}) is already stored as {}: both names now hold the same identity",
+                self.id,
+                quoted.join(" and ")
+            ),
+            remedy: format!(
+                "if it was imported twice by mistake, remove '{}' or the other name, so that only one identity needs rotating",
+                self.name
+            ),
+        });
+    }
+}
+
+/// The warning code of [`CertificateView::warn_already_stored`].
+pub const ALREADY_STORED: &str = "already-stored";
+
+/// One certificate on the path from the leaf to a root.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PathLink {
     pub subject: String,
     pub issuer: String,
@@ -119,14 +170,16 @@ pub struct PathLink {
     pub source: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// Whether the private key is there and matches the certificate.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyCheck {
     pub present: bool,
     pub matches: bool,
     pub detail: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// `cert check` for one certificate: key, path to a root, validity, purpose, and the problems.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub name: String,
     pub id: String,
@@ -136,11 +189,15 @@ pub struct CheckReport {
     pub path: Vec<PathLink>,
     /// `root`, or the name of the issuer that is missing.
     pub path_end: String,
+    #[schema(required = true)]
     pub missing_issuer: Option<String>,
     pub signatures: String,
+    #[schema(format = DateTime)]
     pub not_before: String,
+    #[schema(format = DateTime)]
     pub not_after: String,
     pub days_left: i64,
+    #[schema(required = true)]
     pub client_auth_eku: Option<bool>,
     pub problems: Vec<Warning>,
     pub ok: bool,
@@ -176,44 +233,59 @@ impl CheckReport {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// One CA certificate of a trust anchor.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AnchorCertificate)]
 pub struct AnchorCertView {
     pub subject: String,
     pub issuer: String,
     pub id: String,
+    #[schema(format = DateTime)]
     pub not_after: String,
     pub self_signed: bool,
     pub is_ca: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A named trust anchor: CA certificates trusted for verifying partner servers.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = TrustAnchor)]
 pub struct AnchorView {
     pub name: String,
     pub certificates: Vec<AnchorCertView>,
     pub warnings: Vec<String>,
+    #[schema(required = true)]
     pub owner: Option<String>,
+    #[schema(required = true)]
     pub contact: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 /// A pending certificate request: the key is made and sealed, the issued certificate not yet in.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PendingView {
     pub name: String,
     pub subject: String,
     pub key_type: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub age_seconds: i64,
     /// Whether a certificate under this name serves meanwhile (a renewal).
     pub renewal: bool,
+    #[schema(required = true)]
     pub owner: Option<String>,
+    #[schema(required = true)]
     pub contact: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// One row of the audit log.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct AuditView {
     pub seq: i64,
+    #[schema(format = DateTime)]
     pub at: String,
+    /// api:TOKEN-NAME for API changes, cli:USER for the CLI.
     pub actor: String,
     pub action: String,
     pub target: String,

@@ -186,6 +186,37 @@ pub async fn forward_as(
     access: &Access<'_>,
 ) -> Response<Body> {
     let started = Instant::now();
+    // One span per proxied request (what `--log-format json` ships when the span closes): the
+    // partner, the binding that matched, the certificate's name and fingerprint, the app, and,
+    // once the answer is known, its outcome (an error code or "ok"), status and time to the
+    // response headers. Never a header value, a credential or a body.
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        destination = tracing::field::Empty,
+        binding = tracing::field::Empty,
+        certificate = tracing::field::Empty,
+        fingerprint = tracing::field::Empty,
+        app = access.label(),
+        outcome = tracing::field::Empty,
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let resp = route_and_send(table, req, response_header_timeout, access, started).instrument(span.clone()).await;
+    let outcome = resp.headers().get("certgate-error").and_then(|v| v.to_str().ok()).unwrap_or("ok");
+    span.record("outcome", outcome);
+    span.record("status", resp.status().as_u16());
+    span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+    resp
+}
+
+async fn route_and_send(
+    table: &RouteTable,
+    req: Request<Body>,
+    response_header_timeout: Duration,
+    access: &Access<'_>,
+    started: Instant,
+) -> Response<Body> {
     let fail = |destination: &str, certificate: &str, e: GatewayError| {
         metrics::request(destination, certificate, access.label(), e.code.as_str(), started.elapsed());
         tracing::info!(code = e.code.as_str(), app = access.label(), "{}", e.message);
@@ -193,8 +224,16 @@ pub async fn forward_as(
     };
     let target = match resolve(&req, table) {
         Ok(t) => t,
-        Err(e) => return fail("(none)", "none", e),
+        Err(e) => {
+            // What the caller asked for, as far as it can be told.
+            let asked = req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(HOST)?.to_str().ok());
+            tracing::Span::current().record("destination", asked.unwrap_or(""));
+            return fail("(none)", "none", e);
+        }
     };
+    let span = tracing::Span::current();
+    span.record("destination", target.uri.authority().map(|a| a.as_str()).unwrap_or(""));
+    span.record("binding", target.route.destination.as_str());
     // The certificate: the one the request asks for by header, or the binding's.
     let asked = req.headers().get(CERTIFICATE_HEADER).map(|v| v.to_str().unwrap_or("").trim().to_string());
     let route = match asked {
@@ -235,13 +274,11 @@ pub async fn forward_as(
             target.route.clone()
         }
     };
-    let span = tracing::debug_span!(
-        "request",
-        destination = %route.destination,
-        certificate = route.certificate.as_ref().map(|c| c.id.as_str()).unwrap_or("none"),
-        app = access.label()
-    );
-    send(&route, target.uri, req, response_header_timeout, access, started).instrument(span).await
+    span.record("certificate", route.certificate.as_ref().map(|c| c.name.as_str()).unwrap_or("none"));
+    if let Some(c) = &route.certificate {
+        span.record("fingerprint", c.id.as_str());
+    }
+    send(&route, target.uri, req, response_header_timeout, access, started).await
 }
 
 async fn send(

@@ -8,8 +8,10 @@ use super::facts::CertFacts;
 /// Certificates that expire within this are flagged `expires-soon`.
 pub const EXPIRES_SOON: Duration = Duration::days(30);
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// A problem with a certificate: its code, the facts, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Warning {
+    #[schema(value_type = String)]
     pub code: &'static str,
     pub message: String,
     pub remedy: String,

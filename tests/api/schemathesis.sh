@@ -9,7 +9,7 @@
 # for a new seed each run), SCHEMATHESIS_TIMEOUT (seconds for both passes, default 300),
 # SCHEMATHESIS_PHASES (default examples,coverage,fuzzing), SCHEMATHESIS_SCHEMA (a local copy of
 # the document to test instead of the one the server serves, e.g. while editing
-# src/admin/openapi.json), SCHEMATHESIS_ARGS (more arguments, e.g. "--report har --report-dir
+# the handlers), SCHEMATHESIS_ARGS (more arguments, e.g. "--report har --report-dir
 # /tmp/st"). tests/admin_api.rs::openapi_document_holds_under_schemathesis runs this script. It
 # starts its own server on free loopback ports with a scratch data directory, and stops it on exit.
 set -euo pipefail

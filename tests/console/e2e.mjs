@@ -19,6 +19,9 @@
 //   --expect-counts  E2E_EXPECT_COUNTS       dashboard counts after the upload: total,expiring,expired,problems
 //   --expect-status  (repeatable)            CERT=WORDS: the dashboard row of CERT shows WORDS
 //   --anchor         E2E_ANCHOR              a CA certificate to add as trust anchor 'partner-root'
+//   --expect-proxy   E2E_EXPECT_PROXY        host:port the HTTP_PROXY example must name (serve's proxy listener)
+//   --duplicate      E2E_DUPLICATE           upload the PFX again under this second name at the end: it
+//                                            must warn that it is already stored under --name
 //
 // Scenario: sign in (after a refused token); upload the PFX with a wrong password and see the
 // refusal, which must mention the password, with the form still filled; upload it with the right
@@ -43,6 +46,7 @@ function parseArgs(argv) {
     '--url': 'url', '--token': 'token', '--pfx': 'pfx', '--password': 'password', '--host': 'host',
     '--screenshots': 'screenshots', '--name': 'name', '--expect-expiry': 'expectExpiry',
     '--expect-counts': 'expectCounts', '--chromium': 'chromium', '--anchor': 'anchor',
+    '--expect-proxy': 'expectProxy', '--duplicate': 'duplicate',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -66,6 +70,8 @@ function parseArgs(argv) {
   opts.expectExpiry ??= env.E2E_EXPECT_EXPIRY;
   opts.expectCounts ??= env.E2E_EXPECT_COUNTS;
   opts.anchor ??= env.E2E_ANCHOR;
+  opts.expectProxy ??= env.E2E_EXPECT_PROXY;
+  opts.duplicate ??= env.E2E_DUPLICATE;
   opts.chromium ??= env.CHROMIUM || '/usr/bin/chromium';
   const missing = ['url', 'token', 'pfx', 'password', 'host', 'screenshots'].filter((k) => !opts[k]);
   if (missing.length) fail('arguments', `missing ${missing.map((m) => `--${m}`).join(', ')} (see --help)`);
@@ -283,7 +289,8 @@ async function run() {
   const credential = await secret.getByLabel('Credential').inputValue();
   expect(/^cga_/.test(credential), `the credential shown does not look like one: ${credential}`);
   const proxy = await secret.getByLabel('HTTP_PROXY').inputValue();
-  expect(proxy.startsWith(`http://e2e-app:${credential}@`) && proxy.endsWith(':9780'), `unexpected HTTP_PROXY example: ${proxy}`);
+  expect(proxy.startsWith(`http://e2e-app:${credential}@`), `unexpected HTTP_PROXY example: ${proxy}`);
+  if (opts.expectProxy) expect(proxy.endsWith(`@${opts.expectProxy}`), `the HTTP_PROXY example does not name the proxy listener ${opts.expectProxy}: ${proxy}`);
   const appRow = page.locator('tr[data-app="e2e-app"]');
   await appRow.getByLabel('Certificate to grant to e2e-app').selectOption(opts.name);
   await appRow.getByRole('button', { name: 'Grant', exact: true }).click();
@@ -311,6 +318,20 @@ async function run() {
   const firstAction = await page.locator('table.audit tbody tr').first().getAttribute('data-action');
   expect(firstAction === 'app.grant', `the newest entry is not first (first is ${firstAction}, expected app.grant)`);
   await shot('audit');
+
+  if (opts.duplicate) {
+    step(`upload the same PFX again as ${opts.duplicate}: imported, with a warning naming ${opts.name}`);
+    await nav('Upload', 'Upload a certificate');
+    await page.getByLabel('Name', { exact: true }).fill(opts.duplicate);
+    await page.getByLabel('Certificate file').setInputFiles(opts.pfx);
+    await page.getByLabel('Password', { exact: true }).fill(opts.password);
+    await page.getByRole('button', { name: 'Upload and check' }).click();
+    await outcome(page.getByRole('heading', { level: 1, name: opts.duplicate, exact: true }), 'the second upload');
+    const text = await pageText();
+    expect(text.includes(`Imported '${opts.duplicate}'`), 'no confirmation of the second import');
+    expect(text.includes(`already stored as '${opts.name}'`), `the second import does not warn that it is already stored as '${opts.name}'`);
+    await shot('upload-duplicate');
+  }
 
   step('sign out');
   await page.getByRole('button', { name: 'Sign out' }).click();

@@ -1,5 +1,5 @@
 //! A client of the admin API (`/api/v1`) of a running `certgate serve`: bearer tokens, JSON,
-//! raw and multipart bodies. Every answer is checked against `src/admin/openapi.json`
+//! raw and multipart bodies. Every answer is checked against `the OpenAPI document`
 //! (documented status, media type and JSON schema) before the test sees it.
 
 use bytes::Bytes;
@@ -104,7 +104,7 @@ impl Api {
         let problems = openapi::check_response(method, path, resp.status, ctype.as_deref(), &resp.body);
         assert!(
             problems.is_empty(),
-            "the answer to {method} {path} does not match src/admin/openapi.json:\n  {}\n{}",
+            "the answer to {method} {path} does not match the OpenAPI document:\n  {}\n{}",
             problems.join("\n  "),
             resp.describe()
         );

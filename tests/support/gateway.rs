@@ -49,6 +49,8 @@ pub struct GatewayConfig {
     pub reload_interval_ms: Option<u64>,
     /// More `[gateway]` keys, written as given (`key = value`).
     pub extra: Vec<(String, String)>,
+    /// `log_format = "..."` at the top of the file.
+    pub log_format: Option<String>,
 }
 
 impl GatewayConfig {
@@ -78,8 +80,17 @@ impl GatewayConfig {
         self
     }
 
+    pub fn log_format(mut self, format: &str) -> Self {
+        self.log_format = Some(format.to_string());
+        self
+    }
+
     pub fn toml(&self) -> String {
-        let mut out = String::from("[gateway]\n");
+        let mut out = String::new();
+        if let Some(f) = &self.log_format {
+            out.push_str(&format!("log_format = \"{f}\"\n"));
+        }
+        out.push_str("[gateway]\n");
         out.push_str(&format!("allow_unbound = {}\n", self.allow_unbound));
         for (key, value) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -265,6 +276,10 @@ impl GatewayClient {
     /// The last 6000 characters the gateway wrote.
     pub fn log(&self) -> String {
         tail(&self.log.lock().unwrap(), 6000)
+    }
+    /// Everything the gateway wrote so far (to parse it line by line).
+    pub fn log_all(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     /// Send `req` on a new connection to `to` and return the response head with its body

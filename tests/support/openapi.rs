@@ -1,9 +1,10 @@
-//! The admin API's OpenAPI document (`src/admin/openapi.json`) as a test oracle: every response a
+//! The admin API's OpenAPI document (generated from the handlers by utoipa,
+//! `certgate::admin::openapi_document`) as a test oracle: every response a
 //! test gets from `/api/v1` is checked against the operation's documented statuses, media types
 //! and JSON schema, so the document cannot drift from what the server really answers.
 //!
-//! A small validator for the subset of JSON Schema the document uses: `$ref`, `type`,
-//! `nullable`, `enum`, `properties`, `required`, `additionalProperties`, `items`, `allOf`,
+//! A small validator for the subset of JSON Schema the document uses: `$ref`, `type` (a name or,
+//! as OpenAPI 3.1 writes nullable values, a list such as `["string", "null"]`), `nullable`, `enum`, `properties`, `required`, `additionalProperties`, `items`, `allOf`,
 //! `anyOf`, `oneOf`, `minimum` and `pattern` (only the `^[class]{m,n}$` shape of names).
 
 use std::sync::OnceLock;
@@ -12,10 +13,7 @@ use serde_json::Value;
 
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let text = include_str!("../../src/admin/openapi.json");
-        serde_json::from_str(text).expect("src/admin/openapi.json is JSON")
-    })
+    DOC.get_or_init(|| certgate::admin::openapi_document().clone())
 }
 
 /// Follow a local `$ref` (`#/components/...`).
@@ -99,6 +97,7 @@ fn type_matches(ty: &str, v: &Value) -> bool {
         "boolean" => v.is_boolean(),
         "array" => v.is_array(),
         "object" => v.is_object(),
+        "null" => v.is_null(),
         other => panic!("unknown type {other} in the document"),
     }
 }
@@ -131,18 +130,25 @@ fn pattern_matches(pattern: &str, s: &str) -> Option<bool> {
 
 pub fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     let schema = resolve(doc, schema);
+    let types: Option<Vec<&str>> = match schema.get("type") {
+        Some(Value::String(t)) => Some(vec![t.as_str()]),
+        Some(Value::Array(ts)) => Some(ts.iter().filter_map(Value::as_str).collect()),
+        _ => None,
+    };
     if v.is_null() {
-        if schema.get("nullable").and_then(Value::as_bool) == Some(true) {
+        if schema.get("nullable").and_then(Value::as_bool) == Some(true)
+            || types.as_ref().is_some_and(|ts| ts.contains(&"null"))
+        {
             return;
         }
-        if schema.get("type").is_some() || schema.get("properties").is_some() {
+        if types.is_some() || schema.get("properties").is_some() {
             errors.push(format!("{at}: null, but the schema is not nullable"));
             return;
         }
     }
-    if let Some(ty) = schema.get("type").and_then(Value::as_str) {
-        if !type_matches(ty, v) {
-            errors.push(format!("{at}: expected {ty}, got {v}"));
+    if let Some(ts) = &types {
+        if !ts.iter().any(|t| type_matches(t, v)) {
+            errors.push(format!("{at}: expected {}, got {v}", ts.join(" or ")));
             return;
         }
     }

@@ -8,26 +8,41 @@ use serde::Deserialize;
 use crate::admin::auth::{Need, OPERATOR, VIEWER};
 use crate::admin::error::ApiError;
 use crate::admin::extract::{present, Body};
-use crate::control::{BindRequest, ControlError};
+use crate::control::{BindRequest, BindingView, ControlError};
 
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 
 /// `certificate`: a name, or null for "send no certificate".
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BindingPut, example = json!({"certificate": "billing", "trust": "ca:partner-root", "pins": []}))]
 pub struct BindingBody {
+    /// A certificate name, or null to send no certificate. Required.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, required = true)]
     certificate: Option<Option<String>>,
+    /// public (default), private or ca:NAME[,NAME].
     trust: Option<String>,
+    /// The name to send as SNI and verify.
     sni: Option<String>,
+    /// SPKI pins: sha256/BASE64 of the partner's public key.
     #[serde(default)]
     pins: Vec<String>,
 }
 
+/// Every binding.
+#[utoipa::path(get, path = "/bindings", tag = "bindings", operation_id = "listBindings",
+    responses((status = 200, description = "Every binding", body = [BindingView]), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn list(State(st): S, _: Need<VIEWER>) -> ApiResult {
     Ok(json(StatusCode::OK, &st.control.bindings().await?))
 }
 
+/// One binding.
+#[utoipa::path(get, path = "/bindings/{destination}", tag = "bindings", operation_id = "showBinding",
+    params(("destination" = String, Path, description = "host, host:port or *.domain (a URL is reduced to host[:port])", example = "api.partner.test")),
+    responses((status = 200, description = "The binding", body = BindingView),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn show(State(st): S, _: Need<VIEWER>, Path(destination): Path<String>) -> ApiResult {
     let key =
         crate::routes::Destination::parse(&destination).map(|p| p.destination.key()).unwrap_or(destination.clone());
@@ -42,6 +57,14 @@ pub async fn show(State(st): S, _: Need<VIEWER>, Path(destination): Path<String>
     }
 }
 
+/// Bind a destination to a certificate or to none (operator); replaces an existing binding.
+#[utoipa::path(put, path = "/bindings/{destination}", tag = "bindings", operation_id = "putBinding",
+    params(("destination" = String, Path, description = "host, host:port or *.domain (a URL is reduced to host[:port])", example = "api.partner.test")), request_body = BindingBody,
+    responses((status = 200, description = "Replaced", body = BindingView),
+        (status = 201, description = "Created", body = BindingView),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Refused), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn put(
     State(st): S,
     Need(caller): Need<OPERATOR>,
@@ -60,6 +83,12 @@ pub async fn put(
     Ok(json(status, &view))
 }
 
+/// Remove a binding (operator).
+#[utoipa::path(delete, path = "/bindings/{destination}", tag = "bindings", operation_id = "deleteBinding",
+    params(("destination" = String, Path, description = "host, host:port or *.domain (a URL is reduced to host[:port])", example = "api.partner.test")),
+    responses((status = 204, description = "Removed"),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn delete(State(st): S, Need(caller): Need<OPERATOR>, Path(destination): Path<String>) -> ApiResult {
     as_caller(&caller, st.control.unbind(&destination)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -8,10 +8,12 @@ mod apps;
 mod audit;
 mod bindings;
 mod certificates;
+mod doc;
 mod expiry;
 mod handler;
 mod meta;
 mod renewal;
+mod responses;
 mod services;
 mod tokens;
 mod trust;
@@ -27,9 +29,13 @@ use super::error::ApiError;
 use super::extract::BODY_LIMIT;
 use super::state::AdminState;
 
+pub fn openapi_document() -> &'static serde_json::Value {
+    doc::document()
+}
+
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
-        .route("/openapi.json", get(meta::openapi))
+        .route("/openapi.json", get(doc::openapi))
         .route("/whoami", get(meta::whoami))
         .route("/revision", get(meta::revision))
         .route("/audit", get(audit::list))

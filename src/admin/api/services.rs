@@ -10,20 +10,35 @@ use crate::admin::extract::{present, Body};
 use crate::control::ControlError;
 
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 
-#[derive(Deserialize)]
+/// A named service's partner URL and binding.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ServicePut, example = json!({"url": "https://api.partner.test/soap/invoice", "certificate": "billing", "trust": "ca:partner-root"}))]
 pub struct ServiceBody {
+    /// The partner's base URL: an https URL with host, optional port and path; no query or fragment.
     url: String,
+    /// A certificate name, or null for no certificate; absent: the URL host's binding applies.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     certificate: Option<Option<String>>,
+    /// Only with certificate.
     trust: Option<String>,
 }
 
+/// Every named service.
+#[utoipa::path(get, path = "/services", tag = "services", operation_id = "listServices",
+    responses((status = 200, description = "Every service", body = [crate::control::ServiceView]), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn list(State(st): S, _: Need<VIEWER>) -> ApiResult {
     Ok(json(StatusCode::OK, &st.control.services().await?))
 }
 
+/// One named service.
+#[utoipa::path(get, path = "/services/{name}", tag = "services", operation_id = "showService",
+    params(("name" = String, Path, description = "The service's name", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "Billing.InvoiceService")),
+    responses((status = 200, description = "The service", body = crate::control::ServiceView),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn show(State(st): S, _: Need<VIEWER>, Path(name): Path<String>) -> ApiResult {
     match st.control.services().await?.into_iter().find(|s| s.name == name) {
         Some(s) => Ok(json(StatusCode::OK, &s)),
@@ -35,6 +50,14 @@ pub async fn show(State(st): S, _: Need<VIEWER>, Path(name): Path<String>) -> Ap
     }
 }
 
+/// Add or change a named service (operator).
+#[utoipa::path(put, path = "/services/{name}", tag = "services", operation_id = "putService",
+    params(("name" = String, Path, description = "The service's name", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "Billing.InvoiceService")), request_body = ServiceBody,
+    responses((status = 200, description = "Replaced", body = crate::control::ServiceView),
+        (status = 201, description = "Created", body = crate::control::ServiceView),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Refused), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn put(
     State(st): S,
     Need(caller): Need<OPERATOR>,
@@ -46,6 +69,12 @@ pub async fn put(
     Ok(json(status, &view))
 }
 
+/// Remove a named service (operator).
+#[utoipa::path(delete, path = "/services/{name}", tag = "services", operation_id = "deleteService",
+    params(("name" = String, Path, description = "The service's name", pattern = "^[A-Za-z0-9._-]{1,128}$", example = "Billing.InvoiceService")),
+    responses((status = 204, description = "Removed"),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn delete(State(st): S, Need(caller): Need<OPERATOR>, Path(name): Path<String>) -> ApiResult {
     as_caller(&caller, st.control.remove_service(&name)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

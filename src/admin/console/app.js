@@ -7,10 +7,9 @@
 (() => {
   const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
   const EXPIRY_SOON_DAYS = 30;
-  const PROXY_PORT = 9780; // certgate's default proxy port (serve --proxy-listen)
 
   const state = {
-    session: null, // {name, role, csrf}
+    session: null, // {name, role, csrf, proxy}
     signedOutReason: null,
     flash: null, // {kind, title, lines[]} shown once at the top of the next page
     renderSeq: 0,
@@ -204,6 +203,15 @@
   const enc = encodeURIComponent;
 
   // ---------------------------------------------------------------- session and roles
+
+  /** host:port applications send to: the proxy listener's real address from the session answer
+   *  (serve --proxy-listen); when it listens on every address, the host this browser reached. */
+  function proxyAddress() {
+    const m = /^(.*):(\d+)$/.exec((state.session && state.session.proxy) || '');
+    if (!m) return `${location.hostname}:9780`;
+    const everywhere = m[1] === '0.0.0.0' || m[1] === '[::]' || m[1] === '::';
+    return `${everywhere ? location.hostname : m[1]}:${m[2]}`;
+  }
 
   const can = (role) => !!state.session && ROLE_RANK[state.session.role] >= ROLE_RANK[role];
 
@@ -901,9 +909,14 @@
         return;
       }
       const lines = [];
-      if (view.warning_details && view.warning_details.length) lines.push(`${plural(view.warning_details.length, 'problem')} found: see below.`);
+      // 'already-stored' is about this import (the same certificate under another name), so it
+      // is said here; the certificate's own problems are on the page it opens.
+      const details = view.warning_details || [];
+      const own = details.filter((w) => w.code !== 'already-stored');
+      for (const w of details.filter((w) => w.code === 'already-stored')) lines.push(`${w.message}. ${w.remedy}.`);
+      if (own.length) lines.push(`${plural(own.length, 'problem')} found: see below.`);
       for (const n of view.notes || []) lines.push(n);
-      state.flash = { kind: view.warning_details && view.warning_details.length ? 'warn' : 'ok', title: rotate ? `Rotated '${view.name}': its bindings now present the new certificate` : `Imported '${view.name}'`, lines };
+      state.flash = { kind: details.length ? 'warn' : 'ok', title: rotate ? `Rotated '${view.name}': its bindings now present the new certificate` : `Imported '${view.name}'`, lines };
       location.hash = `#/certificates/${enc(view.name)}`;
     });
     return { form, focus: () => (rotate ? file : name).focus() };
@@ -1139,7 +1152,7 @@
       serviceForm = h('form', { class: 'form', novalidate: true, id: 'service-form', 'aria-label': 'Add or change a named service' },
         formTitle,
         h('div', { class: 'row2' },
-          field('Service name', name, "letters, digits, '.', '_' or '-'; apps call http://certgate:9780/svc/NAME/…"),
+          field('Service name', name, `letters, digits, '.', '_' or '-'; apps call http://${proxyAddress()}/svc/NAME/…`),
           field('Partner URL', url, 'https:// base URL; the app adds the rest of the path')),
         field('Client certificate', cert),
         trust.el,
@@ -1172,7 +1185,7 @@
         }
         await busy(submit, 'Saving…', alert, async () => {
           const v = await api.put(`/services/${enc(name.value.trim())}`, body);
-          state.flash = { kind: 'ok', title: `${v.replaced ? 'Changed' : 'Added'} service ${v.name} → ${v.url}`, lines: [`Applications call http://${location.hostname}:${PROXY_PORT}/svc/${v.name}/…`] };
+          state.flash = { kind: 'ok', title: `${v.replaced ? 'Changed' : 'Added'} service ${v.name} → ${v.url}`, lines: [`Applications call http://${proxyAddress()}/svc/${v.name}/…`] };
           render();
         });
       });
@@ -1202,7 +1215,7 @@
       flashPanel(),
       listAlert.el,
       section('Bindings',
-        h('p', { class: 'help' }, `Applications send plain HTTP to certgate (HTTP_PROXY=http://${location.hostname}:${PROXY_PORT}); certgate calls the partner over HTTPS with the bound certificate.`),
+        h('p', { class: 'help' }, `Applications send plain HTTP to certgate (HTTP_PROXY=http://${proxyAddress()}); certgate calls the partner over HTTPS with the bound certificate.`),
         h('div', { class: 'flush-table' }, table('Bindings', bHeaders, bindingRows.length ? bindingRows : [emptyRow(bHeaders.length, 'No bindings yet.')])),
         bindingForm || roleNote('operator', 'Changing bindings')),
       section('Named services',
@@ -1285,10 +1298,10 @@
     }
     let secret = null;
     if (created) {
-      const proxy = `http://${created.name}:${created.credential}@${location.hostname}:${PROXY_PORT}`;
+      const proxy = `http://${created.name}:${created.credential}@${proxyAddress()}`;
       secret = secretPanel(() => { state.createdApp = null; }, `App '${created.name}' added — copy its credential now`, [
         'This is the only time the credential is shown; certgate stores only a hash of it.',
-        `Configure the app to use certgate as its HTTP proxy with this user and credential (${PROXY_PORT} is the default proxy port), then grant it the certificates it may present.`,
+        `Configure the app to use certgate as its HTTP proxy with this user and credential (certgate's proxy listens on ${proxyAddress()}), then grant it the certificates it may present.`,
       ], [
         { label: 'Credential', value: created.credential },
         { label: 'HTTP_PROXY', value: proxy },
