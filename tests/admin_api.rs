@@ -156,6 +156,8 @@ fn every_route(s: &Setup) -> Vec<(&'static str, &'static str, String, Option<Val
         ("viewer", "GET", "/api/v1/bindings/api.partner.test".into(), None),
         ("operator", "PUT", "/api/v1/bindings/new.partner.test".into(), Some(json!({"certificate": "alpha"}))),
         ("operator", "DELETE", "/api/v1/bindings/api.partner.test".into(), None),
+        // A partner that is not there (connection refused at once): a report all the same.
+        ("operator", "POST", "/api/v1/probe".into(), Some(json!({"target": "127.0.0.1:1"}))),
         ("viewer", "GET", "/api/v1/services".into(), None),
         ("viewer", "GET", "/api/v1/services/Billing.Svc".into(), None),
         (

@@ -9,6 +9,7 @@ mod bindings;
 mod certificates;
 mod handler;
 mod meta;
+mod probe;
 mod services;
 mod tokens;
 mod trust;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use super::error::ApiError;
@@ -38,6 +39,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/trust-anchors/{name}", get(trust::show).delete(trust::remove))
         .route("/bindings", get(bindings::list))
         .route("/bindings/{destination}", get(bindings::show).put(bindings::put).delete(bindings::delete))
+        .route("/probe", post(probe::run))
         .route("/services", get(services::list))
         .route("/services/{name}", get(services::show).put(services::put).delete(services::delete))
         .route("/apps", get(apps::list).post(apps::add))
