@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::gateway::{Gateway, GatewayConfig};
+use crate::support::upstream::{Upstream, UpstreamConfig};
 use crate::support::{fixtures, Env, LeafSpec, TestCa};
 
 const PFX: &str = "interop/openssl3-legacy-rsa2048.p12";
@@ -97,10 +98,15 @@ fn find<'a>(list: &'a Value, key: &str, value: &str) -> Option<&'a Value> {
 /// Run `node e2e.mjs ARGS`, killing it after `limit`; its output goes through files so a
 /// chatty child never blocks on a full pipe.
 fn run_e2e(args: &[String], scratch: &Path, limit: Duration) -> (Option<i32>, String) {
-    let out_path = scratch.join("e2e-output.txt");
+    run_node("e2e.mjs", args, scratch, limit)
+}
+
+/// Run `tests/console/SCRIPT` with node, bounded in time; its exit code and output.
+fn run_node(script: &str, args: &[String], scratch: &Path, limit: Duration) -> (Option<i32>, String) {
+    let out_path = scratch.join(format!("{script}-output.txt"));
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new("node")
-        .arg(console_dir().join("e2e.mjs"))
+        .arg(console_dir().join(script))
         .args(args)
         .current_dir(console_dir())
         .stdin(Stdio::null())
@@ -237,4 +243,66 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
         ],
         "the audit entries made through the console: {audit}"
     );
+}
+
+/// The Test connection button on the bindings and services page, in Chromium: a binding whose
+/// certificate the partner does not accept, one it accepts, and a service. The partners are the
+/// in-process rustls partner (it names the client CA it accepts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_shows_the_report_in_plain_words_in_a_real_browser() {
+    require_tools();
+    let env = Env::new();
+    let partner_ca = TestCa::new("partner");
+    let client_ca = TestCa::new("client");
+    let other_ca = TestCa::new("other");
+    env.import_minted("alpha", &client_ca.leaf(LeafSpec::client("alpha")), &client_ca.intermediate.cert_pem).ok();
+    env.import_minted("stranger", &other_ca.leaf(LeafSpec::client("stranger")), &other_ca.intermediate.cert_pem).ok();
+    let root = env.file("partner-root.pem", &partner_ca.root.cert_pem);
+    env.run(&["trust", "add", "partnerca", root.to_str().unwrap()]).ok();
+    let server = partner_ca.server(&["partner.test"]);
+    let working = Upstream::start(UpstreamConfig::new(&server, &partner_ca).require_client_cert(&client_ca)).await;
+    let failing = Upstream::start(UpstreamConfig::new(&server, &partner_ca).require_client_cert(&client_ca)).await;
+    let good = format!("partner.test:{}", working.port());
+    let bad = format!("partner.test:{}", failing.port());
+    env.run(&["bind", &good, "alpha", "--trust", "ca:partnerca"]).ok();
+    env.run(&["bind", &bad, "stranger", "--trust", "ca:partnerca"]).ok();
+    let url = format!("https://{good}/echo");
+    env.run(&["service", "add", "Billing.Svc", "--url", &url, "--cert", "alpha", "--trust", "ca:partnerca"]).ok();
+    let created = env.run(&["--json", "token", "create", "tester", "--role", "operator"]);
+    created.ok();
+    let token = created.json()["token"].as_str().unwrap().to_string();
+    let gw = Gateway::start(&env, &GatewayConfig::new().resolve(&["partner.test"])).await;
+    let before = env.run(&["--json", "bindings"]).ok().stdout.clone();
+
+    let shots = screenshot_dir(&env);
+    let args: Vec<String> = [
+        ("--url", gw.admin_url()),
+        ("--token", token),
+        ("--screenshots", shots.display().to_string()),
+        ("--failing", bad),
+        ("--working", good),
+        ("--service", "Billing.Svc".to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect();
+    let scratch = env.dir.path().to_path_buf();
+    let (code, output) =
+        tokio::task::spawn_blocking(move || run_node("probe.mjs", &args, &scratch, E2E_LIMIT)).await.unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "the browser scenario failed (exit {code:?})\n--- probe.mjs output:\n{output}\n--- certgate serve (tail):\n{}",
+        gw.log()
+    );
+    assert!(output.contains("console probe passed"), "probe.mjs exited 0 without passing:\n{output}");
+    for name in ["probe-failing", "probe-working"] {
+        let png = shots.join(format!("{name}.png"));
+        let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("screenshot {} missing: {e}", png.display()));
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{} is not a real screenshot", png.display());
+    }
+    // The partners saw what was clicked: one request for the working binding, one for the service.
+    assert_eq!(working.request_count(), 2, "the working partner answered the binding's and the service's probe");
+    assert_eq!(failing.request_count(), 0, "the failing partner refused the certificate");
+    assert_eq!(env.run(&["--json", "bindings"]).ok().stdout, before, "testing changed no binding");
 }

@@ -2,9 +2,10 @@
 //! accepts, or asks for nothing) and Debian's nginx (which refuses a bad client certificate with
 //! HTTP 400 after the handshake). Each report is checked field by field in `--json`.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::support::gateway::GatewayConfig;
+use crate::support::api::{api_error, Api};
+use crate::support::gateway::{Gateway, GatewayConfig};
 use crate::support::nginx::Nginx;
 use crate::support::upstream::{Upstream, UpstreamConfig};
 use crate::support::{Env, LeafSpec, Minted, Run, TestCa};
@@ -252,4 +253,93 @@ async fn nginx_refusing_a_certificate_with_http_400_is_reported_as_a_rejected_ce
     let (code, r) = w.probe(&[&format!("https://partner.test:{}/", nginx.port()), "--cert", "alpha"]);
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["outcome"]["http_status"], 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same report from the admin API
+
+/// A report without what differs from one run to the next: the connect time, and how a TLS 1.3
+/// partner's refusal was seen (its alert, or the connection closed first: a race), which must
+/// say that it refused the client certificate either way.
+fn steady(mut r: Value) -> Value {
+    if let Some(c) = r.get_mut("connect").and_then(Value::as_object_mut) {
+        c.remove("millis");
+    }
+    let refusal = "refused the client certificate";
+    if r["outcome"]["error"] == "upstream-rejected-certificate" {
+        assert!(r["outcome"]["message"].as_str().unwrap().contains(refusal), "{r:#}");
+        r["outcome"]["message"] = Value::from(refusal);
+        for p in r["problems"].as_array_mut().unwrap() {
+            if p["message"].as_str().unwrap().contains(refusal) {
+                p["message"] = Value::from(refusal);
+            }
+        }
+    }
+    r
+}
+
+fn token(w: &World, name: &str, role: &str) -> String {
+    let run = w.env.run(&["--json", "token", "create", name, "--role", role]);
+    run.ok();
+    run.json()["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_the_report_of_the_cli_to_an_operator_and_403_to_a_viewer() {
+    let w = World::new();
+    let other_ca = TestCa::new("other");
+    w.client("alpha", &w.client_ca);
+    w.client("stranger", &other_ca);
+    let up = w.partner(|c| c.require_client_cert(&w.client_ca)).await;
+    w.cli(&["bind", "partner.test", "stranger", "--trust", "ca:partnerca"]).ok();
+    let operator = token(&w, "ops", "operator");
+    let viewer = token(&w, "reader", "viewer");
+    let gw = Gateway::start(&w.env, &GatewayConfig::new().resolve(&["partner.test", "other.test"])).await;
+    let api = Api::new(gw.client(), &operator);
+
+    // A failing binding and, with the certificate that fits, a working path: the same reports.
+    let target = url(up.port());
+    for (cli_args, body) in [
+        (vec![target.as_str()], json!({"target": target})),
+        (vec![target.as_str(), "--cert", "alpha"], json!({"target": target, "cert": "alpha"})),
+    ] {
+        let (code, cli) = w.probe(&cli_args);
+        let r = api.post_json("/api/v1/probe", body.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.describe());
+        let from_api = r.json();
+        assert_eq!(from_api["ok"], code == 0, "{from_api:#}");
+        if code == 1 {
+            // TLS 1.3: the partner's alert comes after the handshake, on the connection.
+            assert_eq!(from_api["outcome"]["error"], "upstream-rejected-certificate", "{from_api:#}");
+        }
+        assert_eq!(steady(from_api), steady(cli), "{body}");
+    }
+    assert_eq!(up.request_count(), 2, "the two working probes sent their one request each");
+
+    // A viewer may not probe; a wrong request is a 4xx with a hint; nothing changes.
+    let before = w.cli(&["bindings"]).stdout;
+    let r = Api::new(gw.client(), &viewer).post_json("/api/v1/probe", json!({"target": target})).await;
+    let e = api_error(&r, 403, "forbidden");
+    assert!(e["message"].as_str().unwrap().contains("operator"), "{e}");
+    let r = api.post_json("/api/v1/probe", json!({"target": target, "cert": "nosuch"})).await;
+    api_error(&r, 404, "not-found");
+    let r = api.post_json("/api/v1/probe", json!({"target": "https://"})).await;
+    api_error(&r, 400, "usage");
+    let r = api.post_json("/api/v1/probe", json!({"target": target, "trust": "sometimes"})).await;
+    api_error(&r, 400, "usage");
+    assert_eq!(up.request_count(), 2, "refused probes send nothing");
+    assert_eq!(w.cli(&["bindings"]).stdout, before, "probes change no binding");
+
+    // A partner that accepts the connection and never speaks TLS: a report within seconds.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let r = api
+        .post_json("/api/v1/probe", json!({"target": format!("127.0.0.1:{}", silent.local_addr().unwrap().port())}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let report = r.json();
+    assert_eq!(report["ok"], false);
+    assert!(codes(&report).contains(&"upstream-timeout".to_string()), "{report:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "answered in {:?}", started.elapsed());
+    drop(silent);
 }

@@ -39,14 +39,7 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> Result<u8, ControlErro
     };
     let req = ProbeRequest { target: args.target, cert: args.cert, sni: args.sni, trust, path: args.path };
     let control = open(settings).await?;
-    let gathered = async {
-        if let Some(name) = &req.cert {
-            control.show_certificate(name).await?;
-        }
-        let extra: Vec<&str> = req.cert.iter().map(String::as_str).collect();
-        Ok::<_, ControlError>((control.route_inputs_with(&extra).await?, control.stored_identities().await?))
-    }
-    .await;
+    let gathered = control.probe_inputs(req.cert.as_deref()).await;
     control.close().await;
     let (inputs, stored) = gathered?;
     let cfg = &settings.gateway;

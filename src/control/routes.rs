@@ -231,4 +231,15 @@ impl Control {
             .map(|c| StoredIdentity { name: c.name, leaf_der: c.leaf_der, chain_der: c.chain_der })
             .collect())
     }
+
+    /// What `probe` reads, for the CLI and the API alike: the route inputs (also unsealing the
+    /// certificate asked for instead of the binding's, which must exist) and every stored
+    /// certificate's public parts. Nothing is written.
+    pub async fn probe_inputs(&self, cert: Option<&str>) -> Result<(RouteInputs, Vec<StoredIdentity>), ControlError> {
+        if let Some(name) = cert {
+            self.show_certificate(name).await?;
+        }
+        let extra: Vec<&str> = cert.into_iter().collect();
+        Ok((self.route_inputs_with(&extra).await?, self.stored_identities().await?))
+    }
 }

@@ -82,6 +82,11 @@ impl Gateway {
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// How routes are compiled (the upstream settings), for `probe` from the admin API.
+    pub fn options(&self) -> &CompileOptions {
+        &self.options
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -327,8 +327,17 @@ pub async fn probe(
             problems.push(Problem::new(ErrorCode::RouteUnavailable, why.clone(), ErrorCode::RouteUnavailable.remedy()));
             failed(ErrorCode::RouteUnavailable, why.clone())
         } else {
-            let (outcome, info) =
+            let (mut outcome, info) =
                 exchange(&route.engine, &host, port, &server_name, &path, &settings, response_timeout).await;
+            let unfit = client.requested && (client.sent.is_none() || client.sent_acceptable == Some(false));
+            if info.is_some() && unfit && outcome.error == Some(ErrorCode::UpstreamConnectFailed) {
+                // TLS 1.3: the partner judges our certificate after the handshake and closes the
+                // connection; whether its alert or the closed pipe is seen first is a race.
+                outcome = failed(
+                    ErrorCode::UpstreamRejectedCertificate,
+                    "the partner closed the connection right after the handshake: it refused the client certificate (with TLS 1.3 a partner refuses it this way)".into(),
+                );
+            }
             if info.is_some() {
                 tls_info = info;
             }
@@ -718,14 +727,14 @@ async fn exchange(
             let (mut send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
                 .await
                 .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
+            let conn = tokio::spawn(async move { conn.await.map_err(|e| error_chain(&e)) });
             let req = request(http::Version::HTTP_2).map_err(|e| e.to_string())?;
-            collect(send.send_request(req).await).await
+            with_connection_error(collect(send.send_request(req).await).await, conn).await
         } else {
             let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
+            let conn = tokio::spawn(async move { conn.await.map_err(|e| error_chain(&e)) });
             let req = request(http::Version::HTTP_11).map_err(|e| e.to_string())?;
-            collect(send.send_request(req).await).await
+            with_connection_error(collect(send.send_request(req).await).await, conn).await
         }
     })
     .await;
@@ -749,6 +758,21 @@ async fn exchange(
         },
     };
     (outcome, Some(info))
+}
+
+/// When the request failed, the connection's own error says why (a TLS 1.3 partner's alert
+/// about our certificate arrives on the connection, and the request only sees it closed).
+async fn with_connection_error(
+    result: Result<(u16, String), String>,
+    conn: tokio::task::JoinHandle<Result<(), String>>,
+) -> Result<(u16, String), String> {
+    let Err(request_error) = result else {
+        return result;
+    };
+    match tokio::time::timeout(Duration::from_secs(1), conn).await {
+        Ok(Ok(Err(conn_error))) => Err(conn_error),
+        _ => Err(request_error),
+    }
 }
 
 /// A TLS alert named in an error's text (what hyper reports after a TLS 1.3 partner's alert).

@@ -12,9 +12,14 @@ use crate::admin::extract::Body;
 use crate::control::{ApplyInput, ControlError, Document, Format, Sources};
 
 use super::handler::{as_caller, json, ApiResult, S};
+use super::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable,
+};
 
-#[derive(Deserialize)]
+/// An apply document and what to do with it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApplyRequest, example = json!({"document": "[[bindings]]\ndestination = \"api.partner.test\"\nno_cert = true\n", "dry_run": true}))]
 pub struct ApplyBody {
     /// The apply file's text.
     document: String,
@@ -27,6 +32,10 @@ pub struct ApplyBody {
     prune: bool,
 }
 
+/// Plan an apply document against the store (admin) and, unless `dry_run`, apply it in one change.
+#[utoipa::path(post, path = "/apply", tag = "apply", operation_id = "apply", request_body = ApplyBody,
+    responses((status = 200, description = "The plan (applied unless dry_run)", body = Object),
+        (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 422, response = Refused), (status = 400, response = BadRequest), (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge), (status = 503, response = Unavailable)))]
 pub async fn apply(State(st): S, Need(caller): Need<ADMIN>, Body(body): Body<ApplyBody>) -> ApiResult {
     let format = match body.format.as_deref() {
         None => Format::Toml,

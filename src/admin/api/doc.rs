@@ -22,7 +22,7 @@ use super::responses::{
     BadRequest, CertificateForm, Conflict, DerCertificate, ExportFormatName, Forbidden, NotFound, PayloadTooLarge,
     Refused, Unauthorized, Unavailable,
 };
-use super::{apps, audit, bindings, certificates, meta, services, tokens, trust};
+use super::{apply, apps, audit, bindings, certificates, expiry, meta, probe, renewal, services, tokens, trust};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,7 +35,7 @@ use super::{apps, audit, bindings, certificates, meta, services, tokens, trust};
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "meta"), (name = "certificates"), (name = "trust anchors"), (name = "bindings"),
-        (name = "services"), (name = "apps"), (name = "tokens"), (name = "audit"),
+        (name = "services"), (name = "apps"), (name = "tokens"), (name = "audit"), (name = "apply"), (name = "expiry"),
     ),
     paths(
         openapi, meta::whoami, meta::revision, audit::list,
@@ -46,6 +46,8 @@ use super::{apps, audit, bindings, certificates, meta, services, tokens, trust};
         services::list, services::show, services::put, services::delete,
         apps::list, apps::add, apps::show, apps::remove, apps::grant, apps::revoke_grant,
         tokens::list, tokens::create, tokens::revoke,
+        probe::run, apply::apply, expiry::list, expiry::certificate_owner, expiry::anchor_owner,
+        renewal::request, renewal::csr, renewal::complete, renewal::pending,
     ),
     components(
         schemas(
@@ -53,7 +55,8 @@ use super::{apps, audit, bindings, certificates, meta, services, tokens, trust};
             CertificateView, KeyCheck, PathLink, CheckReport, AnchorCertView, AnchorView, BindingView,
             ServiceView, AppView, NewApp, TokenView, NewToken, crate::admin::extract::UploadJson, CertificateForm,
             ExportFormatName, DerCertificate, trust::AnchorBody, bindings::BindingBody, services::ServiceBody, apps::AppBody,
-            tokens::TokenBody,
+            tokens::TokenBody, probe::ProbeBody, apply::ApplyBody, expiry::OwnerBody, renewal::RequestBody,
+            renewal::CompleteBody, crate::control::views::PendingView,
         ),
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Refused, PayloadTooLarge, Unavailable),
     ),

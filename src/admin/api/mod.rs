@@ -12,6 +12,7 @@ mod doc;
 mod expiry;
 mod handler;
 mod meta;
+mod probe;
 mod renewal;
 mod responses;
 mod services;
@@ -54,6 +55,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/trust-anchors/{name}", get(trust::show).delete(trust::remove))
         .route("/bindings", get(bindings::list))
         .route("/bindings/{destination}", get(bindings::show).put(bindings::put).delete(bindings::delete))
+        .route("/probe", post(probe::run))
         .route("/services", get(services::list))
         .route("/services/{name}", get(services::show).put(services::put).delete(services::delete))
         .route("/apps", get(apps::list).post(apps::add))

@@ -1028,12 +1028,80 @@
       addForm ? section('Add a trust anchor', addForm) : roleNote('admin', 'Adding a trust anchor'));
   }
 
+
+  // ---------------------------------------------------------------- test connection (probe)
+
+  /** The probe report in plain words: trusted or not, what the partner asked for, which
+   *  certificate goes out and whether it fits, the outcome, and each problem with what to do
+   *  (the remedy's words, never a command line). */
+  function probeReportView(r, what) {
+    const works = r.ok;
+    const rows = [];
+    const row = (label, ...kids) => rows.push(h('dt', { text: label }), h('dd', null, ...kids));
+    row('Partner', `${r.host}:${r.port}`, r.connect ? h('span', { class: 'muted', text: ` — reached ${r.connect.address} in ${r.connect.millis} ms` }) : null);
+    if (r.tls && r.tls.version) row('Connection', `${r.tls.version}${r.tls.alpn ? `, ${r.tls.alpn === 'h2' ? 'HTTP/2' : r.tls.alpn}` : ''}`);
+    if (r.partner) {
+      const leaf = r.partner.chain[0];
+      const who = leaf ? ` — ${cnOf(leaf.subject) || leaf.subject}, issued by ${cnOf(leaf.issuer) || leaf.issuer}, ${leaf.days_left > 0 ? `${daysText(leaf.days_left)} left` : daysText(leaf.days_left)}` : '';
+      row('Partner certificate', r.partner.trusted ? badge('ok', 'Trusted') : badge('bad', 'Not trusted'), who,
+        r.partner.trusted ? null : h('p', { class: 'small', text: r.partner.message || '' }));
+    } else if (!r.connect) {
+      row('Partner certificate', h('span', { class: 'muted', text: 'not reached' }));
+    }
+    const cc = r.client_certificate;
+    let asked;
+    if (!r.partner && !r.tls) asked = 'unknown (the handshake did not get that far)';
+    else if (!cc.requested) asked = 'The partner did not ask for a client certificate during the handshake.';
+    else if (cc.acceptable_cas.length) asked = `The partner asks for a client certificate issued by: ${cc.acceptable_cas.map((n) => cnOf(n) || n).join('; ')}.`;
+    else asked = 'The partner asks for a client certificate and names no CA (it accepts any it trusts).';
+    row('Client certificate asked', asked,
+      cc.requested && cc.matching.length ? h('p', { class: 'small', text: `Stored certificates it would accept: ${cc.matching.join(', ')}.` }) : null);
+    let sent;
+    if (!cc.sent) sent = [h('span', { text: 'certgate sends no certificate' })];
+    else if (cc.sent_acceptable === true) sent = [h('span', { class: 'mono', text: cc.sent }), ' ', badge('ok', 'Acceptable to the partner')];
+    else if (cc.sent_acceptable === false) sent = [h('span', { class: 'mono', text: cc.sent }), ' ', badge('bad', 'Not among the CAs the partner accepts')];
+    else sent = [h('span', { class: 'mono', text: cc.sent })];
+    row('Certificate sent', ...sent);
+    row('Outcome', r.outcome.accepted ? badge(r.ok ? 'ok' : 'warn', 'Answered') : badge('bad', 'Failed'), h('span', { text: ` — ${r.outcome.message}` }));
+    const problems = r.problems.map((p) => h('li', { 'data-code': p.code },
+      h('p', { class: 'probe-problem', text: p.message }),
+      h('p', { class: 'alert-hint' }, h('strong', null, 'What to do: '), p.hint)));
+    return h('div', { class: `notice probe-report ${works ? 'ok' : 'bad'}`, id: 'probe-report', role: 'status', 'aria-live': 'polite', 'data-ok': String(works) },
+      h('p', { class: 'notice-title' }, h('span', { class: 'icon', 'aria-hidden': 'true' }),
+        works ? `Test connection to ${what}: the path works end to end` : `Test connection to ${what}: the partner path does not work`),
+      h('dl', { class: 'probe-facts' }, ...rows),
+      problems.length ? h('div', null, h('h3', { text: r.problems.length === 1 ? 'Problem' : 'Problems' }), h('ul', { class: 'probe-problems' }, ...problems)) : null);
+  }
+
+  /** A "Test connection" button that probes `body` and shows the report in `slot`. */
+  function probeButton(what, body, slot, alert) {
+    return button('Test connection', async (e) => {
+      await busy(e.target, 'Testing…', alert, async () => {
+        const report = await api.post('/probe', body);
+        fill(slot, probeReportView(report, what));
+        slot.hidden = false;
+        slot.scrollIntoView({ block: 'nearest' });
+      });
+    }, 'btn small', { 'aria-label': `Test connection to ${what}` });
+  }
+
   // ---------------------------------------------------------------- bindings and services
 
   function certOptions(select, names, specials) {
     fill(select, 
       ...specials.map(([value, label]) => h('option', { value, text: label })),
       names.length ? h('optgroup', { label: 'Certificates' }, names.map((n) => h('option', { value: n, text: n }))) : null);
+  }
+
+  /** What a service sends: its own binding when it has one (certificate, trust, SNI). */
+  function serviceProbe(s) {
+    const body = { target: s.url };
+    if (s.binding) {
+      if (s.binding.certificate) body.cert = s.binding.certificate;
+      body.trust = s.binding.trust;
+      if (s.binding.sni) body.sni = s.binding.sni;
+    }
+    return body;
   }
 
   async function bindingsPage(view) {
@@ -1110,10 +1178,13 @@
       });
     }
 
+    // The report of the last Test connection, shown above the tables.
+    const probeSlot = h('div', { class: 'probe-slot', hidden: true });
     // service:NAME bindings are shown with their service below.
     const bindingRows = bindings.filter((b) => !b.destination.startsWith('service:')).map((b) => {
       const actions = op ? h('td', { class: 'row-actions' },
         button('Edit', () => editBinding(b), 'btn small', { 'aria-label': `Change the binding of ${b.destination}` }),
+        b.destination.startsWith('*.') ? null : probeButton(b.destination, { target: b.destination }, probeSlot, listAlert),
         button('Remove…', async (e) => {
           const ok = await confirmDialog({ title: `Remove the binding of ${b.destination}?`, body: ['Calls to this host then go out without a client certificate (or are refused, if certgate refuses unbound hosts).'], confirm: 'Remove binding', danger: true });
           if (!ok) return;
@@ -1198,6 +1269,7 @@
       h('td', { class: 'mono small', text: `/svc/${s.name}/` }),
       op ? h('td', { class: 'row-actions' },
         button('Edit', () => editService(s), 'btn small', { 'aria-label': `Change service ${s.name}` }),
+        probeButton(`service ${s.name}`, serviceProbe(s), probeSlot, listAlert),
         button('Remove…', async (e) => {
           const ok = await confirmDialog({ title: `Remove service ${s.name}?`, body: [`Apps calling /svc/${s.name}/ then get an error.`], confirm: 'Remove service', danger: true });
           if (!ok) return;
@@ -1214,6 +1286,7 @@
       pageHeader('Bindings and services', 'Which client certificate certgate presents when an application calls a partner — by host, or by a named service for SOAP clients.'),
       flashPanel(),
       listAlert.el,
+      probeSlot,
       section('Bindings',
         h('p', { class: 'help' }, `Applications send plain HTTP to certgate (HTTP_PROXY=http://${proxyAddress()}); certgate calls the partner over HTTPS with the bound certificate.`),
         h('div', { class: 'flush-table' }, table('Bindings', bHeaders, bindingRows.length ? bindingRows : [emptyRow(bHeaders.length, 'No bindings yet.')])),
