@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     pub reload_interval_ms: Option<u64>,
     /// More `[gateway]` keys, written as given (`key = value`).
     pub extra: Vec<(String, String)>,
+    /// Top-level keys written before `[gateway]` (e.g. `test_now = "..."`).
+    pub preamble: String,
+    /// More tables written after the `[gateway]` ones (e.g. `[alerts]`).
+    pub tables: String,
 }
 
 impl GatewayConfig {
@@ -79,7 +83,7 @@ impl GatewayConfig {
     }
 
     pub fn toml(&self) -> String {
-        let mut out = String::from("[gateway]\n");
+        let mut out = format!("{}\n[gateway]\n", self.preamble);
         out.push_str(&format!("allow_unbound = {}\n", self.allow_unbound));
         for (key, value) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -98,6 +102,8 @@ impl GatewayConfig {
         for name in &self.resolve {
             out.push_str(&format!("\"{name}\" = \"127.0.0.1\"\n"));
         }
+        out.push('\n');
+        out.push_str(&self.tables);
         out
     }
 
