@@ -252,3 +252,39 @@ async fn three_nodes_on_one_postgresql_send_each_alert_exactly_once() {
     };
     assert_eq!(metrics, 5, "certgate_alerts_sent_total over the nodes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_test_sends_a_signed_test_message_on_every_channel_and_names_the_one_that_failed() {
+    let env = Env::new();
+    let rx = Receiver::start().await;
+    let good = env.file("alerts.toml", alert_tables(&env, &rx.url));
+    let run = env.run(&["--config", good.to_str().unwrap(), "alert", "test"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("webhook:ops: test message sent"), "{}", run.stdout);
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    let v = verified(&got[0]);
+    assert_eq!(v["test"], true);
+    assert!(v["text"].as_str().unwrap().contains("test message"), "{v}");
+
+    // A webhook whose secret variable is not set: not sent, named, exit 1; the other still goes.
+    let tables = format!(
+        "{}\n[alerts.webhooks.teams]\nurl = \"{}\"\nsecret_env = \"CERTGATE_TEST_UNSET_SECRET\"\n",
+        alert_tables(&env, &rx.url),
+        rx.url
+    );
+    let mixed = env.file("mixed.toml", tables);
+    let run = env.run(&["--config", mixed.to_str().unwrap(), "alert", "test"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("webhook:teams: not sent") && run.stderr.contains("CERTGATE_TEST_UNSET_SECRET"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(rx.received().len(), 2, "ops still got its test message");
+
+    // No channel at all: a usage error that says what to configure.
+    let run = env.run(&["alert", "test"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("no alert channel is configured"), "{}", run.stderr);
+}
