@@ -22,6 +22,9 @@ pub const STORE_UP: &str = "certgate_store_up";
 /// Applications' connections refused or cut off, by listener and reason (`too-many-connections`,
 /// `request-timeout`, `headers-too-large`, `idle`, `silent`).
 pub const CLIENT_CONNECTIONS_CUT: &str = "certgate_client_connections_cut_total";
+/// Expiry alerts delivered / not delivered, by channel (`webhook`, `email`).
+pub const ALERTS_SENT: &str = "certgate_alerts_sent_total";
+pub const ALERTS_FAILED: &str = "certgate_alerts_failed_total";
 pub const CERTIFICATE_EXPIRY: &str = "certgate_certificate_expiry_timestamp_seconds";
 
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -76,6 +79,14 @@ pub fn handshake(resumed: bool, elapsed: Duration) {
 
 pub fn connection_cut(listener: &'static str, reason: &'static str) {
     metrics::counter!(CLIENT_CONNECTIONS_CUT, "listener" => listener, "reason" => reason).increment(1);
+}
+
+pub fn alert_sent(channel: &'static str) {
+    metrics::counter!(ALERTS_SENT, "channel" => channel).increment(1);
+}
+
+pub fn alert_failed(channel: &'static str) {
+    metrics::counter!(ALERTS_FAILED, "channel" => channel).increment(1);
 }
 
 pub fn store_up(up: bool) {

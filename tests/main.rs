@@ -4,6 +4,7 @@
 mod support;
 
 mod admin_api;
+mod alerts;
 mod apply;
 mod cluster;
 mod conformance;

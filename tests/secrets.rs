@@ -114,7 +114,8 @@ async fn no_log_line_output_or_api_answer_shows_a_secret_even_at_trace_level() {
         ("admin token", token.clone()),
         ("token body", token.trim_start_matches("cgt_").to_string()),
         ("app credential", credential.clone()),
-        ("credential body", credential.split('_').next_back().unwrap_or("").to_string()),
+        // Everything after the prefix (base64url may itself contain '_').
+        ("credential body", credential.strip_prefix("cga_").unwrap_or(&credential).to_string()),
         ("wrong credential", "wrong-credential-never-shown".to_string()),
         ("PostgreSQL password", PG_PASSWORD.to_string()),
     ];

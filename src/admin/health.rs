@@ -8,17 +8,20 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::control::AlertStatus;
 use crate::gateway::Gateway;
 
-pub fn router(gateway: Arc<Gateway>) -> Router {
+type HealthState = (Arc<Gateway>, Arc<AlertStatus>);
+
+pub fn router(gateway: Arc<Gateway>, alerts: Arc<AlertStatus>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(gateway)
+        .with_state((gateway, alerts))
 }
 
-async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+async fn readyz(State((gw, alerts)): State<HealthState>) -> impl IntoResponse {
     let table = gw.current();
     let (store_reachable, store_error) = gw.store_reachable();
     let body = serde_json::json!({
@@ -32,12 +35,14 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         // Still ready while the store is unreachable: the table in use keeps serving.
         "store_reachable": store_reachable,
         "store_error": store_error,
+        // Expiry alerts: the last run of this node's loop and the alerts failing (any node).
+        "alerts": alerts.get(),
     });
     let status = if table.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }
 
-async fn metrics_text(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+async fn metrics_text(State((gw, _)): State<HealthState>) -> impl IntoResponse {
     let table = gw.current();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

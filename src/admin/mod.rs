@@ -56,7 +56,7 @@ use crate::control::Control;
 
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
-        .merge(health::router(state.gateway.clone()))
+        .merge(health::router(state.gateway.clone(), state.alerts.clone()))
         .merge(console::router(state.clone()))
         .nest("/api/v1", api::router(state))
 }

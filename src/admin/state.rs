@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::control::Control;
+use crate::control::{AlertStatus, Control};
 use crate::gateway::Gateway;
 
 use super::session::Sessions;
@@ -11,6 +11,8 @@ use super::session::Sessions;
 pub struct AdminState {
     pub control: Arc<Control>,
     pub gateway: Arc<Gateway>,
+    /// The alert loop's last run and failures, for `/readyz`.
+    pub alerts: Arc<AlertStatus>,
     pub sessions: Sessions,
     /// Whether the listener serves HTTPS (the session cookie is then marked Secure).
     pub https: bool,

@@ -36,12 +36,28 @@ pub async fn run(args: ExpiryArgs, settings: &Settings) -> Result<u8, ControlErr
 pub async fn alert(cmd: AlertCommand, settings: &Settings) -> Result<u8, ControlError> {
     match cmd {
         AlertCommand::Test => {
-            let _ = settings;
-            Err(ControlError::usage(
-                "usage",
-                "alert channels are not built yet in this version",
-                "use 'certgate expiry' from cron meanwhile",
-            ))
+            let cfg = &settings.alerts;
+            if cfg.webhooks.is_empty() && cfg.default_contact.is_none() {
+                return Err(ControlError::usage(
+                    "usage",
+                    "no alert channel is configured",
+                    "add a webhook ([alerts.webhooks.NAME] with url and secret_file or secret_env) or default_contact under [alerts] in the config file",
+                ));
+            }
+            let control = open(settings).await?;
+            let results = control.test_alerts(cfg).await;
+            control.close().await;
+            let mut failed = 0;
+            for d in &results {
+                match &d.result {
+                    Ok(()) => println!("{}: test message sent", d.channel.label()),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: not sent: {e}", d.channel.label());
+                    }
+                }
+            }
+            Ok(if failed == 0 { 0 } else { 1 })
         }
     }
 }

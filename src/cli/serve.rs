@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::admin::{self, AdminState};
-use crate::control::{Control, ControlError};
+use crate::control::{AlertStatus, AlertsConfig, Control, ControlError};
 use crate::gateway::{self, Gateway};
 use crate::routes::CompileOptions;
 
@@ -103,6 +103,7 @@ struct Prepared {
     control: Arc<Control>,
     gateway: Arc<Gateway>,
     admin_tls: Option<Arc<rustls::ServerConfig>>,
+    alerts: crate::control::AlertsConfig,
 }
 
 async fn prepare(args: &ServeArgs, settings: &Settings, proxy_addr: SocketAddr) -> Result<Prepared, ControlError> {
@@ -129,7 +130,7 @@ async fn prepare(args: &ServeArgs, settings: &Settings, proxy_addr: SocketAddr) 
     if let Err(e) = gw.reload(control.as_ref()).await {
         say_warn!("warning: the route table could not be built ({e}); not ready until the store is fixed");
     }
-    Ok(Prepared { control, gateway: gw, admin_tls })
+    Ok(Prepared { control, gateway: gw, admin_tls, alerts: settings.alerts.clone() })
 }
 
 impl Prepared {
@@ -140,7 +141,7 @@ impl Prepared {
         (admin, admin_addr): (tokio::net::TcpListener, SocketAddr),
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<u8, ControlError> {
-        let Prepared { control, gateway: gw, admin_tls } = self;
+        let Prepared { control, gateway: gw, admin_tls, alerts } = self;
         if !proxy_addr.ip().is_loopback() {
             say_warn!("warning: the proxy listens on {proxy_addr}, beyond loopback: anyone who reaches it can use the bound certificates");
         }
@@ -178,10 +179,14 @@ impl Prepared {
                 crate::telemetry::upkeep();
             }
         });
+        let alert_status = Arc::new(AlertStatus::default());
+        let node = format!("{}@{}", std::process::id(), gateway::local_addr(&admin));
+        let alert_task = tokio::spawn(alert_loop(control.clone(), alerts, alert_status.clone(), node));
         let mut admin_stop = stop_rx.clone();
         let router = admin::router(Arc::new(AdminState {
             control: control.clone(),
             gateway: gw.clone(),
+            alerts: alert_status,
             sessions: Default::default(),
             https: admin_tls.is_some(),
             proxy_addr: gateway::local_addr(&proxy),
@@ -197,9 +202,23 @@ impl Prepared {
         .await;
         watcher.abort();
         upkeep.abort();
+        alert_task.abort();
         let _ = admin_task.await;
         control.close().await;
         Ok(0)
+    }
+}
+
+/// Expiry alerts: once at start, then every `interval_seconds`. A failed run is shown in
+/// `/readyz` and tried again at the next tick.
+async fn alert_loop(control: Arc<Control>, cfg: AlertsConfig, status: Arc<AlertStatus>, node: String) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(cfg.interval_seconds.max(1)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = control.run_alerts(&cfg, &node, &status).await {
+            tracing::warn!("expiry alerts: {e}");
+        }
     }
 }
 

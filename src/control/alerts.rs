@@ -1,9 +1,26 @@
-//! Expiry alerts: thresholds and channels from the config file (`[alerts]`).
+//! Expiry alerts: thresholds and channels from the config file (`[alerts]`), and one run of
+//! the alert loop `serve` keeps: what is due, claimed in the store, sent, marked sent or failed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::store::AlertRecord;
+
+use super::expiry::ExpiryItem;
+use super::notify;
+use super::views::rfc3339_unix;
+use super::{Control, ControlError};
+
+/// A `sending` claim older than this is taken to belong to a node that died while sending.
+const STALE_CLAIM_SECONDS: i64 = 600;
+/// The first retry after a failure; doubled per attempt up to [`MAX_BACKOFF_SECONDS`].
+const FIRST_BACKOFF_SECONDS: i64 = 60;
+const MAX_BACKOFF_SECONDS: i64 = 6 * 3600;
 
 /// `[alerts]` in the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,7 +40,7 @@ impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
             thresholds_days: vec![30, 14, 7, 1, 0],
-            interval_seconds: 3600,
+            interval_seconds: 300,
             webhooks: BTreeMap::new(),
             default_contact: None,
         }
@@ -39,4 +56,335 @@ pub struct WebhookConfig {
     pub secret_env: Option<String>,
     /// File holding the signing secret.
     pub secret_file: Option<PathBuf>,
+}
+
+impl WebhookConfig {
+    /// The signing secret, read now from the variable or file the config names.
+    pub fn secret(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        if let Some(var) = &self.secret_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some(Zeroizing::new(v.into_bytes()))),
+                _ => Err(format!("the webhook '{name}' takes its secret from the variable {var}, which is not set")),
+            };
+        }
+        if let Some(path) = &self.secret_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!("the webhook '{name}' takes its secret from {}, which cannot be read: {e}", path.display())
+            })?;
+            let secret = text.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                return Err(format!("the secret file {} of the webhook '{name}' is empty", path.display()));
+            }
+            return Ok(Some(Zeroizing::new(secret.as_bytes().to_vec())));
+        }
+        Ok(None)
+    }
+}
+
+/// One place an alert goes: `webhook:NAME` or an e-mail address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Webhook(String),
+    Email(String),
+}
+
+impl Channel {
+    /// The `channel` label of the alert metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Webhook(_) => "webhook",
+            Channel::Email(_) => "email",
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Channel::Webhook(n) => format!("webhook:{n}"),
+            Channel::Email(a) => a.clone(),
+        }
+    }
+}
+
+/// The channels of a contact text (already checked by `parse_contact`).
+pub fn channels(contact: &str) -> Vec<Channel> {
+    contact
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| match e.strip_prefix("webhook:") {
+            Some(n) => Channel::Webhook(n.to_string()),
+            None => Channel::Email(e.to_string()),
+        })
+        .collect()
+}
+
+/// An item that crossed a threshold: the smallest threshold at or above its days left (so a
+/// certificate first seen 5 days before expiry gets the 7-day alert, not 30 and 14 as well).
+#[derive(Clone, Debug)]
+pub struct DueAlert {
+    pub item: String,
+    pub threshold: i64,
+    pub entry: ExpiryItem,
+}
+
+pub fn due_alerts(items: Vec<ExpiryItem>, thresholds: &[i64]) -> Vec<DueAlert> {
+    let mut out = Vec::new();
+    for entry in items {
+        let Some(threshold) = thresholds.iter().copied().filter(|t| entry.days_left <= *t).min() else { continue };
+        let prefix = match entry.kind {
+            "certificate" => "certificate",
+            "trust-anchor" => "anchor",
+            _ => "partner",
+        };
+        out.push(DueAlert { item: format!("{prefix}:{}:{}", entry.name, entry.id), threshold, entry });
+    }
+    out
+}
+
+/// The message: `text` is what Slack and Teams incoming webhooks display.
+pub fn message(due: &DueAlert) -> serde_json::Value {
+    let e = &due.entry;
+    let kind = e.kind.replace('-', " ");
+    let when = match e.days_left {
+        d if d < 0 => format!("expired on {}", e.not_after),
+        0 => format!("expires today ({})", e.not_after),
+        1 => format!("expires tomorrow ({})", e.not_after),
+        d => format!("expires in {d} days ({})", e.not_after),
+    };
+    let owner = e.owner.as_deref().map(|o| format!(" Owner: {o}.")).unwrap_or_default();
+    let text = format!("certgate: the {kind} '{}' ({}) {when}.{owner} {}", e.name, e.subject, e.action);
+    serde_json::json!({
+        "text": text,
+        "kind": e.kind,
+        "name": e.name,
+        "subject": e.subject,
+        "issuer": e.issuer,
+        "id": e.id,
+        "not_after": e.not_after,
+        "days_left": e.days_left,
+        "threshold_days": due.threshold,
+        "status": e.status,
+        "owner": e.owner,
+        "action": e.action,
+        "item": due.item,
+        "test": false,
+    })
+}
+
+/// What the alert loop shows in `/readyz`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AlertState {
+    /// When the last run ended (RFC 3339, system clock).
+    pub last_run_at: Option<String>,
+    pub last_run_error: Option<String>,
+    /// Alerts this node sent / failed to send since it started.
+    pub sent: u64,
+    pub failed: u64,
+    /// Alerts whose last attempt failed (any node), with the error and the next attempt.
+    pub failing: Vec<FailingAlert>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FailingAlert {
+    pub item: String,
+    pub threshold_days: i64,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub next_attempt_at: String,
+}
+
+/// Shared between the alert loop and `/readyz`.
+#[derive(Default)]
+pub struct AlertStatus(Mutex<AlertState>);
+
+impl AlertStatus {
+    pub fn get(&self) -> AlertState {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut AlertState)) {
+        if let Ok(mut s) = self.0.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+fn wall_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// How one delivery went, per channel.
+pub struct Delivery {
+    pub channel: Channel,
+    pub result: Result<(), String>,
+}
+
+/// Send `body` on one channel.
+pub async fn deliver(cfg: &AlertsConfig, channel: &Channel, body: &serde_json::Value) -> Result<(), String> {
+    match channel {
+        Channel::Webhook(name) => {
+            let hook = cfg
+                .webhooks
+                .get(name)
+                .ok_or_else(|| format!("the webhook '{name}' is not configured ([alerts.webhooks.{name}])"))?;
+            let secret = hook.secret(name)?;
+            let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+            notify::post_webhook(&hook.url, bytes, secret.as_deref().map(|s| s.as_slice()))
+                .await
+                .map_err(|e| format!("webhook '{name}': {e}"))
+        }
+        Channel::Email(addr) => Err(format!("cannot mail {addr}: e-mail alerts are not built yet")),
+    }
+}
+
+impl Control {
+    /// One run of the alert loop: every due (item, threshold) not yet sent is claimed in the
+    /// store (one change, so only one node wins), sent on every channel of its contact (or the
+    /// default contact), then marked sent or failed (retried with backoff); each is audited.
+    pub async fn run_alerts(&self, cfg: &AlertsConfig, node: &str, status: &AlertStatus) -> Result<(), ControlError> {
+        let result = self.alert_pass(cfg, node, status).await;
+        let failing = self.store.alerts().await.ok().map(|rows| {
+            rows.into_iter()
+                .filter(|r| r.state == "failed")
+                .map(|r| FailingAlert {
+                    item: r.item,
+                    threshold_days: r.threshold,
+                    attempts: r.attempts,
+                    error: r.last_error,
+                    next_attempt_at: rfc3339_unix(r.next_attempt_at),
+                })
+                .collect::<Vec<_>>()
+        });
+        status.update(|s| {
+            s.last_run_at = Some(rfc3339_unix(wall_now()));
+            s.last_run_error = result.as_ref().err().map(|e| e.to_string());
+            if let Some(f) = failing {
+                s.failing = f;
+            }
+        });
+        result
+    }
+
+    async fn alert_pass(&self, cfg: &AlertsConfig, node: &str, status: &AlertStatus) -> Result<(), ControlError> {
+        let items = self.expiring_items(self.now()).await?;
+        let due = due_alerts(items, &cfg.thresholds_days);
+        if due.is_empty() {
+            return Ok(());
+        }
+        let known: HashMap<(String, i64), AlertRecord> =
+            self.store.alerts().await?.into_iter().map(|r| ((r.item.clone(), r.threshold), r)).collect();
+        for alert in due {
+            let now = wall_now();
+            let prior = known.get(&(alert.item.clone(), alert.threshold));
+            let claimable = match prior {
+                None => true,
+                Some(r) if r.state == "failed" => r.next_attempt_at <= now,
+                Some(r) if r.state == "sending" => r.claimed_at < now - STALE_CLAIM_SECONDS,
+                Some(_) => false,
+            };
+            if !claimable {
+                continue;
+            }
+            let contact = alert.entry.contact.clone().or_else(|| cfg.default_contact.clone()).unwrap_or_default();
+            let targets = channels(&contact);
+            if targets.is_empty() {
+                // Nobody to tell: `certgate expiry` still lists it.
+                continue;
+            }
+            let rec = AlertRecord {
+                item: alert.item.clone(),
+                threshold: alert.threshold,
+                kind: alert.entry.kind.to_string(),
+                name: alert.entry.name.clone(),
+                state: "sending".into(),
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+                node: node.to_string(),
+                claimed_at: now,
+                sent_at: None,
+            };
+            let mut tx = self.store.begin_change().await?;
+            if !tx.claim_alert(&rec, now - STALE_CLAIM_SECONDS).await? {
+                drop(tx);
+                continue;
+            }
+            let claim = self.change(
+                "alert.claim",
+                &alert.item,
+                format!(
+                    "{}-day alert for {} '{}' claimed by {node}",
+                    alert.threshold, alert.entry.kind, alert.entry.name
+                ),
+            );
+            tx.commit(std::slice::from_ref(&claim)).await?;
+
+            let body = message(&alert);
+            let mut errors = Vec::new();
+            let mut sent_to = Vec::new();
+            for channel in &targets {
+                match deliver(cfg, channel, &body).await {
+                    Ok(()) => {
+                        crate::telemetry::alert_sent(channel.kind());
+                        sent_to.push(channel.label());
+                    }
+                    Err(e) => {
+                        crate::telemetry::alert_failed(channel.kind());
+                        errors.push(e);
+                    }
+                }
+            }
+            let done = wall_now();
+            let (outcome, change) = if errors.is_empty() {
+                status.update(|s| s.sent += 1);
+                (
+                    Ok(done),
+                    self.change(
+                        "alert.sent",
+                        &alert.item,
+                        format!("{}-day alert sent to {}", alert.threshold, sent_to.join(", ")),
+                    ),
+                )
+            } else {
+                status.update(|s| s.failed += 1);
+                let attempts = prior.map(|r| r.attempts).unwrap_or(0).clamp(0, 20) as u32;
+                let backoff = (FIRST_BACKOFF_SECONDS << attempts).min(MAX_BACKOFF_SECONDS);
+                let error = errors.join("; ");
+                (
+                    Err((error.clone(), done + backoff)),
+                    self.change(
+                        "alert.failed",
+                        &alert.item,
+                        format!("{}-day alert not delivered (retry in {backoff} s): {error}", alert.threshold),
+                    ),
+                )
+            };
+            let mut tx = self.store.begin_change().await?;
+            tx.finish_alert(&alert.item, alert.threshold, outcome).await?;
+            tx.commit(std::slice::from_ref(&change)).await?;
+        }
+        Ok(())
+    }
+
+    /// `certgate alert test`: a test message on every configured channel (each webhook, and the
+    /// default contact's channels); one result per channel.
+    pub async fn test_alerts(&self, cfg: &AlertsConfig) -> Vec<Delivery> {
+        let mut targets: Vec<Channel> = cfg.webhooks.keys().map(|n| Channel::Webhook(n.clone())).collect();
+        for c in channels(cfg.default_contact.as_deref().unwrap_or("")) {
+            if !targets.contains(&c) {
+                targets.push(c);
+            }
+        }
+        let now = rfc3339_unix(self.now().unix_timestamp());
+        let body = serde_json::json!({
+            "text": format!("certgate: a test message from 'certgate alert test' at {now}. Expiry alerts will arrive here."),
+            "test": true,
+        });
+        let mut out = Vec::new();
+        for channel in targets {
+            let result = deliver(cfg, &channel, &body).await;
+            out.push(Delivery { channel, result });
+        }
+        out
+    }
 }

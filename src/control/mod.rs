@@ -12,6 +12,7 @@ mod document;
 mod error;
 mod expiry;
 mod mendix;
+mod notify;
 mod open;
 mod renewal;
 mod routes;
@@ -20,7 +21,9 @@ pub mod views;
 
 pub use crate::store::StoreUrl;
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
-pub use alerts::{AlertsConfig, WebhookConfig};
+pub use alerts::{
+    channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, WebhookConfig,
+};
 pub use apply::{ApplyInput, PlanView, Prepared, Sources, Step, StepAction, Summary};
 pub use bindings::{BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
@@ -29,6 +32,7 @@ pub use document::{AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, 
 pub use error::{validate_name, ControlError};
 pub use expiry::{days_until, owner_fields, parse_contact, parse_window, ExpiryItem, ExpiryReport};
 pub use mendix::{parse_usages, MendixOptions, MendixSettings};
+pub use notify::signature;
 pub use open::{MasterKeySource, OpenOptions, Redacted};
 pub use renewal::{CertificateRequest, RequestView};
 

@@ -51,6 +51,10 @@ pub struct GatewayConfig {
     pub extra: Vec<(String, String)>,
     /// `log_format = "..."` at the top of the file.
     pub log_format: Option<String>,
+    /// Top-level keys written before `[gateway]` (e.g. `test_now = "..."`).
+    pub preamble: String,
+    /// More tables written after the `[gateway]` ones (e.g. `[alerts]`).
+    pub tables: String,
 }
 
 impl GatewayConfig {
@@ -90,7 +94,7 @@ impl GatewayConfig {
         if let Some(f) = &self.log_format {
             out.push_str(&format!("log_format = \"{f}\"\n"));
         }
-        out.push_str("[gateway]\n");
+        out.push_str(&format!("{}\n[gateway]\n", self.preamble));
         out.push_str(&format!("allow_unbound = {}\n", self.allow_unbound));
         for (key, value) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -109,6 +113,8 @@ impl GatewayConfig {
         for name in &self.resolve {
             out.push_str(&format!("\"{name}\" = \"127.0.0.1\"\n"));
         }
+        out.push('\n');
+        out.push_str(&self.tables);
         out
     }
 
