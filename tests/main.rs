@@ -13,6 +13,7 @@ mod expiry;
 mod gateway;
 mod gateway_apps;
 mod hostile_clients;
+mod hostile_partners;
 mod import;
 mod interop;
 mod layers;

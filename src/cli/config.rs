@@ -75,6 +75,10 @@ pub struct GatewayConfig {
     /// The largest request head (431 headers-too-large).
     pub max_header_bytes: usize,
     pub max_idle_per_host: usize,
+    /// The longest pause while a partner's response body arrives; then the response is cut.
+    pub response_body_timeout_ms: u64,
+    /// The largest response head a partner may send (502 upstream-connect-failed).
+    pub max_response_header_bytes: usize,
     pub shutdown_grace_ms: u64,
     /// Static host -> IP overrides, like curl --resolve.
     pub resolve: std::collections::HashMap<String, std::net::IpAddr>,
@@ -98,6 +102,8 @@ impl Default for GatewayConfig {
             body_read_timeout_ms: 30_000,
             max_header_bytes: 64 * 1024,
             max_idle_per_host: 64,
+            response_body_timeout_ms: 60_000,
+            max_response_header_bytes: 64 * 1024,
             shutdown_grace_ms: 30_000,
             resolve: Default::default(),
         }
@@ -112,6 +118,8 @@ impl GatewayConfig {
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             max_idle_per_host: self.max_idle_per_host,
+            response_body_timeout: Duration::from_millis(self.response_body_timeout_ms.max(1)),
+            max_response_header_bytes: self.max_response_header_bytes.max(8 * 1024),
             resolve: self.resolve.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect(),
         }
     }

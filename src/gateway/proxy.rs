@@ -346,7 +346,8 @@ async fn send(
                 app,
                 started.elapsed(),
             );
-            Response::from_parts(parts, body.map_err(|e| Box::new(e) as crate::upstream::BoxError).boxed())
+            let body = PartnerBody::new(body, route.response_body_timeout, uri.clone());
+            Response::from_parts(parts, body.boxed())
         }
         Err(e) => {
             metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
@@ -356,11 +357,87 @@ async fn send(
     }
 }
 
+/// A partner's response body on its way to the application: a pause longer than
+/// `response_body_timeout_ms` ends it with an error (hyper then cuts the application's
+/// response: an HTTP/1 connection is closed, an HTTP/2 stream reset), logged as
+/// `upstream-timeout`.
+struct PartnerBody {
+    inner: hyper::body::Incoming,
+    pause: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    uri: Uri,
+}
+
+impl PartnerBody {
+    fn new(inner: hyper::body::Incoming, pause: Duration, uri: Uri) -> Self {
+        PartnerBody { inner, pause, timer: Box::pin(tokio::time::sleep(pause)), uri }
+    }
+}
+
+impl hyper::body::Body for PartnerBody {
+    type Data = bytes::Bytes;
+    type Error = crate::upstream::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + this.pause;
+                this.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(
+                    code = ErrorCode::UpstreamConnectFailed.as_str(),
+                    "the response body from {} broke off: {e}",
+                    this.uri
+                );
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    let message = format!(
+                        "the response body from {} paused for more than {} ms (response_body_timeout_ms); the response was cut",
+                        this.uri,
+                        this.pause.as_millis()
+                    );
+                    tracing::warn!(code = ErrorCode::UpstreamTimeout.as_str(), "{message}");
+                    return Poll::Ready(Some(Err(message.into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri, route: &Route) -> GatewayError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {
             return GatewayError::new(c.code, c.message.clone());
+        }
+        if err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse_too_large) {
+            return GatewayError::new(
+                ErrorCode::UpstreamConnectFailed,
+                format!(
+                    "the response head from {uri} is too large (more than max_response_header_bytes, or more \
+                     than 100 header fields)"
+                ),
+            );
         }
         cur = err.source();
     }

@@ -28,6 +28,8 @@ pub struct Route {
     pub certificate: Option<RouteCertificate>,
     pub trust: String,
     pub client: UpstreamClient,
+    /// The longest pause in the partner's response body (`response_body_timeout_ms`).
+    pub response_body_timeout: std::time::Duration,
     /// `certgate_requests_total{destination, certificate, app="-", outcome="ok"}`, registered
     /// when the table is compiled so the common request does not build its labels.
     pub(crate) ok_requests: metrics::Counter,

@@ -39,6 +39,10 @@ pub struct UpstreamSettings {
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_host: usize,
+    /// The longest pause while a partner's response body arrives; then the response is cut.
+    pub response_body_timeout: Duration,
+    /// The largest response head a partner may send (hyper's HTTP/1 read buffer).
+    pub max_response_header_bytes: usize,
     /// Static host -> address overrides (like curl --resolve).
     pub resolve: HashMap<String, IpAddr>,
 }
@@ -50,6 +54,8 @@ impl Default for UpstreamSettings {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             max_idle_per_host: 64,
+            response_body_timeout: Duration::from_secs(60),
+            max_response_header_bytes: 64 * 1024,
             resolve: HashMap::new(),
         }
     }
@@ -340,5 +346,7 @@ pub fn client(connector: Connector, settings: &UpstreamSettings) -> UpstreamClie
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(settings.idle_timeout)
         .pool_max_idle_per_host(settings.max_idle_per_host)
+        // hyper's floor is 8 KiB; its default (about 400 KiB) is more than any partner needs.
+        .http1_max_buf_size(settings.max_response_header_bytes.max(8 * 1024))
         .build(connector)
 }
