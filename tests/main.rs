@@ -9,6 +9,7 @@ mod apply;
 mod cluster;
 mod conformance;
 mod console;
+mod crash_safety;
 mod expiry;
 mod gateway;
 mod gateway_apps;
