@@ -39,6 +39,9 @@ impl Destination {
             let host = url.host_str().ok_or_else(|| format!("the URL '{text}' has no host"))?;
             let host = normalize_host(host)?;
             let port = url.port_or_known_default().unwrap_or(443);
+            if port == 0 {
+                return Err(format!("the URL '{text}' has port 0 (ports are 1-65535)"));
+            }
             let destination = if url.port().is_some() && port != 443 {
                 Destination::HostPort(host, port)
             } else {
@@ -152,6 +155,17 @@ mod tests {
 
     fn key(s: &str) -> String {
         Destination::parse(s).unwrap().destination.key()
+    }
+
+    /// Found by fuzz/fuzz_targets/parsers.rs: a URL with port 0 was reduced to `host:0`, a
+    /// destination the plain form refuses (it did not read back).
+    #[test]
+    fn a_url_with_port_zero_is_refused_like_host_port_zero() {
+        let e = Destination::parse("http1://a.\0\0\0\"mp~e:scr@ivee:0?x=?y").err().expect("refused");
+        assert!(e.contains("port 0"), "{e}");
+        assert!(Destination::parse("https://ivee:0/").err().is_some_and(|e| e.contains("port 0")));
+        assert!(Destination::parse("ivee:0").is_err());
+        assert_eq!(key("https://ivee:8443/"), "ivee:8443");
     }
 
     #[test]
