@@ -529,15 +529,8 @@ async fn inspect(
     match tokio::time::timeout(settings.handshake_timeout, connector.connect(name, tcp)).await {
         Ok(Ok(stream)) => {
             let (_, conn) = stream.get_ref();
-            out.tls = Some(TlsInfo {
-                version: conn.protocol_version().map(|v| match v {
-                    rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-                    rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-                    other => format!("{other:?}"),
-                }),
-                cipher: conn.negotiated_cipher_suite().map(|c| format!("{:?}", c.suite())),
-                alpn: conn.alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned()),
-            });
+            let (version, cipher, alpn) = tls::negotiated(conn);
+            out.tls = Some(TlsInfo { version, cipher, alpn });
         }
         Ok(Err(e)) => {
             // A TLS 1.2 partner that requires a certificate ends the handshake when none comes:

@@ -91,3 +91,16 @@ pub fn client_config_with(
     config.resumption = Resumption::store(sessions);
     Ok(Arc::new(config))
 }
+
+/// What a finished handshake negotiated, as people read it: version (`TLSv1.3`), cipher suite
+/// and ALPN protocol. For the connector (`upstream`) and for diagnosis (`probe`).
+pub fn negotiated(conn: &rustls::ClientConnection) -> (Option<String>, Option<String>, Option<String>) {
+    let version = conn.protocol_version().map(|v| match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+        other => format!("{other:?}"),
+    });
+    let cipher = conn.negotiated_cipher_suite().map(|c| format!("{:?}", c.suite()));
+    let alpn = conn.alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned());
+    (version, cipher, alpn)
+}

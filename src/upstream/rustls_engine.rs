@@ -39,13 +39,7 @@ impl TlsEngine for RustlsEngine {
             let (_, conn) = stream.get_ref();
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let h2 = conn.alpn_protocol() == Some(b"h2");
-            let version = conn.protocol_version().map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-                other => format!("{other:?}"),
-            });
-            let cipher = conn.negotiated_cipher_suite().map(|c| format!("{:?}", c.suite()));
-            let alpn = conn.alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned());
+            let (version, cipher, alpn) = tls::negotiated(conn);
             Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn })
         })
     }
