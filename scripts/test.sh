@@ -9,7 +9,9 @@
 #   CERTGATE_TEST_NO_INSTALL=1 scripts/test.sh   # never install: fail fast and say what is missing
 #
 # What the tests need and why (each test fails, never skips, without it):
-#   Debian packages  openssl, gcc, make (aws-lc and SQLite builds, fixture scripts), bsdutils
+#   Debian packages  openssl, gcc, make (aws-lc and SQLite builds, fixture scripts), libssl-dev and
+#                    pkg-config (the system OpenSSL the second TLS engine links), apache2 (a
+#                    partner that asks for the client certificate after the request), bsdutils
 #                    (`script`: a terminal for the password prompt test), nginx (a partner that
 #                    requires client certificates), curl (an application), python3 + pip,
 #                    postgresql (the store conformance, multi-node and outage tests), chromium,
@@ -73,6 +75,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have openssl || debs+=(openssl)
 have gcc || debs+=(gcc)
 have make || debs+=(make)
+have pkg-config || debs+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || debs+=(libssl-dev)
+{ [ -x /usr/sbin/apache2 ] && [ -f /usr/lib/apache2/modules/mod_ssl.so ]; } || debs+=(apache2)
 have script || debs+=(bsdutils)
 [ -x /usr/sbin/nginx ] || have nginx || debs+=(nginx)
 have curl || debs+=(curl)
