@@ -168,6 +168,7 @@ fn binding(j: usize, n_certs: usize, now: i64) -> BindingRecord {
         trust: certgate::model::TrustPolicy::parse("ca:bench").expect("a trust policy"),
         sni: None,
         pins: Vec::new(),
+        allow_renegotiation: false,
         created_at: now,
         updated_at: now,
     }

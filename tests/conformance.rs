@@ -92,6 +92,7 @@ fn binding(destination: &str, certificate: Option<&str>) -> BindingRecord {
         trust: certgate::model::TrustPolicy::Public,
         sni: None,
         pins: Vec::new(),
+        allow_renegotiation: false,
         created_at: 1_700_000_100,
         updated_at: 1_700_000_100,
     }
@@ -251,6 +252,7 @@ async fn bindings_are_created_replaced_and_need_an_existing_certificate(url: Sto
     again.trust = certgate::model::TrustPolicy::parse("ca:one,two").unwrap();
     again.sni = Some("sni.example".into());
     again.pins = vec![certgate::model::Pin([0xaa; 32]), certgate::model::Pin([0xbb; 32])];
+    again.allow_renegotiation = true; // migration 007
     again.created_at = 5; // the first creation time stays
     again.updated_at = 1_900_000_000;
     assert_eq!(s.put_binding(&again, &change("bind", "x")).await.unwrap(), (5, true));

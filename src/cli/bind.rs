@@ -23,13 +23,19 @@ pub struct BindArgs {
     /// Pin the partner's public key: sha256/BASE64 of its SPKI (repeatable).
     #[arg(long = "pin", value_name = "sha256/BASE64")]
     pub pins: Vec<String>,
+    /// The partner asks for the certificate after the request (IIS/SAP per-path client
+    /// certificates): allow one TLS 1.2 renegotiation per connection and offer TLS 1.3
+    /// post-handshake authentication (OpenSSL engine, HTTP/1.1).
+    #[arg(long)]
+    pub allow_renegotiation: bool,
 }
 
 pub fn print_binding(v: &BindingView) {
     let cert = v.certificate.as_deref().unwrap_or("(no certificate)");
     let sni = v.sni.as_ref().map(|s| format!("  sni {s}")).unwrap_or_default();
     let pins = if v.pins.is_empty() { String::new() } else { format!("  pins {}", v.pins.len()) };
-    println!("{:<32} -> {:<24} trust {}{sni}{pins}", v.destination, cert, v.trust);
+    let reneg = if v.allow_renegotiation { "  renegotiation allowed (OpenSSL)" } else { "" };
+    println!("{:<32} -> {:<24} trust {}{sni}{pins}{reneg}", v.destination, cert, v.trust);
 }
 
 pub async fn bind(args: BindArgs, settings: &Settings) -> Result<u8, ControlError> {
@@ -41,6 +47,7 @@ pub async fn bind(args: BindArgs, settings: &Settings) -> Result<u8, ControlErro
             trust: args.trust,
             sni: args.sni,
             pins: args.pins,
+            allow_renegotiation: args.allow_renegotiation,
         })
         .await;
     control.close().await;

@@ -54,6 +54,10 @@ pub fn certificate(v: &CertificateView, heading: &str) {
         other => other.to_string(),
     };
     println!("  key          {key} (sealed)");
+    match &v.engine_reason {
+        Some(why) => println!("  engine       {}: {why}", v.engine),
+        None => println!("  engine       {}", v.engine),
+    }
     println!(
         "  clientAuth   {}",
         match v.client_auth_eku {
@@ -124,6 +128,10 @@ pub fn certificate_table(list: &[CertificateView]) {
 pub fn check(r: &CheckReport) {
     println!("{}  {}  (id {})", if r.ok { "OK     " } else { "PROBLEM" }, r.name, r.id);
     println!("  key        {}", r.key.detail);
+    match &r.engine_reason {
+        Some(why) => println!("  engine     {}: {why}", r.engine),
+        None => println!("  engine     {}", r.engine),
+    }
     for (i, link) in r.path.iter().enumerate() {
         if i == 0 {
             println!("  path       {}", link.subject);

@@ -246,7 +246,11 @@ fn strip_newline(mut s: String) -> String {
 }
 
 fn binding_equal(a: &BindingRecord, b: &BindingRecord) -> bool {
-    a.certificate == b.certificate && a.trust == b.trust && a.sni == b.sni && a.pins == b.pins
+    a.certificate == b.certificate
+        && a.trust == b.trust
+        && a.sni == b.sni
+        && a.pins == b.pins
+        && a.allow_renegotiation == b.allow_renegotiation
 }
 
 fn describe_binding(b: &BindingRecord) -> String {
@@ -256,6 +260,9 @@ fn describe_binding(b: &BindingRecord) -> String {
     }
     if !b.pins.is_empty() {
         s.push_str(&format!(" pins {}", b.pins.len()));
+    }
+    if b.allow_renegotiation {
+        s.push_str(" renegotiation allowed");
     }
     s
 }
@@ -555,24 +562,25 @@ impl Planner<'_> {
         })
     }
 
-    fn binding(
-        &self,
-        destination: String,
-        certificate: Option<String>,
-        trust: Option<String>,
-        sni: Option<String>,
-        pins: Vec<String>,
-        place: &str,
-    ) -> Result<BindingRecord, ControlError> {
-        if let Some(cert) = &certificate {
+    /// A binding of `destination` as `req` (its own destination field unused) declares it.
+    fn binding(&self, destination: String, req: BindRequest, place: &str) -> Result<BindingRecord, ControlError> {
+        if let Some(cert) = &req.certificate {
             validate_name("certificate", cert).map_err(|e| placed(place, e))?;
             self.check_certificate(cert, place)?;
         }
-        let req = BindRequest { destination: String::new(), certificate: certificate.clone(), trust, sni, pins };
         let (trust, sni, pins): (TrustPolicy, Option<String>, Vec<Pin>) =
             binding_parts(&req).map_err(|e| placed(place, e))?;
         self.check_anchors(&trust, place)?;
-        Ok(BindingRecord { destination, certificate, trust, sni, pins, created_at: self.now, updated_at: self.now })
+        Ok(BindingRecord {
+            destination,
+            certificate: req.certificate,
+            trust,
+            sni,
+            pins,
+            allow_renegotiation: req.allow_renegotiation,
+            created_at: self.now,
+            updated_at: self.now,
+        })
     }
 
     fn bindings(&mut self, decls: &[BindingDecl]) -> Result<BTreeSet<String>, ControlError> {
@@ -610,7 +618,15 @@ impl Planner<'_> {
                 }
                 (c, _) => c.clone(),
             };
-            let rec = self.binding(key.clone(), certificate, d.trust.clone(), d.sni.clone(), d.pins.clone(), &place)?;
+            let req = BindRequest {
+                destination: String::new(),
+                certificate,
+                trust: d.trust.clone(),
+                sni: d.sni.clone(),
+                pins: d.pins.clone(),
+                allow_renegotiation: d.allow_renegotiation,
+            };
+            let rec = self.binding(key.clone(), req, &place)?;
             let mut detail = describe_binding(&rec);
             if let Some(url) = &parsed.reduced_from {
                 detail.push_str(&format!(" (reduced from {url})"));
@@ -646,7 +662,17 @@ impl Planner<'_> {
                     "choose the certificate (or no_cert) too; without either, the binding of the URL's host applies",
                 )),
                 (None, false) => None,
-                (c, _) => Some(self.binding(key.clone(), c.clone(), d.trust.clone(), None, Vec::new(), &place)?),
+                (c, _) => {
+                    let req = BindRequest {
+                        destination: String::new(),
+                        certificate: c.clone(),
+                        trust: d.trust.clone(),
+                        sni: None,
+                        pins: Vec::new(),
+                        allow_renegotiation: false,
+                    };
+                    Some(self.binding(key.clone(), req, &place)?)
+                }
             };
             let svc =
                 ServiceRecord { name: d.name.clone(), url: url.clone(), created_at: self.now, updated_at: self.now };
@@ -923,6 +949,7 @@ impl Control {
                 trust: trust(&b.trust),
                 sni: b.sni.clone(),
                 pins: b.pins.iter().map(Pin::to_string).collect(),
+                allow_renegotiation: b.allow_renegotiation,
             });
         }
         let mut services: Vec<&ServiceRecord> = snap.services.iter().collect();

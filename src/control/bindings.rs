@@ -17,6 +17,8 @@ pub struct BindRequest {
     pub trust: Option<String>,
     pub sni: Option<String>,
     pub pins: Vec<String>,
+    /// Let the partner renegotiate or ask for the certificate after the handshake (OpenSSL engine).
+    pub allow_renegotiation: bool,
 }
 
 /// A binding: destination -> certificate (or none), with the partner's trust policy.
@@ -33,6 +35,9 @@ pub struct BindingView {
     #[schema(required = true)]
     pub sni: Option<String>,
     pub pins: Vec<String>,
+    /// The partner may ask for the client certificate after the request (TLS 1.2 renegotiation,
+    /// TLS 1.3 post-handshake authentication): the route uses the OpenSSL engine, HTTP/1.1 only.
+    pub allow_renegotiation: bool,
     /// Only in the answer to PUT: whether a binding was replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced: Option<bool>,
@@ -49,6 +54,7 @@ impl BindingView {
             trust: b.trust.to_string(),
             sni: b.sni.clone(),
             pins: b.pins.iter().map(Pin::to_string).collect(),
+            allow_renegotiation: b.allow_renegotiation,
             replaced: None,
             reduced_from: None,
         }
@@ -171,6 +177,7 @@ impl Control {
             trust,
             sni,
             pins,
+            allow_renegotiation: req.allow_renegotiation,
             created_at: now,
             updated_at: now,
         })
@@ -190,7 +197,12 @@ impl Control {
             ));
         }
         let rec = self.binding_record(parsed.destination.key(), &req).await?;
-        let detail = format!("{} trust {}", rec.certificate.as_deref().unwrap_or("(no certificate)"), rec.trust);
+        let detail = format!(
+            "{} trust {}{}",
+            rec.certificate.as_deref().unwrap_or("(no certificate)"),
+            rec.trust,
+            if rec.allow_renegotiation { " renegotiation allowed" } else { "" }
+        );
         let (_, replaced) = self
             .store
             .put_binding(&rec, &self.change("bind", &rec.destination, detail))
@@ -226,7 +238,14 @@ impl Control {
             Some(certificate) => Some(
                 self.binding_record(
                     format!("service:{name}"),
-                    &BindRequest { destination: String::new(), certificate, trust, sni: None, pins: Vec::new() },
+                    &BindRequest {
+                        destination: String::new(),
+                        certificate,
+                        trust,
+                        sni: None,
+                        pins: Vec::new(),
+                        allow_renegotiation: false,
+                    },
                 )
                 .await?,
             ),

@@ -230,6 +230,8 @@ impl Control {
             id: rec.id.clone(),
             subject: leaf.subject.clone(),
             key,
+            engine: if leaf.key.engine_reason().is_some() { "openssl" } else { "rustls" }.to_string(),
+            engine_reason: leaf.key.engine_reason(),
             path: links,
             path_end,
             missing_issuer,

@@ -109,6 +109,10 @@ pub struct BindingDecl {
     pub sni: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pins: Vec<String>,
+    /// The partner asks for the certificate after the request: allow one renegotiation per
+    /// connection and TLS 1.3 post-handshake authentication (OpenSSL engine, HTTP/1.1).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_renegotiation: bool,
 }
 
 /// A named service: NAME -> base URL, with its own binding (certificate or `no_cert`) or, with

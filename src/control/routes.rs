@@ -115,6 +115,7 @@ impl Control {
                     key,
                     not_before: leaf.not_before.unix_timestamp(),
                     not_after: leaf.not_after.unix_timestamp(),
+                    engine_reason: leaf.key.engine_reason(),
                 },
             );
         }
@@ -168,6 +169,7 @@ impl Control {
             trust,
             sni: None,
             pins: Vec::new(),
+            allow_renegotiation: false,
             created_at: 0,
             updated_at: 0,
         });

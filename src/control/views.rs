@@ -76,6 +76,12 @@ pub struct CertificateView {
     pub contact: Option<String>,
     /// Destinations bound to this certificate.
     pub bindings: Vec<String>,
+    /// The TLS engine that presents it: `rustls`, or `openssl` when its key is one rustls will
+    /// not sign with (RSA under 2048 bits). A binding that allows renegotiation uses OpenSSL too.
+    pub engine: String,
+    /// Why the engine is OpenSSL; null for rustls.
+    #[schema(required = true)]
+    pub engine_reason: Option<String>,
     /// A renewal request waiting for its issued certificate (the current one keeps serving).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_request: Option<PendingView>,
@@ -124,6 +130,8 @@ impl CertificateView {
             owner: p.owner,
             contact: p.contact,
             bindings: p.bindings,
+            engine: if p.leaf.key.engine_reason().is_some() { "openssl" } else { "rustls" }.to_string(),
+            engine_reason: p.leaf.key.engine_reason(),
             pending_request: None,
             created_at: rfc3339_unix(p.created_at),
             updated_at: rfc3339_unix(p.updated_at),
@@ -185,6 +193,10 @@ pub struct CheckReport {
     pub id: String,
     pub subject: String,
     pub key: KeyCheck,
+    /// The TLS engine that presents it (`rustls` or `openssl`) and why OpenSSL (null for rustls).
+    pub engine: String,
+    #[schema(required = true)]
+    pub engine_reason: Option<String>,
     /// Leaf first, then each issuer.
     pub path: Vec<PathLink>,
     /// `root`, or the name of the issuer that is missing.

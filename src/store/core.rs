@@ -59,7 +59,7 @@ pub trait Dialect: Send + Sync + 'static {
 const CERTIFICATES: &str = "SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at FROM certificates ORDER BY name";
 const ANCHORS: &str = "SELECT name, certs_der, owner, contact, created_at FROM trust_anchors ORDER BY name";
 const BINDINGS: &str =
-    "SELECT destination, certificate, trust, sni, pins, created_at, updated_at FROM bindings ORDER BY destination";
+    "SELECT destination, certificate, trust, sni, pins, allow_renegotiation, created_at, updated_at FROM bindings ORDER BY destination";
 const SERVICES: &str = "SELECT name, url, created_at, updated_at FROM services ORDER BY name";
 const APPS: &str = "SELECT name, hash, created_at FROM apps ORDER BY name";
 const GRANTS: &str = "SELECT app, certificate, created_at FROM grants ORDER BY app, certificate";
@@ -73,6 +73,7 @@ macro_rules! schema_steps {
             (3, include_str!(concat!("migrations/", $backend, "_003_access.sql"))),
             (4, include_str!(concat!("migrations/", $backend, "_004_binding_anchors.sql"))),
             (5, include_str!(concat!("migrations/", $backend, "_005_expiry.sql"))),
+            (7, include_str!(concat!("migrations/", $backend, "_007_renegotiation.sql"))),
         ]
     };
 }
@@ -655,10 +656,10 @@ where
     /// Write a binding and its anchor references. `copied`: the creation time is the record's
     /// (a copy), not kept from the row being replaced.
     async fn upsert_binding(&mut self, rec: &BindingRecord, copied: bool) -> Result<bool, StoreError> {
-        const KEEP: &str = "INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (destination) DO UPDATE SET certificate = excluded.certificate, trust = excluded.trust, sni = excluded.sni, pins = excluded.pins, updated_at = excluded.updated_at";
-        const COPY: &str = "INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (destination) DO UPDATE SET certificate = excluded.certificate, trust = excluded.trust, sni = excluded.sni, pins = excluded.pins, \
+        const KEEP: &str = "INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at, allow_renegotiation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (destination) DO UPDATE SET certificate = excluded.certificate, trust = excluded.trust, sni = excluded.sni, pins = excluded.pins, allow_renegotiation = excluded.allow_renegotiation, updated_at = excluded.updated_at";
+        const COPY: &str = "INSERT INTO bindings (destination, certificate, trust, sni, pins, created_at, updated_at, allow_renegotiation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (destination) DO UPDATE SET certificate = excluded.certificate, trust = excluded.trust, sni = excluded.sni, pins = excluded.pins, allow_renegotiation = excluded.allow_renegotiation, \
              created_at = excluded.created_at, updated_at = excluded.updated_at";
         let replaced = self.exists("SELECT 1 FROM bindings WHERE destination = $1", &rec.destination).await?;
         sqlx::query(if copied { COPY } else { KEEP })
@@ -669,6 +670,7 @@ where
             .bind(pins_text(&rec.pins))
             .bind(rec.created_at)
             .bind(rec.updated_at)
+            .bind(i64::from(rec.allow_renegotiation))
             .execute(&mut *self.tx)
             .await?;
         self.delete("DELETE FROM binding_anchors WHERE destination = $1 RETURNING anchor", &rec.destination).await?;
@@ -983,6 +985,7 @@ fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
         trust,
         sni: r.text_or_null("sni")?,
         pins,
+        allow_renegotiation: r.int("allow_renegotiation")? != 0,
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
     })

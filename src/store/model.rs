@@ -126,8 +126,30 @@ pub struct BindingRecord {
     pub sni: Option<String>,
     /// SPKI pins (stored as `sha256/BASE64` texts).
     pub pins: Vec<Pin>,
+    /// The partner may renegotiate (TLS 1.2) or ask for the certificate after the handshake
+    /// (TLS 1.3 post-handshake auth): the route uses the OpenSSL engine.
+    pub allow_renegotiation: bool,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl BindingRecord {
+    /// The `certgate bind DESTINATION ...` arguments after the destination that recreate this
+    /// binding: `CERT` or `--no-cert`, then `--trust`, `--sni` and `--pin` when set (for remedies
+    /// that change one option and keep the rest). `--allow-renegotiation` is left to the caller.
+    pub fn bind_args(&self) -> String {
+        let mut args = vec![self.certificate.clone().unwrap_or_else(|| "--no-cert".into())];
+        if self.trust != TrustPolicy::Public {
+            args.push(format!("--trust {}", self.trust));
+        }
+        if let Some(sni) = &self.sni {
+            args.push(format!("--sni {sni}"));
+        }
+        for pin in &self.pins {
+            args.push(format!("--pin {pin}"));
+        }
+        args.join(" ")
+    }
 }
 
 /// A named service: NAME -> upstream base URL.

@@ -29,6 +29,10 @@ pub struct BindingBody {
     /// SPKI pins: sha256/BASE64 of the partner's public key.
     #[serde(default)]
     pins: Vec<String>,
+    /// The partner asks for the certificate after the request (TLS 1.2 renegotiation or TLS 1.3
+    /// post-handshake authentication): allow it once per connection (OpenSSL engine, HTTP/1.1).
+    #[serde(default)]
+    allow_renegotiation: bool,
 }
 
 /// Every binding.
@@ -76,7 +80,14 @@ pub async fn put(
     })?;
     let view = as_caller(
         &caller,
-        st.control.bind(BindRequest { destination, certificate, trust: body.trust, sni: body.sni, pins: body.pins }),
+        st.control.bind(BindRequest {
+            destination,
+            certificate,
+            trust: body.trust,
+            sni: body.sni,
+            pins: body.pins,
+            allow_renegotiation: body.allow_renegotiation,
+        }),
     )
     .await?;
     let status = if view.replaced == Some(true) { StatusCode::OK } else { StatusCode::CREATED };

@@ -725,6 +725,7 @@
         ['Valid from', fmtDateTime(c.not_before)],
         ['Valid until', h('span', null, fmtDateTime(c.not_after), ' ', h('span', { class: c.days_left < 0 ? 'bad-text' : c.days_left < EXPIRY_SOON_DAYS ? 'warn-text' : 'muted', text: `(${daysText(c.days_left)})` }))],
         ['Key', `${keyText(c)}${check && check.key ? ` — ${check.key.detail}` : ''}`],
+        ['TLS engine', c.engine === 'openssl' ? `OpenSSL — ${c.engine_reason}` : 'rustls (the default)'],
         ['clientAuth', clientAuth],
         ['Alternative names', c.alt_names && c.alt_names.length ? h('ul', { class: 'plain' }, c.alt_names.map((n) => h('li', { text: n }))) : 'none'],
         ['Owner', c.owner || '—'],
@@ -1123,6 +1124,7 @@
       const trust = trustPicker(anchorNames);
       const sni = h('input', { type: 'text', name: 'sni', autocomplete: 'off', spellcheck: 'false', placeholder: 'optional' });
       const pins = h('textarea', { name: 'pins', rows: '2', spellcheck: 'false', placeholder: 'sha256/BASE64 (one per line, optional)', class: 'mono' });
+      const reneg = h('input', { type: 'checkbox', name: 'allow_renegotiation', id: uid('reneg') });
       const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save binding');
       const formTitle = h('h3', { text: 'Add a binding' });
       bindingForm = h('form', { class: 'form', novalidate: true, id: 'binding-form', 'aria-label': 'Add or change a binding' },
@@ -1134,7 +1136,10 @@
         h('details', { class: 'more' }, h('summary', { text: 'Advanced: SNI and public-key pins' }),
           h('div', { class: 'row2' },
             field('SNI host name', sni, 'only when the partner expects another name than the host'),
-            field('Pins', pins, "accept only these partner public keys (openssl … | base64)"))),
+            field('Pins', pins, "accept only these partner public keys (openssl … | base64)")),
+          h('div', { class: 'field check' },
+            h('label', { for: reneg.id }, reneg, ' Allow renegotiation (the partner asks for the certificate after the request)'),
+            h('p', { class: 'help', text: 'For IIS or SAP partners that ask for the client certificate per path: certgate then uses OpenSSL for this host, allows one TLS 1.2 renegotiation per connection and TLS 1.3 post-handshake authentication, and speaks HTTP/1.1.' }))),
         alert.el,
         h('div', { class: 'form-actions' }, submit, button('Clear', () => editBinding(null), 'btn quiet')));
       editBinding = (b) => {
@@ -1146,6 +1151,7 @@
         trust.set(b ? b.trust : 'public');
         sni.value = b && b.sni ? b.sni : '';
         pins.value = b ? (b.pins || []).join('\n') : '';
+        reneg.checked = !!(b && b.allow_renegotiation);
         formTitle.textContent = b ? `Change the binding of ${b.destination}` : 'Add a binding';
         if (b) {
           bindingForm.scrollIntoView({ block: 'start' });
@@ -1167,6 +1173,7 @@
         if (!t) return alert.message('Pick at least one trust anchor', 'or choose Public CAs');
         const body = { certificate: cert.value === '__none__' ? null : cert.value, trust: t, pins: pins.value.split(/\s+/).filter(Boolean) };
         if (sni.value.trim()) body.sni = sni.value.trim();
+        if (reneg.checked) body.allow_renegotiation = true;
         await busy(submit, 'Saving…', alert, async () => {
           const v = await api.put(`/bindings/${enc(d)}`, body);
           const lines = [];
@@ -1200,9 +1207,10 @@
         h('td', { text: trustText(b.trust) }),
         h('td', { class: b.sni ? 'mono' : null, text: b.sni || '—' }),
         h('td', { title: (b.pins || []).join('\n') || null, text: (b.pins || []).length ? plural(b.pins.length, 'pin') : '—' }),
+        h('td', { title: b.allow_renegotiation ? 'OpenSSL engine: one renegotiation per connection, TLS 1.3 post-handshake authentication, HTTP/1.1' : null, text: b.allow_renegotiation ? 'renegotiation allowed' : '—' }),
         actions);
     });
-    const bHeaders = ['Partner host', 'Certificate', 'Partner trust', 'SNI', 'Pins'];
+    const bHeaders = ['Partner host', 'Certificate', 'Partner trust', 'SNI', 'Pins', 'Renegotiation'];
     if (op) bHeaders.push(h('th', { scope: 'col' }, h('span', { class: 'sr-only', text: 'Actions' })));
 
     // --- services
