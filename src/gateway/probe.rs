@@ -213,6 +213,7 @@ pub async fn probe(
             trust: TrustPolicy::Public,
             sni: None,
             pins: Vec::new(),
+            allow_renegotiation: false,
             created_at: 0,
             updated_at: 0,
         },
@@ -872,7 +873,7 @@ fn outcome_problems(
             format!("{}; the partner did not ask for a client certificate during the handshake, so it may ask only after the request (TLS renegotiation or post-handshake authentication, as IIS and Apache do per path)", outcome.message),
             Remedy::with(
                 "allow renegotiation on this binding so the certificate can be sent when the partner asks for it after the request",
-                Action::AllowRenegotiation(probed.destination.clone()),
+                Action::AllowRenegotiation(probed.destination.clone(), probed.bind_args()),
             ),
         ));
     }

@@ -8,7 +8,7 @@ use http::header::{HeaderName, HOST};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
-use crate::model::ErrorCode;
+use crate::model::{Action, ErrorCode, Remedy};
 use crate::routes::{AppAccess, Route, RouteTable};
 use tracing::Instrument;
 
@@ -442,6 +442,14 @@ fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri, route: &Rout
         cur = err.source();
     }
     if let Some(f) = tls::classify(e).or_else(|| route.failures.recent(Duration::from_secs(5))) {
+        if f.code == ErrorCode::UpstreamRenegotiationRequired {
+            // The exact command: this binding as it is, plus the option that allows it.
+            return GatewayError::new(f.code, f.message).with_remedy(Remedy::with(
+                "the partner asks for the client certificate after the request (TLS renegotiation or \
+                 post-handshake authentication): allow renegotiation on this binding",
+                Action::AllowRenegotiation(route.destination.clone(), route.binding.bind_args()),
+            ));
+        }
         return GatewayError::new(f.code, f.message);
     }
     GatewayError::new(ErrorCode::UpstreamConnectFailed, format!("the exchange with {uri} failed: {}", error_chain(e)))

@@ -212,8 +212,9 @@ pub enum Action {
     /// Grant (app, certificate).
     Grant(Option<String>, Option<String>),
     CreateToken,
-    /// Allow TLS renegotiation on a destination's binding.
-    AllowRenegotiation(String),
+    /// Allow TLS renegotiation on a destination's binding: (destination, the rest of its bind
+    /// arguments that keep the binding as it is: `CERT [--trust P] [--sni N] [--pin P]...`).
+    AllowRenegotiation(String, String),
     /// Remove a certificate together with its bindings.
     RemoveCertificateForce(String),
 }
@@ -235,7 +236,7 @@ impl Action {
             Action::AddApp => "add-app",
             Action::Grant(..) => "grant",
             Action::CreateToken => "create-token",
-            Action::AllowRenegotiation(_) => "allow-renegotiation",
+            Action::AllowRenegotiation(..) => "allow-renegotiation",
             Action::RemoveCertificateForce(_) => "remove-certificate",
         }
     }
@@ -249,7 +250,7 @@ impl Action {
             | Action::Bind(n)
             | Action::Unbind(n) => n.as_deref(),
             Action::Grant(app, _) => app.as_deref(),
-            Action::AllowRenegotiation(d) | Action::RemoveCertificateForce(d) => Some(d),
+            Action::AllowRenegotiation(d, _) | Action::RemoveCertificateForce(d) => Some(d),
             _ => None,
         }
     }
@@ -271,7 +272,7 @@ impl Action {
             Action::AddApp => "certgate app add NAME".into(),
             Action::Grant(app, cert) => format!("certgate app grant {} {}", or(app, "APP"), or(cert, "CERT")),
             Action::CreateToken => "certgate token create NAME --role admin".into(),
-            Action::AllowRenegotiation(d) => format!("certgate bind {d} CERT --allow-renegotiation"),
+            Action::AllowRenegotiation(d, args) => format!("certgate bind {d} {args} --allow-renegotiation"),
             Action::RemoveCertificateForce(n) => format!("certgate cert remove {n} --force"),
         }
     }

@@ -69,6 +69,15 @@ pub fn assess(leaf: &CertFacts, path: &ChainPath, now: OffsetDateTime) -> Vec<Wa
             "import the intermediate CA certificate (certgate trust add NAME FILE, or rotate with --chain FILE)",
         ));
     }
+    if let super::facts::KeyKind::Rsa { bits } = leaf.key {
+        if bits < 2048 {
+            out.push(warning(
+                "weak-key",
+                format!("the certificate has an RSA key of {bits} bits (under 2048); certgate presents it through its OpenSSL engine, as rustls will not sign with it"),
+                "partners with current TLS settings refuse it: ask the issuer for a certificate with an RSA 2048+ or ECDSA key",
+            ));
+        }
+    }
     let sha1_in_chain = path.links.iter().filter(|l| !l.facts.self_signed).find(|l| l.facts.sha1_signature);
     if leaf.sha1_signature || sha1_in_chain.is_some() {
         let who = if leaf.sha1_signature {

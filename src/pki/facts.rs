@@ -44,10 +44,10 @@ impl KeyKind {
     /// Whether certgate can present a client certificate with this key.
     pub fn supported_for_client(&self) -> Result<(), Refusal> {
         match self {
-            KeyKind::Rsa { bits } if (2048..=8192).contains(bits) => Ok(()),
+            KeyKind::Rsa { bits } if (1024..=8192).contains(bits) => Ok(()),
             KeyKind::Rsa { bits } => Err(Refusal::new(
                 Code::UnsupportedAlgorithm,
-                format!("the certificate has an RSA key of {bits} bits; certgate's TLS stack signs with RSA keys of 2048 to 8192 bits only"),
+                format!("the certificate has an RSA key of {bits} bits; certgate presents RSA keys of 1024 to 8192 bits only"),
                 "ask the issuer for a new certificate with an RSA 2048-4096, ECDSA P-256/P-384 or Ed25519 key",
             )),
             KeyKind::EcP256 | KeyKind::EcP384 | KeyKind::Ed25519 => Ok(()),
@@ -56,6 +56,19 @@ impl KeyKind {
                 format!("the certificate's key algorithm is {name}, which certgate cannot present"),
                 "ask the issuer for a certificate with an RSA, ECDSA P-256/P-384 or Ed25519 key",
             )),
+        }
+    }
+}
+
+impl KeyKind {
+    /// Why a certificate with this key is presented through the OpenSSL engine rather than
+    /// rustls, if it is: aws-lc-rs signs only with RSA keys of 2048 bits or more.
+    pub fn engine_reason(&self) -> Option<String> {
+        match self {
+            KeyKind::Rsa { bits } if *bits < 2048 => Some(format!(
+                "its RSA {bits}-bit key is one rustls (aws-lc-rs) will not sign with, so certgate presents it through OpenSSL"
+            )),
+            _ => None,
         }
     }
 }

@@ -87,7 +87,12 @@ impl PrivateKey {
 
     /// The subject public key bits of the key's public half (same form as in a certificate).
     pub fn public_key_bits(&self) -> Result<Vec<u8>, Refusal> {
-        let signing = self.signing_key()?;
+        let signing = match self.signing_key() {
+            Ok(s) => s,
+            // RSA keys aws-lc-rs will not sign with (1024 to 2047 bits) are presented through
+            // OpenSSL: their public half comes from there.
+            Err(refused) => return self.legacy_rsa_public_key().ok_or(refused),
+        };
         let spki = signing.public_key().ok_or_else(|| {
             Refusal::new(
                 Code::UnsupportedAlgorithm,
@@ -98,6 +103,22 @@ impl PrivateKey {
         let (_, parsed) = SubjectPublicKeyInfo::from_der(spki.as_ref())
             .map_err(|_| Refusal::malformed("the private key's public half is damaged"))?;
         Ok(parsed.subject_public_key.data.to_vec())
+    }
+}
+
+impl PrivateKey {
+    /// The RSAPublicKey (PKCS#1, as in a certificate's SPKI) of an RSA key of 1024 bits or more
+    /// that aws-lc-rs refuses, read by OpenSSL (in memory).
+    fn legacy_rsa_public_key(&self) -> Option<Vec<u8>> {
+        let rsa = match self.format {
+            KeyFormat::Pkcs1 => openssl::rsa::Rsa::private_key_from_der(&self.der).ok()?,
+            KeyFormat::Pkcs8 => openssl::pkey::PKey::private_key_from_pkcs8(&self.der).ok()?.rsa().ok()?,
+            KeyFormat::Sec1 => return None,
+        };
+        if rsa.size() * 8 < 1024 || !rsa.check_key().unwrap_or(false) {
+            return None;
+        }
+        rsa.public_key_to_der_pkcs1().ok()
     }
 }
 

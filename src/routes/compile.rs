@@ -146,6 +146,7 @@ fn compile_routes(
             trust: TrustPolicy::Public,
             sni: None,
             pins: Vec::new(),
+            allow_renegotiation: false,
             created_at: 0,
             updated_at: 0,
         };
@@ -248,19 +249,21 @@ impl Compiler<'_> {
             None => None,
         };
         let pins = b.pins.clone();
-        let digest_key = format!("{:?}\0{}\0{:?}\0{:?}", b.certificate, b.trust, b.sni, b.pins);
+        let digest_key =
+            format!("{:?}\0{}\0{:?}\0{:?}\0{}", b.certificate, b.trust, b.sni, b.pins, b.allow_renegotiation);
         let digest = match self.memo.inputs_digests.get(&digest_key) {
             Some(d) => d.clone(),
             None => {
                 let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
                 let all = format!(
-                    "{}|{}|{}|{:?}|{:?}|{:?}",
+                    "{}|{}|{}|{:?}|{:?}|{:?}|{}",
                     identity.map(|i| i.id.as_str()).unwrap_or("-"),
                     chain_ids,
                     trust,
                     trust_inputs.anchor_ids,
                     b.sni,
                     b.pins,
+                    b.allow_renegotiation,
                 );
                 let d = crate::pki::facts::sha256_hex(all.as_bytes());
                 self.memo.inputs_digests.insert(digest_key, d.clone());
@@ -299,6 +302,61 @@ impl Compiler<'_> {
                 v
             }
         };
+        let engine: Arc<dyn upstream::TlsEngine> = if b.allow_renegotiation
+            || identity.is_some_and(|i| i.engine_reason.is_some())
+        {
+            // The OpenSSL engine: one per route (its session cache is the route's).
+            let id = match identity {
+                Some(i) => Some(upstream::OpensslIdentity {
+                    chain: i.chain.clone(),
+                    key: i.key.load().map_err(|e| {
+                        format!("binding '{}': the key of certificate '{}' cannot be used: {e}", b.destination, i.name)
+                    })?,
+                    weak: i.engine_reason.is_some(),
+                }),
+                None => None,
+            };
+            let options = upstream::OpensslOptions { allow_renegotiation: b.allow_renegotiation };
+            Arc::new(
+                upstream::OpensslEngine::new(verifier, id, options)
+                    .map_err(|e| format!("binding '{}': {e}", b.destination))?,
+            )
+        } else {
+            Arc::new(upstream::RustlsEngine::new(self.rustls_config(identity, verifier, &verifier_key, sessions, b)?))
+        };
+        let failures = Arc::new(upstream::LastFailure::default());
+        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone());
+        Ok(Arc::new(Route {
+            binding: b.clone(),
+            destination: b.destination.clone(),
+            certificate: identity.map(|i| RouteCertificate {
+                name: i.name.clone(),
+                id: i.id.clone(),
+                not_before: i.not_before,
+                not_after: i.not_after,
+            }),
+            ok_requests: crate::telemetry::ok_counter(&b.destination, b.certificate.as_deref().unwrap_or("none")),
+            trust: trust_label,
+            client: upstream::client(connector, &self.options.settings),
+            response_body_timeout: self.options.settings.response_body_timeout,
+            failures,
+            fingerprint,
+            unavailable: None,
+            engine,
+        }))
+    }
+
+    /// The rustls client config presenting `identity` under `verifier`, shared by the routes
+    /// that present that certificate under that policy.
+    fn rustls_config(
+        &mut self,
+        identity: Option<&RouteIdentity>,
+        verifier: Arc<tls::PartnerVerifier>,
+        verifier_key: &str,
+        sessions: Arc<dyn rustls::client::ClientSessionStore>,
+        b: &BindingRecord,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let session_key = identity.map(|i| i.id.clone()).unwrap_or_default();
         let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
         let config_key = format!("{verifier_key}|{session_key}|{chain_ids}");
         let config = match self.memo.configs.get(&config_key) {
@@ -322,27 +380,7 @@ impl Compiler<'_> {
                 c
             }
         };
-        let failures = Arc::new(upstream::LastFailure::default());
-        let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::RustlsEngine::new(config));
-        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone());
-        Ok(Arc::new(Route {
-            binding: b.clone(),
-            destination: b.destination.clone(),
-            certificate: identity.map(|i| RouteCertificate {
-                name: i.name.clone(),
-                id: i.id.clone(),
-                not_before: i.not_before,
-                not_after: i.not_after,
-            }),
-            ok_requests: crate::telemetry::ok_counter(&b.destination, b.certificate.as_deref().unwrap_or("none")),
-            trust: trust_label,
-            client: upstream::client(connector, &self.options.settings),
-            response_body_timeout: self.options.settings.response_body_timeout,
-            failures,
-            fingerprint,
-            unavailable: None,
-            engine,
-        }))
+        Ok(config)
     }
 
     fn anchor_certs(&self, trust: &TrustPolicy) -> Result<Vec<Vec<u8>>, String> {

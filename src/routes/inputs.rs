@@ -28,6 +28,9 @@ pub struct RouteIdentity {
     pub key: Arc<dyn KeySource>,
     pub not_before: i64,
     pub not_after: i64,
+    /// Why this identity needs the OpenSSL engine (its key is one aws-lc-rs will not sign
+    /// with, e.g. RSA 1024), or None.
+    pub engine_reason: Option<String>,
 }
 
 /// Everything a table is compiled from, read from the store in one snapshot.

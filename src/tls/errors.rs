@@ -50,6 +50,15 @@ fn from_rustls(e: &rustls::Error) -> UpstreamFailure {
             code: ErrorCode::UpstreamUntrusted,
             message: format!("the partner's certificate was refused: {c:?}"),
         },
+        rustls::Error::InappropriateHandshakeMessage {
+            got_type: rustls::HandshakeType::HelloRequest | rustls::HandshakeType::CertificateRequest,
+            ..
+        } => UpstreamFailure {
+            code: ErrorCode::UpstreamRenegotiationRequired,
+            message: "the partner asked for the client certificate after the handshake (renegotiation or \
+                      post-handshake authentication), which this binding does not allow"
+                .into(),
+        },
         rustls::Error::AlertReceived(alert) if rejects_client_certificate(*alert) => UpstreamFailure {
             code: ErrorCode::UpstreamRejectedCertificate,
             message: format!("the partner refused the client certificate with the TLS alert {}", alert_name(*alert)),

@@ -6,9 +6,11 @@
 //! route compilation.
 
 mod engine;
+mod openssl_engine;
 mod rustls_engine;
 
 pub use engine::{HandshakeError, HandshakeFuture, Handshaken, TlsEngine, TlsIo, Unavailable};
+pub use openssl_engine::{OpensslEngine, OpensslIdentity, OpensslOptions};
 pub use rustls_engine::RustlsEngine;
 
 use std::collections::HashMap;

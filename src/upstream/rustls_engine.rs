@@ -1,14 +1,26 @@
 //! The default TLS engine: rustls with a client config built once per (certificate, trust policy).
+//!
+//! rustls never renegotiates. A TLS 1.2 partner that asks for the client certificate after the
+//! request (IIS, SAP, Apache per path) sends a HelloRequest; rustls would answer it with a
+//! `no_renegotiation` warning and the partner then fails the request in its own words. The
+//! engine watches the records under rustls instead: a handshake record from the partner after a
+//! TLS 1.2 handshake is finished can only be a renegotiation request, and the connection ends
+//! with `upstream-renegotiation-required`, whose remedy names the binding option that allows it.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::engine::{HandshakeError, HandshakeFuture, Handshaken, TlsEngine};
-use crate::tls::{self, UpstreamFailure};
+use crate::model::ErrorCode;
+use crate::tls::{self, UpstreamCertError, UpstreamFailure};
 
 pub struct RustlsEngine {
     connector: TlsConnector,
@@ -32,13 +44,18 @@ impl TlsEngine for RustlsEngine {
                     message: format!("'{shown}' is not a valid server name"),
                 })
             })?;
-            let stream = connector.connect(name, tcp).await.map_err(|e| match tls::classify(&e) {
+            let armed = Arc::new(AtomicBool::new(false));
+            let watched = RecordWatch { inner: tcp, armed: armed.clone(), header: [0; 5], header_len: 0, body_left: 0 };
+            let stream = connector.connect(name, watched).await.map_err(|e| match tls::classify(&e) {
                 Some(f) => HandshakeError::Partner(f),
                 None => HandshakeError::Other(e.to_string()),
             })?;
             let (_, conn) = stream.get_ref();
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let h2 = conn.alpn_protocol() == Some(b"h2");
+            if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_2) {
+                armed.store(true, Ordering::Relaxed);
+            }
             let (version, cipher, alpn) = tls::negotiated(conn);
             Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn })
         })
@@ -46,5 +63,91 @@ impl TlsEngine for RustlsEngine {
 
     fn classify(&self, error: &std::io::Error) -> Option<UpstreamFailure> {
         tls::classify(error)
+    }
+}
+
+/// TLS record content type of handshake messages.
+const HANDSHAKE: u8 = 22;
+
+/// The TCP stream under rustls, reading TLS record headers as they pass (they are in the clear
+/// in TLS 1.2). Once `armed` (a TLS 1.2 handshake finished), a handshake record from the partner
+/// is a renegotiation request (HelloRequest) and the read fails with
+/// `upstream-renegotiation-required`.
+struct RecordWatch {
+    inner: TcpStream,
+    armed: Arc<AtomicBool>,
+    header: [u8; 5],
+    header_len: usize,
+    body_left: usize,
+}
+
+impl RecordWatch {
+    /// Follow the record boundaries through `data`; true when a handshake record starts while
+    /// armed.
+    fn renegotiation_in(&mut self, data: &[u8]) -> bool {
+        let armed = self.armed.load(Ordering::Relaxed);
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(rest.len());
+                self.body_left -= n;
+                rest = &rest[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(rest.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&rest[..n]);
+            self.header_len += n;
+            rest = &rest[n..];
+            if self.header_len == 5 {
+                self.header_len = 0;
+                self.body_left = u16::from_be_bytes([self.header[3], self.header[4]]) as usize;
+                if armed && self.header[0] == HANDSHAKE {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+impl AsyncRead for RecordWatch {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            if this.renegotiation_in(&buf.filled()[before..]) {
+                buf.set_filled(before);
+                return Poll::Ready(Err(std::io::Error::other(UpstreamCertError {
+                    code: ErrorCode::UpstreamRenegotiationRequired,
+                    message: "the partner asked for a TLS renegotiation after the request (it asks for the client \
+                              certificate only for this path), which this binding does not allow"
+                        .into(),
+                })));
+            }
+        }
+        r
+    }
+}
+
+impl AsyncWrite for RecordWatch {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 }
