@@ -178,13 +178,20 @@ fn warns_about_sha1_signature() {
 }
 
 #[test]
-fn refuses_rsa_1024_key_that_tls_cannot_sign_with() {
+fn imports_rsa_1024_key_with_weak_key_warning_for_the_openssl_engine() {
     let env = Env::new();
     let path = fixtures().join("odd/rsa1024.pem");
     let run = env.run(&["--json", "cert", "import", "weak", path.to_str().unwrap()]);
-    run.refused(3, "unsupported-algorithm");
-    assert!(run.error_json()["message"].as_str().unwrap().contains("1024 bits"));
-    assert_eq!(env.run(&["--json", "cert", "list"]).json(), serde_json::json!([]));
+    run.ok();
+    let v = run.json();
+    assert_eq!((v["key_type"].as_str(), v["key_bits"].as_u64()), (Some("rsa"), Some(1024)), "{v}");
+    assert!(warnings(&v).contains(&"weak-key".to_string()), "{v}");
+    assert_eq!(v["engine"], "openssl", "{v}");
+    let detail = v["warning_details"].as_array().unwrap().iter().find(|w| w["code"] == "weak-key").unwrap();
+    assert!(detail["message"].as_str().unwrap().contains("1024 bits"), "{detail}");
+    // The sealed key opens and matches (its public half derived through OpenSSL).
+    let check = env.run(&["--json", "cert", "check", "weak"]);
+    assert_eq!(check.json()[0]["key"]["matches"], true, "{}", check.stdout);
 }
 
 #[test]

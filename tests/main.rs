@@ -22,6 +22,7 @@ mod ops;
 mod outage;
 mod package;
 mod probe;
+mod renegotiation;
 mod secrets;
 mod store;
 mod store_copy;

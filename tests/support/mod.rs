@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod apache;
 pub mod api;
 pub mod cluster;
 pub mod gateway;
