@@ -332,3 +332,87 @@ async fn rotation_under_continuous_requests_on_an_openssl_route_fails_none() {
     let after = gw.proxy_get(&target).await;
     assert_apache_got(&after, "alpha-renewed", "TLSv1.2", &apache);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls13_partner_cannot_ask_a_rustls_route_and_probe_names_renegotiation_required() {
+    let w = World::new();
+    w.client("alpha");
+    let apache = w.apache("TLSv1.3");
+    w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca"]);
+    let gw = w.gateway().await;
+    // rustls does not offer post-handshake auth, so Apache cannot ask and answers in its own
+    // words: its 403 reaches the application unchanged (docs/decisions.md, "A second TLS engine").
+    let r = gw.proxy_get(&url(apache.port(), "/secure/whoami.txt")).await;
+    assert_eq!(r.status, 403, "{}", r.describe());
+    assert!(r.error_code().is_none(), "{}", r.describe());
+    assert!(apache.error_log().contains("post-handshake"), "{}", apache.logs());
+
+    // The probe recognises it and names the option.
+    let config = GatewayConfig::new().resolve(&["partner.test"]).write(&w.env);
+    let target = format!("https://partner.test:{}", apache.port());
+    let probe = |w: &World| {
+        w.env.run(&["--json", "--config", config.to_str().unwrap(), "probe", &target, "--path", "/secure/whoami.txt"])
+    };
+    let run = probe(&w);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "upstream-renegotiation-required")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert!(problem.to_string().contains("--allow-renegotiation"), "{problem:#}");
+
+    // With the option the probe goes through (OpenSSL, post-handshake auth).
+    w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]);
+    let run = probe(&w);
+    assert_eq!(run.code, 0, "{}\n{}\n{}", run.stdout, run.stderr, apache.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renegotiation_is_allowed_once_per_connection() {
+    let w = World::new();
+    w.client("alpha");
+    let apache = w.apache("TLSv1.2");
+    w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]);
+    let gw = w.gateway().await;
+    let first = gw.proxy_get(&url(apache.port(), "/secure/whoami.txt")).await;
+    assert_apache_got(&first, "alpha", "TLSv1.2", &apache);
+    // The same pooled connection: Apache asks to renegotiate a second time and is refused (a
+    // no_renegotiation alert, as Go's RenegotiateOnceAsClient does); it answers in its own words.
+    let second = gw.proxy_get(&url(apache.port(), "/deeper/whoami.txt")).await;
+    assert_ne!(second.status, 200, "{}\n{}", second.describe(), apache.logs());
+    let log = apache.error_log();
+    assert_eq!(log.matches("AH02034: Initial (No.1) HTTPS request").count(), 1, "one connection\n{}", apache.logs());
+    assert!(log.contains("no renegotiation"), "Apache saw the refusal\n{}", apache.logs());
+    // A new connection may renegotiate once: /deeper first works.
+    let gw2 = w.gateway().await;
+    let fresh = gw2.proxy_get(&url(apache.port(), "/deeper/whoami.txt")).await;
+    assert_eq!(fresh.status, 200, "{}\n{}", fresh.describe(), apache.logs());
+    assert!(fresh.header("x-client-s-dn").unwrap_or_default().contains("CN=alpha"), "{}", fresh.describe());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_route_resumes_its_tls_sessions() {
+    for protocol in ["TLSv1.2", "TLSv1.3"] {
+        let w = World::new();
+        w.client("alpha");
+        let server = w.partner_ca.server(&["partner.test"]);
+        let apache = Apache::start(&ApacheSpec {
+            keep_alive: false,
+            ..ApacheSpec::per_path(&server, &w.partner_ca, &w.client_ca, protocol)
+        });
+        w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]);
+        let gw = w.gateway().await;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let r = gw.proxy_get(&url(apache.port(), "/open/whoami.txt")).await;
+            assert_eq!(r.status, 200, "{protocol}: {}", r.describe());
+            seen.push(r.header("x-tls-session").unwrap_or_default());
+        }
+        // Apache closes after each response (KeepAlive Off): three handshakes, the later ones
+        // resumed from the route's session cache.
+        assert_eq!(seen, ["Initial", "Resumed", "Resumed"], "{protocol}\n{}", apache.logs());
+    }
+}

@@ -11,7 +11,9 @@
 //! this engine speak HTTP/1.1 only (renegotiation and HTTP/2 do not mix).
 
 use std::collections::HashMap;
+use std::os::raw::c_int;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
@@ -61,14 +63,43 @@ fn session_key_index() -> openssl::ex_data::Index<Ssl, String> {
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex data index"))
 }
 
+/// Handshakes started on a connection (the first, then renegotiations), counted by
+/// [`count_handshakes`].
+fn handshakes_index() -> openssl::ex_data::Index<Ssl, AtomicUsize> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, AtomicUsize>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex data index"))
+}
+
+type InfoCallback = unsafe extern "C" fn(*const openssl_sys::SSL, c_int, c_int);
+
 extern "C" {
     // OpenSSL 3: `uint64_t SSL_set_options(SSL *s, uint64_t op)` (a macro before 1.1.0, so not
     // in openssl-sys for every version).
     fn SSL_set_options(s: *mut openssl_sys::SSL, op: u64) -> u64;
+    // Not wrapped by the openssl crate.
+    fn SSL_set_info_callback(s: *mut openssl_sys::SSL, cb: Option<InfoCallback>);
 }
 
-/// `SSL_num_renegotiations`: renegotiations started on this connection.
-const SSL_CTRL_GET_NUM_RENEGOTIATIONS: std::os::raw::c_int = 38;
+/// `SSL_CB_HANDSHAKE_START`: a handshake (or renegotiation) begins.
+const SSL_CB_HANDSHAKE_START: c_int = 0x10;
+
+/// Renegotiation once per connection (Go's `RenegotiateOnceAsClient`). OpenSSL reports a
+/// handshake start for the first handshake and for each HelloRequest, before it reads it: at the
+/// third start (the partner's second HelloRequest) the option is set in time for OpenSSL to
+/// answer with a `no_renegotiation` alert instead.
+unsafe extern "C" fn count_handshakes(ssl: *const openssl_sys::SSL, kind: c_int, _value: c_int) {
+    if kind & SSL_CB_HANDSHAKE_START == 0 {
+        return;
+    }
+    // SAFETY: OpenSSL passes the connection the callback was set on, alive for the call.
+    let conn = unsafe { openssl::ssl::SslRef::from_ptr(ssl as *mut openssl_sys::SSL) };
+    if let Some(count) = conn.ex_data(handshakes_index()) {
+        if count.fetch_add(1, Ordering::SeqCst) + 1 >= 3 {
+            // SAFETY: the same live SSL; this only sets an option flag.
+            unsafe { SSL_set_options(ssl as *mut openssl_sys::SSL, openssl_sys::SSL_OP_NO_RENEGOTIATION) };
+        }
+    }
+}
 
 fn load_key(key: &PrivateKey) -> Result<PKey<Private>, String> {
     let der = key.secret_der();
@@ -264,10 +295,14 @@ impl TlsEngine for OpensslEngine {
                 let _ = unsafe { ssl.set_session(&session) };
             }
             ssl.set_ex_data(session_key_index(), key);
+            if self.allow_renegotiation {
+                ssl.set_ex_data(handshakes_index(), AtomicUsize::new(0));
+                // SAFETY: a valid SSL owned by `ssl`; the callback reads only its ex data.
+                unsafe { SSL_set_info_callback(ssl.as_ptr(), Some(count_handshakes)) };
+            }
             let stream = SslStream::new(ssl, tcp).map_err(|e| HandshakeError::Other(e.to_string()))?;
             Ok::<_, HandshakeError>((stream, state))
         })();
-        let allow_renegotiation = self.allow_renegotiation;
         Box::pin(async move {
             let (mut stream, state) = prepared?;
             if let Err(e) = Pin::new(&mut stream).connect().await {
@@ -281,7 +316,7 @@ impl TlsEngine for OpensslEngine {
             let version = Some(ssl.version_str().to_string());
             let cipher = ssl.current_cipher().map(|c| c.standard_name().unwrap_or(c.name()).to_string());
             let alpn = ssl.selected_alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned());
-            let io = OpensslIo { stream, state, allow_renegotiation, locked: !allow_renegotiation };
+            let io = OpensslIo { stream, state };
             Ok(Handshaken { io: Box::new(io), resumed, h2: false, version, cipher, alpn })
         })
     }
@@ -291,33 +326,14 @@ impl TlsEngine for OpensslEngine {
     }
 }
 
-/// An established OpenSSL connection: counts renegotiations and turns failures into the
-/// contract's codes (as [`UpstreamCertError`]s, which `tls::classify` reads).
+/// An established OpenSSL connection: turns failures into the contract's codes (as
+/// [`UpstreamCertError`]s, which `tls::classify` reads).
 struct OpensslIo {
     stream: SslStream<TcpStream>,
     state: Arc<ConnState>,
-    allow_renegotiation: bool,
-    /// Further renegotiation is refused (after the one allowed).
-    locked: bool,
 }
 
 impl OpensslIo {
-    /// After the first renegotiation started, refuse any further one (Go's "once").
-    fn after_io(&mut self) {
-        if self.locked || !self.allow_renegotiation {
-            return;
-        }
-        let ssl = self.stream.ssl().as_ptr();
-        // SAFETY: a valid SSL owned by the stream; SSL_ctrl only reads a counter here and
-        // SSL_set_options only sets a flag consulted when the next HelloRequest arrives.
-        unsafe {
-            if openssl_sys::SSL_ctrl(ssl, SSL_CTRL_GET_NUM_RENEGOTIATIONS, 0, std::ptr::null_mut()) > 0 {
-                SSL_set_options(ssl, openssl_sys::SSL_OP_NO_RENEGOTIATION);
-                self.locked = true;
-            }
-        }
-    }
-
     fn explain_io(&self, e: std::io::Error) -> std::io::Error {
         if tls::classify(&e).is_some() {
             return e;
@@ -333,18 +349,14 @@ impl OpensslIo {
 impl AsyncRead for OpensslIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.stream).poll_read(cx, buf);
-        this.after_io();
-        r.map_err(|e| this.explain_io(e))
+        Pin::new(&mut this.stream).poll_read(cx, buf).map_err(|e| this.explain_io(e))
     }
 }
 
 impl AsyncWrite for OpensslIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.after_io();
-        r.map_err(|e| this.explain_io(e))
+        Pin::new(&mut this.stream).poll_write(cx, buf).map_err(|e| this.explain_io(e))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

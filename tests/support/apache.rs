@@ -5,8 +5,10 @@
 //!
 //! Started from a config generated in a temp dir, on a free 127.0.0.1 port, in the foreground.
 //! Every answer carries what mod_ssl made of the client certificate as headers:
-//! `X-Client-Verify`, `X-Client-S-DN`, `X-Client-Serial`, `X-Tls-Protocol`; `/secure/whoami.txt`
-//! and `/open/whoami.txt` are small static files.
+//! `X-Client-Verify`, `X-Client-S-DN`, `X-Client-Serial`, `X-Tls-Protocol`, `X-Tls-Session`
+//! (`Initial` or `Resumed`); `/secure/whoami.txt`,
+//! `/open/whoami.txt` and `/deeper/whoami.txt` are small static files. `/deeper` asks for
+//! another cipher, which makes Apache renegotiate (again) on a TLS 1.2 connection.
 //!
 //! Missing software fails the test with the package to install; nothing is skipped.
 
@@ -32,6 +34,8 @@ pub struct ApacheSpec<'a> {
     pub ciphers: &'a str,
     /// Ask for the certificate in the handshake for every path (not only for /secure).
     pub at_handshake: bool,
+    /// `KeepAlive` (off: one request per connection, so every request is a new handshake).
+    pub keep_alive: bool,
 }
 
 impl<'a> ApacheSpec<'a> {
@@ -44,6 +48,7 @@ impl<'a> ApacheSpec<'a> {
             protocol,
             ciphers: "DEFAULT",
             at_handshake: false,
+            keep_alive: true,
         }
     }
 }
@@ -76,7 +81,7 @@ impl Apache {
         .unwrap();
         std::fs::write(d.join("server.key"), &spec.server.key_pem).unwrap();
         std::fs::write(d.join("client-ca.pem"), &spec.client_ca_pem).unwrap();
-        for sub in ["secure", "open"] {
+        for sub in ["secure", "open", "deeper"] {
             std::fs::create_dir_all(d.join("docroot").join(sub)).unwrap();
             std::fs::write(d.join("docroot").join(sub).join("whoami.txt"), format!("{sub} ok\n")).unwrap();
         }
@@ -107,6 +112,7 @@ DocumentRoot {docroot}
     Require all granted
 </Directory>
 SSLSessionCache none
+KeepAlive {keep_alive}
 <VirtualHost 127.0.0.1:{port}>
     SSLEngine on
     SSLCertificateFile {cert}
@@ -120,8 +126,14 @@ SSLSessionCache none
     Header always set X-Client-S-DN "%{{SSL_CLIENT_S_DN}}s"
     Header always set X-Client-Serial "%{{SSL_CLIENT_M_SERIAL}}s"
     Header always set X-Tls-Protocol "%{{SSL_PROTOCOL}}s"
+    Header always set X-Tls-Session "%{{SSL_SESSION_RESUMED}}s"
     <Location /secure>
         {location_verify}
+    </Location>
+    # Another cipher than the connection negotiated: Apache renegotiates (again) for it.
+    <Location /deeper>
+        SSLVerifyClient require
+        SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256
     </Location>
 </VirtualHost>
 "#,
@@ -136,6 +148,7 @@ SSLSessionCache none
             client_ca = p("client-ca.pem"),
             protocol = spec.protocol,
             ciphers = spec.ciphers,
+            keep_alive = if spec.keep_alive { "On" } else { "Off" },
         );
         std::fs::write(d.join("httpd.conf"), conf).unwrap();
         let child = Command::new(BINARY)
