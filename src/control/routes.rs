@@ -156,12 +156,13 @@ impl Control {
             .map_err(|_| ControlError::usage("usage", format!("'{url}' is not a URL"), "give https://partner/path"))?;
         let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let key = crate::routes::Destination::HostPort(host, uri.port_u16().unwrap_or(443)).key();
-        let trust = inputs
+        // Keep the trust policy and the engine option of the host's binding.
+        let (trust, allow_renegotiation) = inputs
             .bindings
             .iter()
             .find(|b| b.destination == key)
-            .map(|b| b.trust.clone())
-            .unwrap_or(crate::model::TrustPolicy::Public);
+            .map(|b| (b.trust.clone(), b.allow_renegotiation))
+            .unwrap_or((crate::model::TrustPolicy::Public, false));
         inputs.bindings.retain(|b| b.destination != key);
         inputs.bindings.push(crate::store::BindingRecord {
             destination: key,
@@ -169,7 +170,7 @@ impl Control {
             trust,
             sni: None,
             pins: Vec::new(),
-            allow_renegotiation: false,
+            allow_renegotiation,
             created_at: 0,
             updated_at: 0,
         });

@@ -151,3 +151,29 @@ impl AsyncWrite for RecordWatch {
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn watch() -> RecordWatch {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        RecordWatch { inner: tcp, armed: Arc::new(AtomicBool::new(false)), header: [0; 5], header_len: 0, body_left: 0 }
+    }
+
+    #[tokio::test]
+    async fn a_handshake_record_after_a_tls12_handshake_is_a_renegotiation_request_wherever_reads_split() {
+        let mut w = watch().await;
+        // Handshake records before arming (the handshake itself) pass.
+        assert!(!w.renegotiation_in(&[22, 3, 3, 0, 2, 0xaa, 0xbb]));
+        w.armed.store(true, Ordering::Relaxed);
+        // Application data (type 23) of 3 bytes, split mid-header and mid-body.
+        assert!(!w.renegotiation_in(&[23, 3]));
+        assert!(!w.renegotiation_in(&[3, 0, 3, 1]));
+        assert!(!w.renegotiation_in(&[2, 3]));
+        // An alert passes; a handshake record (HelloRequest) whose header straddles reads is seen.
+        assert!(!w.renegotiation_in(&[21, 3, 3, 0, 2, 1, 0, 22, 3]));
+        assert!(w.renegotiation_in(&[3, 0, 4]));
+    }
+}
