@@ -131,6 +131,20 @@ async fn rustls_route_meeting_a_renegotiation_answers_renegotiation_required_wit
     // The paths that need no certificate still work on that route.
     let open = gw.proxy_get(&url(apache.port(), "/open/whoami.txt")).await;
     assert_eq!(open.status, 200, "{}", open.describe());
+    // The probe says the same, with the same command.
+    let config = GatewayConfig::new().resolve(&["partner.test"]).write(&w.env);
+    let target = format!("https://partner.test:{}", apache.port());
+    let args = ["--json", "--config", config.to_str().unwrap(), "probe", &target, "--path", "/secure/whoami.txt"];
+    let run = w.env.run(&args);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let problem =
+        report["problems"].as_array().unwrap().iter().find(|p| p["code"] == "upstream-renegotiation-required");
+    let problem = problem.unwrap_or_else(|| panic!("{report:#}"));
+    assert!(
+        problem.to_string().contains("certgate bind partner.test alpha --trust ca:partnerca --allow-renegotiation"),
+        "{problem:#}"
+    );
 
     // Running the command from the hint fixes it.
     w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]);

@@ -737,7 +737,11 @@ async fn exchange(
             ErrorCode::UpstreamTimeout,
             format!("the partner did not answer within {} ms", response_timeout.as_millis()),
         ),
-        Ok(Err(e)) => match engine.classify(&std::io::Error::other(e.clone())).or_else(|| alert_in(&e)) {
+        Ok(Err(e)) => match engine
+            .classify(&std::io::Error::other(e.clone()))
+            .or_else(|| renegotiation_in(&e))
+            .or_else(|| alert_in(&e))
+        {
             Some(f) => failed(f.code, f.message),
             None => failed(ErrorCode::UpstreamConnectFailed, format!("the exchange failed: {e}")),
         },
@@ -767,6 +771,19 @@ async fn with_connection_error(
         Ok(Ok(Err(conn_error))) => Err(conn_error),
         _ => Err(request_error),
     }
+}
+
+/// The engine's renegotiation finding in an error's text (hyper's error chain, as text): the
+/// partner asked for the certificate after the request and this binding does not allow it.
+fn renegotiation_in(text: &str) -> Option<UpstreamFailure> {
+    (text.contains("UpstreamRenegotiationRequired") || text.contains("upstream-renegotiation-required")).then(|| {
+        UpstreamFailure {
+            code: ErrorCode::UpstreamRenegotiationRequired,
+            message: "the partner asked for a TLS renegotiation after the request (it asks for the client \
+                      certificate only for this path), which this binding does not allow"
+                .into(),
+        }
+    })
 }
 
 /// A TLS alert named in an error's text (what hyper reports after a TLS 1.3 partner's alert).
@@ -852,7 +869,15 @@ fn outcome_problems(
 ) {
     if let Some(code) = outcome.error {
         if !problems.iter().any(|p| p.code == code) {
-            problems.push(Problem::new(code, outcome.message.clone(), code.remedy()));
+            let remedy = if code == ErrorCode::UpstreamRenegotiationRequired {
+                Remedy::with(
+                    "allow renegotiation on this binding so the certificate can be sent when the partner asks for it after the request",
+                    Action::AllowRenegotiation(probed.destination.clone(), probed.bind_args()),
+                )
+            } else {
+                code.remedy()
+            };
+            problems.push(Problem::new(code, outcome.message.clone(), remedy));
         }
         return;
     }
