@@ -23,7 +23,7 @@ use super::model::{
     GrantRecord, PartnerRecord, RequestRecord, ServiceRecord, Snapshot, TokenRecord,
 };
 use super::{now_unix, StoreError};
-use crate::model::{Pin, TrustPolicy};
+use crate::model::{AppName, CertificateId, CertificateName, Pin, TrustPolicy};
 
 /// What differs between the databases the store runs on.
 pub trait Dialect: Send + Sync + 'static {
@@ -396,8 +396,8 @@ where
     pub async fn insert_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
         let message = || format!("a certificate named '{}' exists already", rec.name);
         sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9)")
-            .bind(&rec.name)
-            .bind(&rec.id)
+            .bind(rec.name.as_str())
+            .bind(rec.id.as_str())
             .bind(&rec.leaf_der)
             .bind(join_der(&rec.chain_der))
             .bind(&rec.sealed_key)
@@ -416,14 +416,14 @@ where
     /// the owner unless a new one is given.
     pub async fn replace_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE certificates SET id = $1, leaf_der = $2, chain_der = $3, sealed_key = $4, key_format = $5, owner = COALESCE($6, owner), contact = COALESCE($9, contact), updated_at = $7 WHERE name = $8 RETURNING name")
-            .bind(&rec.id)
+            .bind(rec.id.as_str())
             .bind(&rec.leaf_der)
             .bind(join_der(&rec.chain_der))
             .bind(&rec.sealed_key)
             .bind(&rec.key_format)
             .bind(&rec.owner)
             .bind(rec.updated_at)
-            .bind(&rec.name)
+            .bind(rec.name.as_str())
             .bind(&rec.contact)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -562,7 +562,7 @@ where
     pub async fn put_request(&mut self, rec: &RequestRecord) -> Result<(), StoreError> {
         self.delete("DELETE FROM certificate_requests WHERE name = $1 RETURNING name", &rec.name).await?;
         sqlx::query("INSERT INTO certificate_requests (name, subject, key_type, sealed_key, key_format, csr_der, owner, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(&rec.name)
+            .bind(rec.name.as_str())
             .bind(&rec.subject)
             .bind(&rec.key_type)
             .bind(&rec.sealed_key)
@@ -663,7 +663,7 @@ where
         let replaced = self.exists("SELECT 1 FROM bindings WHERE destination = $1", &rec.destination).await?;
         sqlx::query(if copied { COPY } else { KEEP })
             .bind(&rec.destination)
-            .bind(&rec.certificate)
+            .bind(rec.certificate.as_ref().map(|c| c.to_string()))
             .bind(rec.trust.to_string())
             .bind(&rec.sni)
             .bind(pins_text(&rec.pins))
@@ -767,7 +767,7 @@ where
     pub async fn insert_app(&mut self, rec: &AppRecord) -> Result<(), StoreError> {
         let message = || format!("an app named '{}' exists already", rec.name);
         sqlx::query("INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3)")
-            .bind(&rec.name)
+            .bind(rec.name.as_str())
             .bind(&rec.hash)
             .bind(rec.created_at)
             .execute(&mut *self.tx)
@@ -796,8 +796,8 @@ where
         let added = sqlx::query(
             "INSERT INTO grants (app, certificate, created_at) VALUES ($1, $2, $3) ON CONFLICT (app, certificate) DO NOTHING RETURNING app",
         )
-        .bind(&rec.app)
-        .bind(&rec.certificate)
+        .bind(rec.app.as_str())
+        .bind(rec.certificate.as_str())
         .bind(rec.created_at)
         .fetch_optional(&mut *self.tx)
         .await?;
@@ -837,8 +837,8 @@ where
             sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9) \
                  ON CONFLICT (name) DO UPDATE SET id = excluded.id, leaf_der = excluded.leaf_der, chain_der = excluded.chain_der, sealed_key = excluded.sealed_key, \
                  key_format = excluded.key_format, owner = excluded.owner, contact = excluded.contact, created_at = excluded.created_at, updated_at = excluded.updated_at")
-                .bind(&c.name)
-                .bind(&c.id)
+                .bind(c.name.as_str())
+                .bind(c.id.as_str())
                 .bind(&c.leaf_der)
                 .bind(join_der(&c.chain_der))
                 .bind(&c.sealed_key)
@@ -886,7 +886,7 @@ where
                 "INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
             )
-            .bind(&a.name)
+            .bind(a.name.as_str())
             .bind(&a.hash)
             .bind(a.created_at)
             .execute(&mut *self.tx)
@@ -897,8 +897,8 @@ where
                 "INSERT INTO grants (app, certificate, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (app, certificate) DO UPDATE SET created_at = excluded.created_at",
             )
-            .bind(&g.app)
-            .bind(&g.certificate)
+            .bind(g.app.as_str())
+            .bind(g.certificate.as_str())
             .bind(g.created_at)
             .execute(&mut *self.tx)
             .await?;
@@ -947,8 +947,8 @@ where
 
 fn cert_from_row(r: &impl Columns) -> Result<CertificateRecord, sqlx::Error> {
     Ok(CertificateRecord {
-        name: r.text("name")?,
-        id: r.text("id")?,
+        name: CertificateName::stored(r.text("name")?),
+        id: CertificateId::stored(r.text("id")?),
         leaf_der: r.bytes("leaf_der")?,
         chain_der: split_der(&r.bytes("chain_der")?),
         sealed_key: r.bytes("sealed_key")?,
@@ -979,7 +979,7 @@ fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
     let pins = pin_texts.iter().map(|p| Pin::parse(p)).collect::<Result<Vec<_>, _>>().map_err(|e| bad("pins", e))?;
     Ok(BindingRecord {
         destination,
-        certificate: r.text_or_null("certificate")?,
+        certificate: r.text_or_null("certificate")?.map(CertificateName::stored),
         trust,
         sni: r.text_or_null("sni")?,
         pins,
@@ -1013,11 +1013,15 @@ fn token_from_row(r: &impl Columns) -> Result<TokenRecord, sqlx::Error> {
 }
 
 fn app_from_row(r: &impl Columns) -> Result<AppRecord, sqlx::Error> {
-    Ok(AppRecord { name: r.text("name")?, hash: r.text("hash")?, created_at: r.int("created_at")? })
+    Ok(AppRecord { name: AppName::stored(r.text("name")?), hash: r.text("hash")?, created_at: r.int("created_at")? })
 }
 
 fn grant_from_row(r: &impl Columns) -> Result<GrantRecord, sqlx::Error> {
-    Ok(GrantRecord { app: r.text("app")?, certificate: r.text("certificate")?, created_at: r.int("created_at")? })
+    Ok(GrantRecord {
+        app: AppName::stored(r.text("app")?),
+        certificate: CertificateName::stored(r.text("certificate")?),
+        created_at: r.int("created_at")?,
+    })
 }
 
 fn audit_from_row(r: &impl Columns) -> Result<AuditRecord, sqlx::Error> {
@@ -1035,7 +1039,7 @@ fn audit_from_row(r: &impl Columns) -> Result<AuditRecord, sqlx::Error> {
 
 fn request_from_row(r: &impl Columns) -> Result<RequestRecord, sqlx::Error> {
     Ok(RequestRecord {
-        name: r.text("name")?,
+        name: CertificateName::stored(r.text("name")?),
         subject: r.text("subject")?,
         key_type: r.text("key_type")?,
         sealed_key: r.bytes("sealed_key")?,
