@@ -39,6 +39,10 @@ pub struct BindingView {
     /// Set when the destination was given as a URL and reduced to host[:port].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reduced_from: Option<String>,
+    /// Only in listings, when the gateway cannot use this binding now: why (its requests are
+    /// answered `502 route-unavailable`; the other bindings keep serving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl BindingView {
@@ -51,6 +55,7 @@ impl BindingView {
             pins: b.pins.iter().map(Pin::to_string).collect(),
             replaced: None,
             reduced_from: None,
+            unavailable: None,
         }
     }
 }

@@ -141,6 +141,8 @@ pub struct Problem {
     pub hint: String,
     /// The same as a command line.
     pub command: Option<String>,
+    /// The same as data (`id`, `target`): the console offers it as a button.
+    pub action: Option<Action>,
 }
 
 impl Problem {
@@ -150,6 +152,7 @@ impl Problem {
             message: message.into(),
             command: remedy.action.as_ref().map(Action::command),
             hint: remedy.text.into_owned(),
+            action: remedy.action,
         }
     }
 }
