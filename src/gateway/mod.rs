@@ -144,7 +144,12 @@ impl Gateway {
             let inputs = source.inputs().await?;
             *self.store_revision.lock().unwrap_or_else(|p| p.into_inner()) = Some(inputs.revision);
             let previous = self.current();
-            compile(inputs, previous.as_deref(), &self.options)
+            // Compiling unseals keys and builds TLS configurations for every changed route: on
+            // the blocking pool, so the requests served by this runtime do not wait for it.
+            let options = self.options.clone();
+            tokio::task::spawn_blocking(move || compile(inputs, previous.as_deref(), &options))
+                .await
+                .map_err(|e| format!("compiling the route table failed: {e}"))?
         }
         .await;
         match result {
