@@ -7,7 +7,7 @@ use crate::routes::{Destination, Pin, TrustPolicy};
 use crate::store::{BindingRecord, ServiceRecord, StoreError};
 
 use super::{validate_name, Control, ControlError};
-use crate::model::{Action, Remedy};
+use crate::model::{Action, CertificateName, Remedy};
 
 /// What to bind a destination to.
 pub struct BindRequest {
@@ -29,7 +29,7 @@ pub struct BindingView {
     pub destination: String,
     /// null: no certificate is sent.
     #[schema(required = true)]
-    pub certificate: Option<String>,
+    pub certificate: Option<CertificateName>,
     /// public, private or ca:NAME[,NAME].
     pub trust: String,
     #[schema(required = true)]
@@ -44,6 +44,10 @@ pub struct BindingView {
     /// Set when the destination was given as a URL and reduced to host[:port].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reduced_from: Option<String>,
+    /// Only in listings, when the gateway cannot use this binding now: why (its requests are
+    /// answered `502 route-unavailable`; the other bindings keep serving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl BindingView {
@@ -57,6 +61,7 @@ impl BindingView {
             allow_renegotiation: b.allow_renegotiation,
             replaced: None,
             reduced_from: None,
+            unavailable: None,
         }
     }
 }
@@ -158,14 +163,14 @@ impl Control {
                 }
             }
         }
-        if let Some(cert) = &req.certificate {
-            validate_name("certificate", cert)?;
+        let certificate = req.certificate.as_deref().map(CertificateName::parse).transpose()?;
+        if let Some(cert) = &certificate {
             if self.store.certificate(cert).await?.is_none() {
                 return Err(ControlError::NotFound {
                     what: format!("certificate '{cert}'"),
                     hint: Remedy::with(
                         "import the certificate first, or check the name against the list of certificates",
-                        Action::ImportCertificate(Some(cert.clone())),
+                        Action::ImportCertificate(Some(cert.to_string())),
                     ),
                 });
             }
@@ -173,7 +178,7 @@ impl Control {
         let now = self.now().unix_timestamp();
         Ok(BindingRecord {
             destination,
-            certificate: req.certificate.clone(),
+            certificate,
             trust,
             sni,
             pins,
