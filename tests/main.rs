@@ -5,6 +5,7 @@ mod support;
 
 mod admin_api;
 mod alerts;
+mod alerts_mail;
 mod apply;
 mod cluster;
 mod conformance;
@@ -20,6 +21,7 @@ mod interop;
 mod layers;
 mod ops;
 mod outage;
+mod partner_certificates;
 mod package;
 mod probe;
 mod secrets;

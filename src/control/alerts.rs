@@ -34,6 +34,8 @@ pub struct AlertsConfig {
     pub webhooks: BTreeMap<String, WebhookConfig>,
     /// Where items without a contact (and partner certificates) are announced.
     pub default_contact: Option<String>,
+    /// `[alerts.smtp]`: the mail server for contacts that are e-mail addresses.
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Default for AlertsConfig {
@@ -43,6 +45,7 @@ impl Default for AlertsConfig {
             interval_seconds: 300,
             webhooks: BTreeMap::new(),
             default_contact: None,
+            smtp: None,
         }
     }
 }
@@ -79,6 +82,114 @@ impl WebhookConfig {
         }
         Ok(None)
     }
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587 by default).
+    Starttls,
+    /// TLS from the first byte, "SMTPS" (port 465 by default).
+    Tls,
+    /// No encryption: only to a relay on this machine (127.0.0.1, ::1, localhost; port 25).
+    None,
+}
+
+/// `[alerts.smtp]`: where e-mail alerts are handed over. The password is read when a mail is
+/// sent, from a file or an environment variable; it is never in the config file itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default: 587 for starttls, 465 for tls, 25 for none.
+    pub port: Option<u16>,
+    #[serde(default = "default_security")]
+    pub security: SmtpSecurity,
+    /// The sender, e.g. `certgate <certgate@example.com>`.
+    pub from: String,
+    /// For SMTP AUTH (PLAIN or LOGIN, offered only over TLS); with a password_file or password_env.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// Extra CA certificates (PEM) trusted for the mail server, beside the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// How long one mail may take, connect to the server's last answer.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_security() -> SmtpSecurity {
+    SmtpSecurity::Starttls
+}
+
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+impl SmtpConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        })
+    }
+
+    /// Refuse what cannot work or would be unsafe, before anything is sent.
+    pub fn check(&self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("[alerts.smtp] host is empty".into());
+        }
+        if self.security == SmtpSecurity::None && !is_loopback_host(&self.host) {
+            return Err(format!(
+                "[alerts.smtp] security = \"none\" is allowed only to a relay on this machine (127.0.0.1, ::1 or localhost), not to '{}': use starttls or tls",
+                self.host
+            ));
+        }
+        notify::mailbox(&self.from).map_err(|e| format!("[alerts.smtp] from = '{}' is not a mailbox: {e}", self.from))?;
+        match (&self.username, &self.password_file, &self.password_env) {
+            (Some(_), None, None) => {
+                return Err("[alerts.smtp] has a username but no password_file or password_env".into())
+            }
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                return Err("[alerts.smtp] has a password but no username".into())
+            }
+            (_, Some(_), Some(_)) => {
+                return Err("[alerts.smtp] give the password in password_file or password_env, not both".into())
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The login, with the password read now from the file or variable the config names.
+    pub fn credentials(&self) -> Result<Option<(String, Zeroizing<String>)>, String> {
+        let Some(user) = &self.username else { return Ok(None) };
+        if let Some(var) = &self.password_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some((user.clone(), Zeroizing::new(v)))),
+                _ => Err(format!("the SMTP password is to come from the variable {var}, which is not set")),
+            };
+        }
+        if let Some(path) = &self.password_file {
+            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                format!("the SMTP password file {} cannot be read: {e}", path.display())
+            })?);
+            let pass = text.trim_end_matches(['\r', '\n']);
+            if pass.is_empty() {
+                return Err(format!("the SMTP password file {} is empty", path.display()));
+            }
+            return Ok(Some((user.clone(), Zeroizing::new(pass.to_string()))));
+        }
+        Ok(None)
+    }
+}
+
+/// `localhost`, or an IP address on the loopback interface.
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One place an alert goes: `webhook:NAME` or an e-mail address.
@@ -153,7 +264,16 @@ pub fn message(due: &DueAlert) -> serde_json::Value {
     };
     let owner = e.owner.as_deref().map(|o| format!(" Owner: {o}.")).unwrap_or_default();
     let text = format!("certgate: the {kind} '{}' ({}) {when}.{owner} {}", e.name, e.subject, e.action);
+    let short = match e.days_left {
+        d if d < 0 => "has expired".to_string(),
+        0 => "expires today".to_string(),
+        1 => "expires tomorrow".to_string(),
+        d => format!("expires in {d} days"),
+    };
+    let loud = if e.loud { "[act now] " } else { "" };
+    let title = format!("{loud}certgate: {kind} '{}' {short}", e.name);
     serde_json::json!({
+        "title": title,
         "text": text,
         "kind": e.kind,
         "name": e.name,
@@ -169,6 +289,39 @@ pub fn message(due: &DueAlert) -> serde_json::Value {
         "item": due.item,
         "test": false,
     })
+}
+
+/// The subject and plain-text body of the mail for a message made by [`message`] (or a test).
+pub fn mail_text(body: &serde_json::Value) -> (String, String) {
+    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let text = field("text");
+    let mut subject = field("title");
+    if subject.is_empty() {
+        subject = "certgate: expiry alert".into();
+    }
+    if body.get("test").and_then(|v| v.as_bool()) == Some(true) {
+        return (subject, format!("{text}\n"));
+    }
+    let mut out = format!("{text}\n\n");
+    let rows = [
+        ("Kind", field("kind").replace('-', " ")),
+        ("Name", field("name")),
+        ("Subject", field("subject")),
+        ("Issuer", field("issuer")),
+        ("Not after", field("not_after")),
+        ("Days left", body.get("days_left").map(|v| v.to_string()).unwrap_or_default()),
+        ("Owner", body.get("owner").and_then(|v| v.as_str()).unwrap_or("(none)").to_string()),
+        ("What to do", field("action")),
+    ];
+    for (k, v) in rows {
+        out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
+    }
+    out.push_str(&format!(
+        "\n-- \ncertgate expiry alert {} at the {}-day threshold; it is sent once.\n",
+        field("item"),
+        body.get("threshold_days").map(|v| v.to_string()).unwrap_or_default()
+    ));
+    (subject, out)
 }
 
 /// What the alert loop shows in `/readyz`.
@@ -233,7 +386,29 @@ pub async fn deliver(cfg: &AlertsConfig, channel: &Channel, body: &serde_json::V
                 .await
                 .map_err(|e| format!("webhook '{name}': {e}"))
         }
-        Channel::Email(addr) => Err(format!("cannot mail {addr}: e-mail alerts are not built yet")),
+        Channel::Email(addr) => {
+            let smtp = cfg.smtp.as_ref().ok_or_else(|| {
+                format!("cannot mail {addr}: no mail server is configured (add [alerts.smtp] to the config file)")
+            })?;
+            smtp.check()?;
+            let (subject, text) = mail_text(body);
+            notify::send_mail(smtp, addr, &subject, text).await.map_err(|e| format!("mail to {addr}: {e}"))
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// Refuse a channel set-up that cannot work (checked when `serve` and `alert test` start).
+    pub fn check(&self) -> Result<(), ControlError> {
+        if let Some(smtp) = &self.smtp {
+            smtp.check().map_err(|e| {
+                ControlError::usage("usage", e, "fix [alerts.smtp] in the config file (see docs/certgate.example.toml)")
+            })?;
+        }
+        if let Some(c) = &self.default_contact {
+            super::expiry::parse_contact(c)?;
+        }
+        Ok(())
     }
 }
 
@@ -366,8 +541,9 @@ impl Control {
         Ok(())
     }
 
-    /// `certgate alert test`: a test message on every configured channel (each webhook, and the
-    /// default contact's channels); one result per channel.
+    /// `certgate alert test`: a test message on every configured channel (each webhook, the
+    /// default contact's channels, and with a mail server but no e-mail address among them, a
+    /// mail to the sender address itself); one result per channel.
     pub async fn test_alerts(&self, cfg: &AlertsConfig) -> Vec<Delivery> {
         let mut targets: Vec<Channel> = cfg.webhooks.keys().map(|n| Channel::Webhook(n.clone())).collect();
         for c in channels(cfg.default_contact.as_deref().unwrap_or("")) {
@@ -375,8 +551,15 @@ impl Control {
                 targets.push(c);
             }
         }
+        if let Some(smtp) = &cfg.smtp {
+            if !targets.iter().any(|c| matches!(c, Channel::Email(_))) {
+                let to = notify::mailbox(&smtp.from).map(|m| m.email.to_string()).unwrap_or_else(|_| smtp.from.clone());
+                targets.push(Channel::Email(to));
+            }
+        }
         let now = rfc3339_unix(self.now().unix_timestamp());
         let body = serde_json::json!({
+            "title": "certgate: test message",
             "text": format!("certgate: a test message from 'certgate alert test' at {now}. Expiry alerts will arrive here."),
             "test": true,
         });

@@ -14,6 +14,7 @@ mod expiry;
 mod mendix;
 mod notify;
 mod open;
+mod partners;
 mod renewal;
 mod routes;
 mod trust;
@@ -22,7 +23,8 @@ pub mod views;
 pub use crate::store::StoreUrl;
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
 pub use alerts::{
-    channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, WebhookConfig,
+    channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, SmtpConfig,
+    SmtpSecurity, WebhookConfig,
 };
 pub use apply::{ApplyInput, PlanView, Prepared, Sources, Step, StepAction, Summary};
 pub use bindings::{BindRequest, BindingView, ServiceView};
@@ -34,6 +36,7 @@ pub use expiry::{days_until, owner_fields, parse_contact, parse_window, ExpiryIt
 pub use mendix::{parse_usages, MendixOptions, MendixSettings};
 pub use notify::signature;
 pub use open::{MasterKeySource, OpenOptions, Redacted};
+pub use partners::{PartnerRegistry, PARTNER_REWRITE};
 pub use renewal::{CertificateRequest, RequestView};
 
 use time::OffsetDateTime;

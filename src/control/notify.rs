@@ -1,5 +1,6 @@
 //! Sending alert messages: a signed JSON POST to a webhook (hyper's client over our rustls
-//! stack, the system's roots for HTTPS). Knows nothing of certificates or thresholds.
+//! stack, the system's roots for HTTPS), and a plain-text mail over SMTP (lettre, rustls on
+//! aws-lc-rs). Knows nothing of certificates or thresholds.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::alerts::{SmtpConfig, SmtpSecurity};
 
 /// How long one webhook call may take, connect to answer.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -95,6 +98,95 @@ where
     };
     driver.abort();
     result
+}
+
+/// A mailbox (`ops@example.com` or `Name <ops@example.com>`), as lettre reads it.
+pub fn mailbox(text: &str) -> Result<lettre::message::Mailbox, String> {
+    text.trim().parse::<lettre::message::Mailbox>().map_err(|e| e.to_string())
+}
+
+/// The name this machine greets the mail server with (EHLO): its host name, else `localhost`.
+fn hello_name() -> lettre::transport::smtp::extension::ClientId {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    lettre::transport::smtp::extension::ClientId::Domain(if valid { name } else { "localhost".into() })
+}
+
+/// The error and its causes on one line (lettre's top-level text alone says little).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// Send one plain-text mail to `to` through the configured server; `Err` says what went wrong
+/// (never the password).
+pub async fn send_mail(smtp: &SmtpConfig, to: &str, subject: &str, text: String) -> Result<(), String> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let from = mailbox(&smtp.from).map_err(|e| format!("the sender '{}' is not a mailbox: {e}", smtp.from))?;
+    let rcpt = mailbox(to).map_err(|e| format!("'{to}' is not a mailbox: {e}"))?;
+    let message = Message::builder()
+        .from(from)
+        .to(rcpt)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(text)
+        .map_err(|e| format!("cannot build the message: {e}"))?;
+    let tls = match smtp.security {
+        SmtpSecurity::None => Tls::None,
+        security => {
+            let mut params = TlsParameters::builder(smtp.host.trim_start_matches('[').trim_end_matches(']').to_string());
+            if let Some(path) = &smtp.ca_file {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("the SMTP ca_file {} cannot be read: {e}", path.display()))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| format!("the SMTP ca_file {} holds no PEM certificate: {e}", path.display()))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params.build_rustls().map_err(|e| format!("cannot set up TLS: {}", chain(&e)))?;
+            if security == SmtpSecurity::Tls {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        }
+    };
+    let timeout = Duration::from_secs(smtp.timeout_seconds.max(1));
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
+        .port(smtp.port())
+        .tls(tls)
+        .hello_name(hello_name())
+        .timeout(Some(timeout));
+    if let Some((user, pass)) = smtp.credentials()? {
+        builder = builder.credentials(Credentials::new(user, pass.to_string()));
+    }
+    let transport = builder.build();
+    let server = format!("{}:{}", smtp.host, smtp.port());
+    match tokio::time::timeout(timeout, transport.send(message)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("the mail server {server} refused or failed: {}", chain(&e))),
+        Err(_) => Err(format!("the mail server {server} did not finish within {} s", timeout.as_secs())),
+    }
 }
 
 #[cfg(test)]

@@ -324,7 +324,13 @@ impl Compiler<'_> {
         };
         let failures = Arc::new(upstream::LastFailure::default());
         let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::RustlsEngine::new(config));
-        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone());
+        let observed = self.options.partners.as_ref().map(|o| upstream::Observed {
+            observer: o.clone(),
+            pinned: !b.pins.is_empty(),
+            trust: Arc::from(trust_label.as_str()),
+        });
+        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone())
+            .observed(observed);
         Ok(Arc::new(Route {
             binding: b.clone(),
             destination: b.destination.clone(),
