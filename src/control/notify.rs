@@ -138,10 +138,19 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// Send one plain-text mail to `to` through the configured server; `Err` says what went wrong
 /// (never the password).
 pub async fn send_mail(smtp: &SmtpConfig, to: &str, subject: &str, text: String) -> Result<(), String> {
+    let timeout = Duration::from_secs(smtp.timeout_seconds.max(1));
+    let server = format!("{}:{}", smtp.host, smtp.port());
+    match tokio::time::timeout(timeout, mail(smtp, to, subject, text, timeout)).await {
+        Ok(r) => r.map_err(|e| format!("the mail server {server}: {e}")),
+        Err(_) => Err(format!("the mail server {server} did not finish within {} s", timeout.as_secs())),
+    }
+}
+
+async fn mail(smtp: &SmtpConfig, to: &str, subject: &str, text: String, timeout: Duration) -> Result<(), String> {
     use lettre::message::header::ContentType;
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+    use lettre::Message;
 
     let from = mailbox(&smtp.from).map_err(|e| format!("the sender '{}' is not a mailbox: {e}", smtp.from))?;
     let rcpt = mailbox(to).map_err(|e| format!("'{to}' is not a mailbox: {e}"))?;
@@ -153,9 +162,10 @@ pub async fn send_mail(smtp: &SmtpConfig, to: &str, subject: &str, text: String)
         .body(text)
         .map_err(|e| format!("cannot build the message: {e}"))?;
     let tls = match smtp.security {
-        SmtpSecurity::None => Tls::None,
-        security => {
-            let mut params = TlsParameters::builder(smtp.host.trim_start_matches('[').trim_end_matches(']').to_string());
+        SmtpSecurity::None => None,
+        _ => {
+            let mut params =
+                TlsParameters::builder(smtp.host.trim_start_matches('[').trim_end_matches(']').to_string());
             if let Some(path) = &smtp.ca_file {
                 let pem = std::fs::read(path)
                     .map_err(|e| format!("the SMTP ca_file {} cannot be read: {e}", path.display()))?;
@@ -163,30 +173,33 @@ pub async fn send_mail(smtp: &SmtpConfig, to: &str, subject: &str, text: String)
                     .map_err(|e| format!("the SMTP ca_file {} holds no PEM certificate: {e}", path.display()))?;
                 params = params.add_root_certificate(cert);
             }
-            let params = params.build_rustls().map_err(|e| format!("cannot set up TLS: {}", chain(&e)))?;
-            if security == SmtpSecurity::Tls {
-                Tls::Wrapper(params)
-            } else {
-                Tls::Required(params)
-            }
+            Some(params.build_rustls().map_err(|e| format!("cannot set up TLS: {}", chain(&e)))?)
         }
     };
-    let timeout = Duration::from_secs(smtp.timeout_seconds.max(1));
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
-        .port(smtp.port())
-        .tls(tls)
-        .hello_name(hello_name())
-        .timeout(Some(timeout));
-    if let Some((user, pass)) = smtp.credentials()? {
-        builder = builder.credentials(Credentials::new(user, pass.to_string()));
+    let credentials = smtp.credentials()?;
+    let hello = hello_name();
+    let host = smtp.host.trim_start_matches('[').trim_end_matches(']');
+    let wrapper = if smtp.security == SmtpSecurity::Tls { tls.clone() } else { None };
+    let mut conn = AsyncSmtpConnection::connect_tokio1((host, smtp.port()), Some(timeout), &hello, wrapper, None)
+        .await
+        .map_err(|e| chain(&e))?;
+    if smtp.security == SmtpSecurity::Starttls {
+        if !conn.can_starttls() {
+            return Err("it does not offer STARTTLS (set security = \"tls\" for a server that speaks TLS at once)".into());
+        }
+        let params = tls.expect("TLS parameters for starttls");
+        conn.starttls(params, &hello).await.map_err(|e| format!("STARTTLS failed: {}", chain(&e)))?;
     }
-    let transport = builder.build();
-    let server = format!("{}:{}", smtp.host, smtp.port());
-    match tokio::time::timeout(timeout, transport.send(message)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("the mail server {server} refused or failed: {}", chain(&e))),
-        Err(_) => Err(format!("the mail server {server} did not finish within {} s", timeout.as_secs())),
+    if let Some((user, pass)) = credentials {
+        let creds = Credentials::new(user, pass.to_string());
+        conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
+            .await
+            .map_err(|e| format!("the login was refused: {}", chain(&e)))?;
     }
+    conn.send(message.envelope(), &message.formatted()).await.map_err(|e| format!("refused the mail: {}", chain(&e)))?;
+    // The mail is accepted; say goodbye, but do not wait long for the server's answer.
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ import asyncio
 import email
 import email.policy
 import json
+import logging
+import os
 import ssl
 import sys
 
@@ -47,6 +49,8 @@ def main():
     p.add_argument("--user")
     p.add_argument("--password-file")
     a = p.parse_args()
+    if os.environ.get("SMTP_SINK_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     tls = None
     if a.cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -62,7 +66,8 @@ def main():
             and auth_data.login == (a.user or "").encode()
             and auth_data.password == password
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd answers 235 or 535 itself.
+        return AuthResult(success=ok, handled=False)
 
     def factory():
         kwargs = {}
