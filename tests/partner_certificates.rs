@@ -81,7 +81,7 @@ async fn the_gateway_records_each_partner_certificate_and_expiry_warns_loudest_f
     let p = items.iter().find(|i| i["name"] == pinned_dest.as_str()).expect("the pinned partner");
     assert_eq!(p["loud"], true, "{p}");
     assert_eq!(p["id"], pinned_cert.spki_pin());
-    assert_eq!(p["subject"], "CN=pinned.test");
+    assert!(p["subject"].as_str().unwrap().starts_with("CN=pinned.test"), "{p}");
     assert!(p["issuer"].as_str().unwrap().contains("partner"), "{p}");
     assert!(p["action"].as_str().unwrap().contains("trusted by a pin"), "{p}");
     assert!((9..=10).contains(&p["days_left"].as_i64().unwrap()), "{p}");
