@@ -1638,9 +1638,9 @@
           badge(i.status === 'warning' ? 'warn' : 'bad', i.days_left < 0 ? 'Expired' : i.days_left === 0 ? 'Today' : `${plural(i.days_left, 'day')}`),
           h('span', { class: 'muted small', text: fmtDate(i.not_after) })),
         h('div', { class: 'expiry-what' },
-          h('p', null, h('strong', { text: `${KIND_TEXT[i.kind] || i.kind}: ` }), itemLink(i), i.loud ? h('span', { class: 'loud-tag', text: 'Act before the partner renews' }) : null),
+          h('p', null, h('strong', { text: `${KIND_TEXT[i.kind] || i.kind}: ` }), itemLink(i), i.loud ? [' ', h('span', { class: 'loud-tag', text: 'Act before the partner renews' })] : null),
           h('p', { class: 'small', title: i.subject, text: `${cnOf(i.subject)} — issued by ${cnOf(i.issuer)}` }),
-          h('p', { class: 'small' }, h('strong', null, 'Owner: '), i.owner || 'none', i.contact ? ` (${i.contact})` : '', !i.owner && !i.contact && i.kind !== 'partner-certificate' ? h('span', { class: 'muted', text: ' — set one so that alerts reach someone' }) : null),
+          i.kind === 'partner-certificate' ? h('p', { class: 'small muted', text: 'Partner certificates have no owner in certgate: their alerts go to the default contact.' }) : h('p', { class: 'small' }, h('strong', null, 'Owner: '), i.owner || 'none', i.contact ? ` (${i.contact})` : '', !i.owner && !i.contact && i.kind !== 'partner-certificate' ? h('span', { class: 'muted', text: ' — set one so that alerts reach someone' }) : null),
           h('p', { class: 'small action' }, h('strong', null, 'What to do: '), i.action),
           i.kind === 'certificate' && can('admin') ? h('p', { class: 'small' }, h('a', { href: `#/renewal?name=${enc(i.name)}`, text: `Renew ${i.name} inside certgate` })) : null))))));
     fill(view,
@@ -1676,9 +1676,9 @@
         h('td', { title: r.subject, text: cnOf(r.subject) }),
         h('td', { text: r.key_type }),
         h('td', { class: 'nowrap', title: fmtDateTime(r.created_at), text: ageText(r.age_seconds) }),
-        h('td', { text: r.renewal ? 'Renewal: the current certificate serves until completed' : 'New identity' }),
+        h('td', { title: r.renewal ? 'The current certificate serves until the request is completed' : 'No certificate under this name yet', text: r.renewal ? 'Renewal' : 'New' }),
         h('td', null, h('a', { class: 'btn small', href: `/api/v1/certificates/${enc(r.name)}/request`, download: `${r.name}.csr`, text: 'Download CSR' })),
-        can('admin') ? h('td', { class: 'row-actions' }, file, complete) : null);
+        can('admin') ? h('td', null, h('div', { class: 'upload-cell' }, file, complete)) : null);
     });
     const headers = ['Name', 'Subject', 'Key', 'Age', 'Kind', 'CSR'];
     if (can('admin')) headers.push('Issued certificate');
@@ -1718,7 +1718,8 @@
       });
     }
     fill(view,
-      pageHeader('Renewal', 'Request a certificate with a key made inside certgate, then complete it with what the CA issues.'),
+      pageHeader('Renewal', 'Request a certificate with a key made inside certgate, then complete it with what the CA issues. A renewal keeps the current certificate serving until then.',
+        h('a', { class: 'btn', href: '#/expiry', text: 'Expiry' })),
       flashPanel(),
       listAlert.el,
       section('Pending requests', h('div', { class: 'panel flush' }, table('Pending requests', headers, rows.length ? rows : [emptyRow(headers.length, 'No pending requests.')]))),
@@ -1734,8 +1735,7 @@
     ['#/bindings', 'Bindings & services', 'viewer', /^\/bindings$/],
     ['#/apps', 'Apps', 'viewer', /^\/apps$/],
     ['#/tokens', 'Tokens', 'admin', /^\/tokens$/],
-    ['#/expiry', 'Expiry', 'viewer', /^\/expiry$/],
-    ['#/renewal', 'Renewal', 'viewer', /^\/renewal$/],
+    ['#/expiry', 'Expiry', 'viewer', /^\/(expiry|renewal)$/],
     ['#/apply', 'Apply a file', 'admin', /^\/apply$/],
     ['#/audit', 'Audit log', 'viewer', /^\/audit$/],
   ];
