@@ -58,7 +58,10 @@ async fn each_threshold_alert_is_mailed_to_the_owner_once_and_not_again_after_a_
     let cfg = config(t0, plain_smtp(sink.port));
 
     let gw = Gateway::start(&env, &cfg).await;
-    let done = wait_until(Duration::from_secs(30), async || (alerts_json(&gw).await["sent"].as_u64() == Some(5)).then_some(())).await;
+    let done = wait_until(Duration::from_secs(30), async || {
+        (alerts_json(&gw).await["sent"].as_u64() == Some(5)).then_some(())
+    })
+    .await;
     if done.is_none() {
         panic!("5 alerts mailed within 30 s: {} / {:?}", alerts_json(&gw).await, sink.received());
     }
@@ -205,7 +208,8 @@ async fn alert_test_mails_through_starttls_with_a_login_and_refuses_plain_mail_b
     // A server certificate the configured CAs do not vouch for: not sent.
     let other = TestCa::new("other");
     let other_root = env.file("other-ca.pem", other.chain_pem());
-    let untrusted = tables("starttls", "127.0.0.1", sink.port, &password).replace(root.to_str().unwrap(), other_root.to_str().unwrap());
+    let untrusted = tables("starttls", "127.0.0.1", sink.port, &password)
+        .replace(root.to_str().unwrap(), other_root.to_str().unwrap());
     let untrusted = env.file("untrusted.toml", untrusted);
     let run = env.run(&["--config", untrusted.to_str().unwrap(), "alert", "test"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);

@@ -89,13 +89,18 @@ async fn the_gateway_records_each_partner_certificate_and_expiry_warns_loudest_f
     assert_eq!(q["loud"], false, "{q}");
     assert_eq!(q["id"], plain_cert.spki_pin());
     let text = env.run(&["expiry", "--within", "30d"]);
-    assert!(text.stdout.lines().any(|l| l.starts_with("!!! partner-certificate") && l.contains(&pinned_dest)), "{}", text.stdout);
+    assert!(
+        text.stdout.lines().any(|l| l.starts_with("!!! partner-certificate") && l.contains(&pinned_dest)),
+        "{}",
+        text.stdout
+    );
 
     // The test clock: five days on, only the pinned partner is within a 7-day window.
     let later = (t0 + time::Duration::days(5)).format(&Rfc3339).unwrap();
     let run = env.run_with_env(&["--json", "expiry", "--within", "7d"], &[("CERTGATE_TEST_NOW", &later)]);
-    let names: Vec<String> = partner_items(&run.json()).iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, [pinned_dest.clone()], "{}", run.stdout);
+    let names: Vec<String> =
+        partner_items(&run.json()).iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, std::slice::from_ref(&pinned_dest), "{}", run.stdout);
 
     // The alert loop mails both to the default contact; the pinned one says to act now.
     let mails = wait_until(Duration::from_secs(20), async || {

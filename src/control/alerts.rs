@@ -147,7 +147,8 @@ impl SmtpConfig {
                 self.host
             ));
         }
-        notify::mailbox(&self.from).map_err(|e| format!("[alerts.smtp] from = '{}' is not a mailbox: {e}", self.from))?;
+        notify::mailbox(&self.from)
+            .map_err(|e| format!("[alerts.smtp] from = '{}' is not a mailbox: {e}", self.from))?;
         match (&self.username, &self.password_file, &self.password_env) {
             (Some(_), None, None) => {
                 return Err("[alerts.smtp] has a username but no password_file or password_env".into())
@@ -173,9 +174,10 @@ impl SmtpConfig {
             };
         }
         if let Some(path) = &self.password_file {
-            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                format!("the SMTP password file {} cannot be read: {e}", path.display())
-            })?);
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("the SMTP password file {} cannot be read: {e}", path.display()))?,
+            );
             let pass = text.trim_end_matches(['\r', '\n']);
             if pass.is_empty() {
                 return Err(format!("the SMTP password file {} is empty", path.display()));

@@ -878,8 +878,13 @@ impl Control {
                 Op::ReplaceCertificate(r) => tx.replace_certificate(r).await,
                 Op::SetOwner(kind, name, owner, contact) => {
                     let kind = if *kind == "certificate" { "certificate" } else { "anchor" };
-                    tx.set_owner(kind, name, Some(owner.as_deref().unwrap_or("")), Some(contact.as_deref().unwrap_or("")))
-                        .await
+                    tx.set_owner(
+                        kind,
+                        name,
+                        Some(owner.as_deref().unwrap_or("")),
+                        Some(contact.as_deref().unwrap_or("")),
+                    )
+                    .await
                 }
                 Op::PutBinding(r) => tx.put_binding(r).await.map(|_| ()),
                 Op::PutService(s, b) => tx.put_service(s, b.as_ref()).await.map(|_| ()),

@@ -23,8 +23,8 @@ pub mod views;
 pub use crate::store::StoreUrl;
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
 pub use alerts::{
-    channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, SmtpConfig,
-    SmtpSecurity, WebhookConfig,
+    channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, SmtpConfig, SmtpSecurity,
+    WebhookConfig,
 };
 pub use apply::{ApplyInput, PlanView, Prepared, Sources, Step, StepAction, Summary};
 pub use bindings::{BindRequest, BindingView, ServiceView};

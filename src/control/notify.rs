@@ -185,7 +185,9 @@ async fn mail(smtp: &SmtpConfig, to: &str, subject: &str, text: String, timeout:
         .map_err(|e| chain(&e))?;
     if smtp.security == SmtpSecurity::Starttls {
         if !conn.can_starttls() {
-            return Err("it does not offer STARTTLS (set security = \"tls\" for a server that speaks TLS at once)".into());
+            return Err(
+                "it does not offer STARTTLS (set security = \"tls\" for a server that speaks TLS at once)".into()
+            );
         }
         let params = tls.expect("TLS parameters for starttls");
         conn.starttls(params, &hello).await.map_err(|e| format!("STARTTLS failed: {}", chain(&e)))?;
@@ -196,7 +198,9 @@ async fn mail(smtp: &SmtpConfig, to: &str, subject: &str, text: String, timeout:
             .await
             .map_err(|e| format!("the login was refused: {}", chain(&e)))?;
     }
-    conn.send(message.envelope(), &message.formatted()).await.map_err(|e| format!("refused the mail: {}", chain(&e)))?;
+    conn.send(message.envelope(), &message.formatted())
+        .await
+        .map_err(|e| format!("refused the mail: {}", chain(&e)))?;
     // The mail is accepted; say goodbye, but do not wait long for the server's answer.
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
     Ok(())

@@ -362,7 +362,12 @@ impl tower::Service<Uri> for Connector {
             crate::telemetry::handshake(done.resumed, started.elapsed());
             if let (Some(o), Some(leaf)) = (&this.observed, &done.peer_leaf) {
                 let destination = if port == 443 { host.clone() } else { format!("{host}:{port}") };
-                o.observer.seen(&PartnerSeen { destination: &destination, leaf_der: leaf, pinned: o.pinned, trust: &o.trust });
+                o.observer.seen(&PartnerSeen {
+                    destination: &destination,
+                    leaf_der: leaf,
+                    pinned: o.pinned,
+                    trust: &o.trust,
+                });
             }
             Ok(UpstreamIo {
                 io: TokioIo::new(done.io),

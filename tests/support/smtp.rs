@@ -36,7 +36,12 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start(opts: SinkOptions<'_>) -> SmtpSink {
-        super::nginx::require("python3 aiosmtpd", "python3", &["-c", "import aiosmtpd"], "pip install aiosmtpd (scripts/test.sh installs it)");
+        super::nginx::require(
+            "python3 aiosmtpd",
+            "python3",
+            &["-c", "import aiosmtpd"],
+            "pip install aiosmtpd (scripts/test.sh installs it)",
+        );
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
