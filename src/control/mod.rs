@@ -23,8 +23,7 @@ pub mod views;
 pub use crate::store::StoreUrl;
 pub use access::{hashes_equal, secret_hash, AppView, NewApp, NewToken, Principal, Role, TokenView};
 pub use alerts::{
-    channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, SmtpConfig, SmtpSecurity,
-    WebhookConfig,
+    channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, WebhookConfig,
 };
 pub use apply::{ApplyInput, PlanView, Prepared, Sources, Step, StepAction, Summary};
 pub use bindings::{BindRequest, BindingView, ServiceView};
@@ -34,7 +33,7 @@ pub use document::{AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, 
 pub use error::{validate_name, ControlError};
 pub use expiry::{days_until, owner_fields, parse_contact, parse_window, ExpiryItem, ExpiryReport};
 pub use mendix::{parse_usages, MendixOptions, MendixSettings};
-pub use notify::signature;
+pub use notify::{signature, SmtpConfig, SmtpSecurity};
 pub use open::{MasterKeySource, OpenOptions, Redacted};
 pub use partners::{PartnerRegistry, PARTNER_REWRITE};
 pub use renewal::{CertificateRequest, RequestView};

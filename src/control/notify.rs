@@ -10,7 +10,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::alerts::{SmtpConfig, SmtpSecurity};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
 
 /// How long one webhook call may take, connect to answer.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -98,6 +101,115 @@ where
     };
     driver.abort();
     result
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587 by default).
+    Starttls,
+    /// TLS from the first byte, "SMTPS" (port 465 by default).
+    Tls,
+    /// No encryption: only to a relay on this machine (127.0.0.1, ::1, localhost; port 25).
+    None,
+}
+
+/// `[alerts.smtp]`: where e-mail alerts are handed over. The password is read when a mail is
+/// sent, from a file or an environment variable; it is never in the config file itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default: 587 for starttls, 465 for tls, 25 for none.
+    pub port: Option<u16>,
+    #[serde(default = "default_security")]
+    pub security: SmtpSecurity,
+    /// The sender, e.g. `certgate <certgate@example.com>`.
+    pub from: String,
+    /// For SMTP AUTH (PLAIN or LOGIN, offered only over TLS); with a password_file or password_env.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// Extra CA certificates (PEM) trusted for the mail server, beside the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// How long one mail may take, connect to the server's last answer.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_security() -> SmtpSecurity {
+    SmtpSecurity::Starttls
+}
+
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+impl SmtpConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        })
+    }
+
+    /// Refuse what cannot work or would be unsafe, before anything is sent.
+    pub fn check(&self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("[alerts.smtp] host is empty".into());
+        }
+        if self.security == SmtpSecurity::None && !is_loopback_host(&self.host) {
+            return Err(format!(
+                "[alerts.smtp] security = \"none\" is allowed only to a relay on this machine (127.0.0.1, ::1 or localhost), not to '{}': use starttls or tls",
+                self.host
+            ));
+        }
+        mailbox(&self.from).map_err(|e| format!("[alerts.smtp] from = '{}' is not a mailbox: {e}", self.from))?;
+        match (&self.username, &self.password_file, &self.password_env) {
+            (Some(_), None, None) => {
+                return Err("[alerts.smtp] has a username but no password_file or password_env".into())
+            }
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                return Err("[alerts.smtp] has a password but no username".into())
+            }
+            (_, Some(_), Some(_)) => {
+                return Err("[alerts.smtp] give the password in password_file or password_env, not both".into())
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The login, with the password read now from the file or variable the config names.
+    pub fn credentials(&self) -> Result<Option<(String, Zeroizing<String>)>, String> {
+        let Some(user) = &self.username else { return Ok(None) };
+        if let Some(var) = &self.password_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some((user.clone(), Zeroizing::new(v)))),
+                _ => Err(format!("the SMTP password is to come from the variable {var}, which is not set")),
+            };
+        }
+        if let Some(path) = &self.password_file {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("the SMTP password file {} cannot be read: {e}", path.display()))?,
+            );
+            let pass = text.trim_end_matches(['\r', '\n']);
+            if pass.is_empty() {
+                return Err(format!("the SMTP password file {} is empty", path.display()));
+            }
+            return Ok(Some((user.clone(), Zeroizing::new(pass.to_string()))));
+        }
+        Ok(None)
+    }
+}
+
+/// `localhost`, or an IP address on the loopback interface.
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A mailbox (`ops@example.com` or `Name <ops@example.com>`), as lettre reads it.
