@@ -21,6 +21,9 @@ struct Entry {
     key: ([u8; 32], bool, Arc<str>),
     rec: PartnerRecord,
     written: Option<Instant>,
+    /// The last handshake that showed it: an unchanged certificate is written again only when
+    /// it was seen since the last write (so `seen_at` stays true for partners no longer called).
+    last_seen: Instant,
 }
 
 /// Fed by every route's connector (`upstream::PartnerObserver`); drained by [`Self::run`].
@@ -50,8 +53,9 @@ impl PartnerObserver for PartnerRegistry {
         let mut hash = [0u8; 32];
         hash.copy_from_slice(digest.as_ref());
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = seen.get(p.destination) {
+        if let Some(e) = seen.get_mut(p.destination) {
             if e.key.0 == hash && e.key.1 == p.pinned && &*e.key.2 == p.trust {
+                e.last_seen = Instant::now();
                 if e.written.is_some_and(|w| w.elapsed() >= PARTNER_REWRITE) {
                     self.wake.notify_one();
                 }
@@ -72,7 +76,8 @@ impl PartnerObserver for PartnerRegistry {
             trust: trust_kind(p.pinned, leaf.self_signed, p.trust).to_string(),
             seen_at: 0,
         };
-        seen.insert(p.destination.to_string(), Entry { key: (hash, p.pinned, Arc::from(p.trust)), rec, written: None });
+        let entry = Entry { key: (hash, p.pinned, Arc::from(p.trust)), rec, written: None, last_seen: Instant::now() };
+        seen.insert(p.destination.to_string(), entry);
         drop(seen);
         self.wake.notify_one();
     }
@@ -84,7 +89,7 @@ impl PartnerRegistry {
         let due: Vec<PartnerRecord> = {
             let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.values()
-                .filter(|e| e.written.is_none_or(|w| w.elapsed() >= PARTNER_REWRITE))
+                .filter(|e| e.written.is_none_or(|w| w.elapsed() >= PARTNER_REWRITE && e.last_seen > w))
                 .map(|e| e.rec.clone())
                 .collect()
         };
