@@ -50,21 +50,43 @@ pub fn upkeep() {
     }
 }
 
-/// The counter of successful requests on one route by callers without an app (the common case).
-pub fn ok_counter(destination: &str, certificate: &str) -> metrics::Counter {
-    metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => "-", "outcome" => "ok")
+/// `certgate_requests_total{destination, certificate, app, outcome="ok"}` of one route: the
+/// counter for callers without an app is registered when the table is compiled, each app's the
+/// first time it succeeds, so the common request does not build and hash its labels.
+pub struct OkCounters {
+    destination: String,
+    certificate: String,
+    open: metrics::Counter,
+    apps: std::sync::RwLock<std::collections::HashMap<String, metrics::Counter>>,
 }
 
-/// A successful request: the route's pre-built counter when no app is involved.
-pub fn request_ok(ok: &metrics::Counter, destination: &str, certificate: &str, app: &str, elapsed: Duration) {
-    static OK_DURATION: OnceLock<metrics::Histogram> = OnceLock::new();
-    if app == "-" {
-        ok.increment(1);
+impl OkCounters {
+    pub fn new(destination: &str, certificate: &str) -> Self {
+        OkCounters {
+            destination: destination.to_string(),
+            certificate: certificate.to_string(),
+            open: metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => "-", "outcome" => "ok"),
+            apps: Default::default(),
+        }
+    }
+
+    /// A successful request by `app` (`-` for none).
+    pub fn record(&self, app: &str, elapsed: Duration) {
+        static OK_DURATION: OnceLock<metrics::Histogram> = OnceLock::new();
+        if app == "-" {
+            self.open.increment(1);
+        } else {
+            let known = self.apps.read().unwrap_or_else(|p| p.into_inner()).get(app).cloned();
+            let counter = known.unwrap_or_else(|| {
+                let c = metrics::counter!(REQUESTS_TOTAL, "destination" => self.destination.clone(), "certificate" => self.certificate.clone(), "app" => app.to_string(), "outcome" => "ok");
+                self.apps.write().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), c.clone());
+                c
+            });
+            counter.increment(1);
+        }
         OK_DURATION
             .get_or_init(|| metrics::histogram!(REQUEST_DURATION, "outcome" => "ok"))
             .record(elapsed.as_secs_f64());
-    } else {
-        request(destination, certificate, app, "ok", elapsed);
     }
 }
 
@@ -107,7 +129,7 @@ pub fn reload(result: &'static str) {
 pub struct TableGauges<'a> {
     pub revision: i64,
     /// (certificate name, expiry in unix seconds)
-    pub certificate_expiry: &'a [(String, i64)],
+    pub certificate_expiry: &'a [(crate::model::CertificateName, i64)],
 }
 
 /// The Prometheus text: recorded metrics, then the table's gauges.

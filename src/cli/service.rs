@@ -46,7 +46,9 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
                     output::json(&v);
                 } else {
                     let via = match &v.binding {
-                        Some(b) => b.certificate.clone().unwrap_or_else(|| "(no certificate)".into()),
+                        Some(b) => {
+                            b.certificate.as_ref().map_or_else(|| "(no certificate)".to_string(), |c| c.to_string())
+                        }
                         None => "the binding of its host".into(),
                     };
                     let verb = if v.replaced == Some(true) { "replaced" } else { "added" };

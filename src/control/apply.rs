@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::model::{Action, ErrorCode, Remedy};
+use crate::model::{Action, AppName, CertificateName, ErrorCode, Remedy};
 use crate::pki::{bundle, Password, Refusal};
 use crate::routes::{Destination, Pin, TrustPolicy};
 use crate::store::{
@@ -445,7 +445,7 @@ impl Planner<'_> {
                         }
                     }
                     let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
-                    self.ids.insert(d.name.clone(), identity.leaf.id.clone());
+                    self.ids.insert(d.name.clone(), identity.leaf.id.to_string());
                     match stored {
                         Some(old) if old.id == identity.leaf.id => {
                             self.owner_only("certificate", &d.name, fields, (&old.owner, &old.contact))
@@ -584,15 +584,24 @@ impl Planner<'_> {
         pins: Vec<String>,
         place: &str,
     ) -> Result<BindingRecord, ControlError> {
-        if let Some(cert) = &certificate {
-            validate_name("certificate", cert).map_err(|e| placed(place, e))?;
+        let typed =
+            certificate.as_deref().map(CertificateName::parse).transpose().map_err(|e| placed(place, e.into()))?;
+        if let Some(cert) = &typed {
             self.check_certificate(cert, place)?;
         }
-        let req = BindRequest { destination: String::new(), certificate: certificate.clone(), trust, sni, pins };
+        let req = BindRequest { destination: String::new(), certificate, trust, sni, pins };
         let (trust, sni, pins): (TrustPolicy, Option<String>, Vec<Pin>) =
             binding_parts(&req).map_err(|e| placed(place, e))?;
         self.check_anchors(&trust, place)?;
-        Ok(BindingRecord { destination, certificate, trust, sni, pins, created_at: self.now, updated_at: self.now })
+        Ok(BindingRecord {
+            destination,
+            certificate: typed,
+            trust,
+            sni,
+            pins,
+            created_at: self.now,
+            updated_at: self.now,
+        })
     }
 
     fn bindings(&mut self, decls: &[BindingDecl]) -> Result<BTreeSet<String>, ControlError> {
@@ -712,15 +721,16 @@ impl Planner<'_> {
                 self.credentials.push(app.1);
             }
             let mut granted = BTreeSet::new();
+            let app = AppName::parse(&d.name).map_err(|e| placed(&place, e.into()))?;
             for cert in &d.grants {
-                validate_name("certificate", cert).map_err(|e| placed(&place, e))?;
+                let cert = &CertificateName::parse(cert).map_err(|e| placed(&place, e.into()))?;
                 self.check_certificate(cert, &place)?;
                 if !granted.insert(cert.clone()) {
                     continue;
                 }
                 let name = format!("{}/{cert}", d.name);
-                let exists = self.snap.grants.iter().any(|g| g.app == d.name && g.certificate == *cert);
-                let rec = GrantRecord { app: d.name.clone(), certificate: cert.clone(), created_at: self.now };
+                let exists = self.snap.grants.iter().any(|g| g.app == app && g.certificate == *cert);
+                let rec = GrantRecord { app: app.clone(), certificate: cert.clone(), created_at: self.now };
                 grant_steps.push((exists, name, rec));
             }
             if self.input.prune {
@@ -733,7 +743,7 @@ impl Planner<'_> {
                     .collect();
                 for g in undeclared {
                     let name = format!("{}/{}", g.app, g.certificate);
-                    let op = Op::DeleteGrant(g.app, g.certificate);
+                    let op = Op::DeleteGrant(g.app.into_string(), g.certificate.into_string());
                     self.step(StepAction::Remove, "grant", &name, "not declared".into(), Some(op));
                 }
             }
@@ -761,7 +771,7 @@ impl Planner<'_> {
                 self.snap.grants.iter().filter(|g| g.app == a.name).map(|g| g.certificate.as_str()).collect();
             let detail =
                 if grants.is_empty() { String::new() } else { format!("with its grants {}", grants.join(", ")) };
-            removals.push(("app", a.name.clone(), detail, Op::DeleteApp(a.name.clone())));
+            removals.push(("app", a.name.to_string(), detail, Op::DeleteApp(a.name.to_string())));
         }
         for s in self.snap.services.iter().filter(|s| !declared_services.contains(s.name.as_str())) {
             removals.push(("service", s.name.clone(), s.url.clone(), Op::DeleteService(s.name.clone())));
@@ -780,9 +790,9 @@ impl Planner<'_> {
         for c in self.snap.certificates.iter().filter(|c| !declared_certs.contains(c.name.as_str())) {
             removals.push((
                 "certificate",
-                c.name.clone(),
+                c.name.to_string(),
                 format!("id {}", c.id),
-                Op::DeleteCertificate(c.name.clone()),
+                Op::DeleteCertificate(c.name.to_string()),
             ));
         }
         for a in self.snap.anchors.iter().filter(|a| !declared_anchors.contains(a.name.as_str())) {
@@ -931,8 +941,8 @@ impl Control {
         certs.sort_by(|a, b| a.name.cmp(&b.name));
         for c in certs {
             doc.certificates.push(CertificateDecl {
-                name: c.name.clone(),
-                id: Some(c.id.clone()),
+                name: c.name.to_string(),
+                id: Some(c.id.to_string()),
                 owner: c.owner.clone(),
                 contact: c.contact.clone(),
                 ..Default::default()
@@ -954,7 +964,7 @@ impl Control {
         for b in by_dest.values().filter(|b| !b.destination.starts_with("service:")) {
             doc.bindings.push(BindingDecl {
                 destination: b.destination.clone(),
-                certificate: b.certificate.clone(),
+                certificate: b.certificate.as_ref().map(|c| c.to_string()),
                 no_cert: b.certificate.is_none(),
                 trust: trust(&b.trust),
                 sni: b.sni.clone(),
@@ -968,7 +978,7 @@ impl Control {
             doc.services.push(ServiceDecl {
                 name: s.name.clone(),
                 url: s.url.clone(),
-                certificate: b.and_then(|b| b.certificate.clone()),
+                certificate: b.and_then(|b| b.certificate.as_ref().map(|c| c.to_string())),
                 no_cert: b.is_some_and(|b| b.certificate.is_none()),
                 trust: b.and_then(|b| trust(&b.trust)),
             });
@@ -977,9 +987,9 @@ impl Control {
         apps.sort_by(|a, b| a.name.cmp(&b.name));
         for a in apps {
             let mut grants: Vec<String> =
-                snap.grants.iter().filter(|g| g.app == a.name).map(|g| g.certificate.clone()).collect();
+                snap.grants.iter().filter(|g| g.app == a.name).map(|g| g.certificate.to_string()).collect();
             grants.sort();
-            doc.apps.push(AppDecl { name: a.name.clone(), grants });
+            doc.apps.push(AppDecl { name: a.name.to_string(), grants });
         }
         Ok(doc)
     }

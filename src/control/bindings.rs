@@ -7,7 +7,7 @@ use crate::routes::{Destination, Pin, TrustPolicy};
 use crate::store::{BindingRecord, ServiceRecord, StoreError};
 
 use super::{validate_name, Control, ControlError};
-use crate::model::{Action, Remedy};
+use crate::model::{Action, CertificateName, Remedy};
 
 /// What to bind a destination to.
 pub struct BindRequest {
@@ -27,7 +27,7 @@ pub struct BindingView {
     pub destination: String,
     /// null: no certificate is sent.
     #[schema(required = true)]
-    pub certificate: Option<String>,
+    pub certificate: Option<CertificateName>,
     /// public, private or ca:NAME[,NAME].
     pub trust: String,
     #[schema(required = true)]
@@ -39,6 +39,10 @@ pub struct BindingView {
     /// Set when the destination was given as a URL and reduced to host[:port].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reduced_from: Option<String>,
+    /// Only in listings, when the gateway cannot use this binding now: why (its requests are
+    /// answered `502 route-unavailable`; the other bindings keep serving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl BindingView {
@@ -51,6 +55,7 @@ impl BindingView {
             pins: b.pins.iter().map(Pin::to_string).collect(),
             replaced: None,
             reduced_from: None,
+            unavailable: None,
         }
     }
 }
@@ -152,28 +157,20 @@ impl Control {
                 }
             }
         }
-        if let Some(cert) = &req.certificate {
-            validate_name("certificate", cert)?;
+        let certificate = req.certificate.as_deref().map(CertificateName::parse).transpose()?;
+        if let Some(cert) = &certificate {
             if self.store.certificate(cert).await?.is_none() {
                 return Err(ControlError::NotFound {
                     what: format!("certificate '{cert}'"),
                     hint: Remedy::with(
                         "import the certificate first, or check the name against the list of certificates",
-                        Action::ImportCertificate(Some(cert.clone())),
+                        Action::ImportCertificate(Some(cert.to_string())),
                     ),
                 });
             }
         }
         let now = self.now().unix_timestamp();
-        Ok(BindingRecord {
-            destination,
-            certificate: req.certificate.clone(),
-            trust,
-            sni,
-            pins,
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(BindingRecord { destination, certificate, trust, sni, pins, created_at: now, updated_at: now })
     }
 
     pub async fn bind(&self, req: BindRequest) -> Result<BindingView, ControlError> {

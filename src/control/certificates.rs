@@ -1,5 +1,6 @@
 //! Certificates: import, rotate, list, show, check, export, remove.
 
+use crate::model::CertificateName;
 use crate::pki::{self, bundle, facts, CertFacts, Contents, KeyFormat, Password, PrivateKey};
 use crate::store::{CertificateRecord, StoreError};
 
@@ -44,6 +45,14 @@ impl Control {
         Ok(bundle::assemble(all)?)
     }
 
+    /// [`Control::read_identity`] on the blocking pool: deriving the key of a PKCS#12 file can
+    /// take seconds, which must not stall the requests served by the same runtime.
+    async fn read_identity_blocking(req: ImportRequest) -> Result<(pki::Identity, ImportRequest), ControlError> {
+        tokio::task::spawn_blocking(move || Self::read_identity(&req).map(|identity| (identity, req)))
+            .await
+            .map_err(|e| ControlError::unavailable(format!("reading the certificate failed: {e}")))?
+    }
+
     pub(super) fn record(
         &self,
         name: &str,
@@ -57,7 +66,7 @@ impl Control {
             .map_err(|e| ControlError::crypto(e.to_string()))?;
         let now = self.now().unix_timestamp();
         Ok(CertificateRecord {
-            name: name.to_string(),
+            name: CertificateName::parse(name)?,
             id: identity.leaf.id.clone(),
             leaf_der: identity.leaf.der.clone(),
             chain_der: identity.chain.iter().map(|c| c.der.clone()).collect(),
@@ -76,7 +85,7 @@ impl Control {
             return Err(StoreError::Conflict(format!("a certificate named '{}' exists already", req.name)).into());
         }
         let (owner, contact) = super::owner_fields(req.owner.as_deref(), req.contact.as_deref())?;
-        let identity = Self::read_identity(&req)?;
+        let (identity, req) = Self::read_identity_blocking(req).await?;
         let rec = self.record(&req.name, &identity, owner, contact)?;
         let twins = self.names_with_id(&identity.leaf.id, &req.name).await?;
         let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
@@ -92,7 +101,7 @@ impl Control {
         validate_name("certificate", &req.name)?;
         let old = self.existing(&req.name).await?;
         let (owner, contact) = super::owner_fields(req.owner.as_deref(), req.contact.as_deref())?;
-        let identity = Self::read_identity(&req)?;
+        let (identity, req) = Self::read_identity_blocking(req).await?;
         let mut rec = self.record(&req.name, &identity, owner, contact)?;
         rec.created_at = old.created_at;
         let twins = self.names_with_id(&identity.leaf.id, &req.name).await?;
@@ -113,7 +122,7 @@ impl Control {
             .await?
             .into_iter()
             .filter(|c| c.id == id && c.name != except)
-            .map(|c| c.name)
+            .map(|c| c.name.into_string())
             .collect())
     }
 
@@ -295,8 +304,14 @@ impl Control {
     pub async fn remove_certificate(&self, name: &str, force: bool) -> Result<(), ControlError> {
         let rec = self.existing(name).await?;
         let bound = self.bindings_of(name).await?;
-        let granted: Vec<String> =
-            self.store.grants().await?.into_iter().filter(|g| g.certificate == name).map(|g| g.app).collect();
+        let granted: Vec<String> = self
+            .store
+            .grants()
+            .await?
+            .into_iter()
+            .filter(|g| g.certificate == name)
+            .map(|g| g.app.into_string())
+            .collect();
         let mut detail = format!("id {}", rec.id);
         if !bound.is_empty() {
             detail.push_str(&format!("; dropped bindings {}", bound.join(", ")));

@@ -25,7 +25,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Serialize;
 use x509_parser::prelude::FromDer;
 
-use crate::model::{Action, Destination, ErrorCode, Pin, Remedy, TrustPolicy};
+use crate::model::{Action, CertificateName, Destination, ErrorCode, Pin, Remedy, TrustPolicy};
 use crate::pki::facts;
 use crate::routes::{compile, partner_verifier, BindingRecord, CompileOptions, RouteInputs, StoredIdentity};
 use crate::tls::{self, PartnerVerifier, UpstreamFailure};
@@ -66,7 +66,7 @@ pub struct ProbeReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct BindingSummary {
     pub destination: String,
-    pub certificate: Option<String>,
+    pub certificate: Option<CertificateName>,
     pub trust: String,
     pub sni: Option<String>,
     pub pins: Vec<String>,
@@ -117,9 +117,9 @@ pub struct ClientCertificateInfo {
     /// The CA names it said it accepts (`certificate_authorities`); empty when it named none.
     pub acceptable_cas: Vec<String>,
     /// Stored certificates that chain to one of those names.
-    pub matching: Vec<String>,
+    pub matching: Vec<CertificateName>,
     /// The certificate this binding presents (null: none).
-    pub sent: Option<String>,
+    pub sent: Option<CertificateName>,
     /// Whether that one chains to a CA the partner named (null when it named none or none is sent).
     pub sent_acceptable: Option<bool>,
 }
@@ -141,6 +141,8 @@ pub struct Problem {
     pub hint: String,
     /// The same as a command line.
     pub command: Option<String>,
+    /// The same as data (`id`, `target`): the console offers it as a button.
+    pub action: Option<Action>,
 }
 
 impl Problem {
@@ -150,6 +152,7 @@ impl Problem {
             message: message.into(),
             command: remedy.action.as_ref().map(Action::command),
             hint: remedy.text.into_owned(),
+            action: remedy.action,
         }
     }
 }
@@ -222,7 +225,7 @@ pub async fn probe(
             if port == 443 { Destination::Host(host.clone()) } else { Destination::HostPort(host.clone(), port) }.key();
     }
     if let Some(c) = &req.cert {
-        probed.certificate = Some(c.clone());
+        probed.certificate = Some(CertificateName::parse(c).map_err(|e| e.to_string())?);
     }
     if let Some(s) = &req.sni {
         probed.sni = Some(s.clone());
@@ -864,7 +867,7 @@ fn outcome_problems(
             format!("{}: a partner that asked for a client certificate answered HTTP 400 (nginx refuses a missing or unacceptable client certificate this way, after the handshake)", outcome.message),
             Remedy::with(
                 "present a certificate the partner accepts: check which CA it trusts and the certificate's chain",
-                Action::CheckCertificate(client.sent.clone()),
+                Action::CheckCertificate(client.sent.as_ref().map(|c| c.to_string())),
             ),
         ));
     } else if (status == 403 || status == 495 || status == 496) && !client.requested {

@@ -13,7 +13,7 @@ use crate::upstream::{self, Connector};
 
 use super::inputs::{CompileOptions, RouteIdentity, RouteInputs};
 use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
-use crate::model::{Destination, TrustPolicy};
+use crate::model::{CertificateName, Destination, TrustPolicy};
 
 struct Compiler<'a> {
     inputs: &'a RouteInputs,
@@ -74,7 +74,7 @@ impl RouteTable {
             return Ok(r.clone());
         }
         let mut binding = route.binding.clone();
-        binding.certificate = Some(certificate.to_string());
+        binding.certificate = Some(CertificateName::parse(certificate).map_err(|e| e.to_string())?);
         let built = build_route(self, &binding)?;
         self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
         Ok(built)
@@ -196,7 +196,7 @@ impl Compiler<'_> {
                     trust: b.trust.to_string(),
                     client: upstream::client(connector, &self.options.settings),
                     response_body_timeout: self.options.settings.response_body_timeout,
-                    ok_requests: crate::telemetry::ok_counter(&b.destination, certificate),
+                    ok_requests: crate::telemetry::OkCounters::new(&b.destination, certificate),
                     failures,
                     fingerprint: format!("{}|unavailable|{reason}", b.destination),
                     unavailable: Some(reason),
@@ -220,7 +220,7 @@ impl Compiler<'_> {
     fn chain_ids(&mut self, identity: &RouteIdentity) -> String {
         self.memo
             .chains
-            .entry(identity.name.clone())
+            .entry(identity.name.to_string())
             .or_insert_with(|| {
                 identity.chain.iter().map(|c| crate::pki::facts::sha256_hex(c)).collect::<Vec<_>>().join(",")
             })
@@ -269,13 +269,13 @@ impl Compiler<'_> {
         };
         let fingerprint = format!("{}|{digest}", b.destination);
         if let Some(r) = self.reuse.get(fingerprint.as_str()) {
-            let key = identity.map(|i| i.id.clone()).unwrap_or_default();
+            let key = identity.map(|i| i.id.to_string()).unwrap_or_default();
             if let Some(s) = self.previous.and_then(|p| p.sessions.get(&key)) {
                 self.sessions.entry(key).or_insert_with(|| s.clone());
             }
             return Ok(Arc::clone(r));
         }
-        let session_key = identity.map(|i| i.id.clone()).unwrap_or_default();
+        let session_key = identity.map(|i| i.id.to_string()).unwrap_or_default();
         let sessions = match self.sessions.get(&session_key) {
             Some(s) => s.clone(),
             None => {
@@ -340,7 +340,7 @@ impl Compiler<'_> {
                 not_before: i.not_before,
                 not_after: i.not_after,
             }),
-            ok_requests: crate::telemetry::ok_counter(&b.destination, b.certificate.as_deref().unwrap_or("none")),
+            ok_requests: crate::telemetry::OkCounters::new(&b.destination, b.certificate.as_deref().unwrap_or("none")),
             trust: trust_label,
             client: upstream::client(connector, &self.options.settings),
             response_body_timeout: self.options.settings.response_body_timeout,
