@@ -26,6 +26,8 @@ pub const CLIENT_CONNECTIONS_CUT: &str = "certgate_client_connections_cut_total"
 pub const ALERTS_SENT: &str = "certgate_alerts_sent_total";
 pub const ALERTS_FAILED: &str = "certgate_alerts_failed_total";
 pub const CERTIFICATE_EXPIRY: &str = "certgate_certificate_expiry_timestamp_seconds";
+/// When the partner certificate last verified for a destination expires (unix seconds).
+pub const PARTNER_CERTIFICATE_EXPIRY: &str = "certgate_partner_certificate_expiry_timestamp_seconds";
 
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -109,6 +111,10 @@ pub fn alert_sent(channel: &'static str) {
 
 pub fn alert_failed(channel: &'static str) {
     metrics::counter!(ALERTS_FAILED, "channel" => channel).increment(1);
+}
+
+pub fn partner_expiry(destination: &str, not_after: i64) {
+    metrics::gauge!(PARTNER_CERTIFICATE_EXPIRY, "destination" => destination.to_string()).set(not_after as f64);
 }
 
 pub fn store_up(up: bool) {

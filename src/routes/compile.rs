@@ -325,7 +325,13 @@ impl Compiler<'_> {
             Arc::new(upstream::RustlsEngine::new(self.rustls_config(identity, verifier, &verifier_key, sessions, b)?))
         };
         let failures = Arc::new(upstream::LastFailure::default());
-        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone());
+        let observed = self.options.partners.as_ref().map(|o| upstream::Observed {
+            observer: o.clone(),
+            pinned: !b.pins.is_empty(),
+            trust: Arc::from(trust_label.as_str()),
+        });
+        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone())
+            .observed(observed);
         Ok(Arc::new(Route {
             binding: b.clone(),
             destination: b.destination.clone(),

@@ -27,6 +27,8 @@ pub struct Handshaken {
     pub version: Option<String>,
     pub cipher: Option<String>,
     pub alpn: Option<String>,
+    /// The partner's leaf certificate (DER) that the verifier accepted.
+    pub peer_leaf: Option<Vec<u8>>,
 }
 
 /// Why a handshake failed.

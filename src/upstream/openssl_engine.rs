@@ -316,8 +316,9 @@ impl TlsEngine for OpensslEngine {
             let version = Some(ssl.version_str().to_string());
             let cipher = ssl.current_cipher().map(|c| c.standard_name().unwrap_or(c.name()).to_string());
             let alpn = ssl.selected_alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned());
+            let peer_leaf = ssl.peer_certificate().and_then(|c| c.to_der().ok());
             let io = OpensslIo { stream, state };
-            Ok(Handshaken { io: Box::new(io), resumed, h2: false, version, cipher, alpn })
+            Ok(Handshaken { io: Box::new(io), resumed, h2: false, version, cipher, alpn, peer_leaf })
         })
     }
 

@@ -57,7 +57,8 @@ impl TlsEngine for RustlsEngine {
                 armed.store(true, Ordering::Relaxed);
             }
             let (version, cipher, alpn) = tls::negotiated(conn);
-            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn })
+            let peer_leaf = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn, peer_leaf })
         })
     }
 
