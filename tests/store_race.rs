@@ -296,6 +296,6 @@ async fn race(env: Env, url: StoreUrl) {
     .await;
     let ready = seen.unwrap_or_else(|| panic!("the gateway never reached revision {revision}\n{}", gateway.log()));
     assert_eq!(ready["bindings"].as_u64(), Some(bound as u64 + 1), "{ready}");
+    // How long it took is printed, not asserted: on a loaded machine it varies several-fold.
     eprintln!("{ROUNDS} rounds: {removed} removals won, {bound} bindings won, {:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(60), "the race took {:?}", started.elapsed());
 }
