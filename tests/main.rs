@@ -6,6 +6,7 @@ mod support;
 mod admin_api;
 mod alerts;
 mod apply;
+mod candidates;
 mod cluster;
 mod conformance;
 mod console;

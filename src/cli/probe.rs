@@ -66,7 +66,7 @@ pub fn render(r: &ProbeReport) -> String {
                 o,
                 "  binding      {} -> {} (trust {}{})",
                 b.destination,
-                b.certificate.as_deref().unwrap_or("no certificate"),
+                if b.certificates.is_empty() { "no certificate".to_string() } else { b.certificates.join(",") },
                 b.trust,
                 b.sni.as_ref().map(|s| format!(", sni {s}")).unwrap_or_default()
             );
@@ -76,7 +76,8 @@ pub fn render(r: &ProbeReport) -> String {
         }
     }
     let p = &r.probed_with;
-    let _ = writeln!(o, "  probed with  {} (trust {})", p.certificate.as_deref().unwrap_or("no certificate"), p.trust);
+    let probed = if p.certificates.is_empty() { "no certificate".to_string() } else { p.certificates.join(",") };
+    let _ = writeln!(o, "  probed with  {probed} (trust {})", p.trust);
     if let Some(c) = &r.connect {
         let _ = writeln!(o, "  connect      {} in {} ms", c.address, c.millis);
     }
@@ -130,6 +131,12 @@ pub fn render(r: &ProbeReport) -> String {
             None => "",
         }
     );
+    if cc.candidates.len() > 1 {
+        let _ = writeln!(o, "    candidates: {} (the partner's CA names pick one)", cc.candidates.join(", "));
+    }
+    if let Some(p) = &cc.presented {
+        let _ = writeln!(o, "    presented in the handshake: {p}");
+    }
     let _ = writeln!(
         o,
         "  outcome      {}{}",

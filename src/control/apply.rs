@@ -19,7 +19,7 @@ use crate::store::{
     AnchorRecord, AppRecord, BindingRecord, CertificateRecord, Change, GrantRecord, ServiceRecord, Snapshot, StoreError,
 };
 
-use super::bindings::{binding_parts, service_url};
+use super::bindings::{binding_parts, candidates_text, check_candidates, service_url};
 use super::document::{
     line_of, AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, PasswordSource, ServiceDecl,
 };
@@ -245,12 +245,40 @@ fn strip_newline(mut s: String) -> String {
     s
 }
 
+/// `certificate = NAME` or `certificates = [NAME, ...]` (not both, the list not empty): the
+/// candidates, or None when the declaration names none.
+fn declared_candidates(
+    one: &Option<String>,
+    list: &[String],
+    place: &str,
+) -> Result<Option<Vec<String>>, ControlError> {
+    match (one, list.is_empty()) {
+        (Some(_), false) => Err(usage(
+            place,
+            "has both certificate and certificates",
+            "one certificate in certificate, or several in order of preference in certificates",
+        )),
+        (Some(c), true) => Ok(Some(vec![c.clone()])),
+        (None, false) => Ok(Some(list.to_vec())),
+        (None, true) => Ok(None),
+    }
+}
+
+/// How export writes a binding's candidates: one as `certificate`, several as `certificates`.
+fn declared_form(b: &BindingRecord) -> (Option<String>, Vec<String>) {
+    if b.alternates.is_empty() {
+        (b.certificate.clone(), Vec::new())
+    } else {
+        (None, b.candidates().map(str::to_string).collect())
+    }
+}
+
 fn binding_equal(a: &BindingRecord, b: &BindingRecord) -> bool {
-    a.certificate == b.certificate && a.trust == b.trust && a.sni == b.sni && a.pins == b.pins
+    a.certificate == b.certificate && a.alternates == b.alternates && a.trust == b.trust && a.sni == b.sni && a.pins == b.pins
 }
 
 fn describe_binding(b: &BindingRecord) -> String {
-    let mut s = format!("{} trust {}", b.certificate.as_deref().unwrap_or("(no certificate)"), b.trust);
+    let mut s = format!("{} trust {}", candidates_text(b), b.trust);
     if let Some(sni) = &b.sni {
         s.push_str(&format!(" sni {sni}"));
     }
@@ -558,21 +586,31 @@ impl Planner<'_> {
     fn binding(
         &self,
         destination: String,
-        certificate: Option<String>,
+        certificates: Vec<String>,
         trust: Option<String>,
         sni: Option<String>,
         pins: Vec<String>,
         place: &str,
     ) -> Result<BindingRecord, ControlError> {
-        if let Some(cert) = &certificate {
-            validate_name("certificate", cert).map_err(|e| placed(place, e))?;
+        check_candidates(&certificates).map_err(|e| placed(place, e))?;
+        for cert in &certificates {
             self.check_certificate(cert, place)?;
         }
-        let req = BindRequest { destination: String::new(), certificate: certificate.clone(), trust, sni, pins };
+        let req = BindRequest { destination: String::new(), certificates, trust, sni, pins };
         let (trust, sni, pins): (TrustPolicy, Option<String>, Vec<Pin>) =
             binding_parts(&req).map_err(|e| placed(place, e))?;
         self.check_anchors(&trust, place)?;
-        Ok(BindingRecord { destination, certificate, trust, sni, pins, created_at: self.now, updated_at: self.now })
+        let mut certificates = req.certificates.into_iter();
+        Ok(BindingRecord {
+            destination,
+            certificate: certificates.next(),
+            alternates: certificates.collect(),
+            trust,
+            sni,
+            pins,
+            created_at: self.now,
+            updated_at: self.now,
+        })
     }
 
     fn bindings(&mut self, decls: &[BindingDecl]) -> Result<BTreeSet<String>, ControlError> {
@@ -597,7 +635,7 @@ impl Planner<'_> {
                     "bind each destination once",
                 ));
             }
-            let certificate = match (&d.certificate, d.no_cert) {
+            let certificates = match (declared_candidates(&d.certificate, &d.certificates, &place)?, d.no_cert) {
                 (Some(_), true) => {
                     return Err(usage(&place, "has both a certificate and no_cert", "choose one"));
                 }
@@ -605,12 +643,12 @@ impl Planner<'_> {
                     return Err(usage(
                         &place,
                         "names no certificate",
-                        "give certificate = NAME, or no_cert = true to send no certificate",
+                        "give certificate = NAME (or certificates = [NAME, ...]), or no_cert = true to send no certificate",
                     ))
                 }
-                (c, _) => c.clone(),
+                (c, _) => c.unwrap_or_default(),
             };
-            let rec = self.binding(key.clone(), certificate, d.trust.clone(), d.sni.clone(), d.pins.clone(), &place)?;
+            let rec = self.binding(key.clone(), certificates, d.trust.clone(), d.sni.clone(), d.pins.clone(), &place)?;
             let mut detail = describe_binding(&rec);
             if let Some(url) = &parsed.reduced_from {
                 detail.push_str(&format!(" (reduced from {url})"));
@@ -638,7 +676,7 @@ impl Planner<'_> {
             once(&mut seen, &d.name, || self.loc.at("service", "name", &d.name, nth))?;
             let url = service_url(&d.url).map_err(|e| placed(&place, e))?;
             let key = format!("service:{}", d.name);
-            let binding = match (&d.certificate, d.no_cert) {
+            let binding = match (declared_candidates(&d.certificate, &d.certificates, &place)?, d.no_cert) {
                 (Some(_), true) => return Err(usage(&place, "has both a certificate and no_cert", "choose one")),
                 (None, false) if d.trust.is_some() => return Err(usage(
                     &place,
@@ -646,7 +684,9 @@ impl Planner<'_> {
                     "choose the certificate (or no_cert) too; without either, the binding of the URL's host applies",
                 )),
                 (None, false) => None,
-                (c, _) => Some(self.binding(key.clone(), c.clone(), d.trust.clone(), None, Vec::new(), &place)?),
+                (c, _) => {
+                    Some(self.binding(key.clone(), c.unwrap_or_default(), d.trust.clone(), None, Vec::new(), &place)?)
+                }
             };
             let svc =
                 ServiceRecord { name: d.name.clone(), url: url.clone(), created_at: self.now, updated_at: self.now };
@@ -916,9 +956,11 @@ impl Control {
         let by_dest: BTreeMap<&str, &BindingRecord> =
             snap.bindings.iter().map(|b| (b.destination.as_str(), b)).collect();
         for b in by_dest.values().filter(|b| !b.destination.starts_with("service:")) {
+            let (certificate, certificates) = declared_form(b);
             doc.bindings.push(BindingDecl {
                 destination: b.destination.clone(),
-                certificate: b.certificate.clone(),
+                certificate,
+                certificates,
                 no_cert: b.certificate.is_none(),
                 trust: trust(&b.trust),
                 sni: b.sni.clone(),
@@ -929,10 +971,12 @@ impl Control {
         services.sort_by(|a, b| a.name.cmp(&b.name));
         for s in services {
             let b = by_dest.get(format!("service:{}", s.name).as_str());
+            let (certificate, certificates) = b.map(|b| declared_form(b)).unwrap_or_default();
             doc.services.push(ServiceDecl {
                 name: s.name.clone(),
                 url: s.url.clone(),
-                certificate: b.and_then(|b| b.certificate.clone()),
+                certificate,
+                certificates,
                 no_cert: b.is_some_and(|b| b.certificate.is_none()),
                 trust: b.and_then(|b| trust(&b.trust)),
             });

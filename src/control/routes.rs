@@ -47,7 +47,7 @@ impl Control {
         let bound: std::collections::HashSet<&str> = snap
             .bindings
             .iter()
-            .filter_map(|b| b.certificate.as_deref())
+            .flat_map(|b| b.candidates())
             .chain(snap.grants.iter().map(|g| g.certificate.as_str()))
             .collect();
         let mut apps: HashMap<String, crate::routes::AppAccess> = snap
@@ -165,6 +165,7 @@ impl Control {
         inputs.bindings.push(crate::store::BindingRecord {
             destination: key,
             certificate: Some(name.to_string()),
+            alternates: Vec::new(),
             trust,
             sni: None,
             pins: Vec::new(),

@@ -119,8 +119,11 @@ pub struct AlertRecord {
 pub struct BindingRecord {
     /// Canonical destination key: `host`, `host:port`, `*.domain` or `service:NAME`.
     pub destination: String,
-    /// Certificate name; None = send no certificate.
+    /// Certificate name (the first candidate); None = send no certificate.
     pub certificate: Option<String>,
+    /// Further candidates in order of preference (`bind DEST A,B,C`: `B`, `C`); empty when the
+    /// binding names one certificate or none. Stored in `binding_certificates`.
+    pub alternates: Vec<String>,
     /// How the partner is verified (stored as its text: `public`, `private`, `ca:NAME[,NAME]`).
     pub trust: TrustPolicy,
     pub sni: Option<String>,
@@ -128,6 +131,13 @@ pub struct BindingRecord {
     pub pins: Vec<Pin>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl BindingRecord {
+    /// Every certificate the binding names, in order of preference (empty for no-cert).
+    pub fn candidates(&self) -> impl Iterator<Item = &str> {
+        self.certificate.iter().chain(self.alternates.iter()).map(String::as_str)
+    }
 }
 
 /// A named service: NAME -> upstream base URL.

@@ -222,6 +222,8 @@ impl hyper::rt::Write for UpstreamIo {
 #[derive(Clone)]
 pub struct Connector {
     engine: Arc<dyn TlsEngine>,
+    /// The route's destination key, for the metric of the certificate presented.
+    destination: Arc<str>,
     /// `--sni`: the name sent and verified instead of the request's host.
     sni: Option<String>,
     settings: Arc<UpstreamSettings>,
@@ -231,11 +233,12 @@ pub struct Connector {
 impl Connector {
     pub fn new(
         engine: Arc<dyn TlsEngine>,
+        destination: &str,
         sni: Option<String>,
         settings: Arc<UpstreamSettings>,
         failures: Arc<LastFailure>,
     ) -> Self {
-        Connector { engine, sni, settings, failures }
+        Connector { engine, destination: destination.into(), sni, settings, failures }
     }
 }
 
@@ -328,6 +331,9 @@ impl tower::Service<Uri> for Connector {
                 .await
                 .map_err(|e| Box::new(e) as BoxError)?;
             crate::telemetry::handshake(done.resumed, started.elapsed());
+            if let Some(name) = &done.presented {
+                crate::telemetry::client_certificate_presented(&this.destination, name);
+            }
             Ok(UpstreamIo {
                 io: TokioIo::new(done.io),
                 engine: this.engine.clone(),

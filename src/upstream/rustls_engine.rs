@@ -32,7 +32,8 @@ impl TlsEngine for RustlsEngine {
                     message: format!("'{shown}' is not a valid server name"),
                 })
             })?;
-            let stream = connector.connect(name, tcp).await.map_err(|e| match tls::classify(&e) {
+            let (stream, presented) = tls::note_presented(connector.connect(name, tcp)).await;
+            let stream = stream.map_err(|e| match tls::classify(&e) {
                 Some(f) => HandshakeError::Partner(f),
                 None => HandshakeError::Other(e.to_string()),
             })?;
@@ -40,7 +41,7 @@ impl TlsEngine for RustlsEngine {
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let h2 = conn.alpn_protocol() == Some(b"h2");
             let (version, cipher, alpn) = tls::negotiated(conn);
-            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn })
+            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn, presented })
         })
     }
 
