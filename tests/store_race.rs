@@ -42,6 +42,7 @@ fn binding(destination: &str, trust: &str) -> BindingRecord {
     BindingRecord {
         destination: destination.into(),
         certificate: None,
+        alternates: Vec::new(),
         trust: certgate::model::TrustPolicy::parse(trust).unwrap(),
         sni: None,
         pins: Vec::new(),
