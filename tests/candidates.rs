@@ -214,7 +214,10 @@ async fn candidates_round_trip_through_the_api_and_a_bad_list_changes_nothing() 
     // The single form still works and replaces the list.
     let v = Api::expect(&api.put_json("/api/v1/bindings/x.partner.test", json!({"certificate": "beta"})).await, 200);
     assert_eq!(v["certificates"], json!(["beta"]));
-    Api::expect(&api.put_json("/api/v1/bindings/x.partner.test", json!({"certificates": ["beta", "alpha"]})).await, 200);
+    Api::expect(
+        &api.put_json("/api/v1/bindings/x.partner.test", json!({"certificates": ["beta", "alpha"]})).await,
+        200,
+    );
 
     // Refusals: an unknown candidate (not-found), an empty list, both forms, a name twice.
     let before = (w.cli(&["bindings"]).stdout, api.revision().await);
@@ -223,7 +226,9 @@ async fn candidates_round_trip_through_the_api_and_a_bad_list_changes_nothing() 
     assert!(e["message"].as_str().unwrap().contains("nosuch"), "{e}");
     let r = api.put_json("/api/v1/bindings/y.partner.test", json!({"certificates": []})).await;
     api_error(&r, 400, "usage");
-    let r = api.put_json("/api/v1/bindings/y.partner.test", json!({"certificate": "alpha", "certificates": ["beta"]})).await;
+    let r = api
+        .put_json("/api/v1/bindings/y.partner.test", json!({"certificate": "alpha", "certificates": ["beta"]}))
+        .await;
     api_error(&r, 400, "usage");
     let r = api.put_json("/api/v1/bindings/y.partner.test", json!({"certificates": ["alpha", "alpha"]})).await;
     api_error(&r, 400, "usage");

@@ -274,7 +274,11 @@ fn declared_form(b: &BindingRecord) -> (Option<String>, Vec<String>) {
 }
 
 fn binding_equal(a: &BindingRecord, b: &BindingRecord) -> bool {
-    a.certificate == b.certificate && a.alternates == b.alternates && a.trust == b.trust && a.sni == b.sni && a.pins == b.pins
+    a.certificate == b.certificate
+        && a.alternates == b.alternates
+        && a.trust == b.trust
+        && a.sni == b.sni
+        && a.pins == b.pins
 }
 
 fn describe_binding(b: &BindingRecord) -> String {
@@ -639,16 +643,15 @@ impl Planner<'_> {
                 (Some(_), true) => {
                     return Err(usage(&place, "has both a certificate and no_cert", "choose one"));
                 }
-                (None, false) => {
-                    return Err(usage(
-                        &place,
-                        "names no certificate",
-                        "give certificate = NAME (or certificates = [NAME, ...]), or no_cert = true to send no certificate",
-                    ))
-                }
+                (None, false) => return Err(usage(
+                    &place,
+                    "names no certificate",
+                    "give certificate = NAME (or certificates = [NAME, ...]), or no_cert = true to send no certificate",
+                )),
                 (c, _) => c.unwrap_or_default(),
             };
-            let rec = self.binding(key.clone(), certificates, d.trust.clone(), d.sni.clone(), d.pins.clone(), &place)?;
+            let rec =
+                self.binding(key.clone(), certificates, d.trust.clone(), d.sni.clone(), d.pins.clone(), &place)?;
             let mut detail = describe_binding(&rec);
             if let Some(url) = &parsed.reduced_from {
                 detail.push_str(&format!(" (reduced from {url})"));

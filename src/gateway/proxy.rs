@@ -323,7 +323,10 @@ async fn send(
             if now > cert.not_after {
                 format!("the client certificate '{}' bound to {} has expired{several}", cert.name, route.destination)
             } else {
-                format!("the client certificate '{}' bound to {} is not valid yet{several}", cert.name, route.destination)
+                format!(
+                    "the client certificate '{}' bound to {} is not valid yet{several}",
+                    cert.name, route.destination
+                )
             },
         );
         metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());

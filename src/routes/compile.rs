@@ -339,11 +339,21 @@ impl Compiler<'_> {
         };
         let failures = Arc::new(upstream::LastFailure::default());
         let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::RustlsEngine::new(config));
-        let connector =
-            Connector::new(engine.clone(), &b.destination, b.sni.clone(), self.options.settings.clone(), failures.clone());
+        let connector = Connector::new(
+            engine.clone(),
+            &b.destination,
+            b.sni.clone(),
+            self.options.settings.clone(),
+            failures.clone(),
+        );
         let candidates: Vec<RouteCertificate> = identities
             .iter()
-            .map(|i| RouteCertificate { name: i.name.clone(), id: i.id.clone(), not_before: i.not_before, not_after: i.not_after })
+            .map(|i| RouteCertificate {
+                name: i.name.clone(),
+                id: i.id.clone(),
+                not_before: i.not_before,
+                not_after: i.not_after,
+            })
             .collect();
         let label = certificate_label(b);
         Ok(Arc::new(Route {

@@ -60,7 +60,8 @@ impl Candidate {
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Candidate, String> {
-        let unusable = |e: rustls::Error| format!("the certificate '{name}' cannot be used as a TLS client identity: {e}");
+        let unusable =
+            |e: rustls::Error| format!("the certificate '{name}' cannot be used as a TLS client identity: {e}");
         let mut ca_names = Vec::new();
         let (mut not_before, mut not_after) = (i64::MIN, i64::MAX);
         for (i, der) in chain.iter().enumerate() {
@@ -118,7 +119,7 @@ impl CandidateResolver {
 }
 
 /// The candidates that pass `test`, or all of them when none does.
-fn prefer<'a>(candidates: Vec<&'a Candidate>, test: impl Fn(&Candidate) -> bool) -> Vec<&'a Candidate> {
+fn prefer(candidates: Vec<&Candidate>, test: impl Fn(&Candidate) -> bool) -> Vec<&Candidate> {
     let passing: Vec<&Candidate> = candidates.iter().copied().filter(|c| test(c)).collect();
     if passing.is_empty() {
         candidates
