@@ -9,7 +9,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::support::api::{api_error, Api};
-use crate::support::gateway::{metric, metric_series, Gateway, GatewayConfig, Resp};
+use std::time::Duration;
+
+use crate::support::gateway::{metric, metric_series, wait_until, Gateway, GatewayConfig, Resp};
 use crate::support::nginx::Nginx;
 use crate::support::upstream::{ClientAuth, Upstream, UpstreamConfig};
 use crate::support::{Env, LeafSpec, Minted, Run, TestCa};
@@ -124,6 +126,21 @@ async fn each_partner_receives_the_candidate_from_the_ca_it_names_and_the_metric
     // Requests are counted under the binding's candidates.
     let ok = metric(&text, "certgate_requests_total", &[("destination", &dest_a), ("certificate", "beta,alpha")]);
     assert_eq!(ok, Some(2.0), "{:?}", metric_series(&text, "certgate_requests_total"));
+
+    // Rotating the second candidate reloads the route: partner A now receives the new alpha.
+    let renewed = w.ca_a.leaf(LeafSpec::client("alpha"));
+    let file =
+        w.env.file("alpha-2.pem", format!("{}{}{}", renewed.cert_pem, renewed.key_pem, w.ca_a.intermediate.cert_pem));
+    w.cli(&["cert", "rotate", "alpha", file.to_str().unwrap()]);
+    let seen = wait_until(Duration::from_secs(5), async || {
+        let r = gw.proxy_get(&format!("http://{dest_a}/whoami")).await;
+        let v: Value = serde_json::from_slice(&r.body).ok()?;
+        (v["fingerprint"] == renewed.sha1_hex()).then_some(r)
+    })
+    .await
+    .unwrap_or_else(|| panic!("partner A never received the rotated alpha\n{}", gw.log()));
+    assert_nginx_received(&seen, &renewed, "alpha", &nginx_a);
+    assert_nginx_received(&gw.proxy_get(&format!("http://{dest_b}/whoami")).await, &w.beta, "beta", &nginx_b);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

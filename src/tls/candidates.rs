@@ -164,3 +164,99 @@ impl ResolvesClientCert for CandidateResolver {
         !self.candidates.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn dn(cn: &str) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        dn
+    }
+
+    /// A root (its DER) and a key to sign leaves with.
+    struct Ca {
+        params: CertificateParams,
+        key: KeyPair,
+        der: Vec<u8>,
+    }
+
+    fn ca(cn: &str) -> Ca {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = dn(cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        Ca { params, key, der }
+    }
+
+    /// A candidate issued by `issuer` (its chain is the leaf alone: the issuer's name is what
+    /// matches), valid from `from` to `until` (unix seconds).
+    fn candidate(name: &str, issuer: &Ca, alg: &'static rcgen::SignatureAlgorithm, from: i64, until: i64) -> Candidate {
+        let key = KeyPair::generate_for(alg).unwrap();
+        let mut params = CertificateParams::new(vec![format!("{name}.test")]).unwrap();
+        params.distinguished_name = dn(name);
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(from).unwrap();
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(until).unwrap();
+        let leaf = params.signed_by(&key, &Issuer::from_params(&issuer.params, &issuer.key)).unwrap();
+        let chain = vec![CertificateDer::from(leaf.der().to_vec())];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Candidate::new(name, chain, key).unwrap()
+    }
+
+    fn subject_der(cert: &[u8]) -> Vec<u8> {
+        x509_parser::parse_x509_certificate(cert).unwrap().1.subject().as_raw().to_vec()
+    }
+
+    const ECDSA: &[SignatureScheme] = &[SignatureScheme::ECDSA_NISTP256_SHA256, SignatureScheme::ED25519];
+    const P256: &'static rcgen::SignatureAlgorithm = &rcgen::PKCS_ECDSA_P256_SHA256;
+
+    fn chosen<'a>(r: &'a CandidateResolver, names: &[&[u8]], schemes: &[SignatureScheme]) -> &'a str {
+        r.choose(names, schemes, NOW).map(|c| c.name.as_str()).unwrap()
+    }
+
+    #[test]
+    fn the_partners_ca_names_pick_the_candidate_and_no_names_pick_the_first() {
+        let (a, b) = (ca("CA A"), ca("CA B"));
+        let r = CandidateResolver::new(vec![
+            candidate("alpha", &a, P256, NOW - 10, NOW + 10),
+            candidate("beta", &b, P256, NOW - 10, NOW + 10),
+        ]);
+        let name_b = subject_der(&b.der);
+        assert_eq!(chosen(&r, &[&name_b], ECDSA), "beta");
+        assert_eq!(chosen(&r, &[&subject_der(&a.der), &name_b], ECDSA), "alpha", "the first that matches");
+        assert_eq!(chosen(&r, &[], ECDSA), "alpha", "no names: the first");
+        let other = subject_der(&ca("CA C").der);
+        assert_eq!(chosen(&r, &[&other], ECDSA), "alpha", "no match: the first");
+        // A name sent without its SEQUENCE header still matches.
+        assert!(name_b.len() < 0x80, "a short name: a two-byte header");
+        let content = &name_b[2..];
+        assert_eq!(chosen(&r, &[content], ECDSA), "beta");
+    }
+
+    #[test]
+    fn candidates_that_are_not_valid_now_or_cannot_sign_are_passed_over_while_another_can() {
+        let (a, b) = (ca("CA A"), ca("CA B"));
+        let expired = CandidateResolver::new(vec![
+            candidate("old", &a, P256, NOW - 100, NOW - 10),
+            candidate("new", &b, P256, NOW - 10, NOW + 10),
+        ]);
+        assert_eq!(chosen(&expired, &[], ECDSA), "new");
+        assert_eq!(chosen(&expired, &[&subject_der(&a.der)], ECDSA), "new", "named by the partner, still passed over");
+        let r = CandidateResolver::new(vec![
+            candidate("edwards", &a, &rcgen::PKCS_ED25519, NOW - 10, NOW + 10),
+            candidate("nist", &b, P256, NOW - 10, NOW + 10),
+        ]);
+        assert_eq!(chosen(&r, &[], &[SignatureScheme::ECDSA_NISTP256_SHA256]), "nist");
+        assert_eq!(chosen(&r, &[], ECDSA), "edwards");
+        // None usable: the first all the same (the partner's refusal then says why).
+        let lone = CandidateResolver::new(vec![candidate("gone", &a, P256, NOW - 100, NOW - 10)]);
+        assert_eq!(chosen(&lone, &[], ECDSA), "gone");
+        assert!(CandidateResolver::new(Vec::new()).choose(&[], ECDSA, NOW).is_none());
+    }
+}
