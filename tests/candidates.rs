@@ -70,9 +70,15 @@ impl World {
         Upstream::start(UpstreamConfig::new(&self.server(), &self.partner_ca).client_auth(auth)).await
     }
 
-    /// `probe --json ARGS`: its exit code and report.
+    /// `probe --json TARGET`: its exit code and report.
     fn probe(&self, target: &str) -> (i32, Value) {
-        let run = self.run(&["probe", target]);
+        self.probe_with(target, &[])
+    }
+
+    fn probe_with(&self, target: &str, more: &[&str]) -> (i32, Value) {
+        let mut args = vec!["probe", target];
+        args.extend_from_slice(more);
+        let run = self.run(&args);
         assert!(run.code == 0 || run.code == 1, "probe exits 0 or 1: {}\n{}", run.stdout, run.stderr);
         (run.code, run.json())
     }
@@ -162,6 +168,15 @@ async fn the_probe_names_the_candidate_the_partner_picked() {
     assert_eq!(r["outcome"]["http_status"], 200, "{r:#}");
     let text = w.env.run(&["--config", w.config.to_str().unwrap(), "probe", &format!("https://{dest_a}/")]);
     assert!(text.stdout.contains("presented in the handshake: alpha"), "{}", text.stdout);
+
+    // --cert with several candidates probes them as such a binding would be used.
+    w.cli(&["bind", &dest_a, "beta", "--trust", "ca:partnerca"]);
+    let (code, r) = w.probe_with(&format!("https://{dest_a}/"), &["--cert", "beta,alpha"]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["binding"]["certificates"], json!(["beta"]), "the binding itself is unchanged");
+    assert_eq!(r["probed_with"]["certificates"], json!(["beta", "alpha"]), "{r:#}");
+    assert_eq!(r["client_certificate"]["presented"], "alpha", "{r:#}");
+    w.run(&["probe", &format!("https://{dest_a}/"), "--cert", "beta,nosuch"]).refused(4, "not-found");
 
     // A partner that names no CA gets the first candidate.
     let open = w.no_names_partner().await;

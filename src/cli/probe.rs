@@ -13,8 +13,9 @@ use super::{open, Settings};
 pub struct ProbeArgs {
     /// https://partner[:port]/path, partner, or partner:port.
     pub target: String,
-    /// Present this certificate instead of the binding's.
-    #[arg(long, value_name = "NAME")]
+    /// Present this certificate instead of the binding's (or several candidates, CERT1,CERT2:
+    /// the partner's CA names pick one, as they would for such a binding).
+    #[arg(long, value_name = "NAME[,NAME]")]
     pub cert: Option<String>,
     /// Send and verify this server name instead of the binding's (or the host).
     #[arg(long, value_name = "NAME")]

@@ -236,11 +236,14 @@ impl Control {
     /// What `probe` reads, for the CLI and the API alike: the route inputs (also unsealing the
     /// certificate asked for instead of the binding's, which must exist) and every stored
     /// certificate's public parts. Nothing is written.
+    /// `cert` may name several candidates, `a,b`, in order of preference.
     pub async fn probe_inputs(&self, cert: Option<&str>) -> Result<(RouteInputs, Vec<StoredIdentity>), ControlError> {
-        if let Some(name) = cert {
+        let names = cert.map(super::split_candidates).unwrap_or_default();
+        super::bindings::check_candidates(&names)?;
+        for name in &names {
             self.show_certificate(name).await?;
         }
-        let extra: Vec<&str> = cert.into_iter().collect();
+        let extra: Vec<&str> = names.iter().map(String::as_str).collect();
         Ok((self.route_inputs_with(&extra).await?, self.stored_identities().await?))
     }
 }

@@ -231,8 +231,10 @@ pub async fn probe(
             if port == 443 { Destination::Host(host.clone()) } else { Destination::HostPort(host.clone(), port) }.key();
     }
     if let Some(c) = &req.cert {
-        probed.certificate = Some(c.clone());
-        probed.alternates.clear();
+        // One certificate, or several candidates `a,b` in order of preference.
+        let mut names = c.split(',').map(|n| n.trim().to_string());
+        probed.certificate = names.next();
+        probed.alternates = names.collect();
     }
     if let Some(s) = &req.sni {
         probed.sni = Some(s.clone());

@@ -1107,7 +1107,7 @@
   function serviceProbe(s) {
     const body = { target: s.url };
     if (s.binding) {
-      if (s.binding.certificate) body.cert = s.binding.certificate;
+      if ((s.binding.certificates || []).length) body.cert = s.binding.certificates.join(',');
       body.trust = s.binding.trust;
       if (s.binding.sni) body.sni = s.binding.sni;
     }
