@@ -214,7 +214,7 @@ mod tests {
     }
 
     const ECDSA: &[SignatureScheme] = &[SignatureScheme::ECDSA_NISTP256_SHA256, SignatureScheme::ED25519];
-    const P256: &'static rcgen::SignatureAlgorithm = &rcgen::PKCS_ECDSA_P256_SHA256;
+    const P256: &rcgen::SignatureAlgorithm = &rcgen::PKCS_ECDSA_P256_SHA256;
 
     fn chosen<'a>(r: &'a CandidateResolver, names: &[&[u8]], schemes: &[SignatureScheme]) -> &'a str {
         r.choose(names, schemes, NOW).map(|c| c.name.as_str()).unwrap()
