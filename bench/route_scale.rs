@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use certgate::control::{Control, MasterKeySource, OpenOptions, Redacted};
 use certgate::gateway::{Gateway, GatewaySettings};
+use certgate::model::{CertificateId, CertificateName};
 use certgate::routes::{compile, CompileOptions, RouteTable};
 use certgate::store::{AnchorRecord, BindingRecord, CertificateRecord, Change, CopyPlan, MasterKey, StoreUrl};
 use http_body_util::{BodyExt, Empty};
@@ -132,9 +133,9 @@ fn records(
             p.use_authority_key_identifier_extension = true;
             let leaf = p.signed_by(&key_pair, inter).unwrap();
             let der = leaf.der().to_vec();
-            let id = certgate::pki::facts::sha256_hex(&der);
+            let id = CertificateId::of_der(&der);
             CertificateRecord {
-                name: format!("c{i}"),
+                name: CertificateName::parse(&format!("c{i}")).unwrap(),
                 sealed_key: key.seal(&key_pair.serialize_der(), id.as_bytes()).unwrap(),
                 id,
                 leaf_der: der,
@@ -164,7 +165,7 @@ fn destination(j: usize) -> String {
 fn binding(j: usize, n_certs: usize, now: i64) -> BindingRecord {
     BindingRecord {
         destination: destination(j),
-        certificate: Some(format!("c{}", j % n_certs.max(1))),
+        certificate: Some(CertificateName::parse(&format!("c{}", j % n_certs.max(1))).unwrap()),
         alternates: Vec::new(),
         trust: certgate::model::TrustPolicy::parse("ca:bench").expect("a trust policy"),
         sni: None,

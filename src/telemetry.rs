@@ -109,7 +109,7 @@ pub fn reload(result: &'static str) {
 pub struct TableGauges<'a> {
     pub revision: i64,
     /// (certificate name, expiry in unix seconds)
-    pub certificate_expiry: &'a [(String, i64)],
+    pub certificate_expiry: &'a [(crate::model::CertificateName, i64)],
 }
 
 /// The Prometheus text: recorded metrics, then the table's gauges.

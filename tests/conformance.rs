@@ -13,6 +13,8 @@ use certgate::store::{
     StoreError, StoreEvent, StoreUrl, TokenRecord,
 };
 
+use certgate::model::{AppName, CertificateId, CertificateName};
+
 use crate::support::pg::TestDb;
 use crate::support::{LeafSpec, TestCa};
 
@@ -69,12 +71,20 @@ fn change(action: &str, target: &str) -> Change {
     Change { actor: "test".into(), action: action.into(), target: target.into(), detail: format!("{action} {target}") }
 }
 
+fn cert_name(name: &str) -> CertificateName {
+    CertificateName::parse(name).unwrap()
+}
+
+fn app_name(name: &str) -> AppName {
+    AppName::parse(name).unwrap()
+}
+
 /// A certificate record around a real leaf and chain (the store splits the chain by DER).
 fn cert(ca: &TestCa, name: &str) -> CertificateRecord {
     let leaf = ca.leaf(LeafSpec::client(name));
     CertificateRecord {
-        name: name.into(),
-        id: leaf.id(),
+        name: cert_name(name),
+        id: CertificateId::parse(&leaf.id()).unwrap(),
         leaf_der: leaf.der.clone(),
         chain_der: vec![ca.intermediate.der.clone(), ca.root.der.clone()],
         sealed_key: format!("sealed-{name}").into_bytes(),
@@ -89,7 +99,7 @@ fn cert(ca: &TestCa, name: &str) -> CertificateRecord {
 fn binding(destination: &str, certificate: Option<&str>) -> BindingRecord {
     BindingRecord {
         destination: destination.into(),
-        certificate: certificate.map(str::to_string),
+        certificate: certificate.map(cert_name),
         alternates: Vec::new(),
         trust: certgate::model::TrustPolicy::Public,
         sni: None,
@@ -210,11 +220,11 @@ async fn a_bound_certificate_is_still_bound_unless_its_bindings_go_too(url: Stor
     s.insert_certificate(&cert(&ca, "alpha"), &change("cert.import", "alpha")).await.unwrap();
     s.put_binding(&binding("b.example", Some("alpha")), &change("bind", "b.example")).await.unwrap();
     s.put_binding(&binding("a.example:8443", Some("alpha")), &change("bind", "a.example:8443")).await.unwrap();
-    s.insert_app(&AppRecord { name: "app".into(), hash: "h".into(), created_at: 1 }, &change("app.add", "app"))
+    s.insert_app(&AppRecord { name: app_name("app"), hash: "h".into(), created_at: 1 }, &change("app.add", "app"))
         .await
         .unwrap();
     s.put_grant(
-        &GrantRecord { app: "app".into(), certificate: "alpha".into(), created_at: 1 },
+        &GrantRecord { app: app_name("app"), certificate: cert_name("alpha"), created_at: 1 },
         &change("grant", "app"),
     )
     .await
@@ -272,20 +282,20 @@ async fn a_binding_keeps_its_candidates_in_order_and_each_must_exist(url: StoreU
         s.insert_certificate(&cert(&ca, name), &change("cert.import", name)).await.unwrap();
     }
     let mut b = binding("x.example", Some("gamma"));
-    b.alternates = vec!["alpha".into(), "beta".into()];
+    b.alternates = vec![cert_name("alpha"), cert_name("beta")];
     s.put_binding(&b, &change("bind", "x")).await.unwrap();
     let mut other = binding("y.example", Some("alpha"));
-    other.alternates = vec!["gamma".into()];
+    other.alternates = vec![cert_name("gamma")];
     s.put_binding(&other, &change("bind", "y")).await.unwrap();
     let got = s.bindings().await.unwrap();
-    assert_eq!(got[0].alternates, vec!["alpha", "beta"], "order of preference kept: {got:?}");
-    assert_eq!(got[1].alternates, vec!["gamma"]);
+    assert_eq!(got[0].alternates, vec![cert_name("alpha"), cert_name("beta")], "order of preference kept: {got:?}");
+    assert_eq!(got[1].alternates, vec![cert_name("gamma")]);
     assert_eq!(s.snapshot().await.unwrap().bindings, got, "the snapshot reads them alike");
 
     // An unknown candidate is refused and changes nothing.
     let rev = s.revision().await.unwrap();
     let mut bad = b.clone();
-    bad.alternates = vec!["beta".into(), "ghost".into()];
+    bad.alternates = vec![cert_name("beta"), cert_name("ghost")];
     not_found(s.put_binding(&bad, &change("bind", "x")).await, "certificate 'ghost'");
     assert_eq!(s.revision().await.unwrap(), rev);
     assert_eq!(s.bindings().await.unwrap(), got);
@@ -298,9 +308,9 @@ async fn a_binding_keeps_its_candidates_in_order_and_each_must_exist(url: StoreU
     );
     // Replacing the binding replaces its list; removing it removes its candidates.
     let mut fewer = b.clone();
-    fewer.alternates = vec!["alpha".into()];
+    fewer.alternates = vec![cert_name("alpha")];
     s.put_binding(&fewer, &change("bind", "x")).await.unwrap();
-    assert_eq!(s.bindings().await.unwrap()[0].alternates, vec!["alpha"]);
+    assert_eq!(s.bindings().await.unwrap()[0].alternates, vec![cert_name("alpha")]);
     s.delete_certificate("beta", false, &change("cert.remove", "beta")).await.unwrap();
     s.delete_binding("y.example", &change("unbind", "y")).await.unwrap();
     // --force: the bindings naming it as any candidate go too.
@@ -372,13 +382,13 @@ async fn tokens_apps_and_grants_follow_the_same_rules(url: StoreUrl) {
     s.delete_token("ops", &change("token.remove", "ops")).await.unwrap();
     not_found(s.delete_token("ops", &change("token.remove", "ops")).await, "token 'ops'");
 
-    let app = AppRecord { name: "erp".into(), hash: "h1".into(), created_at: 4 };
+    let app = AppRecord { name: app_name("erp"), hash: "h1".into(), created_at: 4 };
     s.insert_app(&app, &change("app.add", "erp")).await.unwrap();
     conflict(s.insert_app(&app, &change("app.add", "erp")).await, "'erp' exists already");
-    let grant = GrantRecord { app: "erp".into(), certificate: "alpha".into(), created_at: 5 };
+    let grant = GrantRecord { app: app_name("erp"), certificate: cert_name("alpha"), created_at: 5 };
     not_found(s.put_grant(&grant, &change("grant", "erp")).await, "certificate 'alpha'");
     not_found(
-        s.put_grant(&GrantRecord { app: "nobody".into(), ..grant.clone() }, &change("grant", "nobody")).await,
+        s.put_grant(&GrantRecord { app: app_name("nobody"), ..grant.clone() }, &change("grant", "nobody")).await,
         "app 'nobody'",
     );
     s.insert_certificate(&cert(&ca, "alpha"), &change("cert.import", "alpha")).await.unwrap();

@@ -269,6 +269,11 @@ async fn test_connection_shows_the_report_in_plain_words_in_a_real_browser() {
     let bad = format!("partner.test:{}", failing.port());
     env.run(&["bind", &good, "alpha", "--trust", "ca:partnerca"]).ok();
     env.run(&["bind", &bad, "stranger", "--trust", "ca:partnerca"]).ok();
+    // A binding whose certificate's sealed key is damaged: its route is unavailable.
+    env.import_minted("broken", &client_ca.leaf(LeafSpec::client("broken")), &client_ca.intermediate.cert_pem).ok();
+    let unavailable = "broken.partner.test".to_string();
+    env.run(&["bind", &unavailable, "broken"]).ok();
+    crate::gateway::damage_sealed_key(&env, "broken").await;
     let url = format!("https://{good}/echo");
     env.run(&["service", "add", "Billing.Svc", "--url", &url, "--cert", "alpha", "--trust", "ca:partnerca"]).ok();
     let created = env.run(&["--json", "token", "create", "tester", "--role", "operator"]);
@@ -285,6 +290,7 @@ async fn test_connection_shows_the_report_in_plain_words_in_a_real_browser() {
         ("--failing", bad),
         ("--working", good),
         ("--service", "Billing.Svc".to_string()),
+        ("--unavailable", unavailable),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])

@@ -1504,7 +1504,7 @@ async fn sigterm_stops_accepting_and_lets_in_flight_requests_finish() {
 // A binding that cannot be compiled fails alone
 
 /// Damage one certificate's sealed key in the store file, as a bad copy or a disk error would.
-async fn damage_sealed_key(env: &Env, name: &str) {
+pub(crate) async fn damage_sealed_key(env: &Env, name: &str) {
     use sqlx::ConnectOptions;
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db_path()).connect().await.unwrap();
     let done = sqlx::query("UPDATE certificates SET sealed_key = X'00112233' WHERE name = $1")

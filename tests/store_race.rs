@@ -170,7 +170,9 @@ fn postgres_migration_004_fills_binding_anchors_from_existing_policies() {
 /// Back to schema 3, with policies written as certgate before 004 could leave them (one of
 /// them naming an anchor that was removed meanwhile).
 const ROLL_BACK_004: &[&str] = &[
-    // 005 first (schema 3 had none of it)
+    // 006 and 005 first (schema 3 had none of them)
+    "DROP TABLE binding_certificates",
+    "DELETE FROM schema_version WHERE version = 6",
     "DROP TABLE certificate_requests",
     "DROP TABLE alerts",
     "DROP TABLE partner_certificates",

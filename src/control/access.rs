@@ -5,6 +5,7 @@
 use base64::Engine;
 use serde::Serialize;
 
+use crate::model::{AppName, CertificateName};
 use crate::store::{AppRecord, GrantRecord, TokenRecord};
 
 use super::views::rfc3339_unix;
@@ -81,9 +82,9 @@ impl std::fmt::Debug for NewToken {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = App)]
 pub struct AppView {
-    pub name: String,
+    pub name: AppName,
     /// Certificates the app may present.
-    pub grants: Vec<String>,
+    pub grants: Vec<CertificateName>,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -168,7 +169,7 @@ impl Control {
     pub(super) fn new_app_record(&self, name: &str) -> Result<(AppRecord, NewApp), ControlError> {
         let credential = new_secret("cga_")?;
         let rec = AppRecord {
-            name: name.to_string(),
+            name: AppName::parse(name)?,
             hash: secret_hash(&credential),
             created_at: self.now().unix_timestamp(),
         };
@@ -203,11 +204,9 @@ impl Control {
     }
 
     pub async fn grant(&self, app: &str, certificate: &str) -> Result<AppView, ControlError> {
-        validate_name("app", app)?;
-        validate_name("certificate", certificate)?;
         let rec = GrantRecord {
-            app: app.to_string(),
-            certificate: certificate.to_string(),
+            app: AppName::parse(app)?,
+            certificate: CertificateName::parse(certificate)?,
             created_at: self.now().unix_timestamp(),
         };
         self.store.put_grant(&rec, &self.change("app.grant", app, format!("certificate {certificate}"))).await?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::model::{Action, ErrorCode, Remedy};
+use crate::model::{Action, AppName, CertificateName, ErrorCode, Remedy};
 use crate::pki::{bundle, Password, Refusal};
 use crate::routes::{Destination, Pin, TrustPolicy};
 use crate::store::{
@@ -267,7 +267,7 @@ fn declared_candidates(
 /// How export writes a binding's candidates: one as `certificate`, several as `certificates`.
 fn declared_form(b: &BindingRecord) -> (Option<String>, Vec<String>) {
     if b.alternates.is_empty() {
-        (b.certificate.clone(), Vec::new())
+        (b.certificate.as_ref().map(|c| c.to_string()), Vec::new())
     } else {
         (None, b.candidates().map(str::to_string).collect())
     }
@@ -466,7 +466,7 @@ impl Planner<'_> {
                         }
                     }
                     let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
-                    self.ids.insert(d.name.clone(), identity.leaf.id.clone());
+                    self.ids.insert(d.name.clone(), identity.leaf.id.to_string());
                     match stored {
                         Some(old) if old.id == identity.leaf.id => self.owner_only(d, &old),
                         Some(old) => {
@@ -597,14 +597,19 @@ impl Planner<'_> {
         place: &str,
     ) -> Result<BindingRecord, ControlError> {
         check_candidates(&certificates).map_err(|e| placed(place, e))?;
-        for cert in &certificates {
+        let typed = certificates
+            .iter()
+            .map(|c| CertificateName::parse(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| placed(place, e.into()))?;
+        for cert in &typed {
             self.check_certificate(cert, place)?;
         }
         let req = BindRequest { destination: String::new(), certificates, trust, sni, pins };
         let (trust, sni, pins): (TrustPolicy, Option<String>, Vec<Pin>) =
             binding_parts(&req).map_err(|e| placed(place, e))?;
         self.check_anchors(&trust, place)?;
-        let mut certificates = req.certificates.into_iter();
+        let mut certificates = typed.into_iter();
         Ok(BindingRecord {
             destination,
             certificate: certificates.next(),
@@ -735,15 +740,16 @@ impl Planner<'_> {
                 self.credentials.push(app.1);
             }
             let mut granted = BTreeSet::new();
+            let app = AppName::parse(&d.name).map_err(|e| placed(&place, e.into()))?;
             for cert in &d.grants {
-                validate_name("certificate", cert).map_err(|e| placed(&place, e))?;
+                let cert = &CertificateName::parse(cert).map_err(|e| placed(&place, e.into()))?;
                 self.check_certificate(cert, &place)?;
                 if !granted.insert(cert.clone()) {
                     continue;
                 }
                 let name = format!("{}/{cert}", d.name);
-                let exists = self.snap.grants.iter().any(|g| g.app == d.name && g.certificate == *cert);
-                let rec = GrantRecord { app: d.name.clone(), certificate: cert.clone(), created_at: self.now };
+                let exists = self.snap.grants.iter().any(|g| g.app == app && g.certificate == *cert);
+                let rec = GrantRecord { app: app.clone(), certificate: cert.clone(), created_at: self.now };
                 grant_steps.push((exists, name, rec));
             }
             if self.input.prune {
@@ -756,7 +762,7 @@ impl Planner<'_> {
                     .collect();
                 for g in undeclared {
                     let name = format!("{}/{}", g.app, g.certificate);
-                    let op = Op::DeleteGrant(g.app, g.certificate);
+                    let op = Op::DeleteGrant(g.app.into_string(), g.certificate.into_string());
                     self.step(StepAction::Remove, "grant", &name, "not declared".into(), Some(op));
                 }
             }
@@ -784,7 +790,7 @@ impl Planner<'_> {
                 self.snap.grants.iter().filter(|g| g.app == a.name).map(|g| g.certificate.as_str()).collect();
             let detail =
                 if grants.is_empty() { String::new() } else { format!("with its grants {}", grants.join(", ")) };
-            removals.push(("app", a.name.clone(), detail, Op::DeleteApp(a.name.clone())));
+            removals.push(("app", a.name.to_string(), detail, Op::DeleteApp(a.name.to_string())));
         }
         for s in self.snap.services.iter().filter(|s| !declared_services.contains(s.name.as_str())) {
             removals.push(("service", s.name.clone(), s.url.clone(), Op::DeleteService(s.name.clone())));
@@ -803,9 +809,9 @@ impl Planner<'_> {
         for c in self.snap.certificates.iter().filter(|c| !declared_certs.contains(c.name.as_str())) {
             removals.push((
                 "certificate",
-                c.name.clone(),
+                c.name.to_string(),
                 format!("id {}", c.id),
-                Op::DeleteCertificate(c.name.clone()),
+                Op::DeleteCertificate(c.name.to_string()),
             ));
         }
         for a in self.snap.anchors.iter().filter(|a| !declared_anchors.contains(a.name.as_str())) {
@@ -945,8 +951,8 @@ impl Control {
         certs.sort_by(|a, b| a.name.cmp(&b.name));
         for c in certs {
             doc.certificates.push(CertificateDecl {
-                name: c.name.clone(),
-                id: Some(c.id.clone()),
+                name: c.name.to_string(),
+                id: Some(c.id.to_string()),
                 owner: c.owner.clone(),
                 ..Default::default()
             });
@@ -988,9 +994,9 @@ impl Control {
         apps.sort_by(|a, b| a.name.cmp(&b.name));
         for a in apps {
             let mut grants: Vec<String> =
-                snap.grants.iter().filter(|g| g.app == a.name).map(|g| g.certificate.clone()).collect();
+                snap.grants.iter().filter(|g| g.app == a.name).map(|g| g.certificate.to_string()).collect();
             grants.sort();
-            doc.apps.push(AppDecl { name: a.name.clone(), grants });
+            doc.apps.push(AppDecl { name: a.name.to_string(), grants });
         }
         Ok(doc)
     }

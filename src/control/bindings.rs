@@ -7,7 +7,7 @@ use crate::routes::{Destination, Pin, TrustPolicy};
 use crate::store::{BindingRecord, ServiceRecord, StoreError};
 
 use super::{validate_name, Control, ControlError};
-use crate::model::{Action, Remedy};
+use crate::model::{Action, CertificateName, Remedy};
 
 /// What to bind a destination to.
 pub struct BindRequest {
@@ -30,10 +30,10 @@ pub struct BindingView {
     pub destination: String,
     /// The first candidate; null: no certificate is sent.
     #[schema(required = true)]
-    pub certificate: Option<String>,
+    pub certificate: Option<CertificateName>,
     /// Every candidate in order of preference (the partner's CA names pick one at each
     /// handshake); empty: no certificate is sent.
-    pub certificates: Vec<String>,
+    pub certificates: Vec<CertificateName>,
     /// public, private or ca:NAME[,NAME].
     pub trust: String,
     #[schema(required = true)]
@@ -45,6 +45,10 @@ pub struct BindingView {
     /// Set when the destination was given as a URL and reduced to host[:port].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reduced_from: Option<String>,
+    /// Only in listings, when the gateway cannot use this binding now: why (its requests are
+    /// answered `502 route-unavailable`; the other bindings keep serving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl BindingView {
@@ -52,12 +56,13 @@ impl BindingView {
         BindingView {
             destination: b.destination.clone(),
             certificate: b.certificate.clone(),
-            certificates: b.candidates().map(str::to_string).collect(),
+            certificates: b.certificate.iter().chain(&b.alternates).cloned().collect(),
             trust: b.trust.to_string(),
             sni: b.sni.clone(),
             pins: b.pins.iter().map(Pin::to_string).collect(),
             replaced: None,
             reduced_from: None,
+            unavailable: None,
         }
     }
 }
@@ -190,13 +195,14 @@ impl Control {
             }
         }
         check_candidates(&req.certificates)?;
-        for cert in &req.certificates {
+        let certificates = req.certificates.iter().map(|c| CertificateName::parse(c)).collect::<Result<Vec<_>, _>>()?;
+        for cert in &certificates {
             if self.store.certificate(cert).await?.is_none() {
                 return Err(ControlError::NotFound {
                     what: format!("certificate '{cert}'"),
                     hint: Remedy::with(
                         "import the certificate first, or check the name against the list of certificates",
-                        Action::ImportCertificate(Some(cert.clone())),
+                        Action::ImportCertificate(Some(cert.to_string())),
                     ),
                 });
             }
@@ -204,8 +210,8 @@ impl Control {
         let now = self.now().unix_timestamp();
         Ok(BindingRecord {
             destination,
-            certificate: req.certificates.first().cloned(),
-            alternates: req.certificates.iter().skip(1).cloned().collect(),
+            certificate: certificates.first().cloned(),
+            alternates: certificates.iter().skip(1).cloned().collect(),
             trust,
             sni,
             pins,

@@ -1,5 +1,6 @@
 //! Certificates: import, rotate, list, show, check, export, remove.
 
+use crate::model::CertificateName;
 use crate::pki::{self, bundle, facts, CertFacts, Contents, KeyFormat, Password, PrivateKey};
 use crate::store::{CertificateRecord, StoreError};
 
@@ -57,7 +58,7 @@ impl Control {
             .map_err(|e| ControlError::crypto(e.to_string()))?;
         let now = self.now().unix_timestamp();
         Ok(CertificateRecord {
-            name: name.to_string(),
+            name: CertificateName::parse(name)?,
             id: identity.leaf.id.clone(),
             leaf_der: identity.leaf.der.clone(),
             chain_der: identity.chain.iter().map(|c| c.der.clone()).collect(),
@@ -113,7 +114,7 @@ impl Control {
             .await?
             .into_iter()
             .filter(|c| c.id == id && c.name != except)
-            .map(|c| c.name)
+            .map(|c| c.name.into_string())
             .collect())
     }
 
@@ -295,8 +296,14 @@ impl Control {
     pub async fn remove_certificate(&self, name: &str, force: bool) -> Result<(), ControlError> {
         let rec = self.existing(name).await?;
         let bound = self.bindings_of(name).await?;
-        let granted: Vec<String> =
-            self.store.grants().await?.into_iter().filter(|g| g.certificate == name).map(|g| g.app).collect();
+        let granted: Vec<String> = self
+            .store
+            .grants()
+            .await?
+            .into_iter()
+            .filter(|g| g.certificate == name)
+            .map(|g| g.app.into_string())
+            .collect();
         let mut detail = format!("id {}", rec.id);
         if !bound.is_empty() {
             detail.push_str(&format!("; dropped bindings {}", bound.join(", ")));

@@ -297,7 +297,7 @@ fn report(
         count("audit rows", src.audit.len(), dst.audit.len()),
     ];
     let certificates: Vec<CopiedCertificate> =
-        src.certificates.iter().map(|c| CopiedCertificate { name: c.name.clone(), id: c.id.clone() }).collect();
+        src.certificates.iter().map(|c| CopiedCertificate { name: c.name.to_string(), id: c.id.to_string() }).collect();
     let ids = |certs: &[CertificateRecord]| {
         let mut lines: Vec<String> = certs.iter().map(|c| format!("{}={}\n", c.name, c.id)).collect();
         lines.sort();

@@ -145,16 +145,23 @@ impl ControlError {
 
 /// Names of certificates, anchors, services and apps: `[A-Za-z0-9._-]{1,128}`.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), ControlError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if crate::model::is_valid_name(name) {
         Ok(())
     } else {
-        Err(ControlError::usage(
-            ErrorCode::InvalidName.as_str(),
-            format!("'{name}' is not a valid {kind} name"),
-            "use 1 to 128 letters, digits, '.', '_' or '-' (e.g. Billing.InvoiceService or partner-prod)",
-        ))
+        Err(invalid_name(format!("'{name}' is not a valid {kind} name")))
+    }
+}
+
+fn invalid_name(message: String) -> ControlError {
+    ControlError::usage(
+        ErrorCode::InvalidName.as_str(),
+        message,
+        "use 1 to 128 letters, digits, '.', '_' or '-' (e.g. Billing.InvoiceService or partner-prod)",
+    )
+}
+
+impl From<crate::model::InvalidName> for ControlError {
+    fn from(e: crate::model::InvalidName) -> Self {
+        invalid_name(e.to_string())
     }
 }

@@ -196,10 +196,10 @@ impl Control {
             let pending = self.store.requests().await?.iter().any(|r| r.name == rec.name);
             items.push(ExpiryItem {
                 kind: "certificate",
-                name: rec.name.clone(),
+                name: rec.name.to_string(),
                 subject: leaf.subject.clone(),
                 issuer: leaf.issuer.clone(),
-                id: rec.id.clone(),
+                id: rec.id.to_string(),
                 not_after: rfc3339(leaf.not_after),
                 days_left: days,
                 status: status(days),
@@ -225,7 +225,7 @@ impl Control {
                     name: rec.name.clone(),
                     subject: c.subject.clone(),
                     issuer: c.issuer.clone(),
-                    id: c.id.clone(),
+                    id: c.id.to_string(),
                     not_after: rfc3339(c.not_after),
                     days_left: days,
                     status: status(days),

@@ -102,12 +102,12 @@ impl Control {
             }
         }
         for rec in self.store.certificates().await? {
-            if own.is_some_and(|(n, _)| n == rec.name) {
+            if own.is_some_and(|(n, _)| rec.name == n) {
                 continue;
             }
             for der in &rec.chain_der {
                 if let Ok(f) = facts::read(der) {
-                    pool.add(f, Origin::Certificate(rec.name.clone()));
+                    pool.add(f, Origin::Certificate(rec.name.to_string()));
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! (bindings and grants refer to the name and stay; the gateway switches at the next revision,
 //! requests in flight finish on the old route table).
 
-use crate::model::{Action, Remedy};
+use crate::model::{Action, CertificateName, Remedy};
 use crate::pki::request::{build_csr, csr_pem, DistinguishedName, KeyType};
 use crate::pki::{bundle, Code, Contents, KeyFormat, PrivateKey, Refusal};
 use crate::store::{RequestRecord, StoreError};
@@ -60,7 +60,7 @@ impl Control {
             .map_err(|e| ControlError::crypto(e.to_string()))?;
         drop(key);
         let rec = RequestRecord {
-            name: req.name.clone(),
+            name: CertificateName::parse(&req.name)?,
             subject: subject.to_string(),
             key_type: key_type.as_str().to_string(),
             sealed_key: sealed,
@@ -94,7 +94,7 @@ impl Control {
     /// Pending requests, with their age.
     pub async fn pending_requests(&self) -> Result<Vec<PendingView>, ControlError> {
         let now = self.now().unix_timestamp();
-        let names: Vec<String> = self.store.certificates().await?.into_iter().map(|c| c.name).collect();
+        let names: Vec<CertificateName> = self.store.certificates().await?.into_iter().map(|c| c.name).collect();
         Ok(self
             .store
             .requests()

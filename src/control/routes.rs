@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use std::sync::Arc;
 
+use crate::model::{AppName, CertificateId, CertificateName};
 use crate::pki::{facts, KeyFormat, KeySource, Origin, Pool, PrivateKey};
 use crate::routes::{RouteIdentity, RouteInputs, RouteSource, SourceEvent, SourceFuture, StoredIdentity};
 use crate::store::MasterKey;
@@ -33,7 +34,7 @@ impl Control {
                 .cloned()
                 .collect();
             for f in read_stored(&new) {
-                pool.add(f, Origin::Certificate(rec.name.clone()));
+                pool.add(f, Origin::Certificate(rec.name.to_string()));
             }
         }
         let mut anchors = HashMap::new();
@@ -50,7 +51,7 @@ impl Control {
             .flat_map(|b| b.candidates())
             .chain(snap.grants.iter().map(|g| g.certificate.as_str()))
             .collect();
-        let mut apps: HashMap<String, crate::routes::AppAccess> = snap
+        let mut apps: HashMap<AppName, crate::routes::AppAccess> = snap
             .apps
             .iter()
             .map(|a| (a.name.clone(), crate::routes::AppAccess { hash: a.hash.clone(), grants: Default::default() }))
@@ -164,7 +165,7 @@ impl Control {
         inputs.bindings.retain(|b| b.destination != key);
         inputs.bindings.push(crate::store::BindingRecord {
             destination: key,
-            certificate: Some(name.to_string()),
+            certificate: Some(CertificateName::parse(name)?),
             alternates: Vec::new(),
             trust,
             sni: None,
@@ -176,7 +177,7 @@ impl Control {
             // Unseal just this one certificate, with its chain completed like the others.
             let mut extra = self.route_inputs_with(&[name]).await?;
             if let Some(id) = extra.identities.remove(name) {
-                inputs.identities.insert(name.to_string(), id);
+                inputs.identities.insert(id.name.clone(), id);
             }
         }
         Ok(inputs)
@@ -203,8 +204,8 @@ impl RouteSource for Control {
 struct SealedKey {
     master: Arc<MasterKey>,
     sealed: Vec<u8>,
-    id: String,
-    name: String,
+    id: CertificateId,
+    name: CertificateName,
     format: KeyFormat,
 }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::model::{CertificateId, CertificateName};
 use crate::pki::assess::{self, Warning};
 use crate::pki::{CertFacts, ChainPath, Origin, PathEnd};
 
@@ -21,7 +22,7 @@ pub fn rfc3339_unix(ts: i64) -> String {
 pub struct ChainEntry {
     pub subject: String,
     pub issuer: String,
-    pub id: String,
+    pub id: CertificateId,
     pub self_signed: bool,
     #[schema(format = DateTime)]
     pub not_after: String,
@@ -43,9 +44,9 @@ impl ChainEntry {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Certificate)]
 pub struct CertificateView {
-    pub name: String,
+    pub name: CertificateName,
     /// SHA-256 of the leaf DER, lowercase hex.
-    pub id: String,
+    pub id: CertificateId,
     pub subject: String,
     pub issuer: String,
     pub serial: String,
@@ -106,7 +107,7 @@ impl CertificateView {
     pub fn build(p: CertificateParts<'_>) -> Self {
         let warnings = assess::assess(p.leaf, p.path, p.now);
         CertificateView {
-            name: p.name.to_string(),
+            name: CertificateName::stored(p.name.to_string()),
             id: p.leaf.id.clone(),
             subject: p.leaf.subject.clone(),
             issuer: p.leaf.issuer.clone(),
@@ -164,7 +165,7 @@ pub const ALREADY_STORED: &str = "already-stored";
 pub struct PathLink {
     pub subject: String,
     pub issuer: String,
-    pub id: String,
+    pub id: CertificateId,
     pub self_signed: bool,
     /// Where certgate found this CA certificate.
     pub source: String,
@@ -181,8 +182,8 @@ pub struct KeyCheck {
 /// `cert check` for one certificate: key, path to a root, validity, purpose, and the problems.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CheckReport {
-    pub name: String,
-    pub id: String,
+    pub name: CertificateName,
+    pub id: CertificateId,
     pub subject: String,
     pub key: KeyCheck,
     /// Leaf first, then each issuer.
@@ -239,7 +240,7 @@ impl CheckReport {
 pub struct AnchorCertView {
     pub subject: String,
     pub issuer: String,
-    pub id: String,
+    pub id: CertificateId,
     #[schema(format = DateTime)]
     pub not_after: String,
     pub self_signed: bool,
@@ -264,7 +265,7 @@ pub struct AnchorView {
 /// A pending certificate request: the key is made and sealed, the issued certificate not yet in.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PendingView {
-    pub name: String,
+    pub name: CertificateName,
     pub subject: String,
     pub key_type: String,
     #[schema(format = DateTime)]

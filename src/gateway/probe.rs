@@ -25,7 +25,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Serialize;
 use x509_parser::prelude::FromDer;
 
-use crate::model::{Action, Destination, ErrorCode, Pin, Remedy, TrustPolicy};
+use crate::model::{Action, CertificateName, Destination, ErrorCode, Pin, Remedy, TrustPolicy};
 use crate::pki::facts;
 use crate::routes::{compile, partner_verifier, BindingRecord, CompileOptions, RouteInputs, StoredIdentity};
 use crate::tls::{self, PartnerVerifier, UpstreamFailure};
@@ -66,9 +66,9 @@ pub struct ProbeReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct BindingSummary {
     pub destination: String,
-    pub certificate: Option<String>,
+    pub certificate: Option<CertificateName>,
     /// Every candidate, in order of preference.
-    pub certificates: Vec<String>,
+    pub certificates: Vec<CertificateName>,
     pub trust: String,
     pub sni: Option<String>,
     pub pins: Vec<String>,
@@ -119,12 +119,12 @@ pub struct ClientCertificateInfo {
     /// The CA names it said it accepts (`certificate_authorities`); empty when it named none.
     pub acceptable_cas: Vec<String>,
     /// Stored certificates that chain to one of those names.
-    pub matching: Vec<String>,
+    pub matching: Vec<CertificateName>,
     /// The binding's certificates in order of preference (empty: none).
-    pub candidates: Vec<String>,
+    pub candidates: Vec<CertificateName>,
     /// The certificate this binding presents to this partner (null: none): of the candidates,
     /// the first that chains to a CA it named, or the first when it named none.
-    pub sent: Option<String>,
+    pub sent: Option<CertificateName>,
     /// The certificate actually presented in the binding's own handshake (null: none was asked
     /// for, or the handshake did not get that far).
     pub presented: Option<String>,
@@ -149,6 +149,8 @@ pub struct Problem {
     pub hint: String,
     /// The same as a command line.
     pub command: Option<String>,
+    /// The same as data (`id`, `target`): the console offers it as a button.
+    pub action: Option<Action>,
 }
 
 impl Problem {
@@ -158,6 +160,7 @@ impl Problem {
             message: message.into(),
             command: remedy.action.as_ref().map(Action::command),
             hint: remedy.text.into_owned(),
+            action: remedy.action,
         }
     }
 }
@@ -232,7 +235,12 @@ pub async fn probe(
     }
     if let Some(c) = &req.cert {
         // One certificate, or several candidates `a,b` in order of preference.
-        let mut names = c.split(',').map(|n| n.trim().to_string());
+        let names = c
+            .split(',')
+            .map(|n| CertificateName::parse(n.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let mut names = names.into_iter();
         probed.certificate = names.next();
         probed.alternates = names.collect();
     }
@@ -405,7 +413,7 @@ fn summary(b: &BindingRecord) -> BindingSummary {
     BindingSummary {
         destination: b.destination.clone(),
         certificate: b.certificate.clone(),
-        certificates: b.candidates().map(str::to_string).collect(),
+        certificates: b.certificate.iter().chain(&b.alternates).cloned().collect(),
         trust: b.trust.to_string(),
         sni: b.sni.clone(),
         pins: b.pins.iter().map(Pin::to_string).collect(),
@@ -417,7 +425,7 @@ fn client_info(b: &BindingRecord) -> ClientCertificateInfo {
         requested: false,
         acceptable_cas: Vec::new(),
         matching: Vec::new(),
-        candidates: b.candidates().map(str::to_string).collect(),
+        candidates: b.certificate.iter().chain(&b.alternates).cloned().collect(),
         sent: b.certificate.clone(),
         presented: None,
         sent_acceptable: None,
@@ -886,7 +894,7 @@ fn outcome_problems(
             format!("{}: a partner that asked for a client certificate answered HTTP 400 (nginx refuses a missing or unacceptable client certificate this way, after the handshake)", outcome.message),
             Remedy::with(
                 "present a certificate the partner accepts: check which CA it trusts and the certificate's chain",
-                Action::CheckCertificate(client.sent.clone()),
+                Action::CheckCertificate(client.sent.as_ref().map(|c| c.to_string())),
             ),
         ));
     } else if (status == 403 || status == 495 || status == 496) && !client.requested {

@@ -8,7 +8,7 @@ use http::header::{HeaderName, HOST};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
-use crate::model::ErrorCode;
+use crate::model::{CertificateName, ErrorCode};
 use crate::routes::{AppAccess, Route, RouteTable};
 use tracing::Instrument;
 
@@ -258,7 +258,7 @@ async fn route_and_send(
         }
         None => {
             let candidates = &target.route.candidates;
-            let granted: Vec<String> =
+            let granted: Vec<CertificateName> =
                 candidates.iter().filter(|c| access.may_use(&c.name)).map(|c| c.name.clone()).collect();
             if granted.len() == candidates.len() {
                 target.route.clone()

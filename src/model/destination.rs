@@ -29,7 +29,7 @@ impl Destination {
             return Err("the destination is empty".into());
         }
         if let Some(name) = text.strip_prefix("service:") {
-            if !valid_name(name) {
+            if !super::names::is_valid_name(name) {
                 return Err(format!("'{name}' is not a valid service name (letters, digits, '.', '_', '-')"));
             }
             return Ok(Parsed { destination: Destination::Service(name.to_string()), reduced_from: None });
@@ -83,12 +83,6 @@ impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key())
     }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {

@@ -218,6 +218,18 @@ pub enum Action {
     RemoveCertificateForce(String),
 }
 
+/// An action as data, `{"id": "bind", "target": "api.partner.test"}`: what the console turns
+/// into a button and the API returns beside the hint.
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Action", 2)?;
+        st.serialize_field("id", self.id())?;
+        st.serialize_field("target", &self.target())?;
+        st.end()
+    }
+}
+
 impl Action {
     /// A short id for the API and the console (`bind`, `rotate-certificate`, ...).
     pub fn id(&self) -> &'static str {

@@ -5,10 +5,12 @@
 
 mod destination;
 mod error;
+mod names;
 mod secret;
 mod trust;
 
 pub use destination::{normalize_host, Destination, Parsed};
 pub use error::{names_cli, Action, ErrorCode, Remedy};
+pub use names::{is_valid_name, AppName, CertificateId, CertificateName, InvalidName};
 pub use secret::{hashes_equal, secret_hash};
 pub use trust::{Pin, TrustPolicy};

@@ -6,6 +6,7 @@ use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 use super::refusal::{Code, Refusal};
+use crate::model::CertificateId;
 
 /// The public-key algorithm of a certificate, as the contract names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl fmt::Display for KeyKind {
 #[derive(Clone, Debug)]
 pub struct CertFacts {
     /// SHA-256 of the DER, lowercase hex without colons: the certificate id.
-    pub id: String,
+    pub id: CertificateId,
     pub der: Vec<u8>,
     pub subject: String,
     pub issuer: String,
@@ -187,7 +188,7 @@ pub fn read(der: &[u8]) -> Result<CertFacts, Refusal> {
             _ => true,
         };
     Ok(CertFacts {
-        id: sha256_hex(&der),
+        id: CertificateId::of_der(&der),
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         serial: hex::encode(cert.raw_serial()),

@@ -13,7 +13,7 @@ use crate::upstream::{self, Connector};
 
 use super::inputs::{CompileOptions, RouteIdentity, RouteInputs};
 use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
-use crate::model::{Destination, TrustPolicy};
+use crate::model::{CertificateName, Destination, TrustPolicy};
 
 struct Compiler<'a> {
     inputs: &'a RouteInputs,
@@ -66,12 +66,13 @@ impl RouteTable {
     /// The same destination, presenting another certificate (the `Certgate-Certificate` header).
     /// Built the first time a table needs it, then reused.
     pub fn with_certificate(&self, route: &Arc<Route>, certificate: &str) -> Result<Arc<Route>, String> {
-        self.with_candidates(route, &[certificate.to_string()])
+        let name = CertificateName::parse(certificate).map_err(|e| e.to_string())?;
+        self.with_candidates(route, &[name])
     }
 
     /// The same destination, offering only `candidates` (in this order): an app granted only
     /// some of a binding's certificates is offered those. Built once per table, then reused.
-    pub fn with_candidates(&self, route: &Arc<Route>, candidates: &[String]) -> Result<Arc<Route>, String> {
+    pub fn with_candidates(&self, route: &Arc<Route>, candidates: &[CertificateName]) -> Result<Arc<Route>, String> {
         if route.candidates.iter().map(|c| &c.name).eq(candidates.iter()) {
             return Ok(route.clone());
         }
@@ -236,7 +237,7 @@ impl Compiler<'_> {
     fn chain_ids(&mut self, identity: &RouteIdentity) -> String {
         self.memo
             .chains
-            .entry(identity.name.clone())
+            .entry(identity.name.to_string())
             .or_insert_with(|| {
                 identity.chain.iter().map(|c| crate::pki::facts::sha256_hex(c)).collect::<Vec<_>>().join(",")
             })

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::model::{AppName, CertificateId, CertificateName};
 use crate::pki::KeySource;
 pub use crate::store::BindingRecord;
 use crate::store::ServiceRecord;
@@ -12,7 +13,7 @@ use crate::upstream::UpstreamSettings;
 /// A stored certificate's public parts (for matching the CA names a partner accepts).
 #[derive(Clone, Debug)]
 pub struct StoredIdentity {
-    pub name: String,
+    pub name: CertificateName,
     pub leaf_der: Vec<u8>,
     pub chain_der: Vec<Vec<u8>>,
 }
@@ -21,8 +22,8 @@ pub struct StoredIdentity {
 /// from (loaded only when a route's TLS engine is built).
 #[derive(Clone)]
 pub struct RouteIdentity {
-    pub name: String,
-    pub id: String,
+    pub name: CertificateName,
+    pub id: CertificateId,
     /// Leaf first, then the intermediates (never the root).
     pub chain: Vec<Vec<u8>>,
     pub key: Arc<dyn KeySource>,
@@ -37,14 +38,14 @@ pub struct RouteInputs {
     pub bindings: Vec<BindingRecord>,
     pub services: Vec<ServiceRecord>,
     /// Only the certificates that bindings refer to.
-    pub identities: HashMap<String, RouteIdentity>,
+    pub identities: HashMap<CertificateName, RouteIdentity>,
     /// Certificates that bindings refer to but that could not be prepared (e.g. a sealed key
     /// that does not open), with the reason: only the routes that present them are unavailable.
-    pub broken_identities: HashMap<String, String>,
+    pub broken_identities: HashMap<CertificateName, String>,
     pub anchors: HashMap<String, Vec<Vec<u8>>>,
-    pub certificate_expiry: Vec<(String, i64)>,
+    pub certificate_expiry: Vec<(CertificateName, i64)>,
     /// Calling applications: name -> (credential hash, certificates granted).
-    pub apps: HashMap<String, AppAccess>,
+    pub apps: HashMap<AppName, AppAccess>,
 }
 
 /// What the gateway knows of one calling application.
@@ -52,7 +53,7 @@ pub struct RouteInputs {
 pub struct AppAccess {
     /// SHA-256 (hex) of the app's proxy credential.
     pub hash: String,
-    pub grants: std::collections::HashSet<String>,
+    pub grants: std::collections::HashSet<CertificateName>,
 }
 
 #[derive(Clone, Default)]

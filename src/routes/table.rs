@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rustls::client::ClientSessionStore;
 
+use crate::model::{AppName, CertificateId, CertificateName};
 use crate::store::BindingRecord;
 use crate::upstream::{LastFailure, UpstreamClient};
 
@@ -13,8 +14,8 @@ use super::inputs::{AppAccess, CompileOptions, RouteInputs};
 
 #[derive(Clone, Debug)]
 pub struct RouteCertificate {
-    pub name: String,
-    pub id: String,
+    pub name: CertificateName,
+    pub id: CertificateId,
     pub not_before: i64,
     pub not_after: i64,
 }
@@ -77,9 +78,9 @@ pub struct RouteTable {
     /// One TLS session store per certificate id (`""` for no certificate), kept across tables.
     pub(crate) sessions: HashMap<String, Arc<dyn ClientSessionStore>>,
     /// Every certificate in the store with its expiry (unix seconds), for metrics.
-    pub certificate_expiry: Vec<(String, i64)>,
+    pub certificate_expiry: Vec<(CertificateName, i64)>,
     /// Calling applications (empty: no credentials required from loopback callers).
-    pub apps: HashMap<String, AppAccess>,
+    pub apps: HashMap<AppName, AppAccess>,
     /// What the table was compiled from, to build per-request certificate variants.
     pub(crate) source: Option<Arc<RouteInputs>>,
     pub(crate) options: CompileOptions,

@@ -23,7 +23,7 @@ use super::model::{
     GrantRecord, PartnerRecord, RequestRecord, ServiceRecord, Snapshot, TokenRecord,
 };
 use super::{now_unix, StoreError};
-use crate::model::{Pin, TrustPolicy};
+use crate::model::{AppName, CertificateId, CertificateName, Pin, TrustPolicy};
 
 /// What differs between the databases the store runs on.
 pub trait Dialect: Send + Sync + 'static {
@@ -405,9 +405,19 @@ where
 
     pub async fn insert_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
         let message = || format!("a certificate named '{}' exists already", rec.name);
-        sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9)")
-            .bind(&rec.name)
-            .bind(&rec.id)
+        self.write_certificate(rec, "").await.map_err(|e| taken(e, message))
+    }
+
+    /// Insert a certificate row; `on_conflict` empty (a taken name fails) or an upsert clause.
+    async fn write_certificate(
+        &mut self,
+        rec: &CertificateRecord,
+        on_conflict: &'static str,
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9) {on_conflict}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rec.name.as_str())
+            .bind(rec.id.as_str())
             .bind(&rec.leaf_der)
             .bind(join_der(&rec.chain_der))
             .bind(&rec.sealed_key)
@@ -417,8 +427,7 @@ where
             .bind(rec.updated_at)
             .bind(&rec.contact)
             .execute(&mut *self.tx)
-            .await
-            .map_err(|e| taken(e, message))?;
+            .await?;
         Ok(())
     }
 
@@ -426,14 +435,14 @@ where
     /// the owner unless a new one is given.
     pub async fn replace_certificate(&mut self, rec: &CertificateRecord) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE certificates SET id = $1, leaf_der = $2, chain_der = $3, sealed_key = $4, key_format = $5, owner = COALESCE($6, owner), contact = COALESCE($9, contact), updated_at = $7 WHERE name = $8 RETURNING name")
-            .bind(&rec.id)
+            .bind(rec.id.as_str())
             .bind(&rec.leaf_der)
             .bind(join_der(&rec.chain_der))
             .bind(&rec.sealed_key)
             .bind(&rec.key_format)
             .bind(&rec.owner)
             .bind(rec.updated_at)
-            .bind(&rec.name)
+            .bind(rec.name.as_str())
             .bind(&rec.contact)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -476,17 +485,7 @@ where
 
     pub async fn insert_anchor(&mut self, rec: &AnchorRecord) -> Result<(), StoreError> {
         let message = || format!("a trust anchor named '{}' exists already", rec.name);
-        sqlx::query(
-            "INSERT INTO trust_anchors (name, certs_der, owner, contact, created_at) VALUES ($1, $2, $4, $5, $3)",
-        )
-        .bind(&rec.name)
-        .bind(join_der(&rec.certs_der))
-        .bind(rec.created_at)
-        .bind(&rec.owner)
-        .bind(&rec.contact)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|e| taken(e, message))?;
+        self.write_anchor(rec, "").await.map_err(|e| taken(e, message))?;
         Ok(())
     }
 
@@ -581,7 +580,7 @@ where
     pub async fn put_request(&mut self, rec: &RequestRecord) -> Result<(), StoreError> {
         self.delete("DELETE FROM certificate_requests WHERE name = $1 RETURNING name", &rec.name).await?;
         sqlx::query("INSERT INTO certificate_requests (name, subject, key_type, sealed_key, key_format, csr_der, owner, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(&rec.name)
+            .bind(rec.name.as_str())
             .bind(&rec.subject)
             .bind(&rec.key_type)
             .bind(&rec.sealed_key)
@@ -688,7 +687,7 @@ where
         let replaced = self.exists("SELECT 1 FROM bindings WHERE destination = $1", &rec.destination).await?;
         sqlx::query(if copied { COPY } else { KEEP })
             .bind(&rec.destination)
-            .bind(&rec.certificate)
+            .bind(rec.certificate.as_ref().map(|c| c.to_string()))
             .bind(rec.trust.to_string())
             .bind(&rec.sni)
             .bind(pins_text(&rec.pins))
@@ -715,7 +714,7 @@ where
             sqlx::query("INSERT INTO binding_certificates (destination, position, certificate) VALUES ($1, $2, $3)")
                 .bind(&rec.destination)
                 .bind(i as i64 + 1)
-                .bind(cert)
+                .bind(cert.as_str())
                 .execute(&mut *self.tx)
                 .await
                 .map_err(|e| {
@@ -782,15 +781,7 @@ where
 
     pub async fn insert_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError> {
         let message = || format!("a token named '{}' exists already", rec.name);
-        sqlx::query("INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&rec.name)
-            .bind(&rec.role)
-            .bind(&rec.hash)
-            .bind(rec.created_at)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(|e| taken(e, message))?;
-        Ok(())
+        self.write_token(rec, "").await.map_err(|e| taken(e, message))
     }
 
     pub async fn delete_token(&mut self, name: &str) -> Result<(), StoreError> {
@@ -802,14 +793,7 @@ where
 
     pub async fn insert_app(&mut self, rec: &AppRecord) -> Result<(), StoreError> {
         let message = || format!("an app named '{}' exists already", rec.name);
-        sqlx::query("INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3)")
-            .bind(&rec.name)
-            .bind(&rec.hash)
-            .bind(rec.created_at)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(|e| taken(e, message))?;
-        Ok(())
+        self.write_app(rec, "").await.map_err(|e| taken(e, message))
     }
 
     /// Remove an app and its grants.
@@ -829,15 +813,7 @@ where
         if !self.exists("SELECT 1 FROM certificates WHERE name = $1", &rec.certificate).await? {
             return Err(StoreError::NotFound(format!("certificate '{}'", rec.certificate)));
         }
-        let added = sqlx::query(
-            "INSERT INTO grants (app, certificate, created_at) VALUES ($1, $2, $3) ON CONFLICT (app, certificate) DO NOTHING RETURNING app",
-        )
-        .bind(&rec.app)
-        .bind(&rec.certificate)
-        .bind(rec.created_at)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(added.is_some())
+        Ok(self.write_grant(rec, "ON CONFLICT (app, certificate) DO NOTHING").await? > 0)
     }
 
     pub async fn delete_grant(&mut self, app: &str, certificate: &str) -> Result<(), StoreError> {
@@ -850,6 +826,44 @@ where
             return Err(StoreError::NotFound(format!("grant of certificate '{certificate}' to app '{app}'")));
         }
         Ok(())
+    }
+
+    async fn write_anchor(&mut self, rec: &AnchorRecord, on_conflict: &'static str) -> Result<(), sqlx::Error> {
+        let sql = format!("INSERT INTO trust_anchors (name, certs_der, owner, contact, created_at) VALUES ($1, $2, $3, $4, $5) {on_conflict}");
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&rec.name).bind(join_der(&rec.certs_der));
+        q.bind(&rec.owner).bind(&rec.contact).bind(rec.created_at).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn write_token(&mut self, rec: &TokenRecord, on_conflict: &'static str) -> Result<(), sqlx::Error> {
+        let sql = format!("INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) {on_conflict}");
+        let q =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&rec.name).bind(&rec.role).bind(&rec.hash).bind(rec.created_at);
+        q.execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn write_app(&mut self, rec: &AppRecord, on_conflict: &'static str) -> Result<(), sqlx::Error> {
+        let sql = format!("INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3) {on_conflict}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rec.name.as_str())
+            .bind(&rec.hash)
+            .bind(rec.created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// How many grant rows were written (0 when `on_conflict` left an existing one alone).
+    async fn write_grant(&mut self, rec: &GrantRecord, on_conflict: &'static str) -> Result<u64, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO grants (app, certificate, created_at) VALUES ($1, $2, $3) {on_conflict} RETURNING app"
+        );
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rec.app.as_str())
+            .bind(rec.certificate.as_str())
+            .bind(rec.created_at);
+        Ok(q.fetch_all(&mut *self.tx).await?.len() as u64)
     }
 
     /// Write a whole-store copy: upserts by name or key, meta only where missing, the copied
@@ -870,34 +884,12 @@ where
                 .await?;
         }
         for c in &plan.certificates {
-            sqlx::query("INSERT INTO certificates (name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9) \
-                 ON CONFLICT (name) DO UPDATE SET id = excluded.id, leaf_der = excluded.leaf_der, chain_der = excluded.chain_der, sealed_key = excluded.sealed_key, \
-                 key_format = excluded.key_format, owner = excluded.owner, contact = excluded.contact, created_at = excluded.created_at, updated_at = excluded.updated_at")
-                .bind(&c.name)
-                .bind(&c.id)
-                .bind(&c.leaf_der)
-                .bind(join_der(&c.chain_der))
-                .bind(&c.sealed_key)
-                .bind(&c.key_format)
-                .bind(&c.owner)
-                .bind(c.created_at)
-                .bind(c.updated_at)
-                .bind(&c.contact)
-                .execute(&mut *self.tx)
-                .await?;
+            let set = "ON CONFLICT (name) DO UPDATE SET id = excluded.id, leaf_der = excluded.leaf_der, chain_der = excluded.chain_der, sealed_key = excluded.sealed_key, key_format = excluded.key_format, owner = excluded.owner, contact = excluded.contact, created_at = excluded.created_at, updated_at = excluded.updated_at";
+            self.write_certificate(c, set).await?;
         }
         for a in &plan.anchors {
-            sqlx::query(
-                "INSERT INTO trust_anchors (name, certs_der, owner, contact, created_at) VALUES ($1, $2, $4, $5, $3) \
-                 ON CONFLICT (name) DO UPDATE SET certs_der = excluded.certs_der, owner = excluded.owner, contact = excluded.contact, created_at = excluded.created_at",
-            )
-            .bind(&a.name)
-            .bind(join_der(&a.certs_der))
-            .bind(a.created_at)
-            .bind(&a.owner)
-            .bind(&a.contact)
-            .execute(&mut *self.tx)
-            .await?;
+            let set = "ON CONFLICT (name) DO UPDATE SET certs_der = excluded.certs_der, owner = excluded.owner, contact = excluded.contact, created_at = excluded.created_at";
+            self.write_anchor(a, set).await?;
         }
         for b in &plan.bindings {
             self.upsert_binding(b, true).await?;
@@ -906,38 +898,19 @@ where
             self.upsert_service(s, "created_at = excluded.created_at, updated_at = excluded.updated_at").await?;
         }
         for t in &plan.tokens {
-            sqlx::query(
-                "INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, created_at = excluded.created_at",
-            )
-            .bind(&t.name)
-            .bind(&t.role)
-            .bind(&t.hash)
-            .bind(t.created_at)
-            .execute(&mut *self.tx)
-            .await?;
+            let set = "ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, created_at = excluded.created_at";
+            self.write_token(t, set).await?;
         }
         for a in &plan.apps {
-            sqlx::query(
-                "INSERT INTO apps (name, hash, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
+            self.write_app(
+                a,
+                "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
             )
-            .bind(&a.name)
-            .bind(&a.hash)
-            .bind(a.created_at)
-            .execute(&mut *self.tx)
             .await?;
         }
         for g in &plan.grants {
-            sqlx::query(
-                "INSERT INTO grants (app, certificate, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (app, certificate) DO UPDATE SET created_at = excluded.created_at",
-            )
-            .bind(&g.app)
-            .bind(&g.certificate)
-            .bind(g.created_at)
-            .execute(&mut *self.tx)
-            .await?;
+            self.write_grant(g, "ON CONFLICT (app, certificate) DO UPDATE SET created_at = excluded.created_at")
+                .await?;
         }
         for row in &plan.audit {
             self.audit_row(row).await?;
@@ -981,19 +954,55 @@ where
     }
 }
 
-fn cert_from_row(r: &impl Columns) -> Result<CertificateRecord, sqlx::Error> {
-    Ok(CertificateRecord {
-        name: r.text("name")?,
-        id: r.text("id")?,
-        leaf_der: r.bytes("leaf_der")?,
-        chain_der: split_der(&r.bytes("chain_der")?),
-        sealed_key: r.bytes("sealed_key")?,
-        key_format: r.text("key_format")?,
-        owner: r.text_or_null("owner")?,
-        contact: r.text_or_null("contact")?,
-        created_at: r.int("created_at")?,
-        updated_at: r.int("updated_at")?,
-    })
+/// A record field read from the column of the same name; its type says how.
+trait FromColumn: Sized {
+    fn from_column(r: &impl Columns, column: &'static str) -> Result<Self, sqlx::Error>;
+}
+
+macro_rules! from_column {
+    ($($t:ty => |$r:ident, $c:ident| $e:expr;)*) => {$(
+        impl FromColumn for $t {
+            fn from_column($r: &impl Columns, $c: &'static str) -> Result<Self, sqlx::Error> {
+                Ok($e)
+            }
+        }
+    )*};
+}
+
+from_column! {
+    i64 => |r, c| r.int(c)?;
+    Option<i64> => |r, c| r.int_or_null(c)?;
+    String => |r, c| r.text(c)?;
+    Option<String> => |r, c| r.text_or_null(c)?;
+    Vec<u8> => |r, c| r.bytes(c)?;
+    // Concatenated DER certificates.
+    Vec<Vec<u8>> => |r, c| split_der(&r.bytes(c)?);
+    CertificateName => |r, c| CertificateName::stored(r.text(c)?);
+    CertificateId => |r, c| CertificateId::stored(r.text(c)?);
+    AppName => |r, c| AppName::stored(r.text(c)?);
+}
+
+/// Readers of records whose fields are all columns of the same names (each field's type says
+/// how its column is read).
+macro_rules! readers {
+    ($($name:ident -> $t:ident { $($f:ident),* $(,)? })*) => {$(
+        fn $name(r: &impl Columns) -> Result<$t, sqlx::Error> {
+            Ok($t { $($f: FromColumn::from_column(r, stringify!($f))?),* })
+        }
+    )*};
+}
+
+readers! {
+    cert_from_row -> CertificateRecord { name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at }
+    anchor_from_row -> AnchorRecord { name, certs_der, owner, contact, created_at }
+    service_from_row -> ServiceRecord { name, url, created_at, updated_at }
+    token_from_row -> TokenRecord { name, role, hash, created_at }
+    app_from_row -> AppRecord { name, hash, created_at }
+    grant_from_row -> GrantRecord { app, certificate, created_at }
+    audit_from_row -> AuditRecord { seq, at, actor, action, target, result, detail, revision }
+    request_from_row -> RequestRecord { name, subject, key_type, sealed_key, key_format, csr_der, owner, contact, created_at }
+    alert_from_row -> AlertRecord { item, threshold, kind, name, state, attempts, next_attempt_at, last_error, node, claimed_at, sent_at }
+    partner_from_row -> PartnerRecord { destination, subject, issuer, not_after, pin, trust, seen_at }
 }
 
 /// Pins as stored: a JSON array of `sha256/BASE64` texts.
@@ -1015,7 +1024,7 @@ fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
     let pins = pin_texts.iter().map(|p| Pin::parse(p)).collect::<Result<Vec<_>, _>>().map_err(|e| bad("pins", e))?;
     Ok(BindingRecord {
         destination,
-        certificate: r.text_or_null("certificate")?,
+        certificate: r.text_or_null("certificate")?.map(CertificateName::stored),
         alternates: Vec::new(),
         trust,
         sni: r.text_or_null("sni")?,
@@ -1026,13 +1035,13 @@ fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
 }
 
 /// One further candidate of a binding: (destination, certificate), read in position order.
-fn alternate_from_row(r: &impl Columns) -> Result<(String, String), sqlx::Error> {
-    Ok((r.text("destination")?, r.text("certificate")?))
+fn alternate_from_row(r: &impl Columns) -> Result<(String, CertificateName), sqlx::Error> {
+    Ok((r.text("destination")?, CertificateName::stored(r.text("certificate")?)))
 }
 
 /// Attach the further candidates (read in position order) to their bindings.
-fn with_alternates(mut bindings: Vec<BindingRecord>, alternates: Vec<(String, String)>) -> Vec<BindingRecord> {
-    let mut by_destination: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+fn with_alternates(mut bindings: Vec<BindingRecord>, alternates: Vec<(String, CertificateName)>) -> Vec<BindingRecord> {
+    let mut by_destination: std::collections::HashMap<String, Vec<CertificateName>> = std::collections::HashMap::new();
     for (destination, cert) in alternates {
         by_destination.entry(destination).or_default().push(cert);
     }
@@ -1042,91 +1051,4 @@ fn with_alternates(mut bindings: Vec<BindingRecord>, alternates: Vec<(String, St
         }
     }
     bindings
-}
-
-fn anchor_from_row(r: &impl Columns) -> Result<AnchorRecord, sqlx::Error> {
-    Ok(AnchorRecord {
-        name: r.text("name")?,
-        certs_der: split_der(&r.bytes("certs_der")?),
-        owner: r.text_or_null("owner")?,
-        contact: r.text_or_null("contact")?,
-        created_at: r.int("created_at")?,
-    })
-}
-
-fn service_from_row(r: &impl Columns) -> Result<ServiceRecord, sqlx::Error> {
-    let (created_at, updated_at) = (r.int("created_at")?, r.int("updated_at")?);
-    Ok(ServiceRecord { name: r.text("name")?, url: r.text("url")?, created_at, updated_at })
-}
-
-fn token_from_row(r: &impl Columns) -> Result<TokenRecord, sqlx::Error> {
-    Ok(TokenRecord {
-        name: r.text("name")?,
-        role: r.text("role")?,
-        hash: r.text("hash")?,
-        created_at: r.int("created_at")?,
-    })
-}
-
-fn app_from_row(r: &impl Columns) -> Result<AppRecord, sqlx::Error> {
-    Ok(AppRecord { name: r.text("name")?, hash: r.text("hash")?, created_at: r.int("created_at")? })
-}
-
-fn grant_from_row(r: &impl Columns) -> Result<GrantRecord, sqlx::Error> {
-    Ok(GrantRecord { app: r.text("app")?, certificate: r.text("certificate")?, created_at: r.int("created_at")? })
-}
-
-fn audit_from_row(r: &impl Columns) -> Result<AuditRecord, sqlx::Error> {
-    Ok(AuditRecord {
-        seq: r.int("seq")?,
-        at: r.int("at")?,
-        actor: r.text("actor")?,
-        action: r.text("action")?,
-        target: r.text("target")?,
-        result: r.text("result")?,
-        detail: r.text("detail")?,
-        revision: r.int("revision")?,
-    })
-}
-
-fn request_from_row(r: &impl Columns) -> Result<RequestRecord, sqlx::Error> {
-    Ok(RequestRecord {
-        name: r.text("name")?,
-        subject: r.text("subject")?,
-        key_type: r.text("key_type")?,
-        sealed_key: r.bytes("sealed_key")?,
-        key_format: r.text("key_format")?,
-        csr_der: r.bytes("csr_der")?,
-        owner: r.text_or_null("owner")?,
-        contact: r.text_or_null("contact")?,
-        created_at: r.int("created_at")?,
-    })
-}
-
-fn alert_from_row(r: &impl Columns) -> Result<AlertRecord, sqlx::Error> {
-    Ok(AlertRecord {
-        item: r.text("item")?,
-        threshold: r.int("threshold")?,
-        kind: r.text("kind")?,
-        name: r.text("name")?,
-        state: r.text("state")?,
-        attempts: r.int("attempts")?,
-        next_attempt_at: r.int("next_attempt_at")?,
-        last_error: r.text_or_null("last_error")?,
-        node: r.text("node")?,
-        claimed_at: r.int("claimed_at")?,
-        sent_at: r.int_or_null("sent_at")?,
-    })
-}
-
-fn partner_from_row(r: &impl Columns) -> Result<PartnerRecord, sqlx::Error> {
-    Ok(PartnerRecord {
-        destination: r.text("destination")?,
-        subject: r.text("subject")?,
-        issuer: r.text("issuer")?,
-        not_after: r.int("not_after")?,
-        pin: r.text("pin")?,
-        trust: r.text("trust")?,
-        seen_at: r.int("seen_at")?,
-    })
 }

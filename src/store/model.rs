@@ -2,14 +2,14 @@
 
 use std::fmt;
 
-use crate::model::{Pin, TrustPolicy};
+use crate::model::{AppName, CertificateId, CertificateName, Pin, TrustPolicy};
 
 /// A client identity as stored: public parts in the clear, the private key sealed.
 #[derive(Clone)]
 pub struct CertificateRecord {
-    pub name: String,
+    pub name: CertificateName,
     /// SHA-256 of the leaf DER, lowercase hex.
-    pub id: String,
+    pub id: CertificateId,
     pub leaf_der: Vec<u8>,
     /// The CA certificates that came with it, the leaf's issuer first.
     pub chain_der: Vec<Vec<u8>>,
@@ -47,7 +47,7 @@ pub struct AnchorRecord {
 /// A key made inside certgate (sealed at once) and its CSR, waiting for the issued certificate.
 #[derive(Clone)]
 pub struct RequestRecord {
-    pub name: String,
+    pub name: CertificateName,
     pub subject: String,
     /// `ec-p256`, `ec-p384`, `rsa-2048`, ...
     pub key_type: String,
@@ -120,10 +120,10 @@ pub struct BindingRecord {
     /// Canonical destination key: `host`, `host:port`, `*.domain` or `service:NAME`.
     pub destination: String,
     /// Certificate name (the first candidate); None = send no certificate.
-    pub certificate: Option<String>,
+    pub certificate: Option<CertificateName>,
     /// Further candidates in order of preference (`bind DEST A,B,C`: `B`, `C`); empty when the
     /// binding names one certificate or none. Stored in `binding_certificates`.
-    pub alternates: Vec<String>,
+    pub alternates: Vec<CertificateName>,
     /// How the partner is verified (stored as its text: `public`, `private`, `ca:NAME[,NAME]`).
     pub trust: TrustPolicy,
     pub sni: Option<String>,
@@ -136,7 +136,7 @@ pub struct BindingRecord {
 impl BindingRecord {
     /// Every certificate the binding names, in order of preference (empty for no-cert).
     pub fn candidates(&self) -> impl Iterator<Item = &str> {
-        self.certificate.iter().chain(self.alternates.iter()).map(String::as_str)
+        self.certificate.iter().chain(self.alternates.iter()).map(CertificateName::as_str)
     }
 }
 
@@ -174,7 +174,7 @@ pub struct TokenRecord {
 /// A calling application with its proxy credential (stored as SHA-256, never in the clear).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppRecord {
-    pub name: String,
+    pub name: AppName,
     pub hash: String,
     pub created_at: i64,
 }
@@ -182,8 +182,8 @@ pub struct AppRecord {
 /// An app may present a certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrantRecord {
-    pub app: String,
-    pub certificate: String,
+    pub app: AppName,
+    pub certificate: CertificateName,
     pub created_at: i64,
 }
 

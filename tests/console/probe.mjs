@@ -3,12 +3,13 @@
 // playwright-core; it never downloads a browser).
 //
 //   node tests/console/probe.mjs --url http://127.0.0.1:9781 --token cgt_... --screenshots DIR \
-//     --failing DEST --working DEST --service NAME [--chromium /usr/bin/chromium]
+//     --failing DEST --working DEST --service NAME --unavailable DEST [--chromium /usr/bin/chromium]
 //
 // Signs in with an operator (or admin) token, opens Bindings & services, clicks Test connection on
 // the failing binding, the working binding and the service, and checks the words shown: whether
 // the partner is trusted, what it asked for, which certificate goes out and whether it fits, the
-// outcome, each problem with "What to do" — and never a command line. Screenshots
+// outcome, each problem with "What to do" and a button to the page that does it — and never a
+// command line. The binding whose certificate cannot be used is marked unavailable. Screenshots
 // probe-failing.png and probe-working.png. Exits 1 with the failed step and the page's text.
 
 import fs from 'node:fs';
@@ -26,11 +27,11 @@ function fail(step, message) {
 const opts = { chromium: process.env.CHROMIUM || '/usr/bin/chromium' };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
-  const key = { '--url': 'url', '--token': 'token', '--screenshots': 'screenshots', '--failing': 'failing', '--working': 'working', '--service': 'service', '--chromium': 'chromium' }[argv[i]];
+  const key = { '--url': 'url', '--token': 'token', '--screenshots': 'screenshots', '--failing': 'failing', '--working': 'working', '--service': 'service', '--unavailable': 'unavailable', '--chromium': 'chromium' }[argv[i]];
   if (!key) fail('arguments', `unknown argument '${argv[i]}'`);
   opts[key] = argv[++i];
 }
-const missing = ['url', 'token', 'screenshots', 'failing', 'working', 'service'].filter((k) => !opts[k]);
+const missing = ['url', 'token', 'screenshots', 'failing', 'working', 'service', 'unavailable'].filter((k) => !opts[k]);
 if (missing.length) fail('arguments', `missing ${missing.map((m) => `--${m}`).join(', ')}`);
 if (!fs.existsSync(opts.chromium)) fail('arguments', `${opts.chromium} does not exist: apt-get install chromium`);
 let chromium;
@@ -99,6 +100,12 @@ async function run() {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Bindings & services', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Bindings and services', exact: true }).waitFor();
 
+  step(`the binding ${opts.unavailable} is marked unavailable, with the reason`);
+  const broken = await page.locator(`tr[data-destination="${opts.unavailable}"]`).innerText();
+  expect(broken.includes('Unavailable') && broken.includes('route-unavailable') && broken.includes('does not open'), `the row says: ${broken}`);
+  const healthy = await page.locator(`tr[data-destination="${opts.working}"]`).innerText();
+  expect(!healthy.includes('Unavailable'), `a healthy binding is marked: ${healthy}`);
+
   step(`test the failing binding ${opts.failing}`);
   const bad = await testConnection(opts.failing);
   expect(!bad.ok, `the failing binding's report says the path works: ${bad.text}`);
@@ -106,6 +113,11 @@ async function run() {
     expect(bad.text.includes(words), `the failing report does not say "${words}": ${bad.text}`);
   }
   expect(/bind it instead/.test(bad.text), `the remedy does not name the stored certificate that fits: ${bad.text}`);
+  const links = page.locator('#probe-report a.remedy-action');
+  expect((await links.count()) > 0, `no problem offers a button: ${bad.text}`);
+  for (const href of await links.evaluateAll((as) => as.map((a) => a.getAttribute('href')))) {
+    expect(/^#\//.test(href), `a remedy button leaves the console: ${href}`);
+  }
   await shot('probe-failing');
 
   step(`test the working binding ${opts.working}`);
@@ -120,6 +132,16 @@ async function run() {
   step(`test the service ${opts.service}`);
   const svc = await testConnection(`service ${opts.service}`);
   expect(svc.ok && svc.text.includes('Acceptable to the partner'), `the service's report: ${svc.text}`);
+
+  step('a remedy button opens the page that does it');
+  await testConnection(opts.failing);
+  const first = page.locator('#probe-report a.remedy-action').first();
+  const target = await first.getAttribute('href');
+  const label = await first.innerText();
+  await first.click();
+  await page.waitForFunction((h) => location.hash === h, target);
+  await page.getByRole('heading', { level: 1 }).first().waitFor();
+  console.log(`  "${label}" opened ${target}`);
 
   expect(!problems.length, `the page reported:\n  ${problems.join('\n  ')}`);
   fs.rmSync(profile, { recursive: true, force: true });

@@ -40,7 +40,23 @@ pub struct BindingBody {
 #[utoipa::path(get, path = "/bindings", tag = "bindings", operation_id = "listBindings",
     responses((status = 200, description = "Every binding", body = [BindingView]), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn list(State(st): S, _: Need<VIEWER>) -> ApiResult {
-    Ok(json(StatusCode::OK, &st.control.bindings().await?))
+    let mut bindings = st.control.bindings().await?;
+    mark_unavailable(&st.gateway, bindings.iter_mut());
+    Ok(json(StatusCode::OK, &bindings))
+}
+
+/// Say which bindings the gateway's current route table could not use, and why.
+pub(super) fn mark_unavailable<'a>(
+    gateway: &crate::gateway::Gateway,
+    bindings: impl Iterator<Item = &'a mut BindingView>,
+) {
+    let Some(table) = gateway.current() else { return };
+    if table.unavailable.is_empty() {
+        return;
+    }
+    for b in bindings {
+        b.unavailable = table.unavailable.iter().find(|(d, _)| *d == b.destination).map(|(_, why)| why.clone());
+    }
 }
 
 /// One binding.
@@ -51,7 +67,8 @@ pub async fn list(State(st): S, _: Need<VIEWER>) -> ApiResult {
 pub async fn show(State(st): S, _: Need<VIEWER>, Path(destination): Path<String>) -> ApiResult {
     let key =
         crate::routes::Destination::parse(&destination).map(|p| p.destination.key()).unwrap_or(destination.clone());
-    let found = st.control.bindings().await?.into_iter().find(|b| b.destination == key);
+    let mut found = st.control.bindings().await?.into_iter().find(|b| b.destination == key);
+    mark_unavailable(&st.gateway, found.iter_mut());
     match found {
         Some(b) => Ok(json(StatusCode::OK, &b)),
         None => Err(ControlError::NotFound {

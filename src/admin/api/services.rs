@@ -31,7 +31,9 @@ pub struct ServiceBody {
 #[utoipa::path(get, path = "/services", tag = "services", operation_id = "listServices",
     responses((status = 200, description = "Every service", body = [crate::control::ServiceView]), (status = 401, response = Unauthorized), (status = 503, response = Unavailable)))]
 pub async fn list(State(st): S, _: Need<VIEWER>) -> ApiResult {
-    Ok(json(StatusCode::OK, &st.control.services().await?))
+    let mut services = st.control.services().await?;
+    super::bindings::mark_unavailable(&st.gateway, services.iter_mut().filter_map(|s| s.binding.as_mut()));
+    Ok(json(StatusCode::OK, &services))
 }
 
 /// One named service.

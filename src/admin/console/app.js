@@ -150,7 +150,36 @@
       this.status = status;
       this.code = body.error || `http-${status}`;
       this.hint = body.hint || '';
+      this.action = body.action || null;
     }
+  }
+
+  // What a remedy's action (`{id, target}`, from the API or a probe report) opens in the console:
+  // the page where a person does it, never a command line.
+  const ACTION_LINKS = {
+    'import-certificate': [() => '#/upload', 'Upload a certificate'],
+    'rotate-certificate': [(t) => (t ? `#/certificates/${enc(t)}/rotate` : '#/'), 'Rotate the certificate'],
+    'check-certificate': [(t) => (t ? `#/certificates/${enc(t)}` : '#/'), 'Open the certificate'],
+    'remove-certificate': [(t) => (t ? `#/certificates/${enc(t)}` : '#/'), 'Open the certificate'],
+    'list-certificates': [() => '#/', 'See the certificates'],
+    'add-trust-anchor': [() => '#/trust', 'Add a trust anchor'],
+    'list-trust-anchors': [() => '#/trust', 'See the trust anchors'],
+    bind: [() => '#/bindings', 'Go to the bindings'],
+    unbind: [() => '#/bindings', 'Go to the bindings'],
+    'list-bindings': [() => '#/bindings', 'See the bindings'],
+    'allow-renegotiation': [() => '#/bindings', 'Change the binding'],
+    'add-service': [() => '#/bindings', 'Add a service'],
+    'add-app': [() => '#/apps', 'Add an app'],
+    grant: [() => '#/apps', 'Grant the certificate'],
+    'create-token': [() => '#/tokens', 'Create a token'],
+  };
+
+  /** A link button for a remedy's action, or null when the console has no page for it. */
+  function actionLink(action) {
+    const known = action && ACTION_LINKS[action.id];
+    if (!known) return null;
+    const [href, label] = known;
+    return h('a', { class: 'btn small remedy-action', href: href(action.target), 'data-action': action.id, text: label });
   }
 
   async function request(method, path, { json, form } = {}) {
@@ -271,7 +300,7 @@
       show(err, extra) {
         const title = err instanceof ApiError ? ERROR_TITLES[err.code] || 'Refused' : 'Something went wrong';
         const kids = [h('p', { class: 'alert-title' }, h('span', { class: 'icon', 'aria-hidden': 'true' }), title), h('p', { class: 'alert-message', text: err.message })];
-        if (err.hint) kids.push(h('p', { class: 'alert-hint' }, h('strong', null, 'What to do: '), err.hint));
+        if (err.hint) kids.push(h('p', { class: 'alert-hint' }, h('strong', null, 'What to do: '), err.hint, err.action ? ' ' : null, actionLink(err.action)));
         if (extra) kids.push(extra);
         fill(el, ...kids);
         el.hidden = false;
@@ -1067,7 +1096,7 @@
     row('Outcome', r.outcome.accepted ? badge(r.ok ? 'ok' : 'warn', 'Answered') : badge('bad', 'Failed'), h('span', { text: ` — ${r.outcome.message}` }));
     const problems = r.problems.map((p) => h('li', { 'data-code': p.code },
       h('p', { class: 'probe-problem', text: p.message }),
-      h('p', { class: 'alert-hint' }, h('strong', null, 'What to do: '), p.hint)));
+      h('p', { class: 'alert-hint' }, h('strong', null, 'What to do: '), p.hint, p.action ? ' ' : null, actionLink(p.action))));
     return h('div', { class: `notice probe-report ${works ? 'ok' : 'bad'}`, id: 'probe-report', role: 'status', 'aria-live': 'polite', 'data-ok': String(works) },
       h('p', { class: 'notice-title' }, h('span', { class: 'icon', 'aria-hidden': 'true' }),
         works ? `Test connection to ${what}: the path works end to end` : `Test connection to ${what}: the partner path does not work`),
@@ -1216,8 +1245,9 @@
             render();
           });
         }, 'btn small danger', { 'aria-label': `Remove the binding of ${b.destination}` })) : null;
-      return h('tr', { 'data-destination': b.destination },
-        h('th', { scope: 'row', class: 'mono', text: b.destination }),
+      return h('tr', { 'data-destination': b.destination, class: b.unavailable ? 'sev-bad' : null },
+        h('th', { scope: 'row', class: 'mono' }, b.destination,
+          b.unavailable ? h('p', { class: 'small route-unavailable' }, badge('bad', 'Unavailable'), ' ', h('span', { text: `Requests get route-unavailable: ${b.unavailable}` })) : null),
         h('td', null, certList(b)),
         h('td', { text: trustText(b.trust) }),
         h('td', { class: b.sni ? 'mono' : null, text: b.sni || '—' }),
