@@ -17,7 +17,7 @@
 #                    the packaged unit), dpkg and passwd (the package is installed and its user
 #                    created on this machine).
 #   Python           zeep (a SOAP client), schemathesis (checks the admin API against its
-#                    OpenAPI document).
+#                    OpenAPI document), aiosmtpd (the SMTP server that receives e-mail alerts).
 #   npm              playwright-core, locked in tests/console/package-lock.json (drives Debian's
 #                    Chromium; no browser is downloaded).
 #   cargo            cargo-deb (builds the Debian package in tests/package.rs).
@@ -86,6 +86,7 @@ have dpkg-deb || debs+=(dpkg)
 { have useradd && have runuser; } || debs+=(passwd util-linux)
 for d in "${debs[@]}"; do need "Debian package $d"; done
 python3 -c 'import zeep' 2>/dev/null || need "Python zeep"
+python3 -c 'import aiosmtpd' 2>/dev/null || need "Python aiosmtpd"
 have schemathesis || need "Python schemathesis"
 [ -f tests/console/node_modules/playwright-core/package.json ] || need "npm playwright-core (tests/console)"
 have cargo-deb || need "cargo-deb"
@@ -102,6 +103,7 @@ else
   say "installing: ${missing[*]}"
   apt_install "${debs[@]}"
   python3 -c 'import zeep' 2>/dev/null || pip_install zeep || apt_install python3-zeep
+  python3 -c 'import aiosmtpd' 2>/dev/null || pip_install aiosmtpd || apt_install python3-aiosmtpd
   if ! have schemathesis; then
     pip_install schemathesis
     have schemathesis || export PATH="$(python3 -m site --user-base)/bin:$PATH"
@@ -136,6 +138,7 @@ fi
   "$nginx_bin" -v 2>&1
   curl --version | sed -n 1p
   python3 -c 'import zeep; print("zeep", zeep.__version__)'
+  python3 -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'
   schemathesis --version
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   [ "$node_major" -ge 20 ] || { echo "Node.js 20 or newer is required for playwright-core (found $(node --version))" >&2; exit 1; }

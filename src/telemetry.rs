@@ -29,6 +29,8 @@ pub const CLIENT_CONNECTIONS_CUT: &str = "certgate_client_connections_cut_total"
 pub const ALERTS_SENT: &str = "certgate_alerts_sent_total";
 pub const ALERTS_FAILED: &str = "certgate_alerts_failed_total";
 pub const CERTIFICATE_EXPIRY: &str = "certgate_certificate_expiry_timestamp_seconds";
+/// When the partner certificate last verified for a destination expires (unix seconds).
+pub const PARTNER_CERTIFICATE_EXPIRY: &str = "certgate_partner_certificate_expiry_timestamp_seconds";
 
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -51,21 +53,43 @@ pub fn upkeep() {
     }
 }
 
-/// The counter of successful requests on one route by callers without an app (the common case).
-pub fn ok_counter(destination: &str, certificate: &str) -> metrics::Counter {
-    metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => "-", "outcome" => "ok")
+/// `certgate_requests_total{destination, certificate, app, outcome="ok"}` of one route: the
+/// counter for callers without an app is registered when the table is compiled, each app's the
+/// first time it succeeds, so the common request does not build and hash its labels.
+pub struct OkCounters {
+    destination: String,
+    certificate: String,
+    open: metrics::Counter,
+    apps: std::sync::RwLock<std::collections::HashMap<String, metrics::Counter>>,
 }
 
-/// A successful request: the route's pre-built counter when no app is involved.
-pub fn request_ok(ok: &metrics::Counter, destination: &str, certificate: &str, app: &str, elapsed: Duration) {
-    static OK_DURATION: OnceLock<metrics::Histogram> = OnceLock::new();
-    if app == "-" {
-        ok.increment(1);
+impl OkCounters {
+    pub fn new(destination: &str, certificate: &str) -> Self {
+        OkCounters {
+            destination: destination.to_string(),
+            certificate: certificate.to_string(),
+            open: metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => "-", "outcome" => "ok"),
+            apps: Default::default(),
+        }
+    }
+
+    /// A successful request by `app` (`-` for none).
+    pub fn record(&self, app: &str, elapsed: Duration) {
+        static OK_DURATION: OnceLock<metrics::Histogram> = OnceLock::new();
+        if app == "-" {
+            self.open.increment(1);
+        } else {
+            let known = self.apps.read().unwrap_or_else(|p| p.into_inner()).get(app).cloned();
+            let counter = known.unwrap_or_else(|| {
+                let c = metrics::counter!(REQUESTS_TOTAL, "destination" => self.destination.clone(), "certificate" => self.certificate.clone(), "app" => app.to_string(), "outcome" => "ok");
+                self.apps.write().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), c.clone());
+                c
+            });
+            counter.increment(1);
+        }
         OK_DURATION
             .get_or_init(|| metrics::histogram!(REQUEST_DURATION, "outcome" => "ok"))
             .record(elapsed.as_secs_f64());
-    } else {
-        request(destination, certificate, app, "ok", elapsed);
     }
 }
 
@@ -95,6 +119,10 @@ pub fn alert_sent(channel: &'static str) {
 
 pub fn alert_failed(channel: &'static str) {
     metrics::counter!(ALERTS_FAILED, "channel" => channel).increment(1);
+}
+
+pub fn partner_expiry(destination: &str, not_after: i64) {
+    metrics::gauge!(PARTNER_CERTIFICATE_EXPIRY, "destination" => destination.to_string()).set(not_after as f64);
 }
 
 pub fn store_up(up: bool) {

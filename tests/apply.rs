@@ -579,3 +579,61 @@ fn cli_actor() -> String {
     let id = std::process::Command::new("id").arg("-un").output().expect("id -un");
     format!("cli:{}", String::from_utf8_lossy(&id.stdout).trim())
 }
+
+/// Owners and contacts of certificates and trust anchors are declared in the apply file: set,
+/// unchanged when applied again, changed alone (the material stays), exported, and a bad contact
+/// is refused with the place named and changes nothing.
+#[test]
+fn apply_sets_owner_and_contact_of_certificates_and_anchors() {
+    let env = Env::new();
+    let ca = TestCa::new("owners");
+    let leaf = ca.leaf(LeafSpec::client("alpha"));
+    pem_file(&env, "alpha.pem", &leaf, &ca);
+    env.file("root.pem", &ca.root.cert_pem);
+    let doc = |cert_contact: &str, anchor_contact: &str| {
+        format!(
+            "[[certificates]]\nname = \"alpha\"\nfile = \"alpha.pem\"\nowner = \"Team A\"\ncontact = \"{cert_contact}\"\n\n[[trust_anchors]]\nname = \"root\"\nfile = \"root.pem\"\nowner = \"PKI\"\ncontact = \"{anchor_contact}\"\n"
+        )
+    };
+    let apply = |text: String| {
+        let path = env.file("certgate.toml", text);
+        env.run(&["--json", "apply", path.to_str().unwrap()])
+    };
+    let first = apply(doc("a@example.com, webhook:ops", "pki@example.com"));
+    first.ok();
+    assert_eq!(first.json()["summary"]["create"], 2, "{}", first.stdout);
+    let cert = env.run(&["--json", "cert", "show", "alpha"]).json();
+    assert_eq!(cert["owner"], "Team A");
+    assert_eq!(cert["contact"], "a@example.com, webhook:ops");
+    let anchor = env.run(&["--json", "trust", "show", "root"]).json();
+    assert_eq!(anchor["owner"], "PKI", "{anchor}");
+    assert_eq!(anchor["contact"], "pki@example.com", "{anchor}");
+
+    let again = apply(doc("a@example.com, webhook:ops", "pki@example.com"));
+    assert_eq!(again.json()["summary"]["unchanged"], 2, "{}", again.stdout);
+
+    // Only the contacts change: two replace steps that say so; the certificate stays the same.
+    let changed = apply(doc("b@example.com", "pki-team@example.com"));
+    changed.ok();
+    let plan = changed.json();
+    assert_eq!(steps(&plan, "replace"), ["certificate alpha", "trust-anchor root"], "{plan}");
+    let details: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["detail"].as_str().unwrap()).collect();
+    assert!(details.iter().any(|d| d.contains("contact a@example.com, webhook:ops -> b@example.com")), "{plan}");
+    let cert2 = env.run(&["--json", "cert", "show", "alpha"]).json();
+    assert_eq!(cert2["id"], cert["id"]);
+    assert_eq!(cert2["contact"], "b@example.com");
+    assert_eq!(env.run(&["--json", "trust", "show", "root"]).json()["contact"], "pki-team@example.com");
+
+    // The export carries them, so applying it plans nothing.
+    let exported = env.run(&["export-config"]);
+    exported.ok();
+    assert!(exported.stdout.contains("contact = \"b@example.com\""), "{}", exported.stdout);
+    assert!(exported.stdout.contains("contact = \"pki-team@example.com\""), "{}", exported.stdout);
+
+    // A contact that is neither an address nor webhook:NAME: refused, named, nothing changes.
+    let before = state(&env);
+    let bad = apply(doc("not an address", "pki@example.com"));
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(bad.stderr.contains("certificate 'alpha'") && bad.stderr.contains("'not an address'"), "{}", bad.stderr);
+    assert_eq!(state(&env), before);
+}

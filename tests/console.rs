@@ -315,3 +315,98 @@ async fn test_connection_shows_the_report_in_plain_words_in_a_real_browser() {
     assert_eq!(failing.request_count(), 0, "the failing partner refused the certificate");
     assert_eq!(env.run(&["--json", "bindings"]).ok().stdout, before, "testing changed no binding");
 }
+
+/// The Expiry page and the renewal flow in Chromium (`tests/console/expiry.mjs`): a certificate
+/// 5 days from expiry with its owner, a pinned partner certificate the gateway met 12 days from
+/// expiry (marked to act on), a 7-day window, then a renewal started from the page: the CSR
+/// downloaded by the browser is signed here by OpenSSL and uploaded back, and the certificate
+/// is the new one afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_page_and_renewal_with_csr_download_and_upload_in_a_real_browser() {
+    require_tools();
+    let env = Env::new();
+    let partner_ca = TestCa::new("partner");
+    let client_ca = TestCa::new("client");
+    let billing = client_ca.leaf(LeafSpec::client("billing").expiring_in_days(5));
+    env.import_minted("billing", &billing, &client_ca.intermediate.cert_pem).ok();
+    env.run(&["cert", "owner", "billing", "--owner", "Team Billing", "--contact", "ops@example.com"]).ok();
+    env.import_minted("alpha", &client_ca.leaf(LeafSpec::client("alpha")), &client_ca.intermediate.cert_pem).ok();
+    let root = env.file("partner-root.pem", &partner_ca.root.cert_pem);
+    env.run(&["trust", "add", "partnerca", root.to_str().unwrap()]).ok();
+    let server =
+        partner_ca.server_with(&["partner.test"], LeafSpec::client("partner.test").server_only().expiring_in_days(12));
+    let up = Upstream::start(UpstreamConfig::new(&server, &partner_ca).require_client_cert(&client_ca)).await;
+    let partner = format!("partner.test:{}", up.port());
+    env.run(&["bind", &partner, "alpha", "--trust", "ca:partnerca", "--pin", &server.spki_pin()]).ok();
+    let created = env.run(&["--json", "token", "create", "renewer", "--role", "admin"]);
+    created.ok();
+    let token = created.json()["token"].as_str().unwrap().to_string();
+    let gw = Gateway::start(&env, &GatewayConfig::new().resolve(&["partner.test"])).await;
+    let r = gw.proxy_get(&format!("http://{partner}/echo")).await;
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let recorded = crate::support::gateway::wait_until(Duration::from_secs(10), async || {
+        let v = env.run(&["--json", "expiry"]).json();
+        v["items"].as_array().unwrap().iter().any(|i| i["name"] == partner.as_str()).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "the partner certificate is in the store within 10 s");
+
+    let shots = screenshot_dir(&env);
+    let exchange = env.dir.path().join("exchange");
+    std::fs::create_dir_all(&exchange).unwrap();
+    let args: Vec<String> = [
+        ("--url", gw.admin_url()),
+        ("--token", token),
+        ("--screenshots", shots.display().to_string()),
+        ("--cert", "billing".to_string()),
+        ("--partner", partner.clone()),
+        ("--exchange", exchange.display().to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect();
+    let scratch = env.dir.path().to_path_buf();
+    let browser = tokio::task::spawn_blocking(move || run_node("expiry.mjs", &args, &scratch, E2E_LIMIT));
+
+    // The CA: sign the CSR the browser downloaded (OpenSSL with the client intermediate).
+    let csr = exchange.join("billing.csr");
+    let signed = crate::support::gateway::wait_until(Duration::from_secs(150), async || {
+        (csr.exists() || browser.is_finished()).then_some(csr.exists())
+    })
+    .await;
+    if signed == Some(true) {
+        let ca_cert = env.file("inter.pem", &client_ca.intermediate.cert_pem);
+        let ca_key = env.file("inter.key", &client_ca.intermediate.key_pem);
+        let ext = env.file("ext.cnf", "extendedKeyUsage = clientAuth\n");
+        let part = exchange.join("issued.part");
+        let out = Command::new("openssl")
+            .args(["x509", "-req", "-in", csr.to_str().unwrap(), "-CA", ca_cert.to_str().unwrap()])
+            .args(["-CAkey", ca_key.to_str().unwrap(), "-CAcreateserial", "-days", "90", "-extfile"])
+            .args([ext.to_str().unwrap(), "-out", part.to_str().unwrap()])
+            .output()
+            .expect("openssl must be installed (apt-get install openssl)");
+        assert!(out.status.success(), "openssl x509 -req: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::rename(&part, exchange.join("issued.pem")).unwrap();
+    }
+    let (code, output) = browser.await.unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "the browser scenario failed (exit {code:?})\n--- expiry.mjs output:\n{output}\n--- certgate serve (tail):\n{}",
+        gw.log()
+    );
+    assert!(output.contains("console expiry passed"), "expiry.mjs exited 0 without passing:\n{output}");
+    for name in ["expiry", "renewal"] {
+        let png = shots.join(format!("{name}.png"));
+        let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("screenshot {} missing: {e}", png.display()));
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{} is not a real screenshot", png.display());
+    }
+    // The store has what the browser did: billing is the renewed certificate, nothing pending.
+    let shown = env.run(&["--json", "cert", "show", "billing"]).json();
+    assert!(shown["subject"].as_str().unwrap().contains("billing-renewed"), "{shown}");
+    assert_eq!(shown["key_type"], "ec-p384");
+    assert_ne!(shown["id"], billing.id());
+    assert_eq!(env.run(&["--json", "cert", "requests"]).json(), serde_json::json!([]));
+    let audit = env.run(&["--json", "audit"]).stdout;
+    assert!(audit.contains("api:renewer"), "the request and completion carry the token's name: {audit}");
+}

@@ -5,6 +5,7 @@ mod support;
 
 mod admin_api;
 mod alerts;
+mod alerts_mail;
 mod apply;
 mod candidates;
 mod cluster;
@@ -22,6 +23,7 @@ mod layers;
 mod ops;
 mod outage;
 mod package;
+mod partner_certificates;
 mod probe;
 mod secrets;
 mod store;

@@ -73,7 +73,11 @@ pub async fn run(args: CallArgs, settings: &Settings) -> Result<u8, ControlError
     control.close().await;
     let inputs = inputs?;
     let cfg = &settings.gateway;
-    let options = CompileOptions { settings: std::sync::Arc::new(cfg.upstream()), allow_unbound: cfg.allow_unbound };
+    let options = CompileOptions {
+        settings: std::sync::Arc::new(cfg.upstream()),
+        allow_unbound: cfg.allow_unbound,
+        partners: None,
+    };
     let table = compile(inputs, None, &options)
         .map_err(|e| ControlError::unavailable(format!("the route table cannot be built: {e}")))?;
     let resp = gateway::forward(&table, req, cfg.gateway().response_header_timeout).await;

@@ -174,5 +174,9 @@ mod tests {
         assert!(cfg.log_format.is_some());
         assert!(cfg.gateway.proxy_listen.is_some() && cfg.gateway.admin_listen.is_some());
         assert!(!cfg.gateway.resolve.is_empty());
+        assert!(cfg.alerts.default_contact.is_some() && !cfg.alerts.webhooks.is_empty());
+        let smtp = cfg.alerts.smtp.as_ref().expect("the example sets [alerts.smtp]");
+        assert!(smtp.username.is_some() && smtp.password_file.is_some() && smtp.ca_file.is_some());
+        cfg.alerts.check().expect("the example's alert settings pass their own checks");
     }
 }

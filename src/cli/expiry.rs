@@ -37,13 +37,14 @@ pub async fn alert(cmd: AlertCommand, settings: &Settings) -> Result<u8, Control
     match cmd {
         AlertCommand::Test => {
             let cfg = &settings.alerts;
-            if cfg.webhooks.is_empty() && cfg.default_contact.is_none() {
+            if cfg.webhooks.is_empty() && cfg.default_contact.is_none() && cfg.smtp.is_none() {
                 return Err(ControlError::usage(
                     "usage",
                     "no alert channel is configured",
-                    "add a webhook ([alerts.webhooks.NAME] with url and secret_file or secret_env) or default_contact under [alerts] in the config file",
+                    "add a webhook ([alerts.webhooks.NAME] with url and secret_file or secret_env), a mail server ([alerts.smtp]) or default_contact under [alerts] in the config file",
                 ));
             }
+            cfg.check()?;
             let control = open(settings).await?;
             let results = control.test_alerts(cfg).await;
             control.close().await;

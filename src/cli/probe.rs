@@ -44,7 +44,8 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> Result<u8, ControlErro
     control.close().await;
     let (inputs, stored) = gathered?;
     let cfg = &settings.gateway;
-    let options = CompileOptions { settings: std::sync::Arc::new(cfg.upstream()), allow_unbound: false };
+    let options =
+        CompileOptions { settings: std::sync::Arc::new(cfg.upstream()), allow_unbound: false, partners: None };
     let report = probe::probe(&req, inputs, &stored, &options, cfg.gateway().response_header_timeout)
         .await
         .map_err(|e| usage(e, "give https://partner[:port]/path, partner or partner:port"))?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::admin::{self, AdminState};
-use crate::control::{AlertStatus, AlertsConfig, Control, ControlError};
+use crate::control::{AlertStatus, AlertsConfig, Control, ControlError, PartnerRegistry};
 use crate::gateway::{self, Gateway};
 use crate::routes::CompileOptions;
 
@@ -104,10 +104,12 @@ struct Prepared {
     gateway: Arc<Gateway>,
     admin_tls: Option<Arc<rustls::ServerConfig>>,
     alerts: crate::control::AlertsConfig,
+    partners: Arc<PartnerRegistry>,
 }
 
 async fn prepare(args: &ServeArgs, settings: &Settings, proxy_addr: SocketAddr) -> Result<Prepared, ControlError> {
     let cfg = &settings.gateway;
+    settings.alerts.check()?;
     let control = Arc::new(open(settings).await?);
     if !proxy_addr.ip().is_loopback() && !args.unsafe_open_proxy && control.apps().await?.is_empty() {
         return Err(ControlError::usage(
@@ -121,16 +123,21 @@ async fn prepare(args: &ServeArgs, settings: &Settings, proxy_addr: SocketAddr) 
         None => None,
     };
     crate::telemetry::install();
+    let partners = Arc::new(PartnerRegistry::default());
     let mut gw_settings = cfg.gateway();
     gw_settings.unsafe_open_proxy = args.unsafe_open_proxy;
     let gw = Arc::new(Gateway::new(
-        CompileOptions { settings: Arc::new(cfg.upstream()), allow_unbound: cfg.allow_unbound },
+        CompileOptions {
+            settings: Arc::new(cfg.upstream()),
+            allow_unbound: cfg.allow_unbound,
+            partners: Some(partners.clone()),
+        },
         gw_settings,
     ));
     if let Err(e) = gw.reload(control.as_ref()).await {
         say_warn!("warning: the route table could not be built ({e}); not ready until the store is fixed");
     }
-    Ok(Prepared { control, gateway: gw, admin_tls, alerts: settings.alerts.clone() })
+    Ok(Prepared { control, gateway: gw, admin_tls, alerts: settings.alerts.clone(), partners })
 }
 
 impl Prepared {
@@ -141,7 +148,7 @@ impl Prepared {
         (admin, admin_addr): (tokio::net::TcpListener, SocketAddr),
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<u8, ControlError> {
-        let Prepared { control, gateway: gw, admin_tls, alerts } = self;
+        let Prepared { control, gateway: gw, admin_tls, alerts, partners } = self;
         if !proxy_addr.ip().is_loopback() {
             say_warn!("warning: the proxy listens on {proxy_addr}, beyond loopback: anyone who reaches it can use the bound certificates");
         }
@@ -179,6 +186,7 @@ impl Prepared {
                 crate::telemetry::upkeep();
             }
         });
+        let partner_task = tokio::spawn(partners.clone().run(control.clone()));
         let alert_status = Arc::new(AlertStatus::default());
         let node = format!("{}@{}", std::process::id(), gateway::local_addr(&admin));
         let alert_task = tokio::spawn(alert_loop(control.clone(), alerts, alert_status.clone(), node));
@@ -203,7 +211,12 @@ impl Prepared {
         watcher.abort();
         upkeep.abort();
         alert_task.abort();
+        partner_task.abort();
         let _ = admin_task.await;
+        // What the gateway saw last is kept for `certgate expiry`.
+        if let Err(e) = partners.flush(&control).await {
+            tracing::warn!("partner certificates could not be recorded: {e}");
+        }
         control.close().await;
         Ok(0)
     }

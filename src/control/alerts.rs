@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::store::AlertRecord;
 
 use super::expiry::ExpiryItem;
-use super::notify;
+use super::notify::{self, SmtpConfig};
 use super::views::rfc3339_unix;
 use super::{Control, ControlError};
 
@@ -34,6 +34,8 @@ pub struct AlertsConfig {
     pub webhooks: BTreeMap<String, WebhookConfig>,
     /// Where items without a contact (and partner certificates) are announced.
     pub default_contact: Option<String>,
+    /// `[alerts.smtp]`: the mail server for contacts that are e-mail addresses.
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Default for AlertsConfig {
@@ -43,6 +45,7 @@ impl Default for AlertsConfig {
             interval_seconds: 300,
             webhooks: BTreeMap::new(),
             default_contact: None,
+            smtp: None,
         }
     }
 }
@@ -153,7 +156,16 @@ pub fn message(due: &DueAlert) -> serde_json::Value {
     };
     let owner = e.owner.as_deref().map(|o| format!(" Owner: {o}.")).unwrap_or_default();
     let text = format!("certgate: the {kind} '{}' ({}) {when}.{owner} {}", e.name, e.subject, e.action);
+    let short = match e.days_left {
+        d if d < 0 => "has expired".to_string(),
+        0 => "expires today".to_string(),
+        1 => "expires tomorrow".to_string(),
+        d => format!("expires in {d} days"),
+    };
+    let loud = if e.loud { "[act now] " } else { "" };
+    let title = format!("{loud}certgate: {kind} '{}' {short}", e.name);
     serde_json::json!({
+        "title": title,
         "text": text,
         "kind": e.kind,
         "name": e.name,
@@ -169,6 +181,39 @@ pub fn message(due: &DueAlert) -> serde_json::Value {
         "item": due.item,
         "test": false,
     })
+}
+
+/// The subject and plain-text body of the mail for a message made by [`message`] (or a test).
+pub fn mail_text(body: &serde_json::Value) -> (String, String) {
+    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let text = field("text");
+    let mut subject = field("title");
+    if subject.is_empty() {
+        subject = "certgate: expiry alert".into();
+    }
+    if body.get("test").and_then(|v| v.as_bool()) == Some(true) {
+        return (subject, format!("{text}\n"));
+    }
+    let mut out = format!("{text}\n\n");
+    let rows = [
+        ("Kind", field("kind").replace('-', " ")),
+        ("Name", field("name")),
+        ("Subject", field("subject")),
+        ("Issuer", field("issuer")),
+        ("Not after", field("not_after")),
+        ("Days left", body.get("days_left").map(|v| v.to_string()).unwrap_or_default()),
+        ("Owner", body.get("owner").and_then(|v| v.as_str()).unwrap_or("(none)").to_string()),
+        ("What to do", field("action")),
+    ];
+    for (k, v) in rows {
+        out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
+    }
+    out.push_str(&format!(
+        "\n-- \ncertgate expiry alert {} at the {}-day threshold; it is sent once.\n",
+        field("item"),
+        body.get("threshold_days").map(|v| v.to_string()).unwrap_or_default()
+    ));
+    (subject, out)
 }
 
 /// What the alert loop shows in `/readyz`.
@@ -233,7 +278,29 @@ pub async fn deliver(cfg: &AlertsConfig, channel: &Channel, body: &serde_json::V
                 .await
                 .map_err(|e| format!("webhook '{name}': {e}"))
         }
-        Channel::Email(addr) => Err(format!("cannot mail {addr}: e-mail alerts are not built yet")),
+        Channel::Email(addr) => {
+            let smtp = cfg.smtp.as_ref().ok_or_else(|| {
+                format!("cannot mail {addr}: no mail server is configured (add [alerts.smtp] to the config file)")
+            })?;
+            smtp.check()?;
+            let (subject, text) = mail_text(body);
+            notify::send_mail(smtp, addr, &subject, text).await.map_err(|e| format!("mail to {addr}: {e}"))
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// Refuse a channel set-up that cannot work (checked when `serve` and `alert test` start).
+    pub fn check(&self) -> Result<(), ControlError> {
+        if let Some(smtp) = &self.smtp {
+            smtp.check().map_err(|e| {
+                ControlError::usage("usage", e, "fix [alerts.smtp] in the config file (see docs/certgate.example.toml)")
+            })?;
+        }
+        if let Some(c) = &self.default_contact {
+            super::expiry::parse_contact(c)?;
+        }
+        Ok(())
     }
 }
 
@@ -366,8 +433,9 @@ impl Control {
         Ok(())
     }
 
-    /// `certgate alert test`: a test message on every configured channel (each webhook, and the
-    /// default contact's channels); one result per channel.
+    /// `certgate alert test`: a test message on every configured channel (each webhook, the
+    /// default contact's channels, and with a mail server but no e-mail address among them, a
+    /// mail to the sender address itself); one result per channel.
     pub async fn test_alerts(&self, cfg: &AlertsConfig) -> Vec<Delivery> {
         let mut targets: Vec<Channel> = cfg.webhooks.keys().map(|n| Channel::Webhook(n.clone())).collect();
         for c in channels(cfg.default_contact.as_deref().unwrap_or("")) {
@@ -375,8 +443,15 @@ impl Control {
                 targets.push(c);
             }
         }
+        if let Some(smtp) = &cfg.smtp {
+            if !targets.iter().any(|c| matches!(c, Channel::Email(_))) {
+                let to = notify::mailbox(&smtp.from).map(|m| m.email.to_string()).unwrap_or_else(|_| smtp.from.clone());
+                targets.push(Channel::Email(to));
+            }
+        }
         let now = rfc3339_unix(self.now().unix_timestamp());
         let body = serde_json::json!({
+            "title": "certgate: test message",
             "text": format!("certgate: a test message from 'certgate alert test' at {now}. Expiry alerts will arrive here."),
             "test": true,
         });

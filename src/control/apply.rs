@@ -23,6 +23,7 @@ use super::bindings::{binding_parts, candidates_text, check_candidates, service_
 use super::document::{
     line_of, AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, PasswordSource, ServiceDecl,
 };
+use super::expiry::owner_fields;
 use super::{to_pem, validate_name, BindRequest, Control, ControlError, ImportRequest, InputFile, NewApp};
 
 /// Where the files and passwords an apply file names may come from.
@@ -129,7 +130,8 @@ enum Op {
     ReplaceAnchor(AnchorRecord),
     InsertCertificate(CertificateRecord),
     ReplaceCertificate(CertificateRecord),
-    SetOwner(String, Option<String>),
+    /// (`certificate` or `trust-anchor`, name, owner, contact): `None` clears.
+    SetOwner(&'static str, String, Option<String>, Option<String>),
     PutBinding(BindingRecord),
     PutService(ServiceRecord, Option<BindingRecord>),
     InsertApp(AppRecord),
@@ -364,19 +366,25 @@ impl Planner<'_> {
             }
             let subjects: Vec<&str> = contents.certs.iter().map(|c| c.subject.as_str()).collect();
             let detail = subjects.join("; ");
+            let (owner, contact) =
+                owner_fields(d.owner.as_deref(), d.contact.as_deref()).map_err(|e| placed(&place, e))?;
             let rec = AnchorRecord {
                 name: d.name.clone(),
                 certs_der: certs,
                 created_at: self.now,
-                owner: None,
-                contact: None,
+                owner: owner.clone(),
+                contact: contact.clone(),
             };
-            match self.snap.anchors.iter().find(|a| a.name == d.name) {
+            match self.snap.anchors.iter().find(|a| a.name == d.name).cloned() {
                 Some(old) if old.certs_der == rec.certs_der => {
-                    self.step(StepAction::Unchanged, "trust-anchor", &d.name, String::new(), None)
+                    self.owner_only("trust-anchor", &d.name, (owner, contact), (&old.owner, &old.contact))
                 }
-                Some(_) => {
-                    self.step(StepAction::Replace, "trust-anchor", &d.name, detail, Some(Op::ReplaceAnchor(rec)))
+                Some(old) => {
+                    self.step(StepAction::Replace, "trust-anchor", &d.name, detail, Some(Op::ReplaceAnchor(rec)));
+                    if (&owner, &contact) != (&old.owner, &old.contact) {
+                        let op = Op::SetOwner("trust-anchor", d.name.clone(), owner, contact);
+                        self.ops.push((self.steps.len() - 1, op));
+                    }
                 }
                 None => self.step(StepAction::Create, "trust-anchor", &d.name, detail, Some(Op::InsertAnchor(rec))),
             }
@@ -433,6 +441,9 @@ impl Planner<'_> {
                 }
             }
             let stored = self.snap.certificates.iter().find(|c| c.name == d.name).cloned();
+            let (owner, contact) =
+                owner_fields(d.owner.as_deref(), d.contact.as_deref()).map_err(|e| placed(&place, e))?;
+            let fields = (owner.clone(), contact.clone());
             match &d.file {
                 Some(file) => {
                     if matches!(self.input.sources, Sources::IdsOnly) {
@@ -449,8 +460,8 @@ impl Planner<'_> {
                         name: d.name.clone(),
                         files: vec![input],
                         password,
-                        owner: d.owner.clone(),
-                        contact: None,
+                        owner: owner.clone(),
+                        contact: contact.clone(),
                     };
                     let identity = Control::read_identity(&req).map_err(|e| placed(&place, e))?;
                     if let Some(id) = &d.id {
@@ -468,9 +479,11 @@ impl Planner<'_> {
                     let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
                     self.ids.insert(d.name.clone(), identity.leaf.id.to_string());
                     match stored {
-                        Some(old) if old.id == identity.leaf.id => self.owner_only(d, &old),
+                        Some(old) if old.id == identity.leaf.id => {
+                            self.owner_only("certificate", &d.name, fields, (&old.owner, &old.contact))
+                        }
                         Some(old) => {
-                            let mut rec = self.control.record(&d.name, &identity, d.owner.clone(), None)?;
+                            let mut rec = self.control.record(&d.name, &identity, owner.clone(), contact.clone())?;
                             rec.created_at = old.created_at;
                             let detail =
                                 format!("id {} -> {} subject {}", old.id, identity.leaf.id, identity.leaf.subject);
@@ -481,12 +494,13 @@ impl Planner<'_> {
                                 detail,
                                 Some(Op::ReplaceCertificate(rec)),
                             );
-                            if d.owner.is_none() && old.owner.is_some() {
-                                self.ops.push((self.steps.len() - 1, Op::SetOwner(d.name.clone(), None)));
+                            if (&owner, &contact) != (&old.owner, &old.contact) {
+                                let op = Op::SetOwner("certificate", d.name.clone(), owner, contact);
+                                self.ops.push((self.steps.len() - 1, op));
                             }
                         }
                         None => {
-                            let rec = self.control.record(&d.name, &identity, d.owner.clone(), None)?;
+                            let rec = self.control.record(&d.name, &identity, owner, contact)?;
                             self.step(
                                 StepAction::Create,
                                 "certificate",
@@ -507,7 +521,9 @@ impl Planner<'_> {
                     };
                     self.ids.insert(d.name.clone(), id.clone());
                     match stored {
-                        Some(old) if old.id == *id => self.owner_only(d, &old),
+                        Some(old) if old.id == *id => {
+                            self.owner_only("certificate", &d.name, fields, (&old.owner, &old.contact))
+                        }
                         Some(old) => return Err(ControlError::Conflict {
                             code: ErrorCode::Usage,
                             message: format!(
@@ -534,24 +550,28 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// The same material as stored: unchanged, or only the owner changes.
-    fn owner_only(&mut self, d: &CertificateDecl, old: &CertificateRecord) {
-        if d.owner == old.owner {
-            self.step(StepAction::Unchanged, "certificate", &d.name, String::new(), None);
-        } else {
-            let detail = format!(
-                "owner {} -> {}",
-                old.owner.as_deref().unwrap_or("(none)"),
-                d.owner.as_deref().unwrap_or("(none)")
-            );
-            self.step(
-                StepAction::Replace,
-                "certificate",
-                &d.name,
-                detail,
-                Some(Op::SetOwner(d.name.clone(), d.owner.clone())),
-            );
+    /// The same material as stored: unchanged, or only the owner and contact change.
+    fn owner_only(
+        &mut self,
+        kind: &'static str,
+        name: &str,
+        (owner, contact): (Option<String>, Option<String>),
+        (old_owner, old_contact): (&Option<String>, &Option<String>),
+    ) {
+        if (&owner, &contact) == (old_owner, old_contact) {
+            self.step(StepAction::Unchanged, kind, name, String::new(), None);
+            return;
         }
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        let mut parts = Vec::new();
+        if &owner != old_owner {
+            parts.push(format!("owner {} -> {}", text(old_owner), text(&owner)));
+        }
+        if &contact != old_contact {
+            parts.push(format!("contact {} -> {}", text(old_contact), text(&contact)));
+        }
+        let op = Op::SetOwner(kind, name.to_string(), owner, contact);
+        self.step(StepAction::Replace, kind, name, parts.join("; "), Some(op));
     }
 
     /// Trust anchors a policy may name: declared in the file, or (without prune) in the store.
@@ -905,7 +925,16 @@ impl Control {
                 Op::ReplaceAnchor(r) => tx.replace_anchor(r).await,
                 Op::InsertCertificate(r) => tx.insert_certificate(r).await,
                 Op::ReplaceCertificate(r) => tx.replace_certificate(r).await,
-                Op::SetOwner(name, owner) => tx.set_certificate_owner(name, owner.as_deref()).await,
+                Op::SetOwner(kind, name, owner, contact) => {
+                    let kind = if *kind == "certificate" { "certificate" } else { "anchor" };
+                    tx.set_owner(
+                        kind,
+                        name,
+                        Some(owner.as_deref().unwrap_or("")),
+                        Some(contact.as_deref().unwrap_or("")),
+                    )
+                    .await
+                }
                 Op::PutBinding(r) => tx.put_binding(r).await.map(|_| ()),
                 Op::PutService(s, b) => tx.put_service(s, b.as_ref()).await.map(|_| ()),
                 Op::InsertApp(r) => tx.insert_app(r).await,
@@ -954,13 +983,20 @@ impl Control {
                 name: c.name.to_string(),
                 id: Some(c.id.to_string()),
                 owner: c.owner.clone(),
+                contact: c.contact.clone(),
                 ..Default::default()
             });
         }
         let mut anchors: Vec<&AnchorRecord> = snap.anchors.iter().collect();
         anchors.sort_by(|a, b| a.name.cmp(&b.name));
         for a in anchors {
-            doc.trust_anchors.push(AnchorDecl { name: a.name.clone(), file: None, pem: Some(to_pem(&a.certs_der)) });
+            doc.trust_anchors.push(AnchorDecl {
+                name: a.name.clone(),
+                file: None,
+                pem: Some(to_pem(&a.certs_der)),
+                owner: a.owner.clone(),
+                contact: a.contact.clone(),
+            });
         }
         let by_dest: BTreeMap<&str, &BindingRecord> =
             snap.bindings.iter().map(|b| (b.destination.as_str(), b)).collect();

@@ -45,6 +45,14 @@ impl Control {
         Ok(bundle::assemble(all)?)
     }
 
+    /// [`Control::read_identity`] on the blocking pool: deriving the key of a PKCS#12 file can
+    /// take seconds, which must not stall the requests served by the same runtime.
+    async fn read_identity_blocking(req: ImportRequest) -> Result<(pki::Identity, ImportRequest), ControlError> {
+        tokio::task::spawn_blocking(move || Self::read_identity(&req).map(|identity| (identity, req)))
+            .await
+            .map_err(|e| ControlError::unavailable(format!("reading the certificate failed: {e}")))?
+    }
+
     pub(super) fn record(
         &self,
         name: &str,
@@ -77,7 +85,7 @@ impl Control {
             return Err(StoreError::Conflict(format!("a certificate named '{}' exists already", req.name)).into());
         }
         let (owner, contact) = super::owner_fields(req.owner.as_deref(), req.contact.as_deref())?;
-        let identity = Self::read_identity(&req)?;
+        let (identity, req) = Self::read_identity_blocking(req).await?;
         let rec = self.record(&req.name, &identity, owner, contact)?;
         let twins = self.names_with_id(&identity.leaf.id, &req.name).await?;
         let detail = format!("id {} subject {}", identity.leaf.id, identity.leaf.subject);
@@ -93,7 +101,7 @@ impl Control {
         validate_name("certificate", &req.name)?;
         let old = self.existing(&req.name).await?;
         let (owner, contact) = super::owner_fields(req.owner.as_deref(), req.contact.as_deref())?;
-        let identity = Self::read_identity(&req)?;
+        let (identity, req) = Self::read_identity_blocking(req).await?;
         let mut rec = self.record(&req.name, &identity, owner, contact)?;
         rec.created_at = old.created_at;
         let twins = self.names_with_id(&identity.leaf.id, &req.name).await?;

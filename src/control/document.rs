@@ -74,6 +74,9 @@ pub struct CertificateDecl {
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Whom expiry alerts reach: e-mail addresses and/or `webhook:NAME`, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
     /// A password handed over in memory (import-mendix reads it from the app's settings);
     /// never read from or written to a file.
     #[serde(skip)]
@@ -89,6 +92,11 @@ pub struct AnchorDecl {
     pub file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Whom expiry alerts reach: e-mail addresses and/or `webhook:NAME`, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
 }
 
 /// Destination -> certificate (or several candidates, or none), with the partner's trust policy.

@@ -14,6 +14,7 @@ mod expiry;
 mod mendix;
 mod notify;
 mod open;
+mod partners;
 mod renewal;
 mod routes;
 mod trust;
@@ -32,8 +33,9 @@ pub use document::{AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, 
 pub use error::{validate_name, ControlError};
 pub use expiry::{days_until, owner_fields, parse_contact, parse_window, ExpiryItem, ExpiryReport};
 pub use mendix::{parse_usages, MendixOptions, MendixSettings};
-pub use notify::signature;
+pub use notify::{signature, SmtpConfig, SmtpSecurity};
 pub use open::{MasterKeySource, OpenOptions, Redacted};
+pub use partners::{PartnerRegistry, PARTNER_REWRITE};
 pub use renewal::{CertificateRequest, RequestView};
 
 use time::OffsetDateTime;

@@ -16,7 +16,9 @@ pub use guard::{guard, run as run_guarded, Admission, ClientBody, ClientFault, C
 pub use proxy::{forward, forward_as, resolve, strip_hop_by_hop, Access, Target, CERTIFICATE_HEADER};
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -57,7 +59,7 @@ impl Default for GatewaySettings {
 
 /// The live state: the table in use, and how the last reload went.
 pub struct Gateway {
-    table: RwLock<Option<Arc<RouteTable>>>,
+    table: ArcSwapOption<RouteTable>,
     last_error: Mutex<Option<String>>,
     store_revision: Mutex<Option<i64>>,
     /// Whether the last read of the store revision worked, and the error when it did not.
@@ -69,7 +71,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(options: CompileOptions, settings: GatewaySettings) -> Self {
         Gateway {
-            table: RwLock::new(None),
+            table: ArcSwapOption::const_empty(),
             last_error: Mutex::new(None),
             store_revision: Mutex::new(None),
             store_status: Mutex::new(StoreStatus { reachable: true, error: None, since: Instant::now() }),
@@ -79,7 +81,7 @@ impl Gateway {
     }
 
     pub fn current(&self) -> Option<Arc<RouteTable>> {
-        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.table.load_full()
     }
 
     /// How routes are compiled (the upstream settings), for `probe` from the admin API.
@@ -142,13 +144,18 @@ impl Gateway {
             let inputs = source.inputs().await?;
             *self.store_revision.lock().unwrap_or_else(|p| p.into_inner()) = Some(inputs.revision);
             let previous = self.current();
-            compile(inputs, previous.as_deref(), &self.options)
+            // Compiling unseals keys and builds TLS configurations for every changed route: on
+            // the blocking pool, so the requests served by this runtime do not wait for it.
+            let options = self.options.clone();
+            tokio::task::spawn_blocking(move || compile(inputs, previous.as_deref(), &options))
+                .await
+                .map_err(|e| format!("compiling the route table failed: {e}"))?
         }
         .await;
         match result {
             Ok(table) => {
                 let revision = table.revision;
-                *self.table.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(table));
+                self.table.store(Some(Arc::new(table)));
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 metrics::reload("ok");
                 tracing::info!(revision, "route table published");
@@ -206,6 +213,13 @@ impl Gateway {
 
     /// Handle one request from an application.
     pub async fn handle(&self, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
+        self.handle_on(req, peer, &AuthCache::default()).await
+    }
+
+    /// Handle one request of a client connection: the app credential the connection showed last
+    /// is remembered (as the header's bytes, for the table it was checked against), so a
+    /// keep-alive connection is not hashed and searched again on every request.
+    pub async fn handle_on(&self, req: Request<Body>, peer: SocketAddr, cache: &AuthCache) -> Response<Body> {
         let Some(table) = self.current() else {
             return GatewayError::new(ErrorCode::NotReady, "the route table has not been loaded yet").response();
         };
@@ -220,13 +234,47 @@ impl Gateway {
             )
             .response();
         }
-        match authenticate_app(&table, req.headers()) {
+        match cache.authenticate(&table, req.headers()) {
             Ok((name, access)) => forward_as(&table, req, timeout, &Access::App(name, access)).await,
             Err(e) => {
                 metrics::request("(none)", "none", "-", e.code.as_str(), std::time::Duration::ZERO);
                 e.response()
             }
         }
+    }
+}
+
+/// The app a client connection authenticated as last: the `Proxy-Authorization` value it sent
+/// and the table (by address and revision) that accepted it.
+#[derive(Default)]
+pub struct AuthCache {
+    last: Mutex<Option<(http::HeaderValue, usize, i64, crate::model::AppName)>>,
+}
+
+impl AuthCache {
+    fn authenticate<'t>(
+        &self,
+        table: &'t RouteTable,
+        headers: &http::HeaderMap,
+    ) -> Result<(&'t str, &'t crate::routes::AppAccess), GatewayError> {
+        let sent = headers.get(http::header::PROXY_AUTHORIZATION);
+        let key = (table as *const RouteTable as usize, table.revision);
+        if let Some(sent) = sent {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((value, at, revision, name)) = last.as_ref() {
+                if (*at, *revision) == key && value == sent {
+                    if let Some((app, access)) = table.apps.get_key_value(name.as_str()) {
+                        return Ok((app.as_str(), access));
+                    }
+                }
+            }
+        }
+        let (name, access) = authenticate_app(table, headers)?;
+        if let Some(sent) = sent {
+            let name_typed = crate::model::AppName::stored(name.to_string());
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((sent.clone(), key.0, key.1, name_typed));
+        }
+        Ok((name, access))
     }
 }
 
@@ -299,11 +347,13 @@ pub async fn serve_proxy(
         };
         let _ = stream.set_nodelay(true);
         let gw = gateway.clone();
+        let cache = Arc::new(AuthCache::default());
         let service = hyper::service::service_fn(move |req: Request<ClientBody>| {
             let gw = gw.clone();
+            let cache = cache.clone();
             async move {
                 let req = req.map(|b| b.boxed());
-                Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await)
+                Ok::<_, std::convert::Infallible>(gw.handle_on(req, peer, &cache).await)
             }
         });
         let (io, service, watchdog) = guard(stream, peer, service, &limits, true, "proxy").into_parts();

@@ -347,7 +347,8 @@ pub async fn probe(
         exact.destination = Destination::HostPort(host.clone(), port).key();
         one.bindings.retain(|b| b.destination != exact.destination);
         one.bindings.push(exact);
-        let own = compile(one, None, &CompileOptions { settings: settings.clone(), allow_unbound: false })?;
+        let own =
+            compile(one, None, &CompileOptions { settings: settings.clone(), allow_unbound: false, partners: None })?;
         let route = own.find(&host, port).cloned().ok_or("the probed binding did not compile")?;
         if let Some(why) = &route.unavailable {
             problems.push(Problem::new(ErrorCode::RouteUnavailable, why.clone(), ErrorCode::RouteUnavailable.remedy()));

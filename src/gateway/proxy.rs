@@ -27,33 +27,35 @@ pub struct Target {
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) and the proxy's own, never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, request: bool) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
+    if headers.contains_key(http::header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-    if request {
+    if request && headers.keys().any(|k| k.as_str().starts_with("certgate-")) {
         let own: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("certgate-")).cloned().collect();
         for name in own {
             headers.remove(name);
@@ -68,6 +70,29 @@ fn authority(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// `https://` + the request's authority + its path and query. The request's own parts are reused
+/// (no text is built or parsed) when its authority is already what the partner URL needs: no
+/// user info, a lowercase host, and no explicit default port.
+fn partner_uri(uri: &Uri, host: &str, port: u16) -> Result<Uri, GatewayError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}"))
+    };
+    let reuse = uri.authority().filter(|a| {
+        let text = a.as_str();
+        !text.contains('@') && a.port_u16() != Some(443) && !text.bytes().any(|b| b.is_ascii_uppercase())
+    });
+    let authority = match reuse {
+        Some(a) => a.clone(),
+        None => authority(host, port).parse().map_err(|e| bad(&e))?,
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTPS);
+    parts.authority = Some(authority);
+    parts.path_and_query =
+        Some(uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")));
+    Uri::from_parts(parts).map_err(|e| bad(&e))
 }
 
 /// Work out the partner URL and route of a request.
@@ -91,7 +116,9 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
             ));
         }
         let host = uri.host().ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "the request URL has no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host: std::borrow::Cow<'_, str> =
+            if host.bytes().any(|b| b.is_ascii_uppercase()) { host.to_ascii_lowercase().into() } else { host.into() };
         let port = uri.port_u16().unwrap_or(443);
         let route = table.find(&host, port).ok_or_else(|| {
             GatewayError::new(
@@ -99,10 +126,7 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
                 format!("no binding for {} (nor for the host or a wildcard above it)", authority(&host, port)),
             )
         })?;
-        let target: Uri = format!("https://{}{}", authority(&host, port), path_query)
-            .parse()
-            .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}")))?;
-        return Ok(Target { route: route.clone(), uri: target });
+        return Ok(Target { route: route.clone(), uri: partner_uri(uri, &host, port)? });
     }
     if let Some(rest) = path_query.strip_prefix("/svc/") {
         let (name, tail) = match rest.find(['/', '?']) {
@@ -357,13 +381,7 @@ async fn send(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, false);
-            metrics::request_ok(
-                &route.ok_requests,
-                &route.destination,
-                route.certificate_label(),
-                app,
-                started.elapsed(),
-            );
+            route.ok_requests.record(app, started.elapsed());
             let body = PartnerBody::new(body, route.response_body_timeout, uri.clone());
             Response::from_parts(parts, body.boxed())
         }
@@ -473,4 +491,39 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(asked: &str) -> String {
+        let uri: Uri = asked.parse().unwrap();
+        let host = uri.host().unwrap().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        partner_uri(&uri, &host, uri.port_u16().unwrap_or(443)).unwrap().to_string()
+    }
+
+    #[test]
+    fn the_partner_url_is_the_request_url_over_https() {
+        assert_eq!(target("http://api.partner.test/a/b?x=1&y=%20"), "https://api.partner.test/a/b?x=1&y=%20");
+        assert_eq!(target("http://api.partner.test:8443/a"), "https://api.partner.test:8443/a");
+        assert_eq!(target("http://api.partner.test:443/a"), "https://api.partner.test/a");
+        assert_eq!(target("http://API.Partner.test/a"), "https://api.partner.test/a");
+        assert_eq!(target("http://user@api.partner.test/a"), "https://api.partner.test/a");
+        assert_eq!(target("http://[::1]:9443/a"), "https://[::1]:9443/a");
+        assert_eq!(target("http://api.partner.test"), "https://api.partner.test/");
+    }
+
+    #[test]
+    fn hop_by_hop_and_own_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("proxy-authorization", "Basic eA==".parse().unwrap());
+        h.insert("certgate-certificate", "alpha".parse().unwrap());
+        h.insert("soapaction", "urn:x".parse().unwrap());
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["soapaction"]);
+    }
 }

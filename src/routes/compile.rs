@@ -212,7 +212,7 @@ impl Compiler<'_> {
                     trust: b.trust.to_string(),
                     client: upstream::client(connector, &self.options.settings),
                     response_body_timeout: self.options.settings.response_body_timeout,
-                    ok_requests: crate::telemetry::ok_counter(&b.destination, &label),
+                    ok_requests: crate::telemetry::OkCounters::new(&b.destination, &label),
                     label,
                     failures,
                     fingerprint: format!("{}|unavailable|{reason}", b.destination),
@@ -340,13 +340,19 @@ impl Compiler<'_> {
         };
         let failures = Arc::new(upstream::LastFailure::default());
         let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::RustlsEngine::new(config));
+        let observed = self.options.partners.as_ref().map(|o| upstream::Observed {
+            observer: o.clone(),
+            pinned: !b.pins.is_empty(),
+            trust: Arc::from(trust_label.as_str()),
+        });
         let connector = Connector::new(
             engine.clone(),
             &b.destination,
             b.sni.clone(),
             self.options.settings.clone(),
             failures.clone(),
-        );
+        )
+        .observed(observed);
         let candidates: Vec<RouteCertificate> = identities
             .iter()
             .map(|i| RouteCertificate {
@@ -362,7 +368,7 @@ impl Compiler<'_> {
             destination: b.destination.clone(),
             certificate: candidates.first().cloned(),
             candidates,
-            ok_requests: crate::telemetry::ok_counter(&b.destination, &label),
+            ok_requests: crate::telemetry::OkCounters::new(&b.destination, &label),
             label,
             trust: trust_label,
             client: upstream::client(connector, &self.options.settings),

@@ -61,4 +61,6 @@ pub struct CompileOptions {
     pub settings: Arc<UpstreamSettings>,
     /// Serve unbound hosts with plain TLS and no client certificate.
     pub allow_unbound: bool,
+    /// Told of every partner certificate the routes verify (`serve`); `None` elsewhere.
+    pub partners: Option<Arc<dyn crate::upstream::PartnerObserver>>,
 }

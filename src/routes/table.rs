@@ -36,9 +36,9 @@ pub struct Route {
     pub client: UpstreamClient,
     /// The longest pause in the partner's response body (`response_body_timeout_ms`).
     pub response_body_timeout: std::time::Duration,
-    /// `certgate_requests_total{destination, certificate, app="-", outcome="ok"}`, registered
-    /// when the table is compiled so the common request does not build its labels.
-    pub(crate) ok_requests: metrics::Counter,
+    /// `certgate_requests_total{destination, certificate, app, outcome="ok"}`, registered once
+    /// (per app) so the common request does not build its labels.
+    pub(crate) ok_requests: crate::telemetry::OkCounters,
     /// TLS failures seen on this route's connections after the handshake (see `LastFailure`).
     pub failures: Arc<LastFailure>,
     /// Everything the route was compiled from; equal fingerprints reuse the route (and its pool).

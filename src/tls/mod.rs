@@ -4,6 +4,7 @@
 
 mod candidates;
 mod errors;
+mod sessions;
 mod verifier;
 
 pub use candidates::{note_presented, Candidate, CandidateResolver};
@@ -12,7 +13,7 @@ pub use verifier::{PartnerVerifier, UpstreamCertError};
 
 use std::sync::Arc;
 
-use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
+use rustls::client::{ClientSessionStore, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -25,7 +26,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// A resumption store for one certificate (shared by all its routes, never across certificates).
 pub fn session_store() -> Arc<dyn ClientSessionStore> {
-    Arc::new(ClientSessionMemoryCache::new(1024))
+    Arc::new(sessions::SessionMemory::default())
 }
 
 /// The operating system's trusted roots (for `public`), read once per process.

@@ -31,6 +31,8 @@ pub struct Handshaken {
     /// the one the partner's CA names picked); None when the partner asked for none or the
     /// session was resumed without asking.
     pub presented: Option<String>,
+    /// The partner's leaf certificate (DER) that the verifier accepted.
+    pub peer_leaf: Option<Vec<u8>>,
 }
 
 /// Why a handshake failed.

@@ -9,6 +9,31 @@ mod engine;
 mod rustls_engine;
 
 pub use engine::{HandshakeError, HandshakeFuture, Handshaken, TlsEngine, TlsIo, Unavailable};
+
+/// Told of the partner certificate each handshake verified (the gateway's record of partner
+/// certificates and their expiry). Called on the connection path: it must be quick.
+pub trait PartnerObserver: Send + Sync + 'static {
+    fn seen(&self, partner: &PartnerSeen<'_>);
+}
+
+/// A partner's verified leaf, where it was met and how the route trusts it.
+pub struct PartnerSeen<'a> {
+    /// `host`, or `host:port` when the port is not 443.
+    pub destination: &'a str,
+    pub leaf_der: &'a [u8],
+    /// The route narrows trust with SPKI pins.
+    pub pinned: bool,
+    /// The route's trust policy (`public`, `private`, `ca:NAME`).
+    pub trust: &'a str,
+}
+
+/// Where a route reports the partner certificates it sees.
+#[derive(Clone)]
+pub struct Observed {
+    pub observer: Arc<dyn PartnerObserver>,
+    pub pinned: bool,
+    pub trust: Arc<str>,
+}
 pub use rustls_engine::RustlsEngine;
 
 use std::collections::HashMap;
@@ -228,9 +253,16 @@ pub struct Connector {
     sni: Option<String>,
     settings: Arc<UpstreamSettings>,
     failures: Arc<LastFailure>,
+    observed: Option<Observed>,
 }
 
 impl Connector {
+    /// Report each verified partner certificate to `observed`.
+    pub fn observed(mut self, observed: Option<Observed>) -> Self {
+        self.observed = observed;
+        self
+    }
+
     pub fn new(
         engine: Arc<dyn TlsEngine>,
         destination: &str,
@@ -238,7 +270,7 @@ impl Connector {
         settings: Arc<UpstreamSettings>,
         failures: Arc<LastFailure>,
     ) -> Self {
-        Connector { engine, destination: destination.into(), sni, settings, failures }
+        Connector { engine, destination: destination.into(), sni, settings, failures, observed: None }
     }
 }
 
@@ -333,6 +365,15 @@ impl tower::Service<Uri> for Connector {
             crate::telemetry::handshake(done.resumed, started.elapsed());
             if let Some(name) = &done.presented {
                 crate::telemetry::client_certificate_presented(&this.destination, name);
+            }
+            if let (Some(o), Some(leaf)) = (&this.observed, &done.peer_leaf) {
+                let destination = if port == 443 { host.clone() } else { format!("{host}:{port}") };
+                o.observer.seen(&PartnerSeen {
+                    destination: &destination,
+                    leaf_der: leaf,
+                    pinned: o.pinned,
+                    trust: &o.trust,
+                });
             }
             Ok(UpstreamIo {
                 io: TokioIo::new(done.io),

@@ -41,7 +41,8 @@ impl TlsEngine for RustlsEngine {
             let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let h2 = conn.alpn_protocol() == Some(b"h2");
             let (version, cipher, alpn) = tls::negotiated(conn);
-            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn, presented })
+            let peer_leaf = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn, peer_leaf, presented })
         })
     }
 

@@ -10,6 +10,7 @@ pub mod nginx;
 pub mod openapi;
 pub mod pg;
 pub mod raw_partner;
+pub mod smtp;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

@@ -58,7 +58,7 @@ pub async fn run(State(st): S, _: Need<OPERATOR>, Body(body): Body<ProbeBody>) -
     let mut settings = (*st.gateway.options().settings).clone();
     settings.connect_timeout = settings.connect_timeout.min(CONNECT_CAP);
     settings.handshake_timeout = settings.handshake_timeout.min(HANDSHAKE_CAP);
-    let options = CompileOptions { settings: Arc::new(settings), allow_unbound: false };
+    let options = CompileOptions { settings: Arc::new(settings), allow_unbound: false, partners: None };
     let response = st.gateway.settings.response_header_timeout.min(RESPONSE_CAP);
     let report = probe::probe(&req, inputs, &stored, &options, response)
         .await

@@ -1656,6 +1656,128 @@
       planOut);
   }
 
+  // ---------------------------------------------------------------- expiry and renewal
+
+  const KIND_TEXT = { certificate: 'Client certificate', 'trust-anchor': 'Trust anchor', 'partner-certificate': 'Partner certificate' };
+
+  function itemLink(i) {
+    if (i.kind === 'certificate') return certLink(i.name);
+    if (i.kind === 'trust-anchor') return h('a', { href: '#/trust', text: i.name });
+    return h('span', { class: 'mono', text: i.name });
+  }
+
+  /** What expires within a window: certificates, anchors and the partners' certificates the
+   *  gateway met, soonest first, grouped by month as a timeline, with owner and what to do. */
+  async function expiryPage(view, query) {
+    document.title = 'Expiry · certgate';
+    const choices = [7, 30, 90, 365];
+    const within = choices.includes(Number(query.get('within'))) ? Number(query.get('within')) : 30;
+    const report = await api.get(`/expiry?within=${within}d`);
+    const items = report.items || [];
+    const picker = h('div', { class: 'filters', role: 'group', 'aria-label': 'Window' },
+      choices.map((d) => h('a', { href: `#/expiry?within=${d}`, class: ['chip', d === within ? 'on' : null], 'aria-current': d === within ? 'true' : null, text: `${d} days` })));
+    const months = new Map();
+    for (const i of items) {
+      const key = i.days_left < 0 ? 'Expired' : String(i.not_after).slice(0, 7);
+      if (!months.has(key)) months.set(key, []);
+      months.get(key).push(i);
+    }
+    const loud = items.filter((i) => i.loud);
+    const timeline = [...months.entries()].map(([month, list]) => h('section', { class: 'panel timeline-month', 'aria-label': month },
+      h('h2', { text: month === 'Expired' ? 'Already expired' : month }),
+      h('ol', { class: 'timeline' }, list.map((i) => h('li', { class: ['expiry-item', i.status, i.loud ? 'loud' : null], 'data-kind': i.kind, 'data-name': i.name },
+        h('div', { class: 'expiry-when' },
+          badge(i.status === 'warning' ? 'warn' : 'bad', i.days_left < 0 ? 'Expired' : i.days_left === 0 ? 'Today' : `${plural(i.days_left, 'day')}`),
+          h('span', { class: 'muted small', text: fmtDate(i.not_after) })),
+        h('div', { class: 'expiry-what' },
+          h('p', null, h('strong', { text: `${KIND_TEXT[i.kind] || i.kind}: ` }), itemLink(i), i.loud ? [' ', h('span', { class: 'loud-tag', text: 'Act before the partner renews' })] : null),
+          h('p', { class: 'small', title: i.subject, text: `${cnOf(i.subject)} — issued by ${cnOf(i.issuer)}` }),
+          i.kind === 'partner-certificate' ? h('p', { class: 'small muted', text: 'Partner certificates have no owner in certgate: their alerts go to the default contact.' }) : h('p', { class: 'small' }, h('strong', null, 'Owner: '), i.owner || 'none', i.contact ? ` (${i.contact})` : '', !i.owner && !i.contact && i.kind !== 'partner-certificate' ? h('span', { class: 'muted', text: ' — set one so that alerts reach someone' }) : null),
+          h('p', { class: 'small action' }, h('strong', null, 'What to do: '), i.action),
+          i.kind === 'certificate' && can('admin') ? h('p', { class: 'small' }, h('a', { href: `#/renewal?name=${enc(i.name)}`, text: `Renew ${i.name} inside certgate` })) : null))))));
+    fill(view,
+      pageHeader('Expiry', `What expires within ${within} days (as of ${fmtDateTime(report.now)}), soonest first.`,
+        can('admin') ? h('a', { class: 'btn', href: '#/renewal', text: 'Renewal requests' }) : null),
+      picker,
+      loud.length ? h('div', { class: 'notice bad', role: 'status' }, h('p', { class: 'notice-title', text: `${plural(loud.length, 'partner')} trusted by a pin or a self-signed certificate` }),
+        h('p', { text: 'When these partners renew their certificate, calls fail until you replace the pin or add the new certificate as a trust anchor. Ask the partner for it now.' })) : null,
+      items.length ? timeline : h('div', { class: 'panel' }, h('p', { class: 'empty-note', text: `Nothing expires within ${within} days.` })));
+  }
+
+  /** Renewal without the key leaving certgate: start a request (the key is made and sealed
+   *  inside), download its CSR, upload the issued certificate; pending requests with their age. */
+  async function renewalPage(view, query) {
+    document.title = 'Renewal · certgate';
+    const pending = await api.get('/requests');
+    const ageText = (s) => (s < 3600 ? plural(Math.max(1, Math.round(s / 60)), 'minute') : s < 172800 ? plural(Math.round(s / 3600), 'hour') : plural(Math.round(s / 86400), 'day'));
+    const listAlert = alertBox();
+    const rows = pending.map((r) => {
+      const file = h('input', { type: 'file', accept: '.pem,.crt,.cer,.der,.p7b,.p7c', 'aria-label': `Issued certificate for ${r.name}` });
+      const complete = h('button', { type: 'button', class: 'btn small primary' }, 'Complete');
+      complete.addEventListener('click', async () => {
+        if (!file.files.length) return listAlert.message('Choose the issued certificate', 'PEM, DER or .p7b, as the CA returned it');
+        await busy(complete, 'Completing…', listAlert, async () => {
+          const content = await readFileBase64(file.files[0]);
+          const v = await api.post(`/certificates/${enc(r.name)}/complete`, { content });
+          state.flash = { kind: 'ok', title: `'${v.name}' now presents the new certificate`, lines: [`Expires ${fmtDate(v.not_after)}. Bindings and grants stay; requests in flight finish on the old one.`] };
+          location.hash = `#/certificates/${enc(v.name)}`;
+        });
+      });
+      return h('tr', { 'data-name': r.name },
+        h('th', { scope: 'row' }, r.renewal ? certLink(r.name) : r.name),
+        h('td', { title: r.subject, text: cnOf(r.subject) }),
+        h('td', { text: r.key_type }),
+        h('td', { class: 'nowrap', title: fmtDateTime(r.created_at), text: ageText(r.age_seconds) }),
+        h('td', { title: r.renewal ? 'The current certificate serves until the request is completed' : 'No certificate under this name yet', text: r.renewal ? 'Renewal' : 'New' }),
+        h('td', null, h('a', { class: 'btn small', href: `/api/v1/certificates/${enc(r.name)}/request`, download: `${r.name}.csr`, text: 'Download CSR' })),
+        can('admin') ? h('td', null, h('div', { class: 'upload-cell' }, file, complete)) : null);
+    });
+    const headers = ['Name', 'Subject', 'Key', 'Age', 'Kind', 'CSR'];
+    if (can('admin')) headers.push('Issued certificate');
+
+    let startForm = null;
+    if (can('admin')) {
+      const alert = alertBox();
+      const preset = query.get('name') || '';
+      const name = h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false', value: preset, placeholder: 'billing-client' });
+      const subject = h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'CN=billing,O=Example' });
+      const dns = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'billing.example.com' });
+      const key = h('select', null, ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'].map((k) => h('option', { value: k, text: k })));
+      const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Make key and CSR');
+      const out = h('div', { class: 'csr-out' });
+      if (preset) {
+        try {
+          const c = await api.get(`/certificates/${enc(preset)}`);
+          subject.value = c.subject || '';
+        } catch (_) { /* a new name */ }
+      }
+      startForm = h('form', { class: 'form', novalidate: true, 'aria-label': 'Start a certificate request' },
+        h('div', { class: 'row2' }, field('Name', name, 'An existing certificate\'s name renews it: it keeps serving until the request is completed.'), field('Key type', key)),
+        field('Subject', subject, 'The distinguished name the CA should issue, e.g. CN=billing,O=Example.'),
+        field('DNS names (optional)', dns, 'Comma-separated; most client certificates need none.'),
+        alert.el, h('div', { class: 'form-actions' }, submit), out);
+      startForm.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        if (!name.value.trim()) return alert.message('Give the certificate a name', 'e.g. billing-client');
+        if (!subject.value.trim()) return alert.message('Give the subject', 'e.g. CN=billing,O=Example');
+        await busy(submit, 'Making the key…', alert, async () => {
+          const list = dns.value.split(',').map((d) => d.trim()).filter(Boolean);
+          const v = await api.post(`/certificates/${enc(name.value.trim())}/request`, { subject: subject.value.trim(), dns: list, key: key.value });
+          state.flash = { kind: 'ok', title: `Request for '${v.name}' started`, lines: ['The private key was made inside certgate and sealed; it never leaves it. Download the CSR below and send it to your CA or partner, then upload what they issue.'] };
+          if (location.hash === '#/renewal') render();
+          else location.hash = '#/renewal';
+        });
+      });
+    }
+    fill(view,
+      pageHeader('Renewal', 'Request a certificate with a key made inside certgate, then complete it with what the CA issues. A renewal keeps the current certificate serving until then.',
+        h('a', { class: 'btn', href: '#/expiry', text: 'Expiry' })),
+      flashPanel(),
+      listAlert.el,
+      section('Pending requests', h('div', { class: 'panel flush' }, table('Pending requests', headers, rows.length ? rows : [emptyRow(headers.length, 'No pending requests.')]))),
+      startForm ? section('Start a request', startForm) : roleNote('admin', 'Starting a request'));
+  }
+
   // ---------------------------------------------------------------- routing
 
   const NAV = [
@@ -1665,6 +1787,7 @@
     ['#/bindings', 'Bindings & services', 'viewer', /^\/bindings$/],
     ['#/apps', 'Apps', 'viewer', /^\/apps$/],
     ['#/tokens', 'Tokens', 'admin', /^\/tokens$/],
+    ['#/expiry', 'Expiry', 'viewer', /^\/(expiry|renewal)$/],
     ['#/apply', 'Apply a file', 'admin', /^\/apply$/],
     ['#/audit', 'Audit log', 'viewer', /^\/audit$/],
   ];
@@ -1679,6 +1802,8 @@
     [/^\/apps$/, appsPage],
     [/^\/tokens$/, tokensPage],
     [/^\/apply$/, applyPage],
+    [/^\/expiry$/, expiryPage],
+    [/^\/renewal$/, renewalPage],
     [/^\/audit$/, auditPage],
   ];
 
