@@ -166,6 +166,7 @@ fn binding(j: usize, n_certs: usize, now: i64) -> BindingRecord {
     BindingRecord {
         destination: destination(j),
         certificate: Some(CertificateName::parse(&format!("c{}", j % n_certs.max(1))).unwrap()),
+        alternates: Vec::new(),
         trust: certgate::model::TrustPolicy::parse("ca:bench").expect("a trust policy"),
         sni: None,
         pins: Vec::new(),

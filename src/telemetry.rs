@@ -13,6 +13,9 @@ pub const REQUESTS_TOTAL: &str = "certgate_requests_total";
 pub const REQUEST_DURATION: &str = "certgate_request_duration_seconds";
 pub const HANDSHAKE_DURATION: &str = "certgate_upstream_handshake_duration_seconds";
 pub const HANDSHAKES_TOTAL: &str = "certgate_upstream_handshakes_total";
+/// Full handshakes in which a client certificate was presented, by destination and the
+/// certificate the partner's CA names picked among the binding's candidates.
+pub const CLIENT_CERTIFICATE_PRESENTED: &str = "certgate_client_certificate_presented_total";
 pub const RELOADS_TOTAL: &str = "certgate_reloads_total";
 pub const ROUTE_TABLE_REVISION: &str = "certgate_route_table_revision";
 pub const STORE_REVISION: &str = "certgate_store_revision";
@@ -99,6 +102,11 @@ pub fn request(destination: &str, certificate: &str, app: &str, outcome: &str, e
 pub fn handshake(resumed: bool, elapsed: Duration) {
     metrics::counter!(HANDSHAKES_TOTAL, "resumed" => if resumed { "true" } else { "false" }).increment(1);
     metrics::histogram!(HANDSHAKE_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn client_certificate_presented(destination: &str, certificate: &str) {
+    metrics::counter!(CLIENT_CERTIFICATE_PRESENTED, "destination" => destination.to_string(), "certificate" => certificate.to_string())
+        .increment(1);
 }
 
 pub fn connection_cut(listener: &'static str, reason: &'static str) {

@@ -808,8 +808,9 @@ async fn putting_a_binding_creates_it_with_201_and_replacing_it_answers_200() {
     let v = Api::expect(&r, 201);
     assert_eq!(
         v,
-        json!({"destination": "new.partner.test:8443", "certificate": "alpha", "trust": "ca:partner",
-               "sni": "sni.partner.test", "pins": [pin], "allow_renegotiation": true, "replaced": false})
+        json!({"destination": "new.partner.test:8443", "certificate": "alpha", "certificates": ["alpha"],
+               "trust": "ca:partner", "sni": "sni.partner.test", "pins": [pin], "allow_renegotiation": true,
+               "replaced": false})
     );
     assert_eq!(s.admin.revision().await, revision + 1);
     assert_eq!(s.last_audit().await["actor"], "api:ops");
@@ -822,8 +823,8 @@ async fn putting_a_binding_creates_it_with_201_and_replacing_it_answers_200() {
     let shown = s.viewer.ok("/api/v1/bindings/new.partner.test:8443").await;
     assert_eq!(
         shown,
-        json!({"destination": "new.partner.test:8443", "certificate": null, "trust": "public", "sni": null, "pins": [],
-               "allow_renegotiation": false})
+        json!({"destination": "new.partner.test:8443", "certificate": null, "certificates": [], "trust": "public",
+               "sni": null, "pins": [], "allow_renegotiation": false})
     );
     let cli = s.env.run(&["--json", "bindings"]).json();
     assert!(

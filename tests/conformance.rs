@@ -37,6 +37,7 @@ conformance!(
     rotation_replaces_the_material_and_keeps_the_name,
     a_bound_certificate_is_still_bound_unless_its_bindings_go_too,
     bindings_are_created_replaced_and_need_an_existing_certificate,
+    a_binding_keeps_its_candidates_in_order_and_each_must_exist,
     trust_anchors_in_use_cannot_be_removed,
     services_carry_their_own_binding_or_none,
     tokens_apps_and_grants_follow_the_same_rules,
@@ -99,6 +100,7 @@ fn binding(destination: &str, certificate: Option<&str>) -> BindingRecord {
     BindingRecord {
         destination: destination.into(),
         certificate: certificate.map(cert_name),
+        alternates: Vec::new(),
         trust: certgate::model::TrustPolicy::Public,
         sni: None,
         pins: Vec::new(),
@@ -272,6 +274,50 @@ async fn bindings_are_created_replaced_and_need_an_existing_certificate(url: Sto
     not_found(s.delete_binding("y.example", &change("unbind", "y")).await, "binding for 'y.example'");
     assert_eq!(s.delete_binding("x.example", &change("unbind", "x")).await.unwrap(), 6);
     assert!(s.bindings().await.unwrap().is_empty());
+    s.close().await;
+}
+
+async fn a_binding_keeps_its_candidates_in_order_and_each_must_exist(url: StoreUrl) {
+    let ca = TestCa::new("conf");
+    let s = open(&url).await;
+    for name in ["alpha", "beta", "gamma"] {
+        s.insert_certificate(&cert(&ca, name), &change("cert.import", name)).await.unwrap();
+    }
+    let mut b = binding("x.example", Some("gamma"));
+    b.alternates = vec![cert_name("alpha"), cert_name("beta")];
+    s.put_binding(&b, &change("bind", "x")).await.unwrap();
+    let mut other = binding("y.example", Some("alpha"));
+    other.alternates = vec![cert_name("gamma")];
+    s.put_binding(&other, &change("bind", "y")).await.unwrap();
+    let got = s.bindings().await.unwrap();
+    assert_eq!(got[0].alternates, vec![cert_name("alpha"), cert_name("beta")], "order of preference kept: {got:?}");
+    assert_eq!(got[1].alternates, vec![cert_name("gamma")]);
+    assert_eq!(s.snapshot().await.unwrap().bindings, got, "the snapshot reads them alike");
+
+    // An unknown candidate is refused and changes nothing.
+    let rev = s.revision().await.unwrap();
+    let mut bad = b.clone();
+    bad.alternates = vec![cert_name("beta"), cert_name("ghost")];
+    not_found(s.put_binding(&bad, &change("bind", "x")).await, "certificate 'ghost'");
+    assert_eq!(s.revision().await.unwrap(), rev);
+    assert_eq!(s.bindings().await.unwrap(), got);
+
+    // A further candidate blocks the removal of its certificate, like the first one.
+    still_bound(s.delete_certificate("beta", false, &change("cert.remove", "beta")).await, &["x.example"]);
+    still_bound(
+        s.delete_certificate("gamma", false, &change("cert.remove", "gamma")).await,
+        &["x.example", "y.example"],
+    );
+    // Replacing the binding replaces its list; removing it removes its candidates.
+    let mut fewer = b.clone();
+    fewer.alternates = vec![cert_name("alpha")];
+    s.put_binding(&fewer, &change("bind", "x")).await.unwrap();
+    assert_eq!(s.bindings().await.unwrap()[0].alternates, vec![cert_name("alpha")]);
+    s.delete_certificate("beta", false, &change("cert.remove", "beta")).await.unwrap();
+    s.delete_binding("y.example", &change("unbind", "y")).await.unwrap();
+    // --force: the bindings naming it as any candidate go too.
+    s.delete_certificate("alpha", true, &change("cert.remove", "alpha")).await.unwrap();
+    assert!(s.bindings().await.unwrap().is_empty(), "x.example named alpha as a further candidate");
     s.close().await;
 }
 

@@ -171,6 +171,8 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
         // The HTTP_PROXY example names the proxy listener serve really uses (not 9780).
         ("--expect-proxy", gw.proxy.to_string()),
         ("--duplicate", DUPLICATE.to_string()),
+        // The binding names a second candidate, after the uploaded certificate.
+        ("--also", "orders-api".to_string()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
@@ -209,6 +211,7 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
     let bindings = env.run(&["--json", "bindings"]).ok().json();
     let binding = find(&bindings, "destination", HOST).unwrap_or_else(|| panic!("no binding for {HOST}: {bindings}"));
     assert_eq!(binding["certificate"], CERT);
+    assert_eq!(binding["certificates"], serde_json::json!([CERT, "orders-api"]), "{binding}");
     assert_eq!(binding["trust"], "public");
 
     let anchors = env.run(&["--json", "trust", "list"]).ok().json();

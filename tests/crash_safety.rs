@@ -85,7 +85,12 @@ async fn read_state_sqlite(conn: &mut sqlx::SqliteConnection) -> State {
         .fetch_all(&mut *conn)
         .await
         .expect("bindings");
-    State { revision: revision.0, audit_rows: audit.0, certs, bindings }
+    let further =
+        sqlx::query_as("SELECT destination, certificate FROM binding_certificates ORDER BY destination, position")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("binding_certificates");
+    State { revision: revision.0, audit_rows: audit.0, certs, bindings: with_candidates(bindings, further) }
 }
 
 async fn read_state_pg(conn: &mut sqlx::PgConnection) -> State {
@@ -100,7 +105,29 @@ async fn read_state_pg(conn: &mut sqlx::PgConnection) -> State {
         .fetch_all(&mut *conn)
         .await
         .expect("bindings");
-    State { revision: revision.0, audit_rows: audit.0, certs, bindings }
+    let further =
+        sqlx::query_as("SELECT destination, certificate FROM binding_certificates ORDER BY destination, position")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("binding_certificates");
+    State { revision: revision.0, audit_rows: audit.0, certs, bindings: with_candidates(bindings, further) }
+}
+
+/// Bindings as `(destination, "first,further,...")`: a binding and its further candidates
+/// (`binding_certificates`) are one state.
+fn with_candidates(
+    bindings: Vec<(String, Option<String>)>,
+    further: Vec<(String, String)>,
+) -> Vec<(String, Option<String>)> {
+    bindings
+        .into_iter()
+        .map(|(d, first)| {
+            let more: Vec<&str> = further.iter().filter(|(fd, _)| *fd == d).map(|(_, c)| c.as_str()).collect();
+            let all =
+                first.map(|f| std::iter::once(f.as_str()).chain(more.iter().copied()).collect::<Vec<_>>().join(","));
+            (d, all)
+        })
+        .collect()
 }
 
 /// A small deterministic generator for the kill delays (the seed is printed).
@@ -208,6 +235,14 @@ fn adapt(within: Duration, took: Duration, killed: bool) -> Duration {
     next.clamp(Duration::from_millis(1), took * 2)
 }
 
+/// What `bind` names: `c0`, or for every other run `c0` and another stored certificate.
+fn candidates(i: usize, before: &State) -> String {
+    match before.certs.iter().find(|(n, _)| n != "c0") {
+        Some((other, _)) if i % 2 == 1 => format!("c0,{other}"),
+        _ => "c0".to_string(),
+    }
+}
+
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
@@ -273,10 +308,13 @@ fn mutations(k: &mut Killer, env: &Env, ca: &TestCa, store: &Backend, label: &st
         &format!("{label} bind"),
         store,
         each,
-        |i, _| strings(&["--json", "--store", &url, "bind", &format!("d{i}.partner.example"), "c0"]),
+        // Every other binding names two candidates (the second in `binding_certificates`).
+        |i, before| {
+            strings(&["--json", "--store", &url, "bind", &format!("d{i}.partner.example"), &candidates(i, before)])
+        },
         |i, before| {
             let mut s = before.clone();
-            s.bindings.push((format!("d{i}.partner.example"), Some("c0".to_string())));
+            s.bindings.push((format!("d{i}.partner.example"), Some(candidates(i, before))));
             s.bindings.sort();
             s
         },

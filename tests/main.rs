@@ -7,6 +7,7 @@ mod admin_api;
 mod alerts;
 mod alerts_mail;
 mod apply;
+mod candidates;
 mod cluster;
 mod conformance;
 mod console;

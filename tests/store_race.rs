@@ -42,6 +42,7 @@ fn binding(destination: &str, trust: &str) -> BindingRecord {
     BindingRecord {
         destination: destination.into(),
         certificate: None,
+        alternates: Vec::new(),
         trust: certgate::model::TrustPolicy::parse(trust).unwrap(),
         sni: None,
         pins: Vec::new(),
@@ -170,9 +171,11 @@ fn postgres_migration_004_fills_binding_anchors_from_existing_policies() {
 /// Back to schema 3, with policies written as certgate before 004 could leave them (one of
 /// them naming an anchor that was removed meanwhile).
 const ROLL_BACK_004: &[&str] = &[
-    // 007 first, then 005 (schema 3 had none of them)
+    // 007, 006 and 005 first (schema 3 had none of them)
     "ALTER TABLE bindings DROP COLUMN allow_renegotiation",
     "DELETE FROM schema_version WHERE version = 7",
+    "DROP TABLE binding_certificates",
+    "DELETE FROM schema_version WHERE version = 6",
     "DROP TABLE certificate_requests",
     "DROP TABLE alerts",
     "DROP TABLE partner_certificates",

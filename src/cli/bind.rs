@@ -1,6 +1,6 @@
 use clap::Args;
 
-use crate::control::{BindRequest, BindingView, ControlError};
+use crate::control::{split_candidates, BindRequest, BindingView, ControlError};
 
 use super::{open, output, Settings};
 
@@ -8,8 +8,10 @@ use super::{open, output, Settings};
 pub struct BindArgs {
     /// host, host:port, *.domain, or a URL (reduced to host[:port]).
     pub destination: String,
-    /// The certificate to present (omit with --no-cert).
-    #[arg(required_unless_present = "no_cert", conflicts_with = "no_cert")]
+    /// The certificate to present, or several in order of preference (CERT1,CERT2): at each
+    /// handshake the first that chains to a CA the partner names is sent, or the first when
+    /// the partner names none (omit with --no-cert).
+    #[arg(required_unless_present = "no_cert", conflicts_with = "no_cert", value_name = "CERT[,CERT]...")]
     pub certificate: Option<String>,
     /// Send no certificate, even when the partner asks for one.
     #[arg(long)]
@@ -31,7 +33,7 @@ pub struct BindArgs {
 }
 
 pub fn print_binding(v: &BindingView) {
-    let cert = v.certificate.as_deref().unwrap_or("(no certificate)");
+    let cert = if v.certificates.is_empty() { "(no certificate)".to_string() } else { v.certificates.join(",") };
     let sni = v.sni.as_ref().map(|s| format!("  sni {s}")).unwrap_or_default();
     let pins = if v.pins.is_empty() { String::new() } else { format!("  pins {}", v.pins.len()) };
     let reneg = if v.allow_renegotiation { "  renegotiation allowed (OpenSSL)" } else { "" };
@@ -43,7 +45,10 @@ pub async fn bind(args: BindArgs, settings: &Settings) -> Result<u8, ControlErro
     let result = control
         .bind(BindRequest {
             destination: args.destination,
-            certificate: if args.no_cert { None } else { args.certificate },
+            certificates: match args.certificate {
+                Some(list) if !args.no_cert => split_candidates(&list),
+                _ => Vec::new(),
+            },
             trust: args.trust,
             sni: args.sni,
             pins: args.pins,

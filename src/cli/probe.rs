@@ -13,8 +13,9 @@ use super::{open, Settings};
 pub struct ProbeArgs {
     /// https://partner[:port]/path, partner, or partner:port.
     pub target: String,
-    /// Present this certificate instead of the binding's.
-    #[arg(long, value_name = "NAME")]
+    /// Present this certificate instead of the binding's (or several candidates, CERT1,CERT2:
+    /// the partner's CA names pick one, as they would for such a binding).
+    #[arg(long, value_name = "NAME[,NAME]")]
     pub cert: Option<String>,
     /// Send and verify this server name instead of the binding's (or the host).
     #[arg(long, value_name = "NAME")]
@@ -67,7 +68,7 @@ pub fn render(r: &ProbeReport) -> String {
                 o,
                 "  binding      {} -> {} (trust {}{})",
                 b.destination,
-                b.certificate.as_deref().unwrap_or("no certificate"),
+                if b.certificates.is_empty() { "no certificate".to_string() } else { b.certificates.join(",") },
                 b.trust,
                 b.sni.as_ref().map(|s| format!(", sni {s}")).unwrap_or_default()
             );
@@ -77,7 +78,8 @@ pub fn render(r: &ProbeReport) -> String {
         }
     }
     let p = &r.probed_with;
-    let _ = writeln!(o, "  probed with  {} (trust {})", p.certificate.as_deref().unwrap_or("no certificate"), p.trust);
+    let probed = if p.certificates.is_empty() { "no certificate".to_string() } else { p.certificates.join(",") };
+    let _ = writeln!(o, "  probed with  {probed} (trust {})", p.trust);
     if let Some(c) = &r.connect {
         let _ = writeln!(o, "  connect      {} in {} ms", c.address, c.millis);
     }
@@ -131,6 +133,12 @@ pub fn render(r: &ProbeReport) -> String {
             None => "",
         }
     );
+    if cc.candidates.len() > 1 {
+        let _ = writeln!(o, "    candidates: {} (the partner's CA names pick one)", cc.candidates.join(", "));
+    }
+    if let Some(p) = &cc.presented {
+        let _ = writeln!(o, "    presented in the handshake: {p}");
+    }
     let _ = writeln!(
         o,
         "  outcome      {}{}",

@@ -1,6 +1,6 @@
 use clap::{Args, Subcommand};
 
-use crate::control::ControlError;
+use crate::control::{split_candidates, BindingView, ControlError};
 
 use super::{open, output, Settings};
 
@@ -21,8 +21,9 @@ pub struct ServiceAddArgs {
     /// The partner's base URL (https://host[:port]/path).
     #[arg(long)]
     pub url: String,
-    /// The certificate to present for this service (without --cert/--no-cert the URL host's binding applies).
-    #[arg(long, conflicts_with = "no_cert")]
+    /// The certificate to present for this service, or several in order of preference
+    /// (CERT1,CERT2); without --cert/--no-cert the URL host's binding applies.
+    #[arg(long, conflicts_with = "no_cert", value_name = "CERT[,CERT]...")]
     pub cert: Option<String>,
     /// Call this service without a certificate.
     #[arg(long)]
@@ -37,8 +38,8 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
     let result = match cmd {
         ServiceCommand::Add(a) => {
             let cert = match (a.cert, a.no_cert) {
-                (Some(c), _) => Some(Some(c)),
-                (None, true) => Some(None),
+                (Some(c), _) => Some(split_candidates(&c)),
+                (None, true) => Some(Vec::new()),
                 (None, false) => None,
             };
             control.add_service(&a.name, &a.url, cert, a.trust).await.map(|v| {
@@ -46,9 +47,7 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
                     output::json(&v);
                 } else {
                     let via = match &v.binding {
-                        Some(b) => {
-                            b.certificate.as_ref().map_or_else(|| "(no certificate)".to_string(), |c| c.to_string())
-                        }
+                        Some(b) => candidates(b),
                         None => "the binding of its host".into(),
                     };
                     let verb = if v.replaced == Some(true) { "replaced" } else { "added" };
@@ -68,7 +67,7 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
                 for v in &list {
                     let via = match &v.binding {
                         Some(b) => {
-                            format!("{} trust {}", b.certificate.as_deref().unwrap_or("(no certificate)"), b.trust)
+                            format!("{} trust {}", candidates(b), b.trust)
                         }
                         None => "host binding".into(),
                     };
@@ -86,4 +85,13 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
     };
     control.close().await;
     result.map(|_| 0)
+}
+
+/// `a,b` or `(no certificate)`.
+fn candidates(b: &BindingView) -> String {
+    if b.certificates.is_empty() {
+        "(no certificate)".into()
+    } else {
+        b.certificates.join(",")
+    }
 }

@@ -19,7 +19,7 @@ use crate::store::{
     AnchorRecord, AppRecord, BindingRecord, CertificateRecord, Change, GrantRecord, ServiceRecord, Snapshot, StoreError,
 };
 
-use super::bindings::{binding_parts, service_url};
+use super::bindings::{binding_parts, candidates_text, check_candidates, service_url};
 use super::document::{
     line_of, AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, PasswordSource, ServiceDecl,
 };
@@ -247,8 +247,37 @@ fn strip_newline(mut s: String) -> String {
     s
 }
 
+/// `certificate = NAME` or `certificates = [NAME, ...]` (not both, the list not empty): the
+/// candidates, or None when the declaration names none.
+fn declared_candidates(
+    one: &Option<String>,
+    list: &[String],
+    place: &str,
+) -> Result<Option<Vec<String>>, ControlError> {
+    match (one, list.is_empty()) {
+        (Some(_), false) => Err(usage(
+            place,
+            "has both certificate and certificates",
+            "one certificate in certificate, or several in order of preference in certificates",
+        )),
+        (Some(c), true) => Ok(Some(vec![c.clone()])),
+        (None, false) => Ok(Some(list.to_vec())),
+        (None, true) => Ok(None),
+    }
+}
+
+/// How export writes a binding's candidates: one as `certificate`, several as `certificates`.
+fn declared_form(b: &BindingRecord) -> (Option<String>, Vec<String>) {
+    if b.alternates.is_empty() {
+        (b.certificate.as_ref().map(|c| c.to_string()), Vec::new())
+    } else {
+        (None, b.candidates().map(str::to_string).collect())
+    }
+}
+
 fn binding_equal(a: &BindingRecord, b: &BindingRecord) -> bool {
     a.certificate == b.certificate
+        && a.alternates == b.alternates
         && a.trust == b.trust
         && a.sni == b.sni
         && a.pins == b.pins
@@ -256,7 +285,7 @@ fn binding_equal(a: &BindingRecord, b: &BindingRecord) -> bool {
 }
 
 fn describe_binding(b: &BindingRecord) -> String {
-    let mut s = format!("{} trust {}", b.certificate.as_deref().unwrap_or("(no certificate)"), b.trust);
+    let mut s = format!("{} trust {}", candidates_text(b), b.trust);
     if let Some(sni) = &b.sni {
         s.push_str(&format!(" sni {sni}"));
     }
@@ -584,17 +613,24 @@ impl Planner<'_> {
 
     /// A binding of `destination` as `req` (its own destination field unused) declares it.
     fn binding(&self, destination: String, req: BindRequest, place: &str) -> Result<BindingRecord, ControlError> {
-        let typed =
-            req.certificate.as_deref().map(CertificateName::parse).transpose().map_err(|e| placed(place, e.into()))?;
-        if let Some(cert) = &typed {
+        check_candidates(&req.certificates).map_err(|e| placed(place, e))?;
+        let typed = req
+            .certificates
+            .iter()
+            .map(|c| CertificateName::parse(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| placed(place, e.into()))?;
+        for cert in &typed {
             self.check_certificate(cert, place)?;
         }
         let (trust, sni, pins): (TrustPolicy, Option<String>, Vec<Pin>) =
             binding_parts(&req).map_err(|e| placed(place, e))?;
         self.check_anchors(&trust, place)?;
+        let mut certificates = typed.into_iter();
         Ok(BindingRecord {
             destination,
-            certificate: typed,
+            certificate: certificates.next(),
+            alternates: certificates.collect(),
             trust,
             sni,
             pins,
@@ -626,22 +662,20 @@ impl Planner<'_> {
                     "bind each destination once",
                 ));
             }
-            let certificate = match (&d.certificate, d.no_cert) {
+            let certificates = match (declared_candidates(&d.certificate, &d.certificates, &place)?, d.no_cert) {
                 (Some(_), true) => {
                     return Err(usage(&place, "has both a certificate and no_cert", "choose one"));
                 }
-                (None, false) => {
-                    return Err(usage(
-                        &place,
-                        "names no certificate",
-                        "give certificate = NAME, or no_cert = true to send no certificate",
-                    ))
-                }
-                (c, _) => c.clone(),
+                (None, false) => return Err(usage(
+                    &place,
+                    "names no certificate",
+                    "give certificate = NAME (or certificates = [NAME, ...]), or no_cert = true to send no certificate",
+                )),
+                (c, _) => c.unwrap_or_default(),
             };
             let req = BindRequest {
                 destination: String::new(),
-                certificate,
+                certificates,
                 trust: d.trust.clone(),
                 sni: d.sni.clone(),
                 pins: d.pins.clone(),
@@ -675,7 +709,7 @@ impl Planner<'_> {
             once(&mut seen, &d.name, || self.loc.at("service", "name", &d.name, nth))?;
             let url = service_url(&d.url).map_err(|e| placed(&place, e))?;
             let key = format!("service:{}", d.name);
-            let binding = match (&d.certificate, d.no_cert) {
+            let binding = match (declared_candidates(&d.certificate, &d.certificates, &place)?, d.no_cert) {
                 (Some(_), true) => return Err(usage(&place, "has both a certificate and no_cert", "choose one")),
                 (None, false) if d.trust.is_some() => return Err(usage(
                     &place,
@@ -686,7 +720,7 @@ impl Planner<'_> {
                 (c, _) => {
                     let req = BindRequest {
                         destination: String::new(),
-                        certificate: c.clone(),
+                        certificates: c.unwrap_or_default(),
                         trust: d.trust.clone(),
                         sni: None,
                         pins: Vec::new(),
@@ -980,9 +1014,11 @@ impl Control {
         let by_dest: BTreeMap<&str, &BindingRecord> =
             snap.bindings.iter().map(|b| (b.destination.as_str(), b)).collect();
         for b in by_dest.values().filter(|b| !b.destination.starts_with("service:")) {
+            let (certificate, certificates) = declared_form(b);
             doc.bindings.push(BindingDecl {
                 destination: b.destination.clone(),
-                certificate: b.certificate.as_ref().map(|c| c.to_string()),
+                certificate,
+                certificates,
                 no_cert: b.certificate.is_none(),
                 trust: trust(&b.trust),
                 sni: b.sni.clone(),
@@ -994,10 +1030,12 @@ impl Control {
         services.sort_by(|a, b| a.name.cmp(&b.name));
         for s in services {
             let b = by_dest.get(format!("service:{}", s.name).as_str());
+            let (certificate, certificates) = b.map(|b| declared_form(b)).unwrap_or_default();
             doc.services.push(ServiceDecl {
                 name: s.name.clone(),
                 url: s.url.clone(),
-                certificate: b.and_then(|b| b.certificate.as_ref().map(|c| c.to_string())),
+                certificate,
+                certificates,
                 no_cert: b.is_some_and(|b| b.certificate.is_none()),
                 trust: b.and_then(|b| trust(&b.trust)),
             });

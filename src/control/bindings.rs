@@ -12,8 +12,10 @@ use crate::model::{Action, CertificateName, Remedy};
 /// What to bind a destination to.
 pub struct BindRequest {
     pub destination: String,
-    /// None: send no certificate (`--no-cert`).
-    pub certificate: Option<String>,
+    /// The certificates to present, in order of preference: at each handshake the first that
+    /// chains to a CA name the partner sent, or the first when it sent none. Empty: send no
+    /// certificate (`--no-cert`).
+    pub certificates: Vec<String>,
     pub trust: Option<String>,
     pub sni: Option<String>,
     pub pins: Vec<String>,
@@ -21,15 +23,19 @@ pub struct BindRequest {
     pub allow_renegotiation: bool,
 }
 
-/// A binding: destination -> certificate (or none), with the partner's trust policy.
+/// A binding: destination -> certificate (or several candidates, or none), with the partner's
+/// trust policy.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Binding)]
 pub struct BindingView {
     /// host, host:port, *.domain or service:NAME.
     pub destination: String,
-    /// null: no certificate is sent.
+    /// The first candidate; null: no certificate is sent.
     #[schema(required = true)]
     pub certificate: Option<CertificateName>,
+    /// Every candidate in order of preference (the partner's CA names pick one at each
+    /// handshake); empty: no certificate is sent.
+    pub certificates: Vec<CertificateName>,
     /// public, private or ca:NAME[,NAME].
     pub trust: String,
     #[schema(required = true)]
@@ -55,6 +61,7 @@ impl BindingView {
         BindingView {
             destination: b.destination.clone(),
             certificate: b.certificate.clone(),
+            certificates: b.certificate.iter().chain(&b.alternates).cloned().collect(),
             trust: b.trust.to_string(),
             sni: b.sni.clone(),
             pins: b.pins.iter().map(Pin::to_string).collect(),
@@ -133,6 +140,36 @@ pub(super) fn binding_parts(req: &BindRequest) -> Result<(TrustPolicy, Option<St
     Ok((trust, sni, pins))
 }
 
+/// The candidates of a binding as the audit log and the CLI write them: `a,b`, or
+/// `(no certificate)`.
+pub(super) fn candidates_text(b: &BindingRecord) -> String {
+    let names: Vec<&str> = b.candidates().collect();
+    if names.is_empty() {
+        "(no certificate)".to_string()
+    } else {
+        names.join(",")
+    }
+}
+
+/// Names of a binding's candidates: each a valid name, none twice.
+pub(super) fn check_candidates(names: &[String]) -> Result<(), ControlError> {
+    for (i, name) in names.iter().enumerate() {
+        validate_name("certificate", name)?;
+        if names[..i].contains(name) {
+            return Err(usage(
+                format!("the certificate '{name}' is named twice in the list of candidates"),
+                "name each certificate once, in order of preference (e.g. billing-2026,billing-2027)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Split `a,b,c` (the command line's list of candidates).
+pub fn split_candidates(text: &str) -> Vec<String> {
+    text.split(',').map(|s| s.trim().to_string()).collect()
+}
+
 /// A named service's base URL, checked and in the form it is stored (no trailing slash).
 pub(super) fn service_url(url: &str) -> Result<String, ControlError> {
     let parsed = url::Url::parse(url)
@@ -163,8 +200,9 @@ impl Control {
                 }
             }
         }
-        let certificate = req.certificate.as_deref().map(CertificateName::parse).transpose()?;
-        if let Some(cert) = &certificate {
+        check_candidates(&req.certificates)?;
+        let certificates = req.certificates.iter().map(|c| CertificateName::parse(c)).collect::<Result<Vec<_>, _>>()?;
+        for cert in &certificates {
             if self.store.certificate(cert).await?.is_none() {
                 return Err(ControlError::NotFound {
                     what: format!("certificate '{cert}'"),
@@ -178,7 +216,8 @@ impl Control {
         let now = self.now().unix_timestamp();
         Ok(BindingRecord {
             destination,
-            certificate,
+            certificate: certificates.first().cloned(),
+            alternates: certificates.iter().skip(1).cloned().collect(),
             trust,
             sni,
             pins,
@@ -204,7 +243,7 @@ impl Control {
         let rec = self.binding_record(parsed.destination.key(), &req).await?;
         let detail = format!(
             "{} trust {}{}",
-            rec.certificate.as_deref().unwrap_or("(no certificate)"),
+            candidates_text(&rec),
             rec.trust,
             if rec.allow_renegotiation { " renegotiation allowed" } else { "" }
         );
@@ -234,18 +273,18 @@ impl Control {
         &self,
         name: &str,
         url: &str,
-        cert: Option<Option<String>>,
+        cert: Option<Vec<String>>,
         trust: Option<String>,
     ) -> Result<ServiceView, ControlError> {
         validate_name("service", name)?;
         let url = service_url(url)?;
         let binding = match cert {
-            Some(certificate) => Some(
+            Some(certificates) => Some(
                 self.binding_record(
                     format!("service:{name}"),
                     &BindRequest {
                         destination: String::new(),
-                        certificate,
+                        certificates,
                         trust,
                         sni: None,
                         pins: Vec::new(),
@@ -265,7 +304,7 @@ impl Control {
         let now = self.now().unix_timestamp();
         let svc = ServiceRecord { name: name.to_string(), url, created_at: now, updated_at: now };
         let detail = match &binding {
-            Some(b) => format!("{} via {}", svc.url, b.certificate.as_deref().unwrap_or("(no certificate)")),
+            Some(b) => format!("{} via {}", svc.url, candidates_text(b)),
             None => format!("{} via the host's binding", svc.url),
         };
         let (_, replaced) = self

@@ -162,7 +162,7 @@ impl Control {
             .bindings()
             .await?
             .into_iter()
-            .filter(|b| b.certificate.as_deref() == Some(name))
+            .filter(|b| b.candidates().any(|c| c == name))
             .map(|b| b.destination)
             .collect())
     }

@@ -99,7 +99,7 @@ pub struct AnchorDecl {
     pub contact: Option<String>,
 }
 
-/// Destination -> certificate (or none), with the partner's trust policy.
+/// Destination -> certificate (or several candidates, or none), with the partner's trust policy.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindingDecl {
@@ -107,6 +107,10 @@ pub struct BindingDecl {
     pub destination: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// Several certificates in order of preference (instead of `certificate`): at each
+    /// handshake the first that chains to a CA the partner names is presented.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
     /// Send no certificate to this destination.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_cert: bool,
@@ -132,6 +136,9 @@ pub struct ServiceDecl {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// Several certificates in order of preference (instead of `certificate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_cert: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

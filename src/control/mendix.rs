@@ -252,6 +252,7 @@ impl MendixSettings {
                     no_cert: certificate.is_none(),
                     certificate,
                     trust: opts.trust.clone(),
+                    ..Default::default()
                 });
             } else {
                 doc.bindings.push(BindingDecl {

@@ -26,7 +26,7 @@ pub use alerts::{
     channels, due_alerts, AlertState, AlertStatus, AlertsConfig, Channel, Delivery, DueAlert, WebhookConfig,
 };
 pub use apply::{ApplyInput, PlanView, Prepared, Sources, Step, StepAction, Summary};
-pub use bindings::{BindRequest, BindingView, ServiceView};
+pub use bindings::{split_candidates, BindRequest, BindingView, ServiceView};
 pub use certificates::{to_pem, ExportFormat, ImportRequest, InputFile};
 pub use copy::{copy_store, CopiedCertificate, CopyCount, CopyOptions, CopyReport};
 pub use document::{AnchorDecl, AppDecl, BindingDecl, CertificateDecl, Document, Format, ServiceDecl};

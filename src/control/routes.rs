@@ -48,7 +48,7 @@ impl Control {
         let bound: std::collections::HashSet<&str> = snap
             .bindings
             .iter()
-            .filter_map(|b| b.certificate.as_deref())
+            .flat_map(|b| b.candidates())
             .chain(snap.grants.iter().map(|g| g.certificate.as_str()))
             .collect();
         let mut apps: HashMap<AppName, crate::routes::AppAccess> = snap
@@ -168,6 +168,7 @@ impl Control {
         inputs.bindings.push(crate::store::BindingRecord {
             destination: key,
             certificate: Some(CertificateName::parse(name)?),
+            alternates: Vec::new(),
             trust,
             sni: None,
             pins: Vec::new(),
@@ -239,11 +240,14 @@ impl Control {
     /// What `probe` reads, for the CLI and the API alike: the route inputs (also unsealing the
     /// certificate asked for instead of the binding's, which must exist) and every stored
     /// certificate's public parts. Nothing is written.
+    /// `cert` may name several candidates, `a,b`, in order of preference.
     pub async fn probe_inputs(&self, cert: Option<&str>) -> Result<(RouteInputs, Vec<StoredIdentity>), ControlError> {
-        if let Some(name) = cert {
+        let names = cert.map(super::split_candidates).unwrap_or_default();
+        super::bindings::check_candidates(&names)?;
+        for name in &names {
             self.show_certificate(name).await?;
         }
-        let extra: Vec<&str> = cert.into_iter().collect();
+        let extra: Vec<&str> = names.iter().map(String::as_str).collect();
         Ok((self.route_inputs_with(&extra).await?, self.stored_identities().await?))
     }
 }

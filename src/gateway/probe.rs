@@ -67,6 +67,8 @@ pub struct ProbeReport {
 pub struct BindingSummary {
     pub destination: String,
     pub certificate: Option<CertificateName>,
+    /// Every candidate, in order of preference.
+    pub certificates: Vec<CertificateName>,
     pub trust: String,
     pub sni: Option<String>,
     pub pins: Vec<String>,
@@ -118,8 +120,14 @@ pub struct ClientCertificateInfo {
     pub acceptable_cas: Vec<String>,
     /// Stored certificates that chain to one of those names.
     pub matching: Vec<CertificateName>,
-    /// The certificate this binding presents (null: none).
+    /// The binding's certificates in order of preference (empty: none).
+    pub candidates: Vec<CertificateName>,
+    /// The certificate this binding presents to this partner (null: none): of the candidates,
+    /// the first that chains to a CA it named, or the first when it named none.
     pub sent: Option<CertificateName>,
+    /// The certificate actually presented in the binding's own handshake (null: none was asked
+    /// for, or the handshake did not get that far).
+    pub presented: Option<String>,
     /// Whether that one chains to a CA the partner named (null when it named none or none is sent).
     pub sent_acceptable: Option<bool>,
 }
@@ -213,6 +221,7 @@ pub async fn probe(
         None => BindingRecord {
             destination: String::new(),
             certificate: None,
+            alternates: Vec::new(),
             trust: TrustPolicy::Public,
             sni: None,
             pins: Vec::new(),
@@ -226,7 +235,15 @@ pub async fn probe(
             if port == 443 { Destination::Host(host.clone()) } else { Destination::HostPort(host.clone(), port) }.key();
     }
     if let Some(c) = &req.cert {
-        probed.certificate = Some(CertificateName::parse(c).map_err(|e| e.to_string())?);
+        // One certificate, or several candidates `a,b` in order of preference.
+        let names = c
+            .split(',')
+            .map(|n| CertificateName::parse(n.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let mut names = names.into_iter();
+        probed.certificate = names.next();
+        probed.alternates = names.collect();
     }
     if let Some(s) = &req.sni {
         probed.sni = Some(s.clone());
@@ -268,6 +285,12 @@ pub async fn probe(
     client.acceptable_cas = inspection.ca_names.iter().map(|n| dn_text(n)).collect();
     client.matching =
         stored.iter().filter(|s| chains_to_one_of(s, &inspection.ca_names)).map(|s| s.name.clone()).collect();
+    if !inspection.ca_names.is_empty() {
+        // What the candidates' resolver picks for these names.
+        if let Some(m) = client.candidates.iter().find(|c| client.matching.contains(c)) {
+            client.sent = Some(m.clone());
+        }
+    }
     if let Some(sent) = &client.sent {
         if !inspection.ca_names.is_empty() {
             client.sent_acceptable = Some(client.matching.contains(sent));
@@ -332,8 +355,9 @@ pub async fn probe(
             problems.push(Problem::new(ErrorCode::RouteUnavailable, why.clone(), ErrorCode::RouteUnavailable.remedy()));
             failed(ErrorCode::RouteUnavailable, why.clone())
         } else {
-            let (mut outcome, info) =
+            let (mut outcome, info, presented) =
                 exchange(&route.engine, &host, port, &server_name, &path, &settings, response_timeout).await;
+            client.presented = presented;
             let unfit = client.requested && (client.sent.is_none() || client.sent_acceptable == Some(false));
             if info.is_some() && unfit && outcome.error == Some(ErrorCode::UpstreamConnectFailed) {
                 // TLS 1.3: the partner judges our certificate after the handshake and closes the
@@ -391,6 +415,7 @@ fn summary(b: &BindingRecord) -> BindingSummary {
     BindingSummary {
         destination: b.destination.clone(),
         certificate: b.certificate.clone(),
+        certificates: b.certificate.iter().chain(&b.alternates).cloned().collect(),
         trust: b.trust.to_string(),
         sni: b.sni.clone(),
         pins: b.pins.iter().map(Pin::to_string).collect(),
@@ -402,7 +427,9 @@ fn client_info(b: &BindingRecord) -> ClientCertificateInfo {
         requested: false,
         acceptable_cas: Vec::new(),
         matching: Vec::new(),
+        candidates: b.certificate.iter().chain(&b.alternates).cloned().collect(),
         sent: b.certificate.clone(),
+        presented: None,
         sent_acceptable: None,
     }
 }
@@ -695,15 +722,16 @@ async fn exchange(
     path: &str,
     settings: &UpstreamSettings,
     response_timeout: Duration,
-) -> (Outcome, Option<TlsInfo>) {
+) -> (Outcome, Option<TlsInfo>, Option<String>) {
     let (tcp, _) = match upstream::connect_tcp(host, port, settings).await {
         Ok(c) => c,
-        Err(e) => return (failed(e.code, e.message), None),
+        Err(e) => return (failed(e.code, e.message), None, None),
     };
     let done = match upstream::handshake(engine.as_ref(), tcp, server_name, host, port, settings).await {
         Ok(d) => d,
-        Err(e) => return (failed(e.code, e.message), None),
+        Err(e) => return (failed(e.code, e.message), None, None),
     };
+    let presented = done.presented.clone();
     let info = TlsInfo { version: done.version.clone(), cipher: done.cipher.clone(), alpn: done.alpn.clone() };
     let authority = if port == 443 { host.to_string() } else { format!("{host}:{port}") };
     let uri = format!("https://{authority}{path}");
@@ -759,7 +787,7 @@ async fn exchange(
             ),
         },
     };
-    (outcome, Some(info))
+    (outcome, Some(info), presented)
 }
 
 /// When the request failed, the connection's own error says why (a TLS 1.3 partner's alert

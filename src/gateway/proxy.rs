@@ -8,7 +8,7 @@ use http::header::{HeaderName, HOST};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
-use crate::model::{Action, ErrorCode, Remedy};
+use crate::model::{Action, CertificateName, ErrorCode, Remedy};
 use crate::routes::{AppAccess, Route, RouteTable};
 use tracing::Instrument;
 
@@ -281,24 +281,38 @@ async fn route_and_send(
             }
         }
         None => {
-            if let Some(cert) = &target.route.certificate {
-                if !access.may_use(&cert.name) {
-                    let e = GatewayError::new(
-                        ErrorCode::NotGranted,
-                        format!(
-                            "{} is bound to certificate '{}', which app '{}' has no grant for",
-                            target.route.destination,
-                            cert.name,
-                            access.label()
-                        ),
-                    );
-                    return fail(&target.route.destination, &cert.name, e);
+            let candidates = &target.route.candidates;
+            let granted: Vec<CertificateName> =
+                candidates.iter().filter(|c| access.may_use(&c.name)).map(|c| c.name.clone()).collect();
+            if granted.len() == candidates.len() {
+                target.route.clone()
+            } else if granted.is_empty() {
+                let names = candidates.iter().map(|c| format!("'{}'", c.name)).collect::<Vec<_>>().join(", ");
+                let e = GatewayError::new(
+                    ErrorCode::NotGranted,
+                    format!(
+                        "{} is bound to certificate {names}, which app '{}' has no grant for",
+                        target.route.destination,
+                        access.label()
+                    ),
+                );
+                return fail(&target.route.destination, target.route.certificate_label(), e);
+            } else {
+                // Only the candidates granted to this app are offered to the partner.
+                match table.with_candidates(&target.route, &granted) {
+                    Ok(r) => r,
+                    Err(msg) => {
+                        let e = GatewayError::new(
+                            ErrorCode::NotGranted,
+                            format!("certificates {} cannot be presented: {msg}", granted.join(",")),
+                        );
+                        return fail(&target.route.destination, target.route.certificate_label(), e);
+                    }
                 }
             }
-            target.route.clone()
         }
     };
-    span.record("certificate", route.certificate.as_ref().map(|c| c.name.as_str()).unwrap_or("none"));
+    span.record("certificate", route.certificate_label());
     if let Some(c) = &route.certificate {
         span.record("fingerprint", c.id.as_str());
     }
@@ -323,20 +337,24 @@ async fn send(
         tracing::warn!(code = e.code.as_str(), "{}", e.message);
         return e.response();
     }
-    if let Some(cert) = &route.certificate {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if now > cert.not_after || now < cert.not_before {
-            let e = GatewayError::new(
-                ErrorCode::ClientCertificateExpired,
-                if now > cert.not_after {
-                    format!("the client certificate '{}' bound to {} has expired", cert.name, route.destination)
-                } else {
-                    format!("the client certificate '{}' bound to {} is not valid yet", cert.name, route.destination)
-                },
-            );
-            metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
-            return e.response();
-        }
+    // Refused only when no candidate is valid now (the TLS layer prefers the valid ones).
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let valid_now = route.candidates.iter().any(|c| c.not_before <= now && now <= c.not_after);
+    if let Some(cert) = route.certificate.as_ref().filter(|_| !valid_now) {
+        let several = if route.candidates.len() > 1 { " (and no other candidate is valid)" } else { "" };
+        let e = GatewayError::new(
+            ErrorCode::ClientCertificateExpired,
+            if now > cert.not_after {
+                format!("the client certificate '{}' bound to {} has expired{several}", cert.name, route.destination)
+            } else {
+                format!(
+                    "the client certificate '{}' bound to {} is not valid yet{several}",
+                    cert.name, route.destination
+                )
+            },
+        );
+        metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
+        return e.response();
     }
     *req.uri_mut() = uri.clone();
     *req.version_mut() = Version::HTTP_11;

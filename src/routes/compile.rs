@@ -66,15 +66,23 @@ impl RouteTable {
     /// The same destination, presenting another certificate (the `Certgate-Certificate` header).
     /// Built the first time a table needs it, then reused.
     pub fn with_certificate(&self, route: &Arc<Route>, certificate: &str) -> Result<Arc<Route>, String> {
-        if route.certificate.as_ref().is_some_and(|c| c.name == certificate) {
+        let name = CertificateName::parse(certificate).map_err(|e| e.to_string())?;
+        self.with_candidates(route, &[name])
+    }
+
+    /// The same destination, offering only `candidates` (in this order): an app granted only
+    /// some of a binding's certificates is offered those. Built once per table, then reused.
+    pub fn with_candidates(&self, route: &Arc<Route>, candidates: &[CertificateName]) -> Result<Arc<Route>, String> {
+        if route.candidates.iter().map(|c| &c.name).eq(candidates.iter()) {
             return Ok(route.clone());
         }
-        let key = (route.destination.clone(), certificate.to_string());
+        let key = (route.destination.clone(), candidates.join(","));
         if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(r.clone());
         }
         let mut binding = route.binding.clone();
-        binding.certificate = Some(CertificateName::parse(certificate).map_err(|e| e.to_string())?);
+        binding.certificate = candidates.first().cloned();
+        binding.alternates = candidates.iter().skip(1).cloned().collect();
         let built = build_route(self, &binding)?;
         self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
         Ok(built)
@@ -143,6 +151,7 @@ fn compile_routes(
         let unbound = BindingRecord {
             destination: "(unbound)".into(),
             certificate: None,
+            alternates: Vec::new(),
             trust: TrustPolicy::Public,
             sni: None,
             pins: Vec::new(),
@@ -188,16 +197,24 @@ impl Compiler<'_> {
                 unavailable.push((b.destination.clone(), reason.clone()));
                 let failures = Arc::new(upstream::LastFailure::default());
                 let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::Unavailable(reason.clone()));
-                let connector = Connector::new(engine.clone(), None, self.options.settings.clone(), failures.clone());
-                let certificate = b.certificate.as_deref().unwrap_or("none");
+                let connector = Connector::new(
+                    engine.clone(),
+                    &b.destination,
+                    None,
+                    self.options.settings.clone(),
+                    failures.clone(),
+                );
+                let label = certificate_label(b);
                 Arc::new(Route {
                     binding: b.clone(),
                     destination: b.destination.clone(),
                     certificate: None,
+                    candidates: Vec::new(),
                     trust: b.trust.to_string(),
                     client: upstream::client(connector, &self.options.settings),
                     response_body_timeout: self.options.settings.response_body_timeout,
-                    ok_requests: crate::telemetry::OkCounters::new(&b.destination, certificate),
+                    ok_requests: crate::telemetry::OkCounters::new(&b.destination, &label),
+                    label,
                     failures,
                     fingerprint: format!("{}|unavailable|{reason}", b.destination),
                     unavailable: Some(reason),
@@ -232,32 +249,33 @@ impl Compiler<'_> {
         let trust_inputs = self.trust(&b.trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
         let trust = &trust_inputs.policy;
         let inputs = self.inputs;
-        if let Some(why) = b.certificate.as_ref().and_then(|n| inputs.broken_identities.get(n)) {
-            return Err(format!(
-                "binding '{}': certificate '{}' cannot be used: {why}",
-                b.destination,
-                b.certificate.as_deref().unwrap_or_default()
-            ));
-        }
-        let identity = match &b.certificate {
-            Some(name) => Some(
+        // Every candidate must be usable: a broken one makes the route unavailable (and says
+        // which), rather than silently changing what the partner may receive.
+        let mut identities: Vec<&RouteIdentity> = Vec::new();
+        for name in b.candidates() {
+            if let Some(why) = inputs.broken_identities.get(name) {
+                return Err(format!("binding '{}': certificate '{name}' cannot be used: {why}", b.destination));
+            }
+            identities.push(
                 inputs
                     .identities
                     .get(name)
                     .ok_or_else(|| format!("binding '{}': certificate '{name}' is not in the store", b.destination))?,
-            ),
-            None => None,
-        };
+            );
+        }
         let pins = b.pins.clone();
-        let digest_key =
-            format!("{:?}\0{}\0{:?}\0{:?}\0{}", b.certificate, b.trust, b.sni, b.pins, b.allow_renegotiation);
+        let digest_key = format!(
+            "{:?}\0{:?}\0{}\0{:?}\0{:?}\0{}",
+            b.certificate, b.alternates, b.trust, b.sni, b.pins, b.allow_renegotiation
+        );
+        let ids = identities.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(",");
+        let chain_ids = identities.iter().map(|i| self.chain_ids(i)).collect::<Vec<_>>().join(";");
         let digest = match self.memo.inputs_digests.get(&digest_key) {
             Some(d) => d.clone(),
             None => {
-                let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
                 let all = format!(
                     "{}|{}|{}|{:?}|{:?}|{:?}|{}",
-                    identity.map(|i| i.id.as_str()).unwrap_or("-"),
+                    if ids.is_empty() { "-" } else { ids.as_str() },
                     chain_ids,
                     trust,
                     trust_inputs.anchor_ids,
@@ -271,14 +289,14 @@ impl Compiler<'_> {
             }
         };
         let fingerprint = format!("{}|{digest}", b.destination);
+        // One resumption store per certificate (per set of candidates), never shared across them.
+        let session_key = ids;
         if let Some(r) = self.reuse.get(fingerprint.as_str()) {
-            let key = identity.map(|i| i.id.to_string()).unwrap_or_default();
-            if let Some(s) = self.previous.and_then(|p| p.sessions.get(&key)) {
-                self.sessions.entry(key).or_insert_with(|| s.clone());
+            if let Some(s) = self.previous.and_then(|p| p.sessions.get(&session_key)) {
+                self.sessions.entry(session_key).or_insert_with(|| s.clone());
             }
             return Ok(Arc::clone(r));
         }
-        let session_key = identity.map(|i| i.id.to_string()).unwrap_or_default();
         let sessions = match self.sessions.get(&session_key) {
             Some(s) => s.clone(),
             None => {
@@ -302,11 +320,14 @@ impl Compiler<'_> {
                 v
             }
         };
+        // The OpenSSL engine presents one identity: a binding with several candidates that also
+        // allows renegotiation presents its first candidate (see docs/decisions.md).
+        let first = identities.first().copied();
         let engine: Arc<dyn upstream::TlsEngine> = if b.allow_renegotiation
-            || identity.is_some_and(|i| i.engine_reason.is_some())
+            || identities.iter().any(|i| i.engine_reason.is_some())
         {
             // The OpenSSL engine: one per route (its session cache is the route's).
-            let id = match identity {
+            let id = match first {
                 Some(i) => Some(upstream::OpensslIdentity {
                     chain: i.chain.clone(),
                     key: i.key.load().map_err(|e| {
@@ -322,7 +343,8 @@ impl Compiler<'_> {
                     .map_err(|e| format!("binding '{}': {e}", b.destination))?,
             )
         } else {
-            Arc::new(upstream::RustlsEngine::new(self.rustls_config(identity, verifier, &verifier_key, sessions, b)?))
+            let config_key = format!("{verifier_key}|{session_key}|{chain_ids}");
+            Arc::new(upstream::RustlsEngine::new(self.rustls_config(&identities, verifier, config_key, sessions, b)?))
         };
         let failures = Arc::new(upstream::LastFailure::default());
         let observed = self.options.partners.as_ref().map(|o| upstream::Observed {
@@ -330,18 +352,31 @@ impl Compiler<'_> {
             pinned: !b.pins.is_empty(),
             trust: Arc::from(trust_label.as_str()),
         });
-        let connector = Connector::new(engine.clone(), b.sni.clone(), self.options.settings.clone(), failures.clone())
-            .observed(observed);
-        Ok(Arc::new(Route {
-            binding: b.clone(),
-            destination: b.destination.clone(),
-            certificate: identity.map(|i| RouteCertificate {
+        let connector = Connector::new(
+            engine.clone(),
+            &b.destination,
+            b.sni.clone(),
+            self.options.settings.clone(),
+            failures.clone(),
+        )
+        .observed(observed);
+        let candidates: Vec<RouteCertificate> = identities
+            .iter()
+            .map(|i| RouteCertificate {
                 name: i.name.clone(),
                 id: i.id.clone(),
                 not_before: i.not_before,
                 not_after: i.not_after,
-            }),
-            ok_requests: crate::telemetry::OkCounters::new(&b.destination, b.certificate.as_deref().unwrap_or("none")),
+            })
+            .collect();
+        let label = certificate_label(b);
+        Ok(Arc::new(Route {
+            binding: b.clone(),
+            destination: b.destination.clone(),
+            certificate: candidates.first().cloned(),
+            candidates,
+            ok_requests: crate::telemetry::OkCounters::new(&b.destination, &label),
+            label,
             trust: trust_label,
             client: upstream::client(connector, &self.options.settings),
             response_body_timeout: self.options.settings.response_body_timeout,
@@ -356,41 +391,46 @@ impl Compiler<'_> {
     /// that present that certificate under that policy.
     fn rustls_config(
         &mut self,
-        identity: Option<&RouteIdentity>,
+        identities: &[&RouteIdentity],
         verifier: Arc<tls::PartnerVerifier>,
-        verifier_key: &str,
+        config_key: String,
         sessions: Arc<dyn rustls::client::ClientSessionStore>,
         b: &BindingRecord,
     ) -> Result<Arc<rustls::ClientConfig>, String> {
-        let session_key = identity.map(|i| i.id.clone()).unwrap_or_default();
-        let chain_ids = identity.map(|i| self.chain_ids(i)).unwrap_or_default();
-        let config_key = format!("{verifier_key}|{session_key}|{chain_ids}");
-        let config = match self.memo.configs.get(&config_key) {
-            Some(c) => c.clone(),
-            None => {
-                let identity = match identity {
-                    Some(i) => {
-                        let key = i.key.load().map_err(|e| {
-                            format!(
-                                "binding '{}': the key of certificate '{}' cannot be used: {e}",
-                                b.destination, i.name
-                            )
-                        })?;
-                        Some((i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect(), key.to_rustls()))
-                    }
-                    None => None,
-                };
-                let c = tls::client_config_with(verifier, identity, sessions)
-                    .map_err(|e| format!("binding '{}': {e}", b.destination))?;
-                self.memo.configs.insert(config_key, c.clone());
-                c
-            }
-        };
-        Ok(config)
+        if let Some(c) = self.memo.configs.get(&config_key) {
+            return Ok(c.clone());
+        }
+        // The keys of every candidate are opened here, once per table, never per connection.
+        let mut candidates = Vec::new();
+        for i in identities {
+            let key = i.key.load().map_err(|e| {
+                format!("binding '{}': the key of certificate '{}' cannot be used: {e}", b.destination, i.name)
+            })?;
+            let chain = i.chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+            candidates.push(
+                tls::Candidate::new(&i.name, chain, key.to_rustls())
+                    .map_err(|e| format!("binding '{}': {e}", b.destination))?,
+            );
+        }
+        let c = tls::client_config_candidates(verifier, candidates, sessions)
+            .map_err(|e| format!("binding '{}': {e}", b.destination))?;
+        self.memo.configs.insert(config_key, c.clone());
+        Ok(c)
     }
 
     fn anchor_certs(&self, trust: &TrustPolicy) -> Result<Vec<Vec<u8>>, String> {
         anchor_certs(self.inputs, trust)
+    }
+}
+
+/// The `certificate` label of a route's requests (metrics, logs): the candidates as bound,
+/// `a,b` for several, or `none`.
+fn certificate_label(b: &BindingRecord) -> String {
+    let names: Vec<&str> = b.candidates().collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(",")
     }
 }
 

@@ -26,7 +26,12 @@ pub struct Route {
     pub binding: BindingRecord,
     /// The binding's destination key (`host`, `*.domain`, `service:NAME`, or `(unbound)`).
     pub destination: String,
+    /// The first candidate (None: no certificate).
     pub certificate: Option<RouteCertificate>,
+    /// Every candidate in order of preference (the partner's CA names pick one per handshake).
+    pub candidates: Vec<RouteCertificate>,
+    /// The `certificate` label of its requests: `name`, `a,b` for several, or `none`.
+    pub label: String,
     pub trust: String,
     pub client: UpstreamClient,
     /// The longest pause in the partner's response body (`response_body_timeout_ms`).
@@ -46,9 +51,9 @@ pub struct Route {
 }
 
 impl Route {
-    /// The metrics/log label of the certificate: its name, or `none`.
+    /// The metrics/log label of the certificate: its name, the candidates `a,b`, or `none`.
     pub fn certificate_label(&self) -> &str {
-        self.certificate.as_ref().map(|c| c.name.as_str()).unwrap_or("none")
+        &self.label
     }
 }
 

@@ -60,6 +60,8 @@ const CERTIFICATES: &str = "SELECT name, id, leaf_der, chain_der, sealed_key, ke
 const ANCHORS: &str = "SELECT name, certs_der, owner, contact, created_at FROM trust_anchors ORDER BY name";
 const BINDINGS: &str =
     "SELECT destination, certificate, trust, sni, pins, allow_renegotiation, created_at, updated_at FROM bindings ORDER BY destination";
+const BINDING_CERTIFICATES: &str =
+    "SELECT destination, position, certificate FROM binding_certificates ORDER BY destination, position";
 const SERVICES: &str = "SELECT name, url, created_at, updated_at FROM services ORDER BY name";
 const APPS: &str = "SELECT name, hash, created_at FROM apps ORDER BY name";
 const GRANTS: &str = "SELECT app, certificate, created_at FROM grants ORDER BY app, certificate";
@@ -73,6 +75,7 @@ macro_rules! schema_steps {
             (3, include_str!(concat!("migrations/", $backend, "_003_access.sql"))),
             (4, include_str!(concat!("migrations/", $backend, "_004_binding_anchors.sql"))),
             (5, include_str!(concat!("migrations/", $backend, "_005_expiry.sql"))),
+            (6, include_str!(concat!("migrations/", $backend, "_006_binding_certificates.sql"))),
             (7, include_str!(concat!("migrations/", $backend, "_007_renegotiation.sql"))),
         ]
     };
@@ -278,7 +281,11 @@ where
     }
 
     pub async fn bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
-        Self::rows(&self.pool, BINDINGS, binding_from_row).await
+        let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_SNAPSHOT)).await?;
+        let bindings = Self::rows(&mut *tx, BINDINGS, binding_from_row).await?;
+        let alternates = Self::rows(&mut *tx, BINDING_CERTIFICATES, alternate_from_row).await?;
+        tx.rollback().await?;
+        Ok(with_alternates(bindings, alternates))
     }
 
     pub async fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
@@ -317,7 +324,10 @@ where
             revision,
             certificates: Self::rows(&mut *tx, CERTIFICATES, cert_from_row).await?,
             anchors: Self::rows(&mut *tx, ANCHORS, anchor_from_row).await?,
-            bindings: Self::rows(&mut *tx, BINDINGS, binding_from_row).await?,
+            bindings: with_alternates(
+                Self::rows(&mut *tx, BINDINGS, binding_from_row).await?,
+                Self::rows(&mut *tx, BINDING_CERTIFICATES, alternate_from_row).await?,
+            ),
             services: Self::rows(&mut *tx, SERVICES, service_from_row).await?,
             apps: Self::rows(&mut *tx, APPS, app_from_row).await?,
             grants: Self::rows(&mut *tx, GRANTS, grant_from_row).await?,
@@ -443,11 +453,11 @@ where
         }
     }
 
-    /// Remove a certificate and its grants. Bindings that present it block the removal
-    /// unless `drop_bindings`, which removes them too.
+    /// Remove a certificate and its grants. Bindings that name it (as any candidate) block the
+    /// removal unless `drop_bindings`, which removes them too.
     pub async fn delete_certificate(&mut self, name: &str, drop_bindings: bool) -> Result<(), StoreError> {
         let bound: Vec<String> =
-            sqlx::query("SELECT destination FROM bindings WHERE certificate = $1 ORDER BY destination")
+            sqlx::query("SELECT destination FROM bindings WHERE certificate = $1 UNION SELECT destination FROM binding_certificates WHERE certificate = $1 ORDER BY destination")
                 .bind(name)
                 .fetch_all(&mut *self.tx)
                 .await?
@@ -457,9 +467,18 @@ where
         if !bound.is_empty() && !drop_bindings {
             return Err(StoreError::StillBound(bound));
         }
-        self.delete("DELETE FROM bindings WHERE certificate = $1 RETURNING destination", name).await?;
+        self.delete(
+            "DELETE FROM bindings WHERE certificate = $1 OR destination IN (SELECT destination FROM binding_certificates WHERE certificate = $1) RETURNING destination",
+            name,
+        )
+        .await?;
         self.delete("DELETE FROM grants WHERE certificate = $1 RETURNING app", name).await?;
-        if !self.delete("DELETE FROM certificates WHERE name = $1 RETURNING name", name).await? {
+        let gone = sqlx::query("DELETE FROM certificates WHERE name = $1 RETURNING name")
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(|e| refused(e, ErrorKind::ForeignKeyViolation, || StoreError::StillBound(Vec::new())))?;
+        if gone.is_none() {
             return Err(StoreError::NotFound(format!("certificate '{name}'")));
         }
         Ok(())
@@ -644,12 +663,18 @@ where
     /// Create or replace a binding; `Ok(replaced)`. Its certificate and the trust anchors its
     /// policy names must exist.
     pub async fn put_binding(&mut self, rec: &BindingRecord) -> Result<bool, StoreError> {
-        if let Some(cert) = &rec.certificate {
+        self.check_candidates(rec).await?;
+        self.upsert_binding(rec, false).await
+    }
+
+    /// Every certificate a binding names must be stored.
+    async fn check_candidates(&mut self, rec: &BindingRecord) -> Result<(), StoreError> {
+        for cert in rec.candidates() {
             if !self.exists("SELECT 1 FROM certificates WHERE name = $1", cert).await? {
                 return Err(StoreError::NotFound(format!("certificate '{cert}'")));
             }
         }
-        self.upsert_binding(rec, false).await
+        Ok(())
     }
 
     /// Write a binding and its anchor references. `copied`: the creation time is the record's
@@ -685,6 +710,19 @@ where
                     })
                 })?;
         }
+        self.delete("DELETE FROM binding_certificates WHERE destination = $1 RETURNING certificate", &rec.destination)
+            .await?;
+        for (i, cert) in rec.alternates.iter().enumerate() {
+            sqlx::query("INSERT INTO binding_certificates (destination, position, certificate) VALUES ($1, $2, $3)")
+                .bind(&rec.destination)
+                .bind(i as i64 + 1)
+                .bind(cert.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(|e| {
+                    refused(e, ErrorKind::ForeignKeyViolation, || StoreError::NotFound(format!("certificate '{cert}'")))
+                })?;
+        }
         Ok(replaced)
     }
 
@@ -702,10 +740,8 @@ where
         svc: &ServiceRecord,
         binding: Option<&BindingRecord>,
     ) -> Result<bool, StoreError> {
-        if let Some(cert) = binding.and_then(|b| b.certificate.as_ref()) {
-            if !self.exists("SELECT 1 FROM certificates WHERE name = $1", cert).await? {
-                return Err(StoreError::NotFound(format!("certificate '{cert}'")));
-            }
+        if let Some(b) = binding {
+            self.check_candidates(b).await?;
         }
         let replaced = self.exists("SELECT 1 FROM services WHERE name = $1", &svc.name).await?;
         self.upsert_service(svc, "updated_at = excluded.updated_at").await?;
@@ -991,6 +1027,7 @@ fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
     Ok(BindingRecord {
         destination,
         certificate: r.text_or_null("certificate")?.map(CertificateName::stored),
+        alternates: Vec::new(),
         trust,
         sni: r.text_or_null("sni")?,
         pins,
@@ -998,4 +1035,23 @@ fn binding_from_row(r: &impl Columns) -> Result<BindingRecord, sqlx::Error> {
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
     })
+}
+
+/// One further candidate of a binding: (destination, certificate), read in position order.
+fn alternate_from_row(r: &impl Columns) -> Result<(String, CertificateName), sqlx::Error> {
+    Ok((r.text("destination")?, CertificateName::stored(r.text("certificate")?)))
+}
+
+/// Attach the further candidates (read in position order) to their bindings.
+fn with_alternates(mut bindings: Vec<BindingRecord>, alternates: Vec<(String, CertificateName)>) -> Vec<BindingRecord> {
+    let mut by_destination: std::collections::HashMap<String, Vec<CertificateName>> = std::collections::HashMap::new();
+    for (destination, cert) in alternates {
+        by_destination.entry(destination).or_default().push(cert);
+    }
+    for b in &mut bindings {
+        if let Some(certs) = by_destination.remove(&b.destination) {
+            b.alternates = certs;
+        }
+    }
+    bindings
 }

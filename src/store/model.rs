@@ -119,8 +119,11 @@ pub struct AlertRecord {
 pub struct BindingRecord {
     /// Canonical destination key: `host`, `host:port`, `*.domain` or `service:NAME`.
     pub destination: String,
-    /// Certificate name; None = send no certificate.
+    /// Certificate name (the first candidate); None = send no certificate.
     pub certificate: Option<CertificateName>,
+    /// Further candidates in order of preference (`bind DEST A,B,C`: `B`, `C`); empty when the
+    /// binding names one certificate or none. Stored in `binding_certificates`.
+    pub alternates: Vec<CertificateName>,
     /// How the partner is verified (stored as its text: `public`, `private`, `ca:NAME[,NAME]`).
     pub trust: TrustPolicy,
     pub sni: Option<String>,
@@ -134,12 +137,18 @@ pub struct BindingRecord {
 }
 
 impl BindingRecord {
+    /// Every certificate the binding names, in order of preference (empty for no-cert).
+    pub fn candidates(&self) -> impl Iterator<Item = &str> {
+        self.certificate.iter().chain(self.alternates.iter()).map(CertificateName::as_str)
+    }
+
     /// The `certgate bind DESTINATION ...` arguments after the destination that recreate this
-    /// binding: `CERT` or `--no-cert`, then `--trust`, `--sni` and `--pin` when set (for remedies
-    /// that change one option and keep the rest). `--allow-renegotiation` is left to the caller.
+    /// binding: `CERT[,CERT]...` or `--no-cert`, then `--trust`, `--sni` and `--pin` when set (for
+    /// remedies that change one option and keep the rest). `--allow-renegotiation` is left to the
+    /// caller.
     pub fn bind_args(&self) -> String {
-        let mut args =
-            vec![self.certificate.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "--no-cert".to_string())];
+        let names: Vec<&str> = self.candidates().collect();
+        let mut args = vec![if names.is_empty() { "--no-cert".to_string() } else { names.join(",") }];
         if self.trust != TrustPolicy::Public {
             args.push(format!("--trust {}", self.trust));
         }

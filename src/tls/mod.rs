@@ -2,10 +2,12 @@
 //! trust policies turned into root stores, partner verification with readable errors, and the
 //! mapping of TLS failures to the gateway's error codes.
 
+mod candidates;
 mod errors;
 mod sessions;
 mod verifier;
 
+pub use candidates::{note_presented, Candidate, CandidateResolver};
 pub use errors::{classify, UpstreamFailure};
 pub use verifier::{PartnerVerifier, UpstreamCertError};
 
@@ -77,16 +79,29 @@ pub fn client_config_with(
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     sessions: Arc<dyn ClientSessionStore>,
 ) -> Result<Arc<ClientConfig>, String> {
+    let candidates = match identity {
+        Some((chain, key)) => vec![Candidate::new("the certificate", chain, key)?],
+        None => Vec::new(),
+    };
+    client_config_candidates(verifier, candidates, sessions)
+}
+
+/// A client config presenting one of `candidates` at each handshake (the partner's CA names
+/// pick; none: no certificate) and verifying with a shared `verifier`.
+pub fn client_config_candidates(
+    verifier: Arc<PartnerVerifier>,
+    candidates: Vec<Candidate>,
+    sessions: Arc<dyn ClientSessionStore>,
+) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match identity {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| format!("the certificate cannot be used as a TLS client identity: {e}"))?,
-        None => builder.with_no_client_auth(),
+    let mut config = if candidates.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        builder.with_client_cert_resolver(Arc::new(CandidateResolver::new(candidates)))
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.resumption = Resumption::store(sessions);

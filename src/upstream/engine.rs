@@ -27,6 +27,10 @@ pub struct Handshaken {
     pub version: Option<String>,
     pub cipher: Option<String>,
     pub alpn: Option<String>,
+    /// The name of the client certificate presented in this handshake (of the route's candidates,
+    /// the one the partner's CA names picked); None when the partner asked for none or the
+    /// session was resumed without asking.
+    pub presented: Option<String>,
     /// The partner's leaf certificate (DER) that the verifier accepted.
     pub peer_leaf: Option<Vec<u8>>,
 }

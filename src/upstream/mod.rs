@@ -249,6 +249,8 @@ impl hyper::rt::Write for UpstreamIo {
 #[derive(Clone)]
 pub struct Connector {
     engine: Arc<dyn TlsEngine>,
+    /// The route's destination key, for the metric of the certificate presented.
+    destination: Arc<str>,
     /// `--sni`: the name sent and verified instead of the request's host.
     sni: Option<String>,
     settings: Arc<UpstreamSettings>,
@@ -265,11 +267,12 @@ impl Connector {
 
     pub fn new(
         engine: Arc<dyn TlsEngine>,
+        destination: &str,
         sni: Option<String>,
         settings: Arc<UpstreamSettings>,
         failures: Arc<LastFailure>,
     ) -> Self {
-        Connector { engine, sni, settings, failures, observed: None }
+        Connector { engine, destination: destination.into(), sni, settings, failures, observed: None }
     }
 }
 
@@ -362,6 +365,9 @@ impl tower::Service<Uri> for Connector {
                 .await
                 .map_err(|e| Box::new(e) as BoxError)?;
             crate::telemetry::handshake(done.resumed, started.elapsed());
+            if let Some(name) = &done.presented {
+                crate::telemetry::client_certificate_presented(&this.destination, name);
+            }
             if let (Some(o), Some(leaf)) = (&this.observed, &done.peer_leaf) {
                 let destination = if port == 443 { host.clone() } else { format!("{host}:{port}") };
                 o.observer.seen(&PartnerSeen {

@@ -318,7 +318,9 @@ impl TlsEngine for OpensslEngine {
             let alpn = ssl.selected_alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned());
             let peer_leaf = ssl.peer_certificate().and_then(|c| c.to_der().ok());
             let io = OpensslIo { stream, state };
-            Ok(Handshaken { io: Box::new(io), resumed, h2: false, version, cipher, alpn, peer_leaf })
+            // An OpenSSL route has one identity (the first candidate); which one went out is not
+            // counted per handshake here.
+            Ok(Handshaken { io: Box::new(io), resumed, h2: false, version, cipher, alpn, peer_leaf, presented: None })
         })
     }
 

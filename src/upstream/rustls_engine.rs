@@ -46,7 +46,8 @@ impl TlsEngine for RustlsEngine {
             })?;
             let armed = Arc::new(AtomicBool::new(false));
             let watched = RecordWatch { inner: tcp, armed: armed.clone(), header: [0; 5], header_len: 0, body_left: 0 };
-            let stream = connector.connect(name, watched).await.map_err(|e| match tls::classify(&e) {
+            let (stream, presented) = tls::note_presented(connector.connect(name, watched)).await;
+            let stream = stream.map_err(|e| match tls::classify(&e) {
                 Some(f) => HandshakeError::Partner(f),
                 None => HandshakeError::Other(e.to_string()),
             })?;
@@ -58,7 +59,7 @@ impl TlsEngine for RustlsEngine {
             }
             let (version, cipher, alpn) = tls::negotiated(conn);
             let peer_leaf = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn, peer_leaf })
+            Ok(Handshaken { io: Box::new(stream), resumed, h2, version, cipher, alpn, peer_leaf, presented })
         })
     }
 

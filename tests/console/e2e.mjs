@@ -22,6 +22,8 @@
 //   --expect-proxy   E2E_EXPECT_PROXY        host:port the HTTP_PROXY example must name (serve's proxy listener)
 //   --duplicate      E2E_DUPLICATE           upload the PFX again under this second name at the end: it
 //                                            must warn that it is already stored under --name
+//   --also           E2E_ALSO                a stored certificate to bind as the second candidate (the
+//                                            partner's CA names pick one): the table lists both in order
 //
 // Scenario: sign in (after a refused token); upload the PFX with a wrong password and see the
 // refusal, which must mention the password, with the form still filled; upload it with the right
@@ -46,7 +48,7 @@ function parseArgs(argv) {
     '--url': 'url', '--token': 'token', '--pfx': 'pfx', '--password': 'password', '--host': 'host',
     '--screenshots': 'screenshots', '--name': 'name', '--expect-expiry': 'expectExpiry',
     '--expect-counts': 'expectCounts', '--chromium': 'chromium', '--anchor': 'anchor',
-    '--expect-proxy': 'expectProxy', '--duplicate': 'duplicate',
+    '--expect-proxy': 'expectProxy', '--duplicate': 'duplicate', '--also': 'also',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -72,6 +74,7 @@ function parseArgs(argv) {
   opts.anchor ??= env.E2E_ANCHOR;
   opts.expectProxy ??= env.E2E_EXPECT_PROXY;
   opts.duplicate ??= env.E2E_DUPLICATE;
+  opts.also ??= env.E2E_ALSO;
   opts.chromium ??= env.CHROMIUM || '/usr/bin/chromium';
   const missing = ['url', 'token', 'pfx', 'password', 'host', 'screenshots'].filter((k) => !opts[k]);
   if (missing.length) fail('arguments', `missing ${missing.map((m) => `--${m}`).join(', ')} (see --help)`);
@@ -262,11 +265,17 @@ async function run() {
   const form = page.locator('#binding-form');
   await form.getByLabel('Partner host').fill(opts.host);
   await form.getByLabel('Client certificate').selectOption(opts.name);
+  if (opts.also) await form.getByLabel('Other candidates').fill(opts.also);
   await form.getByRole('button', { name: 'Save binding' }).click();
   const esc = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  await outcome(page.getByText(new RegExp(`(Added|Changed) binding ${esc(opts.host)} → ${esc(opts.name)}`)), 'the binding');
+  const boundTo = opts.also ? `${opts.name}, ${opts.also}` : opts.name;
+  await outcome(page.getByText(new RegExp(`(Added|Changed) binding ${esc(opts.host)} → ${esc(boundTo)}`)), 'the binding');
   const bound = await page.locator(`tr[data-destination="${opts.host}"]`).innerText();
   expect(bound.includes(opts.name), `the bindings table does not show ${opts.host} -> ${opts.name}: ${bound}`);
+  if (opts.also) {
+    const listed = await page.locator(`tr[data-destination="${opts.host}"] ol.candidates li`).allInnerTexts();
+    expect(JSON.stringify(listed) === JSON.stringify([opts.name, opts.also]), `the bindings table does not list the candidates in order: ${listed}`);
+  }
   await shot('bindings');
 
   if (opts.anchor) {

@@ -13,15 +13,20 @@ use crate::control::{BindRequest, BindingView, ControlError};
 use super::handler::{as_caller, json, ApiResult, S};
 use super::responses::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable};
 
-/// `certificate`: a name, or null for "send no certificate".
+/// `certificate`: a name, or null for "send no certificate"; or `certificates`: several names in
+/// order of preference. Exactly one of the two.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = BindingPut, example = json!({"certificate": "billing", "trust": "ca:partner-root", "pins": []}))]
+#[schema(as = BindingPut, example = json!({"certificates": ["billing-2026", "billing-2027"], "trust": "ca:partner-root", "pins": []}))]
 pub struct BindingBody {
-    /// A certificate name, or null to send no certificate. Required.
+    /// A certificate name, or null to send no certificate. Required unless `certificates` is given.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, required = true)]
+    #[schema(value_type = Option<String>)]
     certificate: Option<Option<String>>,
+    /// Several certificates in order of preference: at each handshake the first that chains to a
+    /// CA the partner names is presented, or the first when it names none. Not empty.
+    #[schema(min_items = 1)]
+    certificates: Option<Vec<String>>,
     /// public (default), private or ca:NAME[,NAME].
     trust: Option<String>,
     /// The name to send as SNI and verify.
@@ -92,14 +97,33 @@ pub async fn put(
     Path(destination): Path<String>,
     Body(body): Body<BindingBody>,
 ) -> ApiResult {
-    let certificate = body.certificate.ok_or_else(|| {
-        ApiError::bad_request("'certificate' is required", "give a certificate name, or null to send no certificate")
-    })?;
+    let certificates = match (body.certificate, body.certificates) {
+        (Some(one), None) => one.into_iter().collect(),
+        (None, Some(list)) if !list.is_empty() => list,
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "'certificates' is empty",
+                "name at least one certificate, or give \"certificate\": null to send no certificate",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either 'certificate' or 'certificates', not both",
+                "one certificate in 'certificate', or several in order of preference in 'certificates'",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "'certificate' or 'certificates' is required",
+                "give a certificate name (or a list in order of preference), or null to send no certificate",
+            ))
+        }
+    };
     let view = as_caller(
         &caller,
         st.control.bind(BindRequest {
             destination,
-            certificate,
+            certificates,
             trust: body.trust,
             sni: body.sni,
             pins: body.pins,

@@ -31,6 +31,8 @@ pub const RESPONSE_CAP: Duration = Duration::from_secs(5);
 pub struct ProbeBody {
     /// https://partner[:port]/path, partner, or partner:port.
     target: String,
+    /// A certificate to present instead of the binding's, or several candidates `a,b` in order
+    /// of preference (the partner's CA names pick one).
     cert: Option<String>,
     sni: Option<String>,
     trust: Option<String>,

@@ -66,7 +66,11 @@ pub async fn put(
     Path(name): Path<String>,
     Body(body): Body<ServiceBody>,
 ) -> ApiResult {
-    let view = as_caller(&caller, st.control.add_service(&name, &body.url, body.certificate, body.trust)).await?;
+    let view = as_caller(
+        &caller,
+        st.control.add_service(&name, &body.url, body.certificate.map(|c| c.into_iter().collect()), body.trust),
+    )
+    .await?;
     let status = if view.replaced == Some(true) { StatusCode::OK } else { StatusCode::CREATED };
     Ok(json(status, &view))
 }

@@ -1091,6 +1091,8 @@
     else if (cc.sent_acceptable === true) sent = [h('span', { class: 'mono', text: cc.sent }), ' ', badge('ok', 'Acceptable to the partner')];
     else if (cc.sent_acceptable === false) sent = [h('span', { class: 'mono', text: cc.sent }), ' ', badge('bad', 'Not among the CAs the partner accepts')];
     else sent = [h('span', { class: 'mono', text: cc.sent })];
+    if ((cc.candidates || []).length > 1) sent.push(h('p', { class: 'small', text: `Candidates, in order of preference: ${cc.candidates.join(', ')}. The partner's CA names pick one at each connection.` }));
+    if (cc.presented) sent.push(h('p', { class: 'small', 'data-presented': cc.presented, text: `Presented in the handshake: ${cc.presented}.` }));
     row('Certificate sent', ...sent);
     row('Outcome', r.outcome.accepted ? badge(r.ok ? 'ok' : 'warn', 'Answered') : badge('bad', 'Failed'), h('span', { text: ` — ${r.outcome.message}` }));
     const problems = r.problems.map((p) => h('li', { 'data-code': p.code },
@@ -1123,11 +1125,19 @@
       names.length ? h('optgroup', { label: 'Certificates' }, names.map((n) => h('option', { value: n, text: n }))) : null);
   }
 
+  /** A binding's certificates: one link each, in order of preference, or "no certificate". */
+  function certList(b) {
+    const names = b.certificates || (b.certificate ? [b.certificate] : []);
+    if (!names.length) return h('span', { class: 'muted', text: 'no certificate' });
+    if (names.length === 1) return certLink(names[0]);
+    return h('ol', { class: 'candidates', title: 'In order of preference: the partner\'s CA names pick one at each connection' }, names.map((n) => h('li', null, certLink(n))));
+  }
+
   /** What a service sends: its own binding when it has one (certificate, trust, SNI). */
   function serviceProbe(s) {
     const body = { target: s.url };
     if (s.binding) {
-      if (s.binding.certificate) body.cert = s.binding.certificate;
+      if ((s.binding.certificates || []).length) body.cert = s.binding.certificates.join(',');
       body.trust = s.binding.trust;
       if (s.binding.sni) body.sni = s.binding.sni;
     }
@@ -1150,6 +1160,8 @@
       const dest = h('input', { type: 'text', name: 'destination', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'api.partner.example' });
       const cert = h('select', { name: 'certificate' });
       certOptions(cert, certNames, [['', '— choose a certificate —'], ['__none__', 'Send no certificate']]);
+      const also = h('input', { type: 'text', name: 'also', autocomplete: 'off', spellcheck: 'false', placeholder: 'optional, e.g. billing-2027', list: 'binding-cert-names' });
+      const alsoNames = h('datalist', { id: 'binding-cert-names' }, certNames.map((n) => h('option', { value: n })));
       const trust = trustPicker(anchorNames);
       const sni = h('input', { type: 'text', name: 'sni', autocomplete: 'off', spellcheck: 'false', placeholder: 'optional' });
       const pins = h('textarea', { name: 'pins', rows: '2', spellcheck: 'false', placeholder: 'sha256/BASE64 (one per line, optional)', class: 'mono' });
@@ -1161,6 +1173,8 @@
         h('div', { class: 'row2' },
           field('Partner host', dest, 'host, host:port, *.domain or a URL (reduced to its host)'),
           field('Client certificate', cert, 'what certgate presents when an app calls this host')),
+        field('Other candidates', also, 'more certificates, comma-separated, in order of preference: at each connection certgate presents the first one that chains to a CA the partner names (e.g. during a move to a new CA)'),
+        alsoNames,
         trust.el,
         h('details', { class: 'more' }, h('summary', { text: 'Advanced: SNI and public-key pins' }),
           h('div', { class: 'row2' },
@@ -1177,6 +1191,7 @@
         // Changing a binding keeps its host; another host is a new binding (Clear first).
         dest.readOnly = !!b;
         cert.value = b ? (b.certificate === null ? '__none__' : b.certificate) : '';
+        also.value = b ? (b.certificates || []).slice(1).join(', ') : '';
         trust.set(b ? b.trust : 'public');
         sni.value = b && b.sni ? b.sni : '';
         pins.value = b ? (b.pins || []).join('\n') : '';
@@ -1200,7 +1215,14 @@
         }
         const t = trust.value();
         if (!t) return alert.message('Pick at least one trust anchor', 'or choose Public CAs');
-        const body = { certificate: cert.value === '__none__' ? null : cert.value, trust: t, pins: pins.value.split(/\s+/).filter(Boolean) };
+        const others = also.value.split(/[\s,]+/).filter(Boolean);
+        if (others.length && cert.value === '__none__') {
+          alert.message('"Send no certificate" has no other candidates', 'choose a certificate first, or clear Other candidates');
+          return also.focus();
+        }
+        const body = { trust: t, pins: pins.value.split(/\s+/).filter(Boolean) };
+        if (others.length) body.certificates = [cert.value, ...others];
+        else body.certificate = cert.value === '__none__' ? null : cert.value;
         if (sni.value.trim()) body.sni = sni.value.trim();
         if (reneg.checked) body.allow_renegotiation = true;
         await busy(submit, 'Saving…', alert, async () => {
@@ -1208,7 +1230,7 @@
           const lines = [];
           if (v.reduced_from) lines.push(`The URL ${v.reduced_from} was reduced to ${v.destination}.`);
           lines.push('The gateway picks the change up within a second.');
-          state.flash = { kind: 'ok', title: `${v.replaced ? 'Changed' : 'Added'} binding ${v.destination} → ${v.certificate || 'no certificate'}`, lines };
+          state.flash = { kind: 'ok', title: `${v.replaced ? 'Changed' : 'Added'} binding ${v.destination} → ${(v.certificates || []).join(', ') || 'no certificate'}`, lines };
           render();
         });
       });
@@ -1233,7 +1255,7 @@
       return h('tr', { 'data-destination': b.destination, class: b.unavailable ? 'sev-bad' : null },
         h('th', { scope: 'row', class: 'mono' }, b.destination,
           b.unavailable ? h('p', { class: 'small route-unavailable' }, badge('bad', 'Unavailable'), ' ', h('span', { text: `Requests get route-unavailable: ${b.unavailable}` })) : null),
-        h('td', null, b.certificate ? certLink(b.certificate) : h('span', { class: 'muted', text: 'no certificate' })),
+        h('td', null, certList(b)),
         h('td', { text: trustText(b.trust) }),
         h('td', { class: b.sni ? 'mono' : null, text: b.sni || '—' }),
         h('td', { title: (b.pins || []).join('\n') || null, text: (b.pins || []).length ? plural(b.pins.length, 'pin') : '—' }),
@@ -1302,7 +1324,7 @@
     const serviceRows = services.map((s) => h('tr', { 'data-service': s.name },
       h('th', { scope: 'row', text: s.name }),
       h('td', { class: 'mono break', text: s.url }),
-      h('td', null, s.binding ? (s.binding.certificate ? certLink(s.binding.certificate) : h('span', { class: 'muted', text: 'no certificate' })) : h('span', { class: 'muted', text: "the host's binding" })),
+      h('td', null, s.binding ? certList(s.binding) : h('span', { class: 'muted', text: "the host's binding" })),
       h('td', { text: s.binding ? trustText(s.binding.trust) : '—' }),
       h('td', { class: 'mono small', text: `/svc/${s.name}/` }),
       op ? h('td', { class: 'row-actions' },
