@@ -8,6 +8,7 @@
 
 mod error;
 mod guard;
+mod head;
 pub mod probe;
 mod proxy;
 
@@ -21,8 +22,6 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::model::ErrorCode;
@@ -282,8 +281,7 @@ pub async fn serve_proxy(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limits = gateway.settings.clients.clone();
     let admission = Admission::new(limits.clone(), "proxy");
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(limits.hyper_buffer()).keep_alive(true);
+    let builder = limits.server_builder();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
