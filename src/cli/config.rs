@@ -162,6 +162,43 @@ impl ConfigFile {
     }
 }
 
+/// Fuzzing entry point (fuzz target `config`), not part of the API: a config file's text read
+/// as `--config` reads it, and everything `serve` derives from it: settings, listen addresses,
+/// webhook URLs, and the deadlines the gateway computes from its durations.
+#[doc(hidden)]
+pub fn fuzz_config(text: &str) {
+    let Ok(file) = toml::from_str::<ConfigFile>(text) else { return };
+    let _ = format!("{file:?}");
+    let Ok(settings) = super::Settings::combine(file, PathBuf::from("/nonexistent"), None, None, false, "fuzz".into())
+    else {
+        return;
+    };
+    let g = &settings.gateway;
+    for addr in [&g.proxy_listen, &g.admin_listen].into_iter().flatten() {
+        let _ = addr.parse::<std::net::SocketAddr>();
+    }
+    let gateway = g.gateway();
+    let upstream = g.upstream();
+    // The durations the gateway adds to `Instant::now()` (the others go to tokio timers,
+    // which saturate).
+    let now = tokio::time::Instant::now();
+    for d in [
+        gateway.clients.header_read_timeout,
+        gateway.clients.keep_alive_timeout,
+        gateway.clients.body_read_timeout,
+        upstream.response_body_timeout,
+    ] {
+        let _ = now + d;
+    }
+    let _ = gateway.clients.hyper_buffer();
+    for hook in settings.alerts.webhooks.values() {
+        let _ = url::Url::parse(&hook.url);
+    }
+    if let Some(c) = &settings.alerts.default_contact {
+        let _ = crate::control::parse_contact(c);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@
 //! moves, and keeps the old one when compiling fails.
 
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod guard;
 mod head;
 pub mod probe;
