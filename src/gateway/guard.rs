@@ -5,6 +5,8 @@
 //!
 //! - a request head that is not complete within `header_read_timeout` gets `408 request-timeout`;
 //! - a request head larger than `max_header_bytes` gets `431 headers-too-large`;
+//! - a request head hyper would refuse (checked as hyper reads it, see `head.rs`) gets
+//!   `400 bad-request` (or `431` for more than 100 header lines) instead of hyper's bare status;
 //! - a connection that opens and sends nothing for `header_read_timeout`, or stays idle between
 //!   requests (HTTP/1.1 keep-alive, HTTP/2) for `keep_alive_timeout`, is closed;
 //! - a request body that pauses longer than `body_read_timeout` ends the request with
@@ -17,8 +19,9 @@
 //! nothing in flight, bytes read are a request head (timed and counted until its blank line);
 //! a watchdog task sleeps until the next deadline. hyper's own `header_read_timeout` closes the
 //! connection without an answer, and its oversized-head answer is a bare 431: this module gives
-//! both the `Certgate-Error` code and JSON body. HTTP/2 (prior knowledge, `PRI *`) is only timed
-//! for idleness: its frames are not parsed here.
+//! both the `Certgate-Error` code and JSON body. HTTP/2 (prior knowledge, `PRI *`) must start its
+//! first request within the header-read timeout and is then timed for idleness: its frames are
+//! not parsed here.
 
 use std::collections::HashMap;
 use std::future::Future;
