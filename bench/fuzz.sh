@@ -157,7 +157,8 @@ run_one() {
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
-  corpus=$(find "$FUZZ/corpus/$target" -type f | wc -l)
+  # libFuzzer's corpus (inputs it keeps, after reduction) / files in the corpus folder
+  corpus="$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2) / $(find "$FUZZ/corpus/$target" -type f | wc -l) files"
   local found=none
   if [ "$status" != 0 ]; then
     found="FOUND (exit $status): $(ls -t "$FUZZ/artifacts/$target" | head -1)"
@@ -185,7 +186,7 @@ case "${1:-}" in
     done
     [ -d "$FUZZ/corpus" ] || seed
     [ -n "${FUZZ_BIN_DIR:-}" ] || build
-    echo "| target | time | execs | execs/s | cov | ft | corpus | findings |"
+    echo "| target | time | execs | execs/s | cov | ft | corpus (kept/size / files) | findings |"
     echo "|---|---|---|---|---|---|---|---|"
     failed=0
     for t in "${run[@]}"; do run_one "$t" "$seconds" || failed=1; done
