@@ -22,7 +22,8 @@
 #                    OpenAPI document), aiosmtpd (the SMTP server that receives e-mail alerts).
 #   npm              playwright-core, locked in tests/console/package-lock.json (drives Debian's
 #                    Chromium; no browser is downloaded).
-#   cargo            cargo-deb (builds the Debian package in tests/package.rs).
+#   cargo            cargo-deb (builds the Debian package in tests/package.rs), cargo-fuzz (the
+#                    fuzz targets .ci/run builds and runs briefly: bench/fuzz.sh; needs g++).
 #   PostgreSQL       a server on 127.0.0.1:5432, user postgres with trust auth on loopback, and a
 #                    database `test`; started with pg_ctlcluster when none answers.
 # Installing needs root (or sudo without a password); on CI (.ci/run) it runs as root.
@@ -74,6 +75,7 @@ debs=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have openssl || debs+=(openssl)
 have gcc || debs+=(gcc)
+have g++ || debs+=(g++)
 have make || debs+=(make)
 have pkg-config || debs+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || debs+=(libssl-dev)
@@ -95,6 +97,7 @@ python3 -c 'import aiosmtpd' 2>/dev/null || need "Python aiosmtpd"
 have schemathesis || need "Python schemathesis"
 [ -f tests/console/node_modules/playwright-core/package.json ] || need "npm playwright-core (tests/console)"
 have cargo-deb || need "cargo-deb"
+have cargo-fuzz || need "cargo-fuzz"
 pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || need "a PostgreSQL server on 127.0.0.1:5432"
 
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -117,6 +120,7 @@ else
     (cd tests/console && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   fi
   have cargo-deb || cargo install cargo-deb --locked
+  have cargo-fuzz || cargo install cargo-fuzz --locked
 fi
 
 # ---------------------------------------------------------------- PostgreSQL for the tests
@@ -152,6 +156,7 @@ fi
   psql -h 127.0.0.1 -U postgres -d test -Atc 'SELECT version()'
   systemd-analyze --version | sed -n 1p
   cargo deb --version
+  cargo fuzz --version
 } >&2
 [ "$check_only" = 1 ] && exit 0
 [ "$install_only" = 1 ] && exit 0

@@ -71,15 +71,13 @@ pub async fn serve(
     limits: crate::gateway::ClientLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto;
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let admission = crate::gateway::Admission::new(limits.clone(), "admin");
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(limits.hyper_buffer());
+    let builder = limits.server_builder();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -152,13 +152,83 @@ impl ConfigFile {
                 "check the --config path",
             )
         })?;
-        toml::from_str(&text).map_err(|e| {
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| {
             ControlError::usage(
                 "usage",
                 format!("the config file {} is not valid: {}", path.display(), e.message()),
                 "see docs/certgate.example.toml for the keys certgate knows",
             )
-        })
+        })?;
+        file.gateway.check().map_err(|e| {
+            ControlError::usage(
+                "usage",
+                format!("the config file {} is not valid: {e}", path.display()),
+                "see docs/certgate.example.toml for the limits and their defaults",
+            )
+        })?;
+        Ok(file)
+    }
+}
+
+/// The most connections `max_connections` and `max_connections_per_client` may allow: far
+/// beyond any file-descriptor limit, and within what the gateway's counters can hold.
+pub const MAX_CONNECTIONS_SETTING: usize = 1 << 24;
+
+impl GatewayConfig {
+    /// Values `serve` cannot work with, refused when the file is read rather than at the first
+    /// connection. (A `max_connections` over tokio's semaphore limit, about 2.3e18, made `serve`
+    /// panic while starting; found while writing the `config` fuzz target.)
+    pub fn check(&self) -> Result<(), String> {
+        for (key, value) in
+            [("max_connections", self.max_connections), ("max_connections_per_client", self.max_connections_per_client)]
+        {
+            if value > MAX_CONNECTIONS_SETTING {
+                return Err(format!("[gateway] {key} = {value} is more than {MAX_CONNECTIONS_SETTING}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fuzzing entry point (fuzz target `config`), not part of the API: a config file's text read
+/// as `--config` reads it, and everything `serve` derives from it: settings, listen addresses,
+/// the listeners' server builder and connection limits, webhook URLs, and the deadlines the
+/// gateway computes from its durations.
+#[doc(hidden)]
+pub fn fuzz_config(text: &str) {
+    let Ok(file) = toml::from_str::<ConfigFile>(text) else { return };
+    let _ = format!("{file:?}");
+    if file.gateway.check().is_err() {
+        return;
+    }
+    let Ok(settings) = super::Settings::combine(file, PathBuf::from("/nonexistent"), None, None, false, "fuzz".into())
+    else {
+        return;
+    };
+    let g = &settings.gateway;
+    for addr in [&g.proxy_listen, &g.admin_listen].into_iter().flatten() {
+        let _ = addr.parse::<std::net::SocketAddr>();
+    }
+    let gateway = g.gateway();
+    let upstream = g.upstream();
+    // The durations the gateway adds to `Instant::now()` (the others go to tokio timers,
+    // which saturate).
+    let now = tokio::time::Instant::now();
+    for d in [
+        gateway.clients.header_read_timeout,
+        gateway.clients.keep_alive_timeout,
+        gateway.clients.body_read_timeout,
+        upstream.response_body_timeout,
+    ] {
+        let _ = now + d;
+    }
+    let _ = gateway.clients.server_builder();
+    let _ = crate::gateway::Admission::new(gateway.clients.clone(), "fuzz");
+    for hook in settings.alerts.webhooks.values() {
+        let _ = url::Url::parse(&hook.url);
+    }
+    if let Some(c) = &settings.alerts.default_contact {
+        let _ = crate::control::parse_contact(c);
     }
 }
 
@@ -178,5 +248,30 @@ mod tests {
         let smtp = cfg.alerts.smtp.as_ref().expect("the example sets [alerts.smtp]");
         assert!(smtp.username.is_some() && smtp.password_file.is_some() && smtp.ca_file.is_some());
         cfg.alerts.check().expect("the example's alert settings pass their own checks");
+        cfg.gateway.check().expect("the example's limits are accepted");
+    }
+
+    /// A connection limit tokio's semaphore cannot hold made `serve` panic while starting.
+    #[test]
+    fn a_connection_limit_beyond_what_can_be_counted_is_refused_when_the_file_is_read() {
+        let dir = std::env::temp_dir().join(format!("certgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (key, ok) in [("max_connections", false), ("max_connections_per_client", false), ("max_connections", true)]
+        {
+            let value = if ok { MAX_CONNECTIONS_SETTING } else { 9_000_000_000_000_000_000 };
+            let path = dir.join("certgate.toml");
+            std::fs::write(&path, format!("[gateway]\n{key} = {value}\n")).unwrap();
+            match ConfigFile::read(&path) {
+                Ok(file) if ok => {
+                    let _ = crate::gateway::Admission::new(file.gateway.gateway().clients, "test");
+                }
+                Ok(_) => panic!("{key} = {value} was accepted"),
+                Err(e) => {
+                    assert!(!ok, "{key} = {value} refused: {e}");
+                    assert!(e.to_string().contains(&format!("{key} = {value} is more than")), "{e}");
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

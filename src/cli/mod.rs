@@ -24,6 +24,8 @@ use clap::{Parser, Subcommand};
 use crate::control::StoreUrl;
 use crate::control::{Control, ControlError, MasterKeySource, OpenOptions, Redacted};
 
+#[doc(hidden)]
+pub use config::fuzz_config;
 pub use output::Failure;
 pub use serve::{serve_on, ServeArgs};
 

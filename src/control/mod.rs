@@ -11,6 +11,8 @@ mod copy;
 mod document;
 mod error;
 mod expiry;
+#[doc(hidden)]
+pub mod fuzz;
 mod mendix;
 mod notify;
 mod open;

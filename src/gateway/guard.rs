@@ -5,6 +5,8 @@
 //!
 //! - a request head that is not complete within `header_read_timeout` gets `408 request-timeout`;
 //! - a request head larger than `max_header_bytes` gets `431 headers-too-large`;
+//! - a request head hyper would refuse (checked as hyper reads it, see `head.rs`) gets
+//!   `400 bad-request` (or `431` for more than 100 header lines) instead of hyper's bare status;
 //! - a connection that opens and sends nothing for `header_read_timeout`, or stays idle between
 //!   requests (HTTP/1.1 keep-alive, HTTP/2) for `keep_alive_timeout`, is closed;
 //! - a request body that pauses longer than `body_read_timeout` ends the request with
@@ -17,8 +19,9 @@
 //! nothing in flight, bytes read are a request head (timed and counted until its blank line);
 //! a watchdog task sleeps until the next deadline. hyper's own `header_read_timeout` closes the
 //! connection without an answer, and its oversized-head answer is a bare 431: this module gives
-//! both the `Certgate-Error` code and JSON body. HTTP/2 (prior knowledge, `PRI *`) is only timed
-//! for idleness: its frames are not parsed here.
+//! both the `Certgate-Error` code and JSON body. HTTP/2 (prior knowledge, `PRI *`) must start its
+//! first request within the header-read timeout and is then timed for idleness: its frames are
+//! not parsed here.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,6 +41,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::error::GatewayError;
+use super::head::{self, Head};
 use crate::model::ErrorCode;
 use crate::upstream::BoxError;
 
@@ -77,7 +81,23 @@ impl ClientLimits {
     pub fn hyper_buffer(&self) -> usize {
         (self.max_header_bytes.saturating_mul(2)).max(16 * 1024) + 16 * 1024
     }
+
+    /// The server builder for applications' connections (proxy and admin listener): HTTP/1 with
+    /// `hyper_buffer`, HTTP/2 with the same header limit as HTTP/1 (hyper's default is 16 KiB)
+    /// and at most [`MAX_H2_STREAMS`] concurrent streams per connection.
+    pub fn server_builder(&self) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+        let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        builder.http1().max_buf_size(self.hyper_buffer()).keep_alive(true);
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(MAX_H2_STREAMS);
+        builder
+    }
 }
+
+/// Concurrent HTTP/2 streams one application connection may open (hyper's default is 200).
+pub const MAX_H2_STREAMS: u32 = 100;
 
 /// How many refused connections may be answered at once; beyond that they are closed at once.
 const ANSWERING: usize = 64;
@@ -202,6 +222,9 @@ enum Cut {
     HeadTimeout,
     /// A request head over `max_header_bytes`: 431.
     HeadTooLarge,
+    /// A request head hyper would refuse (see `head.rs`): the answer is the connection's
+    /// `refusal`, with this code.
+    HeadRefused(ErrorCode),
 }
 
 impl Cut {
@@ -211,6 +234,7 @@ impl Cut {
             Cut::Idle => "idle",
             Cut::HeadTimeout => ErrorCode::RequestTimeout.as_str(),
             Cut::HeadTooLarge => ErrorCode::HeadersTooLarge.as_str(),
+            Cut::HeadRefused(code) => code.as_str(),
         }
     }
 }
@@ -255,6 +279,11 @@ impl Activity {
             return None;
         }
         if s.h2 {
+            // The first request (its HEADERS frame) is due within the header-read timeout, like
+            // an HTTP/1 head; later, only idleness is timed (frames are not parsed here).
+            if s.served == 0 {
+                return Some((s.accepted + limits.header_read_timeout, Cut::Silent));
+            }
             return Some((s.idle_since + limits.keep_alive_timeout, Cut::Idle));
         }
         Some(match s.head_started {
@@ -323,6 +352,10 @@ struct Watched {
     head_len: usize,
     head_done: bool,
     last: [u8; 2],
+    /// The request head read so far (plain connections only), for `head::check`.
+    head_buf: Vec<u8>,
+    /// Why `head::check` refused the head, to answer with.
+    refusal: Option<GatewayError>,
     /// The answer being written after a cut, and how much of it went out.
     answer: Option<(Vec<u8>, usize)>,
     /// Bytes read and thrown away after the answer (sent, then the write side shut).
@@ -344,6 +377,29 @@ impl Watched {
         false
     }
 
+    /// Add bytes of the head to what was read of it and check it as hyper will read it:
+    /// after its first read (hyper parses what it has then) and once it is complete (hyper
+    /// parses again only then). `Some`: hyper would refuse it; answer with this instead.
+    fn check_head(&mut self, part: &[u8]) -> Option<GatewayError> {
+        if !self.plain {
+            return None; // TLS records, not a head: hyper reads the decrypted bytes
+        }
+        let first = self.head_buf.is_empty();
+        self.head_buf.extend_from_slice(part);
+        let refusal = if first || self.head_done {
+            match head::check(&self.head_buf) {
+                Head::Refused(e) => Some(e),
+                Head::Partial | Head::Complete => None,
+            }
+        } else {
+            None
+        };
+        if self.head_done {
+            self.head_buf = Vec::new();
+        }
+        refusal
+    }
+
     fn answer_for(&self, cut: Cut) -> Option<Vec<u8>> {
         if !self.plain {
             return None;
@@ -357,6 +413,7 @@ impl Watched {
                     self.limits.header_read_timeout.as_millis()
                 ),
             ),
+            Cut::HeadRefused(_) => self.refusal.clone()?,
             Cut::HeadTooLarge => GatewayError::new(
                 ErrorCode::HeadersTooLarge,
                 format!(
@@ -441,17 +498,27 @@ impl AsyncRead for Watched {
                     this.head_len = 0;
                     this.head_done = false;
                     this.last = [0, 0];
+                    this.head_buf.clear();
                 } else {
                     drop(s);
                 }
                 if !this.head_done {
                     let data = buf.filled()[before..].to_vec();
+                    let head_before = this.head_len;
                     this.head_done = this.scan_head(&data);
                     if this.head_len > this.limits.max_header_bytes {
                         buf.set_filled(before);
                         this.activity.cut(Cut::HeadTooLarge);
                         this.activity.changed.notify_one();
                         return this.poll_cut(cx, Cut::HeadTooLarge);
+                    }
+                    if let Some(refusal) = this.check_head(&data[..this.head_len - head_before]) {
+                        let cut = Cut::HeadRefused(refusal.code);
+                        this.refusal = Some(refusal);
+                        buf.set_filled(before);
+                        this.activity.cut(cut);
+                        this.activity.changed.notify_one();
+                        return this.poll_cut(cx, cut);
                     }
                 }
                 Poll::Ready(Ok(()))
@@ -667,7 +734,7 @@ impl Watchdog {
     pub async fn run(self) {
         let why = self.activity.watch(&self.limits).await;
         tracing::debug!(peer = %self.peer, listener = self.listener, "connection cut off: {}", why.label());
-        if matches!(why, Cut::HeadTimeout | Cut::HeadTooLarge) {
+        if matches!(why, Cut::HeadTimeout | Cut::HeadTooLarge | Cut::HeadRefused(_)) {
             tracing::info!(peer = %self.peer, listener = self.listener, code = why.label(), "request refused");
         }
         crate::telemetry::connection_cut(self.listener, why.label());
@@ -709,6 +776,8 @@ pub fn guard<S>(
         head_len: 0,
         head_done: false,
         last: [0, 0],
+        head_buf: Vec::new(),
+        refusal: None,
         answer: None,
         drained: 0,
         shut: false,

@@ -7,7 +7,10 @@
 //! moves, and keeps the old one when compiling fails.
 
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod guard;
+mod head;
 pub mod probe;
 mod proxy;
 
@@ -23,8 +26,6 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::model::ErrorCode;
@@ -330,8 +331,7 @@ pub async fn serve_proxy(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limits = gateway.settings.clients.clone();
     let admission = Admission::new(limits.clone(), "proxy");
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(limits.hyper_buffer()).keep_alive(true);
+    let builder = limits.server_builder();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

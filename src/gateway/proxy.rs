@@ -108,7 +108,10 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
     }
     let uri = req.uri();
     let path_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    if let Some(scheme) = uri.scheme_str() {
+    // Over HTTP/2 every request carries a scheme and an authority (the gateway's own address
+    // for an application that calls `/svc/NAME/...`): a `/svc/` path is a named service there.
+    let named_service_over_h2 = req.version() == Version::HTTP_2 && path_query.starts_with("/svc/");
+    if let Some(scheme) = uri.scheme_str().filter(|_| !named_service_over_h2) {
         if scheme != "http" && scheme != "https" {
             return Err(GatewayError::new(
                 ErrorCode::BadRequest,

@@ -469,3 +469,41 @@ pub fn partner_verifier(
     let anchors = anchor_certs(inputs, trust)?;
     tls::partner_verifier(&policy_roots(&anchors, trust), &trust.to_string(), pins.to_vec())
 }
+
+/// Fuzzing entry point (fuzz target `request_target`), not part of the API: a table with one
+/// binding of each form (no certificates, so no key is needed) and named services, compiled
+/// as `serve` compiles the store's.
+#[doc(hidden)]
+pub fn fuzz_table() -> RouteTable {
+    let binding = |destination: &str| BindingRecord {
+        destination: destination.to_string(),
+        certificate: None,
+        alternates: Vec::new(),
+        allow_renegotiation: false,
+        trust: TrustPolicy::Public,
+        sni: None,
+        pins: Vec::new(),
+        created_at: 0,
+        updated_at: 0,
+    };
+    let service = |name: &str, url: &str| crate::store::ServiceRecord {
+        name: name.to_string(),
+        url: url.to_string(),
+        created_at: 0,
+        updated_at: 0,
+    };
+    let inputs = RouteInputs {
+        revision: 1,
+        bindings: ["partner.example", "partner.example:8443", "*.example.com", "127.0.0.1:9443", "::1", "service:Soap"]
+            .into_iter()
+            .map(binding)
+            .collect(),
+        services: vec![
+            service("Soap", "https://soap.partner.example/ws/invoice"),
+            service("Rest", "https://api.example.com:8443/v1"),
+            service("Root", "https://partner.example"),
+        ],
+        ..RouteInputs::default()
+    };
+    compile(inputs, None, &CompileOptions::default()).expect("the fuzz table compiles")
+}

@@ -8,7 +8,7 @@ mod table;
 
 pub use crate::model::{normalize_host, Destination, Parsed};
 pub use crate::model::{Pin, TrustPolicy};
-pub use compile::{compile, partner_verifier};
+pub use compile::{compile, fuzz_table, partner_verifier};
 pub use inputs::{AppAccess, BindingRecord, CompileOptions, RouteIdentity, RouteInputs, StoredIdentity};
 pub use source::{RouteSource, SourceEvent, SourceFuture};
 pub use table::{Route, RouteCertificate, RouteTable, ServiceRoute};

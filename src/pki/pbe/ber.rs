@@ -314,6 +314,43 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Fuzzing entry point (`fuzz/fuzz_targets/ber.rs`), not part of the API: read `data` as the
+/// PKCS#12 reader does (every TLV, recursively; INTEGERs, OCTET STRINGs, OIDs) and check that
+/// the DER re-encoding of what was read reads back to itself.
+#[doc(hidden)]
+pub fn fuzz_ber(data: &[u8]) {
+    let mut rest = data;
+    for _ in 0..64 {
+        let Ok((tlv, after)) = parse(rest) else { break };
+        walk(&tlv);
+        if let Ok(der) = to_der(&tlv) {
+            let (again, tail) = parse(&der).expect("to_der output must read back");
+            assert!(tail.is_empty(), "to_der output has trailing bytes");
+            let twice = to_der(&again).expect("to_der output must re-encode");
+            assert_eq!(der, twice, "to_der is not stable");
+        }
+        if after.is_empty() || after.len() == rest.len() {
+            break;
+        }
+        rest = after;
+    }
+}
+
+fn walk(tlv: &Tlv<'_>) {
+    let _ = tlv.uint();
+    let _ = tlv.octets();
+    if tlv.tag == tag::OID {
+        let _ = oid_to_string(tlv.content);
+    }
+    if let Ok(mut r) = tlv.children() {
+        let _ = r.peek_tag();
+        while let Ok(Some(child)) = r.next_opt() {
+            walk(&child);
+        }
+        let _ = r.finish();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,8 +120,13 @@ impl WorkBudget {
     /// Default total for one input: about 2 s.
     pub const DEFAULT_TOTAL: u64 = 2_000_000_000;
 
-    /// A budget with the default limits.
+    /// A budget with the default limits. Under `cargo fuzz` (`cfg(fuzzing)`) they are 1/200 of
+    /// that (still enough for the fixtures' files), so that inputs asking for a second of
+    /// hashing do not slow the fuzzer down to one input a second.
     pub fn new() -> Self {
+        #[cfg(fuzzing)]
+        return Self::with_limits(Self::DEFAULT_PER_CALL / 200, Self::DEFAULT_TOTAL / 200);
+        #[cfg(not(fuzzing))]
         Self::with_limits(Self::DEFAULT_PER_CALL, Self::DEFAULT_TOTAL)
     }
 

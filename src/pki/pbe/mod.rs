@@ -26,6 +26,22 @@ mod pkcs8;
 mod schemes;
 
 pub use budget::{KdfCost, KdfKind, WorkBudget};
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/ber.rs`), not part of the API: the BER reader, and
+/// the encryption-scheme and PBKDF2 parameter readers over the same bytes.
+#[doc(hidden)]
+pub fn fuzz_ber(data: &[u8]) {
+    ber::fuzz_ber(data);
+    if let Ok(scheme) = EncryptionScheme::parse(data) {
+        let _ = scheme.name();
+        let _ = scheme.uses_bmp_password();
+        let costs = scheme.costs();
+        let _ = WorkBudget::new().precheck(costs.iter());
+    }
+    if let Ok((tlv, _)) = ber::parse(data) {
+        let _ = parse_pbkdf2_algorithm(tlv);
+    }
+}
 pub use hash::HashAlg;
 pub use pkcs8::decrypt_encrypted_private_key_info;
 

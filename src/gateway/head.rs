@@ -1,0 +1,178 @@
+//! An application's HTTP/1 request head, checked the way hyper will read it, before hyper reads
+//! it: a head hyper would refuse is answered here, like every other gateway refusal, with a
+//! `Certgate-Error` code and the JSON body (hyper's own answer is a bare `400`/`431`).
+//!
+//! The checks are hyper 1's (`proto/h1/role.rs`, server side): `httparse` with its default
+//! parser settings and at most [`MAX_HEADERS`] header lines; the method, the request target (as
+//! an `http::Uri`, at most [`MAX_URI_LEN`] bytes) and each header name as `http` reads them;
+//! `Transfer-Encoding` only in HTTP/1.1 and with `chunked` last; `Content-Length` digits only, and
+//! several only when equal. The fuzz target `request_target` runs each head through this and
+//! through hyper and fails when they disagree.
+
+use http::header::{HeaderName, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Method, Uri};
+
+use super::error::GatewayError;
+use crate::model::{ErrorCode, Remedy};
+
+/// hyper's default limit on header lines (`DEFAULT_MAX_HEADERS`).
+pub const MAX_HEADERS: usize = 100;
+/// hyper's limit on the request target (`MAX_URI_LEN`).
+pub const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
+
+/// What a (possibly partial) request head amounts to.
+#[derive(Debug)]
+pub enum Head {
+    /// Fine so far; more bytes are needed.
+    Partial,
+    /// A complete head that hyper will accept.
+    Complete,
+    /// A head hyper would refuse, and the answer to give instead.
+    Refused(GatewayError),
+}
+
+fn bad(message: impl Into<String>) -> Head {
+    Head::Refused(GatewayError::new(ErrorCode::BadRequest, message).with_remedy(Remedy::new(
+        "send a well-formed HTTP/1.1 request (RFC 9112): 'METHOD TARGET HTTP/1.1', then 'Name: value' lines",
+    )))
+}
+
+/// Check the bytes of a request head read so far.
+pub fn check(buf: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(e) => return refusal(e, &req),
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return bad("the request line is incomplete");
+    };
+    if target.len() > MAX_URI_LEN {
+        return Head::Refused(GatewayError::new(
+            ErrorCode::HeadersTooLarge,
+            format!("the request target is {} bytes long; at most {MAX_URI_LEN} are read", target.len()),
+        ));
+    }
+    if Method::from_bytes(method.as_bytes()).is_err() {
+        return bad(format!("'{}' is not an HTTP method", shown(method.as_bytes())));
+    }
+    if let Err(e) = Uri::try_from(target) {
+        return bad(format!("the request target '{}' is not a URL or path ({e})", shown(target.as_bytes())));
+    }
+    let http11 = version == 1;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_last = false;
+    for h in req.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            return bad(format!("'{}' is not a header name", shown(h.name.as_bytes())));
+        };
+        if name == TRANSFER_ENCODING {
+            if !http11 {
+                return bad("an HTTP/1.0 request cannot have a Transfer-Encoding header");
+            }
+            transfer_encoding = true;
+            chunked_last = is_chunked(h.value);
+        } else if name == CONTENT_LENGTH && !transfer_encoding {
+            let Some(n) = content_length_parse(h.value) else {
+                return bad(format!("Content-Length '{}' is not a number", shown(h.value)));
+            };
+            match content_length {
+                Some(prev) if prev != n => {
+                    return bad(format!("two Content-Length headers disagree ({prev} and {n})"));
+                }
+                _ => content_length = Some(n),
+            }
+            if n > u64::MAX - 2 {
+                return bad(format!("Content-Length {n} is larger than any body can be"));
+            }
+        }
+    }
+    if transfer_encoding && !chunked_last {
+        return bad("the request has a Transfer-Encoding whose last coding is not chunked");
+    }
+    Head::Complete
+}
+
+fn refusal(e: httparse::Error, req: &httparse::Request<'_, '_>) -> Head {
+    use httparse::Error as E;
+    match e {
+        E::TooManyHeaders => Head::Refused(GatewayError::new(
+            ErrorCode::HeadersTooLarge,
+            format!("the request has more than {MAX_HEADERS} header lines"),
+        )),
+        E::Token if req.method.is_none() => bad("the request line does not start with an HTTP method"),
+        E::Token => bad("the request target has a byte that is not allowed in a URL"),
+        E::Version => bad("the request line does not end in HTTP/1.0 or HTTP/1.1"),
+        E::HeaderName => bad("a header line has no colon, or its name a byte that is not allowed"),
+        E::HeaderValue => bad("a header value has a byte that is not allowed"),
+        E::NewLine => bad("a line of the request head ends in a bare carriage return"),
+        E::Status => bad("the request line is not 'METHOD TARGET HTTP/1.1'"),
+    }
+}
+
+/// hyper's `is_chunked_`: the last coding of the (last) Transfer-Encoding line is `chunked`.
+fn is_chunked(value: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(value) else { return false };
+    s.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+}
+
+/// hyper's server-side `content_length_parse`: only digits (no list), within a u64.
+fn content_length_parse(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Bytes for a message: printable ASCII as is, at most 64 characters.
+fn shown(bytes: &[u8]) -> String {
+    let mut out: String =
+        bytes.iter().take(64).map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' }).collect();
+    if bytes.len() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(head: &str) -> Option<&'static str> {
+        match check(head.as_bytes()) {
+            Head::Refused(e) => Some(e.code.as_str()),
+            Head::Partial | Head::Complete => None,
+        }
+    }
+
+    #[test]
+    fn good_heads_pass_and_partial_ones_wait() {
+        assert!(matches!(check(b"GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), Head::Complete));
+        assert!(matches!(check(b"GET /svc/A/x HTTP/1.0\nHost: a\n\n"), Head::Complete));
+        assert!(matches!(
+            check(b"POST /svc/A HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            Head::Complete
+        ));
+        assert!(matches!(check(b"POST /svc/A HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), Head::Complete));
+        assert!(matches!(check(b"GET http://a.example/x HTTP/1.1\r\nHo"), Head::Partial));
+    }
+
+    #[test]
+    fn heads_hyper_refuses_get_a_code() {
+        assert_eq!(code("HELLO\r\n\r\n"), Some("bad-request"));
+        assert_eq!(code("GET / HTTP/2.0\r\n\r\n"), Some("bad-request"));
+        assert_eq!(code("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), Some("bad-request"));
+        assert_eq!(code("GET / HTTP/1.1\r\nA b: c\r\n\r\n"), Some("bad-request"));
+        assert_eq!(code("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"), Some("bad-request"));
+        assert_eq!(code("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n"), Some("bad-request"));
+        assert_eq!(code("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), Some("bad-request"));
+        assert_eq!(code("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), Some("bad-request"));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(code(&format!("GET / HTTP/1.1\r\n{many}\r\n")), Some("headers-too-large"));
+        // A broken first line is refused before the head is complete, as hyper does.
+        assert_eq!(code("GET /\x01"), Some("bad-request"));
+    }
+}
