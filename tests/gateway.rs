@@ -24,15 +24,15 @@ use crate::support::{Env, LeafSpec, Minted, Run, TestCa};
 const RELOAD_LIMIT: Duration = Duration::from_secs(3);
 const MIB: u64 = 1 << 20;
 
-/// A store that trusts the partner CA, and the two test CAs.
-struct World {
-    env: Env,
-    partner_ca: TestCa,
-    client_ca: TestCa,
+/// A store that trusts the partner CA, and the two test CAs (also used by `renegotiation`).
+pub(crate) struct World {
+    pub(crate) env: Env,
+    pub(crate) partner_ca: TestCa,
+    pub(crate) client_ca: TestCa,
 }
 
 impl World {
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         let env = Env::new();
         let partner_ca = TestCa::new("partner");
         let client_ca = TestCa::new("client");
@@ -42,14 +42,14 @@ impl World {
     }
 
     /// Mint a client certificate and import it under `name`, with its intermediate.
-    fn client(&self, name: &str) -> Minted {
+    pub(crate) fn client(&self, name: &str) -> Minted {
         let leaf = self.client_ca.leaf(LeafSpec::client(name));
         self.env.import_minted(name, &leaf, &self.client_ca.intermediate.cert_pem).ok();
         leaf
     }
 
     /// `certgate --json ARGS...`, which must succeed.
-    fn cli(&self, args: &[&str]) -> Run {
+    pub(crate) fn cli(&self, args: &[&str]) -> Run {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let run = self.env.run(&all);
@@ -58,7 +58,7 @@ impl World {
     }
 
     /// `certgate --json bind ARGS...`, which must succeed.
-    fn bind(&self, args: &[&str]) -> Run {
+    pub(crate) fn bind(&self, args: &[&str]) -> Run {
         let mut all = vec!["bind"];
         all.extend_from_slice(args);
         self.cli(&all)
@@ -83,7 +83,7 @@ impl World {
     }
 
     /// A gateway that sends `partner.test` to 127.0.0.1.
-    async fn gateway_for_partner(&self) -> Gateway {
+    pub(crate) async fn gateway_for_partner(&self) -> Gateway {
         self.gateway(GatewayConfig::new().resolve(&["partner.test"])).await
     }
 

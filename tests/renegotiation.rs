@@ -9,58 +9,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::gateway::World;
 use crate::support::apache::{Apache, ApacheSpec};
 use crate::support::gateway::{wait_until, Gateway, GatewayConfig, Resp};
-use crate::support::{Env, LeafSpec, Minted, Run, TestCa};
+use crate::support::{LeafSpec, TestCa};
 
 /// A change made with the CLI must reach the running gateway within 1 s; polled for 3 s.
 const RELOAD_LIMIT: Duration = Duration::from_secs(3);
 
-/// A store that trusts the partner CA, and the two test CAs.
-struct World {
-    env: Env,
-    partner_ca: TestCa,
-    client_ca: TestCa,
-}
-
+/// Apache partners for the shared test world (`gateway::World`).
 impl World {
-    fn new() -> World {
-        let env = Env::new();
-        let partner_ca = TestCa::new("partner");
-        let client_ca = TestCa::new("client");
-        let root = env.file("partner-root.pem", &partner_ca.root.cert_pem);
-        env.run(&["--json", "trust", "add", "partnerca", root.to_str().unwrap()]).ok();
-        World { env, partner_ca, client_ca }
-    }
-
-    fn client(&self, name: &str) -> Minted {
-        let leaf = self.client_ca.leaf(LeafSpec::client(name));
-        self.env.import_minted(name, &leaf, &self.client_ca.intermediate.cert_pem).ok();
-        leaf
-    }
-
-    fn cli(&self, args: &[&str]) -> Run {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let run = self.env.run(&all);
-        run.ok();
-        run
-    }
-
-    fn bind(&self, args: &[&str]) -> Run {
-        let mut all = vec!["bind"];
-        all.extend_from_slice(args);
-        self.cli(&all)
-    }
-
-    /// Apache with per-path client certificates over `protocol`, for partner.test.
     fn apache(&self, protocol: &str) -> Apache {
         let server = self.partner_ca.server(&["partner.test"]);
         Apache::start(&ApacheSpec::per_path(&server, &self.partner_ca, &self.client_ca, protocol))
-    }
-
-    async fn gateway(&self) -> Gateway {
-        Gateway::start(&self.env, &GatewayConfig::new().resolve(&["partner.test"])).await
     }
 }
 
@@ -89,7 +50,7 @@ async fn partner_asking_after_the_request_receives_the_bound_certificate(protoco
     let apache = w.apache(protocol);
     let bound = w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]).json();
     assert_eq!(bound["allow_renegotiation"], true, "{bound}");
-    let gw = w.gateway().await;
+    let gw = w.gateway_for_partner().await;
 
     let open = gw.proxy_get(&url(apache.port(), "/open/whoami.txt")).await;
     assert_eq!(open.status, 200, "{}\n{}", open.describe(), apache.logs());
@@ -119,7 +80,7 @@ async fn rustls_route_meeting_a_renegotiation_answers_renegotiation_required_wit
     w.client("alpha");
     let apache = w.apache("TLSv1.2");
     w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca"]);
-    let gw = w.gateway().await;
+    let gw = w.gateway_for_partner().await;
     let r = gw.proxy_get(&url(apache.port(), "/secure/whoami.txt")).await;
     let body = r.gateway_error(502, "upstream-renegotiation-required");
     let hint = body["hint"].as_str().unwrap();
@@ -225,7 +186,7 @@ async fn rsa_1024_identity_imports_with_weak_key_and_reaches_a_seclevel_0_partne
         ..ApacheSpec::per_path(&server, &w.partner_ca, &w.client_ca, "TLSv1.2")
     });
     w.bind(&["partner.test", "legacy", "--trust", "ca:partnerca"]);
-    let gw = w.gateway().await;
+    let gw = w.gateway_for_partner().await;
     let r = gw.proxy_get(&url(apache.port(), "/secure/whoami.txt")).await;
     assert_apache_got(&r, "legacy", "TLSv1.2", &apache);
 }
@@ -253,7 +214,7 @@ async fn trust_failures_on_an_openssl_route_give_the_same_codes_and_messages_as_
     let apache = Apache::start(&ApacheSpec::per_path(&server, &w.partner_ca, &w.client_ca, "TLSv1.2"));
     let port = apache.port();
     w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca"]);
-    let gw = w.gateway().await;
+    let gw = w.gateway_for_partner().await;
     let wrong_pin = w.partner_ca.server(&["partner.test"]).spki_pin();
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         ("untrusted CA", vec!["--trust", "ca:otherca"], "upstream-untrusted"),
@@ -290,7 +251,7 @@ async fn rotation_under_continuous_requests_on_an_openssl_route_fails_none() {
     w.client("alpha");
     let apache = Arc::new(w.apache("TLSv1.2"));
     w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]);
-    let gw = w.gateway().await;
+    let gw = w.gateway_for_partner().await;
     let target = url(apache.port(), "/secure/whoami.txt");
     let first = gw.proxy_get(&target).await;
     assert_apache_got(&first, "alpha", "TLSv1.2", &apache);
@@ -353,7 +314,7 @@ async fn tls13_partner_cannot_ask_a_rustls_route_and_probe_names_renegotiation_r
     w.client("alpha");
     let apache = w.apache("TLSv1.3");
     w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca"]);
-    let gw = w.gateway().await;
+    let gw = w.gateway_for_partner().await;
     // rustls does not offer post-handshake auth, so Apache cannot ask and answers in its own
     // words: its 403 reaches the application unchanged (docs/decisions.md, "A second TLS engine").
     let r = gw.proxy_get(&url(apache.port(), "/secure/whoami.txt")).await;
@@ -390,7 +351,7 @@ async fn renegotiation_is_allowed_once_per_connection() {
     w.client("alpha");
     let apache = w.apache("TLSv1.2");
     w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]);
-    let gw = w.gateway().await;
+    let gw = w.gateway_for_partner().await;
     let first = gw.proxy_get(&url(apache.port(), "/secure/whoami.txt")).await;
     assert_apache_got(&first, "alpha", "TLSv1.2", &apache);
     // The same pooled connection: Apache asks to renegotiate a second time and is refused (a
@@ -401,7 +362,7 @@ async fn renegotiation_is_allowed_once_per_connection() {
     assert_eq!(log.matches("AH02034: Initial (No.1) HTTPS request").count(), 1, "one connection\n{}", apache.logs());
     assert!(log.contains("no renegotiation"), "Apache saw the refusal\n{}", apache.logs());
     // A new connection may renegotiate once: /deeper first works.
-    let gw2 = w.gateway().await;
+    let gw2 = w.gateway_for_partner().await;
     let fresh = gw2.proxy_get(&url(apache.port(), "/deeper/whoami.txt")).await;
     assert_eq!(fresh.status, 200, "{}\n{}", fresh.describe(), apache.logs());
     assert!(fresh.header("x-client-s-dn").unwrap_or_default().contains("CN=alpha"), "{}", fresh.describe());
@@ -418,7 +379,7 @@ async fn openssl_route_resumes_its_tls_sessions() {
             ..ApacheSpec::per_path(&server, &w.partner_ca, &w.client_ca, protocol)
         });
         w.bind(&["partner.test", "alpha", "--trust", "ca:partnerca", "--allow-renegotiation"]);
-        let gw = w.gateway().await;
+        let gw = w.gateway_for_partner().await;
         let mut seen = Vec::new();
         for _ in 0..3 {
             let r = gw.proxy_get(&url(apache.port(), "/open/whoami.txt")).await;
