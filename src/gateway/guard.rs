@@ -395,7 +395,10 @@ impl Watched {
             None
         };
         if self.head_done {
-            self.head_buf = Vec::new();
+            // Kept for the next request on this connection (no allocation per request), unless a
+            // large head grew it.
+            self.head_buf.clear();
+            self.head_buf.shrink_to(4096);
         }
         refusal
     }

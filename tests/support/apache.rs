@@ -213,17 +213,7 @@ fn unsafe_is_root() -> bool {
 impl Drop for Apache {
     fn drop(&mut self) {
         // SIGTERM to the parent (our child, by pid) stops its workers; SIGKILL after 5 s.
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::stop_child(&mut self.child);
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }

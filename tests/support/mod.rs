@@ -328,3 +328,19 @@ fn finish(out: Output) -> Run {
 pub fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
 }
+
+/// Stop a server the test started (nginx, Apache httpd): SIGTERM to it (our child, by pid), which
+/// stops its workers too, then SIGKILL after 5 s so nothing outlives the test.
+pub fn stop_child(child: &mut std::process::Child) {
+    let pid = child.id().to_string();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).stderr(std::process::Stdio::null()).status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
