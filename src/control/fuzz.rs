@@ -47,9 +47,14 @@ pub fn text(input: &str) {
     });
 }
 
-/// A store URL's redacted form (messages, `Debug`) never shows its password, wherever the
-/// password sits: it does not change when the password in the user info is replaced.
+/// A PostgreSQL store URL's redacted form (messages, `Debug`) never shows its password,
+/// wherever the password sits: it does not change when the password in the user info is
+/// replaced. A `sqlite://` URL is a file path, shown as it is: it has no password, and an '@'
+/// or ':' in it is part of the file's name (found by CI's 20 s run of this target).
 fn redaction_hides_the_password(input: &str, store: &StoreUrl) {
+    if !matches!(store, StoreUrl::Postgres(_)) {
+        return;
+    }
     let shown = store.redacted();
     let Some((scheme, rest)) = input.split_once("://") else { return };
     // The user info as PostgreSQL clients read it: up to the last '@' of the authority.
@@ -115,5 +120,17 @@ pub fn apply_document(text: &str, format: Format) {
         });
         let rewritten = again.render(out).expect("written twice");
         assert_eq!(written, rewritten, "the {out:?} document changes when read back");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Inputs the fuzz targets failed on, kept so each stays fixed.
+    #[test]
+    fn found_inputs_pass() {
+        // A SQLite path holding "user:password@": a file name, shown as typed.
+        super::text("sqlite://u:p@h");
+        assert_eq!(crate::store::StoreUrl::parse("sqlite://u:p@h").unwrap().redacted(), "sqlite://u:p@h");
+        super::text("postgres://u:p@h/d@x?password=y");
     }
 }
