@@ -12,7 +12,8 @@
 # FUZZ_BIN_DIR (run these binaries instead of building, e.g. copies of a build),
 # FUZZ_RSS_MB (libFuzzer's memory limit, default 2048), FUZZ_TIMEOUT (seconds one input may
 # take, default 10), FUZZ_NICE (nice level, default 10), FUZZ_SUMMARY (append the summary
-# lines to this file). Exit status 1 when a target found something: the input that did it is
+# lines to this file), FUZZ_SEED (libFuzzer's -seed: the same seed and binary explore the same
+# inputs in the same order; unset, every run picks its own). Exit status 1 when a target found something: the input that did it is
 # in fuzz/artifacts/TARGET/ and the log in fuzz/logs/TARGET.log.
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`; scripts/test.sh installs it) and a C++
@@ -151,6 +152,7 @@ run_one() {
   nice -n "$NICE" "$bin" "$FUZZ/corpus/$target" \
     -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
     -timeout="${FUZZ_TIMEOUT:-10}" -max_len=65536 -artifact_prefix="$FUZZ/artifacts/$target/" \
+    ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
     >"$log" 2>&1 || status=$?
   local execs rate cov ft corpus
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
