@@ -270,6 +270,34 @@ async fn candidates_round_trip_through_the_api_and_a_bad_list_changes_nothing() 
     w.run(&["cert", "remove", "alpha"]).refused(5, "still-bound");
     assert_eq!((w.cli(&["bindings"]).stdout, api.revision().await), before, "refusals change nothing");
 
+    // A named service takes the same list; a bad one changes nothing.
+    let r = api
+        .put_json(
+            "/api/v1/services/Billing.Soap",
+            json!({"url": "https://x.partner.test/soap", "certificates": ["alpha", "beta"]}),
+        )
+        .await;
+    let v = Api::expect(&r, 201);
+    assert_eq!(v["binding"]["certificates"], json!(["alpha", "beta"]), "{v}");
+    let v = api.ok("/api/v1/services/Billing.Soap").await;
+    assert_eq!(v["binding"]["certificates"], json!(["alpha", "beta"]), "{v}");
+    let before = (w.cli(&["service", "list"]).stdout, api.revision().await);
+    for body in [
+        json!({"url": "https://x.partner.test/soap", "certificates": []}),
+        json!({"url": "https://x.partner.test/soap", "certificate": "alpha", "certificates": ["beta"]}),
+    ] {
+        api_error(&api.put_json("/api/v1/services/Billing.Soap", body).await, 400, "usage");
+    }
+    let r = api
+        .put_json(
+            "/api/v1/services/Billing.Soap",
+            json!({"url": "https://x.partner.test/soap", "certificates": ["nosuch"]}),
+        )
+        .await;
+    api_error(&r, 404, "not-found");
+    assert_eq!((w.cli(&["service", "list"]).stdout, api.revision().await), before, "refusals change nothing");
+    assert_eq!(api.delete("/api/v1/services/Billing.Soap").await.status, 204);
+
     // export-config writes the list, and applying the export changes nothing.
     let exported = w.cli(&["export-config", "-o", w.env.dir.path().join("export.toml").to_str().unwrap()]);
     drop(exported);

@@ -97,27 +97,11 @@ pub async fn put(
     Path(destination): Path<String>,
     Body(body): Body<BindingBody>,
 ) -> ApiResult {
-    let certificates = match (body.certificate, body.certificates) {
-        (Some(one), None) => one.into_iter().collect(),
-        (None, Some(list)) if !list.is_empty() => list,
-        (None, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "'certificates' is empty",
-                "name at least one certificate, or give \"certificate\": null to send no certificate",
-            ))
-        }
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "give either 'certificate' or 'certificates', not both",
-                "one certificate in 'certificate', or several in order of preference in 'certificates'",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "'certificate' or 'certificates' is required",
-                "give a certificate name (or a list in order of preference), or null to send no certificate",
-            ))
-        }
+    let Some(certificates) = chosen_certificates(body.certificate, body.certificates)? else {
+        return Err(ApiError::bad_request(
+            "'certificate' or 'certificates' is required",
+            "give a certificate name (or a list in order of preference), or null to send no certificate",
+        ));
     };
     let view = as_caller(
         &caller,
@@ -144,4 +128,26 @@ pub async fn put(
 pub async fn delete(State(st): S, Need(caller): Need<OPERATOR>, Path(destination): Path<String>) -> ApiResult {
     as_caller(&caller, st.control.unbind(&destination)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The `certificate` / `certificates` pair of a binding or service body as the candidate list
+/// (empty: send no certificate), or `None` when neither is given. Giving both, or an empty list,
+/// is refused.
+pub(super) fn chosen_certificates(
+    one: Option<Option<String>>,
+    list: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    match (one, list) {
+        (Some(one), None) => Ok(Some(one.into_iter().collect())),
+        (None, Some(list)) if !list.is_empty() => Ok(Some(list)),
+        (None, Some(_)) => Err(ApiError::bad_request(
+            "'certificates' is empty",
+            "name at least one certificate, or give \"certificate\": null to send no certificate",
+        )),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "give either 'certificate' or 'certificates', not both",
+            "one certificate in 'certificate', or several in order of preference in 'certificates'",
+        )),
+        (None, None) => Ok(None),
+    }
 }

@@ -19,11 +19,16 @@ use super::responses::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Refused
 pub struct ServiceBody {
     /// The partner's base URL: an https URL with host, optional port and path; no query or fragment.
     url: String,
-    /// A certificate name, or null for no certificate; absent: the URL host's binding applies.
+    /// A certificate name, or null for no certificate; absent (and no `certificates`): the URL
+    /// host's binding applies.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     certificate: Option<Option<String>>,
-    /// Only with certificate.
+    /// Several certificates in order of preference, as for a binding: at each handshake the first
+    /// that chains to a CA the partner names is presented, or the first when it names none.
+    #[schema(min_items = 1)]
+    certificates: Option<Vec<String>>,
+    /// Only with a certificate.
     trust: Option<String>,
 }
 
@@ -66,11 +71,8 @@ pub async fn put(
     Path(name): Path<String>,
     Body(body): Body<ServiceBody>,
 ) -> ApiResult {
-    let view = as_caller(
-        &caller,
-        st.control.add_service(&name, &body.url, body.certificate.map(|c| c.into_iter().collect()), body.trust),
-    )
-    .await?;
+    let certificates = super::bindings::chosen_certificates(body.certificate, body.certificates)?;
+    let view = as_caller(&caller, st.control.add_service(&name, &body.url, certificates, body.trust)).await?;
     let status = if view.replaced == Some(true) { StatusCode::OK } else { StatusCode::CREATED };
     Ok(json(status, &view))
 }
