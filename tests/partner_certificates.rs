@@ -117,4 +117,18 @@ async fn the_gateway_records_each_partner_certificate_and_expiry_warns_loudest_f
     let quiet = mails.iter().find(|m| m.subject.contains(&plain_dest)).expect("the other partner's mail");
     assert!(quiet.subject.starts_with("certgate: partner certificate"), "{}", quiet.subject);
     drop(gw);
+
+    // After a restart, before any request: the gauge comes from the store.
+    let gw = Gateway::process(&env, &cfg).await;
+    let series = wait_until(Duration::from_secs(10), async || {
+        let series = metric_series(&gw.metrics_text().await, "certgate_partner_certificate_expiry_timestamp_seconds");
+        (series.len() == 2).then_some(series)
+    })
+    .await
+    .expect("both partner gauges within 10 s of a restart, without a request");
+    for (dest, cert) in [(&pinned_dest, &pinned_cert), (&plain_dest, &plain_cert)] {
+        let value = series.iter().find(|(l, _)| l.get("destination") == Some(dest)).map(|(_, v)| *v);
+        assert_eq!(value.map(|v| v as i64), Some(cert.not_after_unix()), "{dest}: {series:?}");
+    }
+    assert_eq!(sink.received().len(), 2, "the restart mails nothing again");
 }

@@ -111,8 +111,19 @@ impl PartnerRegistry {
     }
 
     /// `serve`'s task: write partner certificates as they are seen (a failed write is retried
-    /// a minute later; the gateway never waits for it).
+    /// a minute later; the gateway never waits for it). It starts by filling the gauge from the
+    /// store, so a node that restarts (or has not called a partner yet) still exports when each
+    /// recorded partner certificate expires; a handshake then replaces the value.
     pub async fn run(self: Arc<Self>, control: Arc<Control>) {
+        match control.store.partner_certificates().await {
+            Ok(stored) => {
+                let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+                for rec in stored.iter().filter(|r| !seen.contains_key(&r.destination)) {
+                    crate::telemetry::partner_expiry(&rec.destination, rec.not_after);
+                }
+            }
+            Err(e) => tracing::warn!("recorded partner certificates could not be read for the expiry gauge: {e}"),
+        }
         loop {
             let _ = tokio::time::timeout(Duration::from_secs(60), self.wake.notified()).await;
             if let Err(e) = self.flush(&control).await {
