@@ -173,6 +173,8 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
         ("--duplicate", DUPLICATE.to_string()),
         // The binding names a second candidate, after the uploaded certificate.
         ("--also", "orders-api".to_string()),
+        // The partner asks for the certificate after the request (IIS): ticked under Advanced.
+        ("--renegotiate", "yes".to_string()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
@@ -213,6 +215,7 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
     assert_eq!(binding["certificate"], CERT);
     assert_eq!(binding["certificates"], serde_json::json!([CERT, "orders-api"]), "{binding}");
     assert_eq!(binding["trust"], "public");
+    assert_eq!(binding["allow_renegotiation"], true, "ticked in the browser: {binding}");
 
     let anchors = env.run(&["--json", "trust", "list"]).ok().json();
     let added = find(&anchors, "name", "partner-root")

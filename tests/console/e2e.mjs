@@ -24,6 +24,8 @@
 //                                            must warn that it is already stored under --name
 //   --also           E2E_ALSO                a stored certificate to bind as the second candidate (the
 //                                            partner's CA names pick one): the table lists both in order
+//   --renegotiate    E2E_RENEGOTIATE         (yes) tick "Allow renegotiation" under Advanced when binding:
+//                                            the table must say "renegotiation allowed"
 //
 // Scenario: sign in (after a refused token); upload the PFX with a wrong password and see the
 // refusal, which must mention the password, with the form still filled; upload it with the right
@@ -49,6 +51,7 @@ function parseArgs(argv) {
     '--screenshots': 'screenshots', '--name': 'name', '--expect-expiry': 'expectExpiry',
     '--expect-counts': 'expectCounts', '--chromium': 'chromium', '--anchor': 'anchor',
     '--expect-proxy': 'expectProxy', '--duplicate': 'duplicate', '--also': 'also',
+    '--renegotiate': 'renegotiate',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -73,6 +76,7 @@ function parseArgs(argv) {
   opts.expectCounts ??= env.E2E_EXPECT_COUNTS;
   opts.anchor ??= env.E2E_ANCHOR;
   opts.expectProxy ??= env.E2E_EXPECT_PROXY;
+  opts.renegotiate ??= env.E2E_RENEGOTIATE;
   opts.duplicate ??= env.E2E_DUPLICATE;
   opts.also ??= env.E2E_ALSO;
   opts.chromium ??= env.CHROMIUM || '/usr/bin/chromium';
@@ -266,6 +270,10 @@ async function run() {
   await form.getByLabel('Partner host').fill(opts.host);
   await form.getByLabel('Client certificate').selectOption(opts.name);
   if (opts.also) await form.getByLabel('Other candidates').fill(opts.also);
+  if (opts.renegotiate === 'yes') {
+    await form.getByText('Advanced: SNI and public-key pins').click();
+    await form.getByLabel(/Allow renegotiation/).check();
+  }
   await form.getByRole('button', { name: 'Save binding' }).click();
   const esc = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const boundTo = opts.also ? `${opts.name}, ${opts.also}` : opts.name;
@@ -275,6 +283,9 @@ async function run() {
   if (opts.also) {
     const listed = await page.locator(`tr[data-destination="${opts.host}"] ol.candidates li`).allInnerTexts();
     expect(JSON.stringify(listed) === JSON.stringify([opts.name, opts.also]), `the bindings table does not list the candidates in order: ${listed}`);
+  }
+  if (opts.renegotiate === 'yes') {
+    expect(bound.includes('renegotiation allowed'), `the bindings table does not say renegotiation is allowed: ${bound}`);
   }
   await shot('bindings');
 
