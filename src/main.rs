@@ -4,9 +4,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = certgate::cli::Cli::parse();
-    // `serve` tells what it does; one-shot commands only warn.
+    // `serve` tells what it does; one-shot commands only warn. sqlx's own "slow statement"
+    // warnings (a busy machine, a lock held by another writer) are not the user's to act on, and
+    // on a one-shot command they would break `--json`'s one-object stderr; CERTGATE_LOG brings
+    // them back.
     let default_filter =
-        if matches!(cli.command, certgate::cli::Command::Serve(_)) { "certgate=info,warn" } else { "warn" };
+        if matches!(cli.command, certgate::cli::Command::Serve(_)) { "certgate=info,warn" } else { "warn,sqlx=error" };
     let filter =
         || tracing_subscriber::EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| default_filter.into());
     let log_format = cli.log_format();

@@ -236,7 +236,11 @@ async fn trust_failures_on_an_openssl_route_give_the_same_codes_and_messages_as_
 
     // The partner refuses a certificate from a CA it does not trust, after the request.
     let stranger = other_ca.leaf(LeafSpec::client("stranger"));
+    let before = gw.revision().await;
     w.env.import_minted("stranger", &stranger, &other_ca.intermediate.cert_pem).ok();
+    // The import is a revision of its own: `outcome` must not take its reload for the bind's.
+    let reloaded = wait_until(RELOAD_LIMIT, async || (gw.revision().await > before).then_some(())).await;
+    assert!(reloaded.is_some(), "the gateway did not reload after the import\n{}", gw.log());
     let refused =
         outcome(&w, &gw, port, &["partner.test", "stranger", "--trust", "ca:partnerca", "--allow-renegotiation"]).await;
     assert_eq!(refused.0, 502, "{refused:?}\n{}", apache.logs());
