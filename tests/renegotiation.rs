@@ -118,6 +118,68 @@ async fn rustls_route_meeting_a_renegotiation_answers_renegotiation_required_wit
     assert_apache_got(&fixed, "alpha", "TLSv1.2", &apache);
 }
 
+/// A named service (`/svc/NAME`) to such a partner: the hint's command names the service's
+/// binding, running it as given fixes the service, and `service add --allow-renegotiation` sets
+/// the same from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_service_meeting_a_renegotiation_gets_a_command_that_fixes_it() {
+    let w = World::new();
+    w.client("alpha");
+    let apache = w.apache("TLSv1.2");
+    let base = format!("https://partner.test:{}", apache.port());
+    w.cli(&["service", "add", "Iis.Orders", "--url", &base, "--cert", "alpha", "--trust", "ca:partnerca"]);
+    let gw = w.gateway_for_partner().await;
+    let r = gw.service("GET", "Iis.Orders", "/secure/whoami.txt", &[], Vec::new()).await;
+    let body = r.gateway_error(502, "upstream-renegotiation-required");
+    let hint = body["hint"].as_str().unwrap();
+    let command = "certgate bind service:Iis.Orders alpha --trust ca:partnerca --allow-renegotiation";
+    assert!(hint.contains(command), "the hint gives the exact command: {hint}");
+
+    // The command as the hint gives it (without "certgate").
+    let before = gw.revision().await;
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    let bound = w.cli(&args).json();
+    assert_eq!(
+        (bound["destination"].as_str(), bound["allow_renegotiation"].as_bool()),
+        (Some("service:Iis.Orders"), Some(true))
+    );
+    wait_until(RELOAD_LIMIT, async || (gw.revision().await > before).then_some(())).await.expect("reloaded");
+    let r = gw.service("GET", "Iis.Orders", "/secure/whoami.txt", &[], Vec::new()).await;
+    assert_apache_got(&r, "alpha", "TLSv1.2", &apache);
+    let listed = w.cli(&["service", "list"]).json();
+    assert_eq!(listed[0]["url"], base.as_str(), "the URL stays the service's: {listed}");
+    assert_eq!(listed[0]["binding"]["allow_renegotiation"], true, "{listed}");
+
+    // Set with the service from the start; a service that does not exist cannot be bound.
+    let added = w
+        .cli(&[
+            "service",
+            "add",
+            "Iis.Other",
+            "--url",
+            &base,
+            "--cert",
+            "alpha",
+            "--trust",
+            "ca:partnerca",
+            "--allow-renegotiation",
+        ])
+        .json();
+    assert_eq!(added["binding"]["allow_renegotiation"], true, "{added}");
+    // export-config keeps it, and applying the export changes nothing.
+    let export = w.env.dir.path().join("export.toml");
+    w.cli(&["export-config", "-o", export.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(text.matches("allow_renegotiation = true").count(), 2, "{text}");
+    let plan = w.cli(&["apply", export.to_str().unwrap(), "--dry-run"]).json();
+    let steps = plan["steps"].as_array().unwrap_or_else(|| panic!("{plan}"));
+    assert!(steps.iter().all(|s| s["action"] == "unchanged"), "the export applies as no change: {plan:#}");
+    w.env.run(&["--json", "bind", "service:Nobody", "alpha", "--allow-renegotiation"]).refused(4, "not-found");
+    w.env
+        .run(&["--json", "service", "add", "Iis.Bad", "--url", &base, "--no-cert", "--allow-renegotiation"])
+        .refused(2, "usage");
+}
+
 /// An RSA 1024 client certificate from the client CA's intermediate, made with OpenSSL (rcgen
 /// and aws-lc-rs do not make RSA keys that small): (certificate PEM, PKCS#8 key PEM).
 fn rsa1024_leaf(ca: &TestCa, cn: &str) -> (String, String) {

@@ -34,10 +34,15 @@ pub struct BindArgs {
 
 pub fn print_binding(v: &BindingView) {
     let cert = if v.certificates.is_empty() { "(no certificate)".to_string() } else { v.certificates.join(",") };
+    println!("{:<32} -> {:<24} trust {}{}", v.destination, cert, v.trust, options_text(v));
+}
+
+/// What a binding sets beyond certificate and trust, for listings: `  sni N  pins 2  renegotiation ...`.
+pub fn options_text(v: &BindingView) -> String {
     let sni = v.sni.as_ref().map(|s| format!("  sni {s}")).unwrap_or_default();
     let pins = if v.pins.is_empty() { String::new() } else { format!("  pins {}", v.pins.len()) };
     let reneg = if v.allow_renegotiation { "  renegotiation allowed (OpenSSL)" } else { "" };
-    println!("{:<32} -> {:<24} trust {}{sni}{pins}{reneg}", v.destination, cert, v.trust);
+    format!("{sni}{pins}{reneg}")
 }
 
 pub async fn bind(args: BindArgs, settings: &Settings) -> Result<u8, ControlError> {

@@ -31,6 +31,10 @@ pub struct ServiceAddArgs {
     /// How to verify the partner (with --cert or --no-cert): public, private, ca:NAME[,NAME].
     #[arg(long)]
     pub trust: Option<String>,
+    /// The partner asks for the certificate after the request (IIS, SAP: TLS 1.2 renegotiation or
+    /// TLS 1.3 post-handshake authentication): allow it once per connection (OpenSSL, HTTP/1.1).
+    #[arg(long, requires = "cert")]
+    pub allow_renegotiation: bool,
 }
 
 pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, ControlError> {
@@ -42,7 +46,7 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
                 (None, true) => Some(Vec::new()),
                 (None, false) => None,
             };
-            control.add_service(&a.name, &a.url, cert, a.trust).await.map(|v| {
+            control.add_service(&a.name, &a.url, cert, a.trust, a.allow_renegotiation).await.map(|v| {
                 if settings.json {
                     output::json(&v);
                 } else {
@@ -66,9 +70,7 @@ pub async fn run(cmd: ServiceCommand, settings: &Settings) -> Result<u8, Control
             } else {
                 for v in &list {
                     let via = match &v.binding {
-                        Some(b) => {
-                            format!("{} trust {}", candidates(b), b.trust)
-                        }
+                        Some(b) => format!("{} trust {}{}", candidates(b), b.trust, super::bind::options_text(b)),
                         None => "host binding".into(),
                     };
                     println!("{:<32} {:<48} {via}", v.name, v.url);

@@ -711,20 +711,29 @@ impl Planner<'_> {
             let key = format!("service:{}", d.name);
             let binding = match (declared_candidates(&d.certificate, &d.certificates, &place)?, d.no_cert) {
                 (Some(_), true) => return Err(usage(&place, "has both a certificate and no_cert", "choose one")),
-                (None, false) if d.trust.is_some() => return Err(usage(
-                    &place,
-                    "has a trust policy but neither a certificate nor no_cert",
-                    "choose the certificate (or no_cert) too; without either, the binding of the URL's host applies",
-                )),
+                (None, false) if d.trust.is_some() || d.sni.is_some() || !d.pins.is_empty() || d.allow_renegotiation => {
+                    return Err(usage(
+                        &place,
+                        "has a trust policy, SNI, pins or renegotiation but neither a certificate nor no_cert",
+                        "choose the certificate (or no_cert) too; without either, the binding of the URL's host applies",
+                    ))
+                }
                 (None, false) => None,
+                (None, true) if d.allow_renegotiation => {
+                    return Err(usage(
+                        &place,
+                        "allows renegotiation without a certificate",
+                        "renegotiation is for a partner that asks for the certificate after the request: name the certificate",
+                    ))
+                }
                 (c, _) => {
                     let req = BindRequest {
                         destination: String::new(),
                         certificates: c.unwrap_or_default(),
                         trust: d.trust.clone(),
-                        sni: None,
-                        pins: Vec::new(),
-                        allow_renegotiation: false,
+                        sni: d.sni.clone(),
+                        pins: d.pins.clone(),
+                        allow_renegotiation: d.allow_renegotiation,
                     };
                     Some(self.binding(key.clone(), req, &place)?)
                 }
@@ -1038,6 +1047,9 @@ impl Control {
                 certificates,
                 no_cert: b.is_some_and(|b| b.certificate.is_none()),
                 trust: b.and_then(|b| trust(&b.trust)),
+                sni: b.and_then(|b| b.sni.clone()),
+                pins: b.map(|b| b.pins.iter().map(Pin::to_string).collect()).unwrap_or_default(),
+                allow_renegotiation: b.is_some_and(|b| b.allow_renegotiation),
             });
         }
         let mut apps: Vec<&AppRecord> = snap.apps.iter().collect();

@@ -234,11 +234,15 @@ impl Control {
                 "a destination is host, host:port, *.domain or a URL; a named service is bound as part of the service",
             )
         })?;
-        if matches!(parsed.destination, Destination::Service(_)) {
-            return Err(usage(
-                "a named service's binding is set with the service (its URL, certificate and trust policy)".into(),
-                Remedy::with("add or change the service instead", Action::AddService),
-            ));
+        // A named service's binding can be changed like any other (its URL stays the service's);
+        // the service must exist.
+        if let Destination::Service(name) = &parsed.destination {
+            if !self.store.services().await?.iter().any(|s| &s.name == name) {
+                return Err(ControlError::NotFound {
+                    what: format!("service '{name}'"),
+                    hint: Remedy::with("add the service (its partner URL) first", Action::AddService),
+                });
+            }
         }
         let rec = self.binding_record(parsed.destination.key(), &req).await?;
         let detail = format!(
@@ -275,9 +279,16 @@ impl Control {
         url: &str,
         cert: Option<Vec<String>>,
         trust: Option<String>,
+        allow_renegotiation: bool,
     ) -> Result<ServiceView, ControlError> {
         validate_name("service", name)?;
         let url = service_url(url)?;
+        if allow_renegotiation && cert.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(usage(
+                "renegotiation is allowed for a service that presents a certificate".into(),
+                "name the certificate the partner asks for after the request",
+            ));
+        }
         let binding = match cert {
             Some(certificates) => Some(
                 self.binding_record(
@@ -288,7 +299,7 @@ impl Control {
                         trust,
                         sni: None,
                         pins: Vec::new(),
-                        allow_renegotiation: false,
+                        allow_renegotiation,
                     },
                 )
                 .await?,

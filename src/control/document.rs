@@ -143,6 +143,15 @@ pub struct ServiceDecl {
     pub no_cert: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<String>,
+    /// As for a binding; only with a certificate or `no_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<String>,
+    /// The partner asks for the certificate after the request: allow one renegotiation per
+    /// connection (OpenSSL engine); only with a certificate.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_renegotiation: bool,
 }
 
 /// A calling application and the certificates it may present. A new app's credential is shown

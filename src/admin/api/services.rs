@@ -30,6 +30,11 @@ pub struct ServiceBody {
     certificates: Option<Vec<String>>,
     /// Only with a certificate.
     trust: Option<String>,
+    /// The partner asks for the certificate after the request (TLS 1.2 renegotiation or TLS 1.3
+    /// post-handshake authentication): allow it once per connection (OpenSSL engine, HTTP/1.1).
+    /// Only with a certificate.
+    #[serde(default)]
+    allow_renegotiation: bool,
 }
 
 /// Every named service.
@@ -72,7 +77,11 @@ pub async fn put(
     Body(body): Body<ServiceBody>,
 ) -> ApiResult {
     let certificates = super::bindings::chosen_certificates(body.certificate, body.certificates)?;
-    let view = as_caller(&caller, st.control.add_service(&name, &body.url, certificates, body.trust)).await?;
+    let view = as_caller(
+        &caller,
+        st.control.add_service(&name, &body.url, certificates, body.trust, body.allow_renegotiation),
+    )
+    .await?;
     let status = if view.replaced == Some(true) { StatusCode::OK } else { StatusCode::CREATED };
     Ok(json(status, &view))
 }
