@@ -861,10 +861,12 @@ async fn a_binding_without_the_certificate_field_or_to_something_unknown_is_refu
     api_error(&op.put_json(path, json!({"certificate": "alpha", "trust": "everyone"})).await, 400, "usage");
     api_error(&op.put_json(path, json!({"certificate": "alpha", "pins": ["md5/abc"]})).await, 400, "usage");
     api_error(&op.put_json(path, json!({"certificate": "alpha", "sni": "10.0.0.1"})).await, 400, "usage");
+    // A named service's binding can be changed here, but only when the service exists
+    // (docs/decisions.md).
     api_error(
-        &op.put_json("/api/v1/bindings/service:Billing.Svc", json!({"certificate": "alpha"})).await,
-        400,
-        "usage",
+        &op.put_json("/api/v1/bindings/service:No.Such.Svc", json!({"certificate": "alpha"})).await,
+        404,
+        "not-found",
     );
     api_error(&op.put_json("/api/v1/bindings/bad%20host", json!({"certificate": "alpha"})).await, 400, "usage");
     assert_unchanged(&before, &s.snapshot().await, "refused bindings");
