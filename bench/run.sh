@@ -232,6 +232,9 @@ log "configuring certgate (store in $CERTGATE_DATA_DIR)"
 "$CERTGATE" trust add upstream-ca pki/ca.pem >/dev/null
 "$CERTGATE" cert import client pki/client1.pem --key pki/client1.key >/dev/null
 "$CERTGATE" service add bench --url "https://localhost:$UP_PORT" --cert client --trust ca:upstream-ca >/dev/null
+# The same partner through the OpenSSL engine (issue 10: what a route that allows renegotiation costs).
+"$CERTGATE" service add bench-openssl --url "https://localhost:$UP_PORT" --cert client --trust ca:upstream-ca \
+    --allow-renegotiation >/dev/null
 
 # ---------------------------------------------------------------- start everything
 start_bg() { # logfile cmd...
@@ -258,14 +261,15 @@ done
 # key -> URL, PIDs charged, admin port, log file (certgate only)
 declare -A URL=(
     [certgate]=http://127.0.0.1:$CG_PORT/svc/bench/     [certgate-new]=http://127.0.0.1:$CGN_PORT/svc/bench/
+    [certgate-openssl]=http://127.0.0.1:$CG_PORT/svc/bench-openssl/
     [nginx]=http://127.0.0.1:$NG_PORT/                  [nginx-new]=http://127.0.0.1:$NGN_PORT/
     [haproxy]=http://127.0.0.1:$HA_PORT/                [haproxy-new]=http://127.0.0.1:$HAN_PORT/
 )
-declare -A ADMIN=([certgate]=$CG_ADMIN [certgate-new]=$CGN_ADMIN)
-declare -A CGLOG=([certgate]=cg-pooled.log [certgate-new]=cg-unpooled.log)
+declare -A ADMIN=([certgate]=$CG_ADMIN [certgate-new]=$CGN_ADMIN [certgate-openssl]=$CG_ADMIN)
+declare -A CGLOG=([certgate]=cg-pooled.log [certgate-new]=cg-unpooled.log [certgate-openssl]=cg-pooled.log)
 proxy_pids() { # key -> the PIDs whose CPU and memory are charged to it
     case $1 in
-        certgate) echo "$CG_PID" ;;
+        certgate | certgate-openssl) echo "$CG_PID" ;;
         certgate-new) echo "$CGN_PID" ;;
         nginx*) echo "$NG_MASTER" $(pgrep -P "$NG_MASTER" || true) ;;
         haproxy*) echo "$HA_PID" ;;
@@ -425,7 +429,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "runs: $DURATION each after a $WARMUP warm-up; load average before: $LOAD_BEFORE"
 PROXIES=(certgate nginx haproxy)
 for conc in 1 16 64; do
-    for key in "${PROXIES[@]}"; do
+    for key in certgate certgate-openssl nginx haproxy; do
         run_one keep-alive "$key" "$key" "$conc"
     done
 done
@@ -488,13 +492,14 @@ SECTION=$WORK/section.md
     echo "| nginx | $NGINX_V (Debian $(pkgv nginx)); egress and upstream both \`worker_processes 2\` |"
     echo "| HAProxy | $HAPROXY_V (Debian $(pkgv haproxy)); \`nbthread 2\` |"
     echo "| wrk | $WRK_V (Debian $(pkgv wrk)) |"
-    echo "| OpenSSL | $OPENSSL_V (used by nginx, HAProxy and the test PKI; certgate uses rustls + aws-lc-rs) |"
+    echo "| OpenSSL | $OPENSSL_V (used by nginx, HAProxy, the test PKI and certgate's OpenSSL route; certgate's other routes use rustls + aws-lc-rs) |"
     echo "| load average before the runs | $LOAD_BEFORE |"
     echo
     echo "Each run: $WARMUP of warm-up (not counted), then $DURATION of \`wrk --latency\` (1 thread at c=1, 2 threads"
     echo "otherwise). Runs are interleaved (c=1 for every proxy, then c=16, ...), and the proxies stay up for the"
     echo "whole benchmark, as they would in production. Upstream: nginx, TLS 1.2/1.3, \`ssl_verify_client on\`,"
-    echo "1024-byte answer; all keys RSA 2048."
+    echo "1024-byte answer; all keys RSA 2048. \"certgate, OpenSSL route\" is the same certgate process and"
+    echo "partner through a service bound with \`--allow-renegotiation\` (the OpenSSL engine, HTTP/1.1)."
     echo
     echo "- **CPU** = utime+stime of the proxy's processes (nginx: master + workers) over the measured run, from"
     echo "  \`/proc/PID/stat\`. **req / CPU s** = requests divided by that."
@@ -511,7 +516,7 @@ SECTION=$WORK/section.md
     echo "| scenario | proxy | c | req/s | p50 ms | p99 ms | errors | CPU s | CPU s / 10k req | req / CPU s | peak RSS MB | upstream handshakes full / resumed | TLS | other load (cores) |"
     echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|"
     tail -n +2 "$RESULTS" | awk -F'\t' '{
-        name = $2; if (name == "haproxy") name = "HAProxy"
+        name = $2; if (name == "haproxy") name = "HAProxy"; if (name == "certgate-openssl") name = "certgate, OpenSSL route"
         hs = $12 " / " $13
         if ($16 != "") hs = hs " (" $16 " / " $17 ")"
         err = $7
