@@ -2,7 +2,7 @@
 //! once per route, never per connection. A route whose inputs did not change is carried over
 //! from the previous table with its pool and sessions.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
@@ -11,7 +11,7 @@ use crate::store::BindingRecord;
 use crate::tls;
 use crate::upstream::{self, Connector};
 
-use super::inputs::{CompileOptions, RouteIdentity, RouteInputs};
+use super::inputs::{CompileOptions, RouteIdentity, RouteInputs, Touched};
 use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
 use crate::model::{CertificateName, Destination, TrustPolicy};
 
@@ -122,30 +122,7 @@ fn compile_routes(
         ..RouteTable::default()
     };
     for b in &inputs.bindings {
-        let dest = match Destination::parse(&b.destination) {
-            Ok(p) => p.destination,
-            Err(e) => {
-                // Not reachable by any request: say so, and compile the rest.
-                table.unavailable.push((b.destination.clone(), format!("binding '{}': {e}", b.destination)));
-                continue;
-            }
-        };
-        if matches!(dest, Destination::Service(_)) {
-            continue; // compiled with its service below
-        }
-        let route = c.route_or_unavailable(b, &mut table.unavailable);
-        match dest {
-            Destination::HostPort(h, p) => {
-                table.exact_port.entry(p).or_default().insert(h, route);
-            }
-            Destination::Host(h) => {
-                table.exact_host.insert(h, route);
-            }
-            Destination::Wildcard(d) => {
-                table.wildcard.insert(d, route);
-            }
-            Destination::Service(_) => {}
-        }
+        c.place(&mut table, b);
     }
     if options.allow_unbound {
         let unbound = BindingRecord {
@@ -161,29 +138,170 @@ fn compile_routes(
         };
         table.unbound = Some(c.route_or_unavailable(&unbound, &mut table.unavailable));
     }
-    for svc in &inputs.services {
-        let base = match url::Url::parse(&svc.url) {
-            Ok(u) => u,
-            Err(e) => {
-                table.unavailable.push((
-                    format!("service:{}", svc.name),
-                    format!("service '{}': bad URL {}: {e}", svc.name, svc.url),
-                ));
-                continue;
-            }
-        };
-        let key = format!("service:{}", svc.name);
-        let route = match inputs.bindings.iter().find(|b| b.destination == key) {
-            Some(b) => Some(c.route_or_unavailable(b, &mut table.unavailable)),
-            None => {
-                let host = base.host_str().unwrap_or_default();
-                table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
-            }
-        };
-        table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
-    }
+    c.services(&mut table);
     table.sessions = c.sessions;
     Ok(table)
+}
+
+/// Compile a table from `previous` and what changed (see `RouteSource::inputs_since`): the
+/// routes of changed bindings, and of bindings that present a changed certificate, are compiled
+/// again (reused when their fingerprint did not move), named services are resolved again, and
+/// every other route is carried over as it is, with its pool and sessions. The result is the
+/// table a whole compile of `inputs` would give.
+pub fn compile_changes(
+    inputs: RouteInputs,
+    previous: &RouteTable,
+    touched: &Touched,
+    options: &CompileOptions,
+) -> Result<RouteTable, String> {
+    let inputs = Arc::new(inputs);
+    let mut affected: HashSet<&str> = touched.destinations.iter().map(String::as_str).collect();
+    let mut bindings: Vec<&BindingRecord> = Vec::new();
+    for b in &inputs.bindings {
+        if affected.contains(b.destination.as_str())
+            || !touched.certificates.is_empty() && b.candidates_named().any(|n| touched.certificates.contains(n))
+        {
+            affected.insert(&b.destination);
+            bindings.push(b);
+        }
+    }
+    let mut table = RouteTable {
+        revision: inputs.revision,
+        certificate_expiry: inputs.certificate_expiry.clone(),
+        exact_port: previous.exact_port.clone(),
+        exact_host: previous.exact_host.clone(),
+        wildcard: previous.wildcard.clone(),
+        unbound: previous.unbound.clone(),
+        ..RouteTable::default()
+    };
+    // The routes that may be compiled again, by fingerprint: the affected ones and the services'.
+    let mut reuse = HashMap::new();
+    for s in previous.services.values() {
+        if let Some(r) = &s.route {
+            reuse.insert(r.fingerprint.as_str(), r);
+        }
+    }
+    for d in &affected {
+        let Ok(parsed) = Destination::parse(d) else { continue };
+        match parsed.destination {
+            Destination::HostPort(h, p) => {
+                if let Some(hosts) = table.exact_port.get_mut(&p) {
+                    hosts.remove(&h);
+                    if hosts.is_empty() {
+                        table.exact_port.remove(&p);
+                    }
+                }
+            }
+            Destination::Host(h) => {
+                table.exact_host.remove(&h);
+            }
+            Destination::Wildcard(w) => {
+                table.wildcard.remove(&w);
+            }
+            Destination::Service(_) => {}
+        }
+        if let Some(old) = previous.find_key(d) {
+            reuse.insert(old.fingerprint.as_str(), old);
+        }
+    }
+    // What was unavailable and is not compiled again stays so.
+    let services: HashSet<String> =
+        previous.source.iter().flat_map(|s| s.services.iter()).map(|s| format!("service:{}", s.name)).collect();
+    table.unavailable = previous
+        .unavailable
+        .iter()
+        .filter(|(d, _)| !affected.contains(d.as_str()) && !services.contains(d))
+        .cloned()
+        .collect();
+    let mut c = Compiler {
+        inputs: &inputs,
+        options,
+        previous: Some(previous),
+        reuse,
+        sessions: previous.sessions.clone(),
+        memo: Memo::default(),
+    };
+    for b in bindings {
+        c.place(&mut table, b);
+    }
+    c.services(&mut table);
+    // Session stores of certificates no longer in the inputs go (a rotated certificate's).
+    let ids: HashSet<&str> = inputs.identities.values().map(|i| i.id.as_str()).collect();
+    c.sessions.retain(|key, _| key.is_empty() || key.split(',').all(|id| ids.contains(id)));
+    table.sessions = c.sessions;
+    table.apps = inputs.apps.clone();
+    table.source = Some(inputs.clone());
+    table.options = options.clone();
+    Ok(table)
+}
+
+impl RouteTable {
+    /// The route compiled for a binding's destination key (not a lookup by request host).
+    fn find_key(&self, destination: &str) -> Option<&Arc<Route>> {
+        match Destination::parse(destination).ok()?.destination {
+            Destination::HostPort(h, p) => self.exact_port.get(&p)?.get(&h),
+            Destination::Host(h) => self.exact_host.get(&h),
+            Destination::Wildcard(w) => self.wildcard.get(&w),
+            Destination::Service(_) => None,
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// Compile one binding into the table (services' own bindings are compiled with them).
+    fn place(&mut self, table: &mut RouteTable, b: &BindingRecord) {
+        let dest = match Destination::parse(&b.destination) {
+            Ok(p) => p.destination,
+            Err(e) => {
+                // Not reachable by any request: say so, and compile the rest.
+                table.unavailable.push((b.destination.clone(), format!("binding '{}': {e}", b.destination)));
+                return;
+            }
+        };
+        if matches!(dest, Destination::Service(_)) {
+            return; // compiled with its service
+        }
+        let route = self.route_or_unavailable(b, &mut table.unavailable);
+        match dest {
+            Destination::HostPort(h, p) => {
+                table.exact_port.entry(p).or_default().insert(h, route);
+            }
+            Destination::Host(h) => {
+                table.exact_host.insert(h, route);
+            }
+            Destination::Wildcard(d) => {
+                table.wildcard.insert(d, route);
+            }
+            Destination::Service(_) => {}
+        }
+    }
+
+    /// Resolve every named service: its own `service:NAME` binding, or the table's route for
+    /// its URL's host.
+    fn services(&mut self, table: &mut RouteTable) {
+        let inputs = self.inputs;
+        for svc in &inputs.services {
+            let base = match url::Url::parse(&svc.url) {
+                Ok(u) => u,
+                Err(e) => {
+                    table.unavailable.push((
+                        format!("service:{}", svc.name),
+                        format!("service '{}': bad URL {}: {e}", svc.name, svc.url),
+                    ));
+                    continue;
+                }
+            };
+            let key = format!("service:{}", svc.name);
+            let route = match inputs.bindings.iter().find(|b| b.destination == key) {
+                Some(b) => Some(self.route_or_unavailable(b, &mut table.unavailable)),
+                None => {
+                    let host = base.host_str().unwrap_or_default();
+                    table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
+                }
+            };
+            table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
+        }
+    }
 }
 
 impl Compiler<'_> {

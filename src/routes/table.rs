@@ -55,6 +55,11 @@ impl Route {
     pub fn certificate_label(&self) -> &str {
         &self.label
     }
+
+    /// Everything the route was compiled from, digested: equal fingerprints, equal routes.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
 }
 
 /// A named service: base URL and the route that carries it (None: nothing bound).
