@@ -374,7 +374,7 @@ where
             return Ok(None);
         }
         let keys = sqlx::query(
-            "SELECT DISTINCT kind, key FROM route_changes WHERE revision > $1 AND revision <= $2 ORDER BY kind, key LIMIT $3",
+            "SELECT DISTINCT kind, key FROM route_changes WHERE revision >= $1 AND revision <= $2 ORDER BY kind, key LIMIT $3",
         )
         .bind(since)
         .bind(revision)
@@ -388,6 +388,9 @@ where
             tx.rollback().await?;
             return Ok(None);
         }
+        // From the reader's own revision on: a key logged at it again is read again (harmless),
+        // and a change that wrote before it bumped the revision (a hand edit) logged its keys
+        // at the revision before its own.
         let mut named: Vec<String> = Vec::new();
         for (kind, key) in keys {
             match kind.as_str() {

@@ -7,9 +7,12 @@
 CREATE TABLE route_changes (
     revision BIGINT NOT NULL,
     kind     TEXT NOT NULL,
-    key      TEXT NOT NULL,
-    PRIMARY KEY (revision, kind, key)
+    key      TEXT NOT NULL
 );
+-- A key written several times in one change has several rows (readers take distinct keys): a
+-- unique key would make the trigger's insert fail inside statements that resolve conflicts
+-- themselves (SQLite applies the outer statement's conflict policy to the trigger's).
+CREATE INDEX route_changes_revision ON route_changes (revision);
 -- The log is complete for every revision above this one: a node at a lower revision (or a
 -- store whose log was pruned past it) reads the whole store. A later migration that rewrites
 -- what routes are compiled from sets it to the current revision.
@@ -23,13 +26,11 @@ CREATE FUNCTION route_changed() RETURNS trigger AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         INSERT INTO route_changes (revision, kind, key)
-        SELECT value, TG_ARGV[0], to_jsonb(OLD) ->> TG_ARGV[1] FROM revision WHERE id = 1
-        ON CONFLICT DO NOTHING;
+        SELECT value, TG_ARGV[0], to_jsonb(OLD) ->> TG_ARGV[1] FROM revision WHERE id = 1;
     END IF;
     IF TG_OP <> 'DELETE' THEN
         INSERT INTO route_changes (revision, kind, key)
-        SELECT value, TG_ARGV[0], to_jsonb(NEW) ->> TG_ARGV[1] FROM revision WHERE id = 1
-        ON CONFLICT DO NOTHING;
+        SELECT value, TG_ARGV[0], to_jsonb(NEW) ->> TG_ARGV[1] FROM revision WHERE id = 1;
     END IF;
     RETURN NULL;
 END
