@@ -87,7 +87,7 @@ impl Control {
         }
         Ok(RouteInputs {
             revision: snap.revision,
-            bindings: snap.bindings,
+            bindings: snap.bindings.into_iter().map(Arc::new).collect(),
             services: snap.services,
             identities,
             broken_identities,
@@ -150,7 +150,7 @@ impl Control {
         if !delta.bindings.is_empty() {
             let changed: std::collections::HashSet<&str> = delta.bindings.iter().map(|(d, _)| d.as_str()).collect();
             next.bindings.retain(|b| !changed.contains(b.destination.as_str()));
-            next.bindings.extend(delta.bindings.iter().filter_map(|(_, b)| b.clone()));
+            next.bindings.extend(delta.bindings.iter().filter_map(|(_, b)| b.clone().map(Arc::new)));
             next.bindings.sort_by(|a, b| a.destination.cmp(&b.destination));
             touched.destinations.extend(delta.bindings.iter().map(|(d, _)| d.clone()));
         }
@@ -318,7 +318,7 @@ impl Control {
             .map(|b| (b.trust.clone(), b.allow_renegotiation))
             .unwrap_or((crate::model::TrustPolicy::Public, false));
         inputs.bindings.retain(|b| b.destination != key);
-        inputs.bindings.push(crate::store::BindingRecord {
+        inputs.bindings.push(Arc::new(crate::store::BindingRecord {
             destination: key,
             certificate: Some(CertificateName::parse(name)?),
             alternates: Vec::new(),
@@ -328,7 +328,7 @@ impl Control {
             allow_renegotiation,
             created_at: 0,
             updated_at: 0,
-        });
+        }));
         if !inputs.identities.contains_key(name) {
             // Unseal just this one certificate, with its chain completed like the others.
             let mut extra = self.route_inputs_with(&[name]).await?;

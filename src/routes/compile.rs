@@ -80,10 +80,10 @@ impl RouteTable {
         if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(r.clone());
         }
-        let mut binding = route.binding.clone();
+        let mut binding = (*route.binding).clone();
         binding.certificate = candidates.first().cloned();
         binding.alternates = candidates.iter().skip(1).cloned().collect();
-        let built = build_route(self, &binding)?;
+        let built = build_route(self, &Arc::new(binding))?;
         self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
         Ok(built)
     }
@@ -91,7 +91,7 @@ impl RouteTable {
 
 /// Build one route outside a full compile (a per-request certificate choice), reusing the
 /// table's inputs and TLS session stores.
-fn build_route(table: &RouteTable, binding: &BindingRecord) -> Result<Arc<Route>, String> {
+fn build_route(table: &RouteTable, binding: &Arc<BindingRecord>) -> Result<Arc<Route>, String> {
     let inputs = table.source.as_ref().ok_or("the route table has no inputs")?;
     let mut c = Compiler {
         inputs,
@@ -125,7 +125,7 @@ fn compile_routes(
         c.place(&mut table, b);
     }
     if options.allow_unbound {
-        let unbound = BindingRecord {
+        let unbound = Arc::new(BindingRecord {
             destination: "(unbound)".into(),
             certificate: None,
             alternates: Vec::new(),
@@ -135,7 +135,7 @@ fn compile_routes(
             allow_renegotiation: false,
             created_at: 0,
             updated_at: 0,
-        };
+        });
         table.unbound = Some(c.route_or_unavailable(&unbound, &mut table.unavailable));
     }
     c.services(&mut table);
@@ -156,7 +156,7 @@ pub fn compile_changes(
 ) -> Result<RouteTable, String> {
     let inputs = Arc::new(inputs);
     let mut affected: HashSet<&str> = touched.destinations.iter().map(String::as_str).collect();
-    let mut bindings: Vec<&BindingRecord> = Vec::new();
+    let mut bindings: Vec<&Arc<BindingRecord>> = Vec::new();
     for b in &inputs.bindings {
         if affected.contains(b.destination.as_str())
             || !touched.certificates.is_empty() && b.candidates_named().any(|n| touched.certificates.contains(n))
@@ -249,7 +249,7 @@ impl RouteTable {
 
 impl Compiler<'_> {
     /// Compile one binding into the table (services' own bindings are compiled with them).
-    fn place(&mut self, table: &mut RouteTable, b: &BindingRecord) {
+    fn place(&mut self, table: &mut RouteTable, b: &Arc<BindingRecord>) {
         let dest = match Destination::parse(&b.destination) {
             Ok(p) => p.destination,
             Err(e) => {
@@ -307,7 +307,7 @@ impl Compiler<'_> {
 impl Compiler<'_> {
     /// The binding's route, or when it cannot be built a route that answers every request with
     /// `route-unavailable` and the reason; the rest of the table is unaffected.
-    fn route_or_unavailable(&mut self, b: &BindingRecord, unavailable: &mut Vec<(String, String)>) -> Arc<Route> {
+    fn route_or_unavailable(&mut self, b: &Arc<BindingRecord>, unavailable: &mut Vec<(String, String)>) -> Arc<Route> {
         match self.route(b) {
             Ok(r) => r,
             Err(reason) => {
@@ -363,7 +363,7 @@ impl Compiler<'_> {
             .clone()
     }
 
-    fn route(&mut self, b: &BindingRecord) -> Result<Arc<Route>, String> {
+    fn route(&mut self, b: &Arc<BindingRecord>) -> Result<Arc<Route>, String> {
         let trust_inputs = self.trust(&b.trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
         let trust = &trust_inputs.policy;
         let inputs = self.inputs;
@@ -615,6 +615,7 @@ pub fn fuzz_table() -> RouteTable {
         bindings: ["partner.example", "partner.example:8443", "*.example.com", "127.0.0.1:9443", "::1", "service:Soap"]
             .into_iter()
             .map(binding)
+            .map(Arc::new)
             .collect(),
         services: vec![
             service("Soap", "https://soap.partner.example/ws/invoice"),

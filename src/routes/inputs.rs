@@ -38,7 +38,9 @@ pub struct RouteIdentity {
 #[derive(Clone, Default)]
 pub struct RouteInputs {
     pub revision: i64,
-    pub bindings: Vec<BindingRecord>,
+    /// Shared with the routes compiled from them (and with the next inputs of an incremental
+    /// read).
+    pub bindings: Vec<Arc<BindingRecord>>,
     pub services: Vec<ServiceRecord>,
     /// Only the certificates that bindings refer to.
     pub identities: HashMap<CertificateName, RouteIdentity>,

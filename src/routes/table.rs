@@ -23,7 +23,7 @@ pub struct RouteCertificate {
 /// One binding, ready to serve: its certificate, trust policy and pooled client.
 pub struct Route {
     /// The binding it was compiled from (for per-request certificate variants).
-    pub binding: BindingRecord,
+    pub binding: Arc<BindingRecord>,
     /// The binding's destination key (`host`, `*.domain`, `service:NAME`, or `(unbound)`).
     pub destination: String,
     /// The first candidate (None: no certificate).
