@@ -148,10 +148,21 @@ impl Control {
             return Ok(Some((next, touched)));
         }
         if !delta.bindings.is_empty() {
-            let changed: std::collections::HashSet<&str> = delta.bindings.iter().map(|(d, _)| d.as_str()).collect();
-            next.bindings.retain(|b| !changed.contains(b.destination.as_str()));
-            next.bindings.extend(delta.bindings.iter().filter_map(|(_, b)| b.clone().map(Arc::new)));
-            next.bindings.sort_by(|a, b| a.destination.cmp(&b.destination));
+            // Kept in byte order of destinations (once sorted, PostgreSQL's collation may read
+            // them otherwise), so each change is a binary search and a move of pointers.
+            if !next.bindings.is_sorted_by(|a, b| a.destination <= b.destination) {
+                next.bindings.sort_by(|a, b| a.destination.cmp(&b.destination));
+            }
+            for (d, b) in &delta.bindings {
+                match (next.bindings.binary_search_by(|x| x.destination.as_str().cmp(d)), b) {
+                    (Ok(i), Some(b)) => next.bindings[i] = Arc::new(b.clone()),
+                    (Ok(i), None) => {
+                        next.bindings.remove(i);
+                    }
+                    (Err(i), Some(b)) => next.bindings.insert(i, Arc::new(b.clone())),
+                    (Err(_), None) => {}
+                }
+            }
             touched.destinations.extend(delta.bindings.iter().map(|(d, _)| d.clone()));
         }
         if !delta.services.is_empty() {

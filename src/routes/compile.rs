@@ -186,17 +186,17 @@ pub fn compile_changes(
         match parsed.destination {
             Destination::HostPort(h, p) => {
                 if let Some(hosts) = table.exact_port.get_mut(&p) {
-                    hosts.remove(&h);
+                    hosts.remove(h.as_str());
                     if hosts.is_empty() {
                         table.exact_port.remove(&p);
                     }
                 }
             }
             Destination::Host(h) => {
-                table.exact_host.remove(&h);
+                table.exact_host.remove(h.as_str());
             }
             Destination::Wildcard(w) => {
-                table.wildcard.remove(&w);
+                table.wildcard.remove(w.as_str());
             }
             Destination::Service(_) => {}
         }
@@ -239,9 +239,9 @@ impl RouteTable {
     /// The route compiled for a binding's destination key (not a lookup by request host).
     fn find_key(&self, destination: &str) -> Option<&Arc<Route>> {
         match Destination::parse(destination).ok()?.destination {
-            Destination::HostPort(h, p) => self.exact_port.get(&p)?.get(&h),
-            Destination::Host(h) => self.exact_host.get(&h),
-            Destination::Wildcard(w) => self.wildcard.get(&w),
+            Destination::HostPort(h, p) => self.exact_port.get(&p)?.get(h.as_str()),
+            Destination::Host(h) => self.exact_host.get(h.as_str()),
+            Destination::Wildcard(w) => self.wildcard.get(w.as_str()),
             Destination::Service(_) => None,
         }
     }
@@ -264,13 +264,13 @@ impl Compiler<'_> {
         let route = self.route_or_unavailable(b, &mut table.unavailable);
         match dest {
             Destination::HostPort(h, p) => {
-                table.exact_port.entry(p).or_default().insert(h, route);
+                table.exact_port.entry(p).or_default().insert(h.into(), route);
             }
             Destination::Host(h) => {
-                table.exact_host.insert(h, route);
+                table.exact_host.insert(h.into(), route);
             }
             Destination::Wildcard(d) => {
-                table.wildcard.insert(d, route);
+                table.wildcard.insert(d.into(), route);
             }
             Destination::Service(_) => {}
         }

@@ -72,10 +72,11 @@ pub struct ServiceRoute {
 #[derive(Default)]
 pub struct RouteTable {
     pub revision: i64,
-    /// `host:port` bindings, by port then host (so a lookup needs no allocation).
-    pub(crate) exact_port: HashMap<u16, HashMap<String, Arc<Route>>>,
-    pub(crate) exact_host: HashMap<String, Arc<Route>>,
-    pub(crate) wildcard: HashMap<String, Arc<Route>>,
+    /// `host:port` bindings, by port then host (so a lookup needs no allocation). Keys are
+    /// shared (`Arc<str>`): an incremental reload copies the maps without copying 100,000 names.
+    pub(crate) exact_port: HashMap<u16, HashMap<Arc<str>, Arc<Route>>>,
+    pub(crate) exact_host: HashMap<Arc<str>, Arc<Route>>,
+    pub(crate) wildcard: HashMap<Arc<str>, Arc<Route>>,
     pub(crate) services: HashMap<String, ServiceRoute>,
     pub(crate) unbound: Option<Arc<Route>>,
     /// Bindings and services that could not be compiled: (destination, reason).
