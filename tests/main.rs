@@ -18,6 +18,7 @@ mod gateway_apps;
 mod hostile_clients;
 mod hostile_partners;
 mod import;
+mod incremental;
 mod interop;
 mod layers;
 mod ops;

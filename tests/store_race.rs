@@ -142,7 +142,7 @@ fn sqlite_migration_004_fills_binding_anchors_from_existing_policies() {
             seed_store(&url).await;
             sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap()
         };
-        for sql in ROLL_BACK_004 {
+        for sql in ROLL_BACK_008_SQLITE.iter().chain(ROLL_BACK_004) {
             sqlx::raw_sql(*sql).execute(&mut conn).await.unwrap();
         }
         drop(conn);
@@ -160,13 +160,50 @@ fn postgres_migration_004_fills_binding_anchors_from_existing_policies() {
             use sqlx::Connection;
             sqlx::PgConnection::connect(&db.url()).await.unwrap()
         };
-        for sql in ROLL_BACK_004 {
+        for sql in ROLL_BACK_008_POSTGRES.iter().chain(ROLL_BACK_004) {
             sqlx::raw_sql(*sql).execute(&mut conn).await.unwrap();
         }
         drop(conn);
         migrated_store_holds_to_existing_policies(&url).await;
     });
 }
+
+/// 008 (the route change log) first: its triggers, then its tables.
+const ROLL_BACK_008_SQLITE: &[&str] = &[
+    "DROP TRIGGER bindings_insert_logged",
+    "DROP TRIGGER bindings_update_logged",
+    "DROP TRIGGER bindings_delete_logged",
+    "DROP TRIGGER binding_certificates_insert_logged",
+    "DROP TRIGGER binding_certificates_update_logged",
+    "DROP TRIGGER binding_certificates_delete_logged",
+    "DROP TRIGGER binding_anchors_insert_logged",
+    "DROP TRIGGER binding_anchors_update_logged",
+    "DROP TRIGGER binding_anchors_delete_logged",
+    "DROP TRIGGER certificates_insert_logged",
+    "DROP TRIGGER certificates_update_logged",
+    "DROP TRIGGER certificates_delete_logged",
+    "DROP TRIGGER trust_anchors_insert_logged",
+    "DROP TRIGGER trust_anchors_update_logged",
+    "DROP TRIGGER trust_anchors_delete_logged",
+    "DROP TRIGGER services_insert_logged",
+    "DROP TRIGGER services_update_logged",
+    "DROP TRIGGER services_delete_logged",
+    "DROP TRIGGER apps_insert_logged",
+    "DROP TRIGGER apps_update_logged",
+    "DROP TRIGGER apps_delete_logged",
+    "DROP TRIGGER grants_insert_logged",
+    "DROP TRIGGER grants_update_logged",
+    "DROP TRIGGER grants_delete_logged",
+    "DROP TABLE route_changes",
+    "DROP TABLE route_changes_floor",
+    "DELETE FROM schema_version WHERE version = 8",
+];
+const ROLL_BACK_008_POSTGRES: &[&str] = &[
+    "DROP FUNCTION route_changed() CASCADE",
+    "DROP TABLE route_changes",
+    "DROP TABLE route_changes_floor",
+    "DELETE FROM schema_version WHERE version = 8",
+];
 
 /// Back to schema 3, with policies written as certgate before 004 could leave them (one of
 /// them naming an anchor that was removed meanwhile).

@@ -7,10 +7,15 @@ use std::sync::Arc;
 
 use crate::model::{AppName, CertificateId, CertificateName};
 use crate::pki::{facts, KeyFormat, KeySource, Origin, Pool, PrivateKey};
-use crate::routes::{RouteIdentity, RouteInputs, RouteSource, SourceEvent, SourceFuture, StoredIdentity};
-use crate::store::MasterKey;
+use crate::routes::{
+    ChainSources, RouteIdentity, RouteInputs, RouteSource, SourceEvent, SourceFuture, StoredIdentity, Touched,
+};
+use crate::store::{CertificateRecord, MasterKey};
 
 use super::{read_stored, Control, ControlError};
+
+/// How many changed keys an incremental read takes; more, and the whole store is read.
+const INCREMENTAL_LIMIT: usize = 256;
 
 impl Control {
     pub async fn route_inputs(&self) -> Result<RouteInputs, ControlError> {
@@ -19,31 +24,24 @@ impl Control {
 
     /// As `route_inputs`, also unsealing the named certificates even when nothing binds them.
     pub async fn route_inputs_with(&self, extra: &[&str]) -> Result<RouteInputs, ControlError> {
-        let snap = self.store.snapshot().await?;
-        // The pool of every CA certificate the store knows, to complete chains.
-        let mut pool = Pool::default();
+        let mut snap = self.store.snapshot().await?;
+        // Names in byte order whatever the database's collation: the pool that chains are
+        // completed from is built in this order by whole and incremental reads alike.
+        snap.certificates.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        // The pool of every CA certificate the store knows, to complete chains. Many
+        // certificates share their intermediates: each CA certificate is parsed once.
+        let mut sources = ChainSources::default();
         for rec in &snap.certificates {
-            // Many certificates share their intermediates: parse each CA certificate once.
-            let new: Vec<Vec<u8>> = rec
-                .chain_der
-                .iter()
-                .filter(|der| {
-                    let id = facts::sha256_hex(der);
-                    !pool.certs().iter().any(|c| c.facts.id == id)
-                })
-                .cloned()
-                .collect();
-            for f in read_stored(&new) {
-                pool.add(f, Origin::Certificate(rec.name.to_string()));
-            }
+            let ids = ca_ids(&mut sources.facts, &rec.chain_der);
+            sources.certificates.insert(rec.name.clone(), ids);
         }
         let mut anchors = HashMap::new();
         for a in &snap.anchors {
-            for f in read_stored(&a.certs_der) {
-                pool.add(f, Origin::Anchor(a.name.clone()));
-            }
+            let ids = ca_ids(&mut sources.facts, &a.certs_der);
+            sources.anchors.insert(a.name.clone(), ids);
             anchors.insert(a.name.clone(), a.certs_der.clone());
         }
+        let pool = pool_of(&sources);
         // Bound certificates, and those granted to an app (a request may pick them by header).
         let bound: std::collections::HashSet<&str> = snap
             .bindings
@@ -74,8 +72,7 @@ impl Control {
                 Ok(l) => l,
                 Err(e) => {
                     if wanted {
-                        broken_identities
-                            .insert(rec.name.clone(), format!("its stored certificate is unreadable: {}", e.message));
+                        broken_identities.insert(rec.name.clone(), unreadable(&e));
                     }
                     continue;
                 }
@@ -84,57 +81,224 @@ impl Control {
             if !wanted {
                 continue;
             }
-            // The key stays sealed until a route's TLS engine is built (and is then unsealed in
-            // memory only); a key that does not open makes only the routes presenting it unavailable.
-            let key: Arc<dyn KeySource> = Arc::new(SealedKey {
-                master: self.key.clone(),
-                sealed: rec.sealed_key.clone(),
-                id: rec.id.clone(),
-                name: rec.name.clone(),
-                format: KeyFormat::parse(&rec.key_format).unwrap_or(KeyFormat::Pkcs8),
-            });
-            let merged = merged_pools.entry(rec.chain_der.as_slice()).or_insert_with(|| {
-                // Own chain first so the certificate's own intermediates win.
-                let mut own = Pool::default();
-                for f in read_stored(&rec.chain_der) {
-                    own.add(f, Origin::Own);
-                }
-                for f in pool_certs(&pool) {
-                    own.add(f, Origin::Certificate(String::new()));
-                }
-                own
-            });
-            let path = merged.path(&leaf);
-            let mut chain = vec![rec.leaf_der.clone()];
-            chain.extend(path.to_send().into_iter().map(|f| f.der.clone()));
-            identities.insert(
-                rec.name.clone(),
-                RouteIdentity {
-                    name: rec.name.clone(),
-                    id: rec.id.clone(),
-                    chain,
-                    key,
-                    not_before: leaf.not_before.unix_timestamp(),
-                    not_after: leaf.not_after.unix_timestamp(),
-                    engine_reason: leaf.key.engine_reason(),
-                },
-            );
+            let merged =
+                merged_pools.entry(rec.chain_der.as_slice()).or_insert_with(|| merged_pool(&rec.chain_der, &pool));
+            identities.insert(rec.name.clone(), self.identity(rec, &leaf, merged));
         }
         Ok(RouteInputs {
             revision: snap.revision,
-            bindings: snap.bindings,
+            bindings: snap.bindings.into_iter().map(Arc::new).collect(),
             services: snap.services,
             identities,
             broken_identities,
             anchors,
             certificate_expiry,
             apps,
+            chain_sources: Some(Arc::new(sources)),
         })
+    }
+
+    /// A certificate as routes present it: its chain completed from `merged` (its own CA
+    /// certificates first, then the store's pool). The key stays sealed until a route's TLS
+    /// engine is built (and is then unsealed in memory only); a key that does not open makes
+    /// only the routes presenting it unavailable.
+    fn identity(&self, rec: &CertificateRecord, leaf: &facts::CertFacts, merged: &Pool) -> RouteIdentity {
+        let key: Arc<dyn KeySource> = Arc::new(SealedKey {
+            master: self.key.clone(),
+            sealed: rec.sealed_key.clone(),
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            format: KeyFormat::parse(&rec.key_format).unwrap_or(KeyFormat::Pkcs8),
+        });
+        let path = merged.path(leaf);
+        let mut chain = vec![rec.leaf_der.clone()];
+        chain.extend(path.to_send().into_iter().map(|f| f.der.clone()));
+        RouteIdentity {
+            name: rec.name.clone(),
+            id: rec.id.clone(),
+            chain,
+            key,
+            not_before: leaf.not_before.unix_timestamp(),
+            not_after: leaf.not_after.unix_timestamp(),
+            engine_reason: leaf.key.engine_reason(),
+        }
+    }
+
+    /// The route inputs now, made from `previous` and what changed since its revision, with what
+    /// changed (see [`RouteSource::inputs_since`]). `None` when only a whole read gives the same
+    /// result safely: no chain sources, a log gap or too many changes (the store says), a trust
+    /// anchor changed (it changes the pool chains are completed from and every `public` and
+    /// `private` policy), a certificate change altered the pool, or a bound certificate was not
+    /// read.
+    pub async fn route_inputs_since(
+        &self,
+        previous: &RouteInputs,
+    ) -> Result<Option<(RouteInputs, Touched)>, ControlError> {
+        let Some(sources) = previous.chain_sources.as_ref() else { return Ok(None) };
+        let Some(delta) = self.store.route_changes(previous.revision, INCREMENTAL_LIMIT).await? else {
+            return Ok(None);
+        };
+        if !delta.anchors.is_empty() {
+            return Ok(None);
+        }
+        let mut touched = Touched::default();
+        let mut next = previous.clone();
+        next.revision = delta.revision;
+        if delta.is_empty() {
+            return Ok(Some((next, touched)));
+        }
+        if !delta.bindings.is_empty() {
+            // Kept in byte order of destinations (once sorted, PostgreSQL's collation may read
+            // them otherwise), so each change is a binary search and a move of pointers.
+            if !next.bindings.is_sorted_by(|a, b| a.destination <= b.destination) {
+                next.bindings.sort_by(|a, b| a.destination.cmp(&b.destination));
+            }
+            for (d, b) in &delta.bindings {
+                match (next.bindings.binary_search_by(|x| x.destination.as_str().cmp(d)), b) {
+                    (Ok(i), Some(b)) => next.bindings[i] = Arc::new(b.clone()),
+                    (Ok(i), None) => {
+                        next.bindings.remove(i);
+                    }
+                    (Err(i), Some(b)) => next.bindings.insert(i, Arc::new(b.clone())),
+                    (Err(_), None) => {}
+                }
+            }
+            touched.destinations.extend(delta.bindings.iter().map(|(d, _)| d.clone()));
+        }
+        if !delta.services.is_empty() {
+            let changed: std::collections::HashSet<&str> = delta.services.iter().map(|(n, _)| n.as_str()).collect();
+            next.services.retain(|s| !changed.contains(s.name.as_str()));
+            next.services.extend(delta.services.iter().filter_map(|(_, s)| s.clone()));
+            next.services.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        for (name, app) in &delta.apps {
+            match app {
+                None => {
+                    next.apps.remove(name);
+                }
+                Some((rec, grants)) => {
+                    let grants = grants.iter().map(|g| g.certificate.clone()).collect();
+                    next.apps.insert(name.clone(), crate::routes::AppAccess { hash: rec.hash.clone(), grants });
+                }
+            }
+        }
+        // Changed certificates: the pool must stay what it was, or every chain may change.
+        let mut changed_leaves = HashMap::new();
+        if !delta.certificates.is_empty() {
+            let mut new_sources = (**sources).clone();
+            for (name, rec) in &delta.certificates {
+                next.certificate_expiry.retain(|(n, _)| n != name);
+                touched.certificates.insert(name.clone());
+                match rec {
+                    None => {
+                        new_sources.certificates.remove(name);
+                    }
+                    Some(rec) => {
+                        let ids = ca_ids(&mut new_sources.facts, &rec.chain_der);
+                        new_sources.certificates.insert(name.clone(), ids);
+                        let leaf = facts::read(&rec.leaf_der);
+                        if let Ok(l) = &leaf {
+                            next.certificate_expiry.push((name.clone(), l.not_after.unix_timestamp()));
+                        }
+                        changed_leaves.insert(name.clone(), (rec, leaf));
+                    }
+                }
+            }
+            if new_sources.pool_ids() != sources.pool_ids() {
+                return Ok(None);
+            }
+            next.certificate_expiry.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            next.chain_sources = Some(Arc::new(new_sources));
+        }
+        // Which certificates routes and grants name now; the others are not kept unsealed.
+        let bound: std::collections::HashSet<&CertificateName> = next
+            .bindings
+            .iter()
+            .flat_map(|b| b.candidates_named())
+            .chain(next.apps.values().flat_map(|a| a.grants.iter()))
+            .collect();
+        let mut identities = std::mem::take(&mut next.identities);
+        let mut broken = std::mem::take(&mut next.broken_identities);
+        identities.retain(|n, _| bound.contains(n) && !touched.certificates.contains(n));
+        broken.retain(|n, _| bound.contains(n) && !touched.certificates.contains(n));
+        let pool = next.chain_sources.as_deref().map(pool_of).unwrap_or_default();
+        let named: HashMap<&CertificateName, &CertificateRecord> = delta.named.iter().map(|c| (&c.name, c)).collect();
+        for name in bound {
+            if identities.contains_key(name) || broken.contains_key(name) {
+                continue;
+            }
+            let read;
+            let (rec, leaf) = match changed_leaves.get(name) {
+                Some((rec, leaf)) => (*rec, leaf),
+                None => match named.get(name) {
+                    Some(rec) => {
+                        read = facts::read(&rec.leaf_der);
+                        (*rec, &read)
+                    }
+                    None => return Ok(None),
+                },
+            };
+            match leaf {
+                Ok(leaf) => {
+                    let merged = merged_pool(&rec.chain_der, &pool);
+                    identities.insert(name.clone(), self.identity(rec, leaf, &merged));
+                }
+                Err(e) => {
+                    broken.insert(name.clone(), unreadable(e));
+                }
+            }
+        }
+        next.identities = identities;
+        next.broken_identities = broken;
+        Ok(Some((next, touched)))
     }
 }
 
-fn pool_certs(pool: &Pool) -> Vec<facts::CertFacts> {
-    pool.certs().iter().map(|c| c.facts.clone()).collect()
+/// Why a stored certificate cannot be presented.
+fn unreadable(e: &crate::pki::Refusal) -> String {
+    format!("its stored certificate is unreadable: {}", e.message)
+}
+
+/// The ids of the readable certificates among `ders`, in order; each new one is parsed into
+/// `facts` once.
+fn ca_ids(facts: &mut HashMap<String, facts::CertFacts>, ders: &[Vec<u8>]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for der in ders {
+        let id = facts::sha256_hex(der);
+        if !facts.contains_key(&id) {
+            match facts::read(der) {
+                Ok(f) => {
+                    facts.insert(id.clone(), f);
+                }
+                Err(_) => continue,
+            }
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+/// The pool chains are completed from.
+fn pool_of(sources: &ChainSources) -> Pool {
+    let mut pool = Pool::default();
+    for id in sources.pool_ids() {
+        if let Some(f) = sources.facts.get(id) {
+            pool.add(f.clone(), Origin::Certificate(String::new()));
+        }
+    }
+    pool
+}
+
+/// A certificate's own chain first (so its own intermediates win), then the store's pool.
+fn merged_pool(own_chain: &[Vec<u8>], pool: &Pool) -> Pool {
+    let mut own = Pool::default();
+    for f in read_stored(own_chain) {
+        own.add(f, Origin::Own);
+    }
+    for c in pool.certs() {
+        own.add(c.facts.clone(), Origin::Certificate(String::new()));
+    }
+    own
 }
 
 impl Control {
@@ -165,7 +329,7 @@ impl Control {
             .map(|b| (b.trust.clone(), b.allow_renegotiation))
             .unwrap_or((crate::model::TrustPolicy::Public, false));
         inputs.bindings.retain(|b| b.destination != key);
-        inputs.bindings.push(crate::store::BindingRecord {
+        inputs.bindings.push(Arc::new(crate::store::BindingRecord {
             destination: key,
             certificate: Some(CertificateName::parse(name)?),
             alternates: Vec::new(),
@@ -175,7 +339,7 @@ impl Control {
             allow_renegotiation,
             created_at: 0,
             updated_at: 0,
-        });
+        }));
         if !inputs.identities.contains_key(name) {
             // Unseal just this one certificate, with its chain completed like the others.
             let mut extra = self.route_inputs_with(&[name]).await?;
@@ -195,6 +359,10 @@ impl RouteSource for Control {
 
     fn inputs(&self) -> SourceFuture<'_, RouteInputs> {
         Box::pin(async move { self.route_inputs().await.map_err(|e| e.message()) })
+    }
+
+    fn inputs_since(&self, previous: Arc<RouteInputs>) -> SourceFuture<'_, Option<(RouteInputs, Touched)>> {
+        Box::pin(async move { self.route_inputs_since(&previous).await.map_err(|e| e.message()) })
     }
 
     fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<SourceEvent>> {

@@ -217,7 +217,7 @@ pub async fn probe(
         ));
     }
     let mut probed = match &bound {
-        Some(r) => r.binding.clone(),
+        Some(r) => (*r.binding).clone(),
         None => BindingRecord {
             destination: String::new(),
             certificate: None,
@@ -347,7 +347,7 @@ pub async fn probe(
         let mut exact = probed.clone();
         exact.destination = Destination::HostPort(host.clone(), port).key();
         one.bindings.retain(|b| b.destination != exact.destination);
-        one.bindings.push(exact);
+        one.bindings.push(std::sync::Arc::new(exact));
         let own =
             compile(one, None, &CompileOptions { settings: settings.clone(), allow_unbound: false, partners: None })?;
         let route = own.find(&host, port).cloned().ok_or("the probed binding did not compile")?;

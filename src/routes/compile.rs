@@ -2,7 +2,7 @@
 //! once per route, never per connection. A route whose inputs did not change is carried over
 //! from the previous table with its pool and sessions.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
@@ -11,7 +11,7 @@ use crate::store::BindingRecord;
 use crate::tls;
 use crate::upstream::{self, Connector};
 
-use super::inputs::{CompileOptions, RouteIdentity, RouteInputs};
+use super::inputs::{CompileOptions, RouteIdentity, RouteInputs, Touched};
 use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
 use crate::model::{CertificateName, Destination, TrustPolicy};
 
@@ -80,10 +80,10 @@ impl RouteTable {
         if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(r.clone());
         }
-        let mut binding = route.binding.clone();
+        let mut binding = (*route.binding).clone();
         binding.certificate = candidates.first().cloned();
         binding.alternates = candidates.iter().skip(1).cloned().collect();
-        let built = build_route(self, &binding)?;
+        let built = build_route(self, &Arc::new(binding))?;
         self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
         Ok(built)
     }
@@ -91,7 +91,7 @@ impl RouteTable {
 
 /// Build one route outside a full compile (a per-request certificate choice), reusing the
 /// table's inputs and TLS session stores.
-fn build_route(table: &RouteTable, binding: &BindingRecord) -> Result<Arc<Route>, String> {
+fn build_route(table: &RouteTable, binding: &Arc<BindingRecord>) -> Result<Arc<Route>, String> {
     let inputs = table.source.as_ref().ok_or("the route table has no inputs")?;
     let mut c = Compiler {
         inputs,
@@ -122,33 +122,10 @@ fn compile_routes(
         ..RouteTable::default()
     };
     for b in &inputs.bindings {
-        let dest = match Destination::parse(&b.destination) {
-            Ok(p) => p.destination,
-            Err(e) => {
-                // Not reachable by any request: say so, and compile the rest.
-                table.unavailable.push((b.destination.clone(), format!("binding '{}': {e}", b.destination)));
-                continue;
-            }
-        };
-        if matches!(dest, Destination::Service(_)) {
-            continue; // compiled with its service below
-        }
-        let route = c.route_or_unavailable(b, &mut table.unavailable);
-        match dest {
-            Destination::HostPort(h, p) => {
-                table.exact_port.entry(p).or_default().insert(h, route);
-            }
-            Destination::Host(h) => {
-                table.exact_host.insert(h, route);
-            }
-            Destination::Wildcard(d) => {
-                table.wildcard.insert(d, route);
-            }
-            Destination::Service(_) => {}
-        }
+        c.place(&mut table, b);
     }
     if options.allow_unbound {
-        let unbound = BindingRecord {
+        let unbound = Arc::new(BindingRecord {
             destination: "(unbound)".into(),
             certificate: None,
             alternates: Vec::new(),
@@ -158,38 +135,179 @@ fn compile_routes(
             allow_renegotiation: false,
             created_at: 0,
             updated_at: 0,
-        };
+        });
         table.unbound = Some(c.route_or_unavailable(&unbound, &mut table.unavailable));
     }
-    for svc in &inputs.services {
-        let base = match url::Url::parse(&svc.url) {
-            Ok(u) => u,
-            Err(e) => {
-                table.unavailable.push((
-                    format!("service:{}", svc.name),
-                    format!("service '{}': bad URL {}: {e}", svc.name, svc.url),
-                ));
-                continue;
-            }
-        };
-        let key = format!("service:{}", svc.name);
-        let route = match inputs.bindings.iter().find(|b| b.destination == key) {
-            Some(b) => Some(c.route_or_unavailable(b, &mut table.unavailable)),
-            None => {
-                let host = base.host_str().unwrap_or_default();
-                table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
-            }
-        };
-        table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
-    }
+    c.services(&mut table);
     table.sessions = c.sessions;
     Ok(table)
+}
+
+/// Compile a table from `previous` and what changed (see `RouteSource::inputs_since`): the
+/// routes of changed bindings, and of bindings that present a changed certificate, are compiled
+/// again (reused when their fingerprint did not move), named services are resolved again, and
+/// every other route is carried over as it is, with its pool and sessions. The result is the
+/// table a whole compile of `inputs` would give.
+pub fn compile_changes(
+    inputs: RouteInputs,
+    previous: &RouteTable,
+    touched: &Touched,
+    options: &CompileOptions,
+) -> Result<RouteTable, String> {
+    let inputs = Arc::new(inputs);
+    let mut affected: HashSet<&str> = touched.destinations.iter().map(String::as_str).collect();
+    let mut bindings: Vec<&Arc<BindingRecord>> = Vec::new();
+    for b in &inputs.bindings {
+        if affected.contains(b.destination.as_str())
+            || !touched.certificates.is_empty() && b.candidates_named().any(|n| touched.certificates.contains(n))
+        {
+            affected.insert(&b.destination);
+            bindings.push(b);
+        }
+    }
+    let mut table = RouteTable {
+        revision: inputs.revision,
+        certificate_expiry: inputs.certificate_expiry.clone(),
+        exact_port: previous.exact_port.clone(),
+        exact_host: previous.exact_host.clone(),
+        wildcard: previous.wildcard.clone(),
+        unbound: previous.unbound.clone(),
+        ..RouteTable::default()
+    };
+    // The routes that may be compiled again, by fingerprint: the affected ones and the services'.
+    let mut reuse = HashMap::new();
+    for s in previous.services.values() {
+        if let Some(r) = &s.route {
+            reuse.insert(r.fingerprint.as_str(), r);
+        }
+    }
+    for d in &affected {
+        let Ok(parsed) = Destination::parse(d) else { continue };
+        match parsed.destination {
+            Destination::HostPort(h, p) => {
+                if let Some(hosts) = table.exact_port.get_mut(&p) {
+                    hosts.remove(h.as_str());
+                    if hosts.is_empty() {
+                        table.exact_port.remove(&p);
+                    }
+                }
+            }
+            Destination::Host(h) => {
+                table.exact_host.remove(h.as_str());
+            }
+            Destination::Wildcard(w) => {
+                table.wildcard.remove(w.as_str());
+            }
+            Destination::Service(_) => {}
+        }
+        if let Some(old) = previous.find_key(d) {
+            reuse.insert(old.fingerprint.as_str(), old);
+        }
+    }
+    // What was unavailable and is not compiled again stays so.
+    let services: HashSet<String> =
+        previous.source.iter().flat_map(|s| s.services.iter()).map(|s| format!("service:{}", s.name)).collect();
+    table.unavailable = previous
+        .unavailable
+        .iter()
+        .filter(|(d, _)| !affected.contains(d.as_str()) && !services.contains(d))
+        .cloned()
+        .collect();
+    let mut c = Compiler {
+        inputs: &inputs,
+        options,
+        previous: Some(previous),
+        reuse,
+        sessions: previous.sessions.clone(),
+        memo: Memo::default(),
+    };
+    for b in bindings {
+        c.place(&mut table, b);
+    }
+    c.services(&mut table);
+    // Session stores of certificates no longer in the inputs go (a rotated certificate's).
+    let ids: HashSet<&str> = inputs.identities.values().map(|i| i.id.as_str()).collect();
+    c.sessions.retain(|key, _| key.is_empty() || key.split(',').all(|id| ids.contains(id)));
+    table.sessions = c.sessions;
+    table.apps = inputs.apps.clone();
+    table.source = Some(inputs.clone());
+    table.options = options.clone();
+    Ok(table)
+}
+
+impl RouteTable {
+    /// The route compiled for a binding's destination key (not a lookup by request host).
+    fn find_key(&self, destination: &str) -> Option<&Arc<Route>> {
+        match Destination::parse(destination).ok()?.destination {
+            Destination::HostPort(h, p) => self.exact_port.get(&p)?.get(h.as_str()),
+            Destination::Host(h) => self.exact_host.get(h.as_str()),
+            Destination::Wildcard(w) => self.wildcard.get(w.as_str()),
+            Destination::Service(_) => None,
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// Compile one binding into the table (services' own bindings are compiled with them).
+    fn place(&mut self, table: &mut RouteTable, b: &Arc<BindingRecord>) {
+        let dest = match Destination::parse(&b.destination) {
+            Ok(p) => p.destination,
+            Err(e) => {
+                // Not reachable by any request: say so, and compile the rest.
+                table.unavailable.push((b.destination.clone(), format!("binding '{}': {e}", b.destination)));
+                return;
+            }
+        };
+        if matches!(dest, Destination::Service(_)) {
+            return; // compiled with its service
+        }
+        let route = self.route_or_unavailable(b, &mut table.unavailable);
+        match dest {
+            Destination::HostPort(h, p) => {
+                table.exact_port.entry(p).or_default().insert(h.into(), route);
+            }
+            Destination::Host(h) => {
+                table.exact_host.insert(h.into(), route);
+            }
+            Destination::Wildcard(d) => {
+                table.wildcard.insert(d.into(), route);
+            }
+            Destination::Service(_) => {}
+        }
+    }
+
+    /// Resolve every named service: its own `service:NAME` binding, or the table's route for
+    /// its URL's host.
+    fn services(&mut self, table: &mut RouteTable) {
+        let inputs = self.inputs;
+        for svc in &inputs.services {
+            let base = match url::Url::parse(&svc.url) {
+                Ok(u) => u,
+                Err(e) => {
+                    table.unavailable.push((
+                        format!("service:{}", svc.name),
+                        format!("service '{}': bad URL {}: {e}", svc.name, svc.url),
+                    ));
+                    continue;
+                }
+            };
+            let key = format!("service:{}", svc.name);
+            let route = match inputs.bindings.iter().find(|b| b.destination == key) {
+                Some(b) => Some(self.route_or_unavailable(b, &mut table.unavailable)),
+                None => {
+                    let host = base.host_str().unwrap_or_default();
+                    table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
+                }
+            };
+            table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
+        }
+    }
 }
 
 impl Compiler<'_> {
     /// The binding's route, or when it cannot be built a route that answers every request with
     /// `route-unavailable` and the reason; the rest of the table is unaffected.
-    fn route_or_unavailable(&mut self, b: &BindingRecord, unavailable: &mut Vec<(String, String)>) -> Arc<Route> {
+    fn route_or_unavailable(&mut self, b: &Arc<BindingRecord>, unavailable: &mut Vec<(String, String)>) -> Arc<Route> {
         match self.route(b) {
             Ok(r) => r,
             Err(reason) => {
@@ -245,7 +363,7 @@ impl Compiler<'_> {
             .clone()
     }
 
-    fn route(&mut self, b: &BindingRecord) -> Result<Arc<Route>, String> {
+    fn route(&mut self, b: &Arc<BindingRecord>) -> Result<Arc<Route>, String> {
         let trust_inputs = self.trust(&b.trust).map_err(|e| format!("binding '{}': {e}", b.destination))?;
         let trust = &trust_inputs.policy;
         let inputs = self.inputs;
@@ -497,6 +615,7 @@ pub fn fuzz_table() -> RouteTable {
         bindings: ["partner.example", "partner.example:8443", "*.example.com", "127.0.0.1:9443", "::1", "service:Soap"]
             .into_iter()
             .map(binding)
+            .map(Arc::new)
             .collect(),
         services: vec![
             service("Soap", "https://soap.partner.example/ws/invoice"),

@@ -1,7 +1,7 @@
 //! What a route table is compiled from: one consistent read of the store, with the keys of the
 //! certificates that routes present already unsealed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{AppName, CertificateId, CertificateName};
@@ -38,7 +38,9 @@ pub struct RouteIdentity {
 #[derive(Clone, Default)]
 pub struct RouteInputs {
     pub revision: i64,
-    pub bindings: Vec<BindingRecord>,
+    /// Shared with the routes compiled from them (and with the next inputs of an incremental
+    /// read).
+    pub bindings: Vec<Arc<BindingRecord>>,
     pub services: Vec<ServiceRecord>,
     /// Only the certificates that bindings refer to.
     pub identities: HashMap<CertificateName, RouteIdentity>,
@@ -49,6 +51,45 @@ pub struct RouteInputs {
     pub certificate_expiry: Vec<(CertificateName, i64)>,
     /// Calling applications: name -> (credential hash, certificates granted).
     pub apps: HashMap<AppName, AppAccess>,
+    /// What the chains of `identities` were completed from (set by the store's reader, so an
+    /// incremental read can complete a changed certificate's chain the same way).
+    pub chain_sources: Option<Arc<ChainSources>>,
+}
+
+/// The pool of CA certificates chains are completed from, as its parts: every stored
+/// certificate's own CA certificates and every trust anchor's, added in one order (certificates
+/// by name, then anchors by name; the first certificate with an id wins).
+#[derive(Clone, Default)]
+pub struct ChainSources {
+    /// Certificate name -> the ids of the readable CA certificates it came with, in order.
+    pub certificates: BTreeMap<CertificateName, Vec<String>>,
+    /// Anchor name -> the ids of its readable certificates, in order.
+    pub anchors: BTreeMap<String, Vec<String>>,
+    /// Id -> the CA certificate (`crate::pki::facts::CertFacts`).
+    pub facts: HashMap<String, crate::pki::facts::CertFacts>,
+}
+
+impl ChainSources {
+    /// The pool's certificate ids, in the order they are added.
+    pub fn pool_ids(&self) -> Vec<&str> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for id in self.certificates.values().chain(self.anchors.values()).flatten() {
+            if seen.insert(id.as_str()) {
+                out.push(id.as_str());
+            }
+        }
+        out
+    }
+}
+
+/// What an incremental read changed: the bindings (by destination) whose records changed or
+/// went, and the certificates whose records changed or went. Routes that name neither are
+/// carried over from the previous table as they are.
+#[derive(Clone, Debug, Default)]
+pub struct Touched {
+    pub destinations: HashSet<String>,
+    pub certificates: HashSet<CertificateName>,
 }
 
 /// What the gateway knows of one calling application.

@@ -8,7 +8,9 @@ mod table;
 
 pub use crate::model::{normalize_host, Destination, Parsed};
 pub use crate::model::{Pin, TrustPolicy};
-pub use compile::{compile, fuzz_table, partner_verifier};
-pub use inputs::{AppAccess, BindingRecord, CompileOptions, RouteIdentity, RouteInputs, StoredIdentity};
+pub use compile::{compile, compile_changes, fuzz_table, partner_verifier};
+pub use inputs::{
+    AppAccess, BindingRecord, ChainSources, CompileOptions, RouteIdentity, RouteInputs, StoredIdentity, Touched,
+};
 pub use source::{RouteSource, SourceEvent, SourceFuture};
 pub use table::{Route, RouteCertificate, RouteTable, ServiceRoute};

@@ -23,7 +23,7 @@ pub struct RouteCertificate {
 /// One binding, ready to serve: its certificate, trust policy and pooled client.
 pub struct Route {
     /// The binding it was compiled from (for per-request certificate variants).
-    pub binding: BindingRecord,
+    pub binding: Arc<BindingRecord>,
     /// The binding's destination key (`host`, `*.domain`, `service:NAME`, or `(unbound)`).
     pub destination: String,
     /// The first candidate (None: no certificate).
@@ -55,6 +55,11 @@ impl Route {
     pub fn certificate_label(&self) -> &str {
         &self.label
     }
+
+    /// Everything the route was compiled from, digested: equal fingerprints, equal routes.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
 }
 
 /// A named service: base URL and the route that carries it (None: nothing bound).
@@ -67,10 +72,11 @@ pub struct ServiceRoute {
 #[derive(Default)]
 pub struct RouteTable {
     pub revision: i64,
-    /// `host:port` bindings, by port then host (so a lookup needs no allocation).
-    pub(crate) exact_port: HashMap<u16, HashMap<String, Arc<Route>>>,
-    pub(crate) exact_host: HashMap<String, Arc<Route>>,
-    pub(crate) wildcard: HashMap<String, Arc<Route>>,
+    /// `host:port` bindings, by port then host (so a lookup needs no allocation). Keys are
+    /// shared (`Arc<str>`): an incremental reload copies the maps without copying 100,000 names.
+    pub(crate) exact_port: HashMap<u16, HashMap<Arc<str>, Arc<Route>>>,
+    pub(crate) exact_host: HashMap<Arc<str>, Arc<Route>>,
+    pub(crate) wildcard: HashMap<Arc<str>, Arc<Route>>,
     pub(crate) services: HashMap<String, ServiceRoute>,
     pub(crate) unbound: Option<Arc<Route>>,
     /// Bindings and services that could not be compiled: (destination, reason).

@@ -20,7 +20,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::copy::CopyPlan;
 use super::model::{
     join_der, split_der, AlertRecord, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change,
-    GrantRecord, PartnerRecord, RequestRecord, ServiceRecord, Snapshot, TokenRecord,
+    GrantRecord, PartnerRecord, RequestRecord, RouteDelta, ServiceRecord, Snapshot, TokenRecord,
 };
 use super::{now_unix, StoreError};
 use crate::model::{AppName, CertificateId, CertificateName, Pin, TrustPolicy};
@@ -66,6 +66,11 @@ const SERVICES: &str = "SELECT name, url, created_at, updated_at FROM services O
 const APPS: &str = "SELECT name, hash, created_at FROM apps ORDER BY name";
 const GRANTS: &str = "SELECT app, certificate, created_at FROM grants ORDER BY app, certificate";
 
+/// How many revisions of the route change log are kept (older ones are pruned, and a node
+/// further behind reads the whole store), and how often pruning runs (every this many changes).
+const ROUTE_LOG_KEEP: i64 = 10_000;
+const ROUTE_LOG_PRUNE_EVERY: i64 = 500;
+
 /// The schema steps of a backend, `migrations/BACKEND_NNN_WHAT.sql`: the same steps for each.
 macro_rules! schema_steps {
     ($backend:literal) => {
@@ -77,6 +82,7 @@ macro_rules! schema_steps {
             (5, include_str!(concat!("migrations/", $backend, "_005_expiry.sql"))),
             (6, include_str!(concat!("migrations/", $backend, "_006_binding_certificates.sql"))),
             (7, include_str!(concat!("migrations/", $backend, "_007_renegotiation.sql"))),
+            (8, include_str!(concat!("migrations/", $backend, "_008_route_changes.sql"))),
         ]
     };
 }
@@ -185,6 +191,15 @@ where
             .fetch_one(&mut *tx)
             .await?
             .int("value")?;
+        if revision % ROUTE_LOG_PRUNE_EVERY == 0 && revision > ROUTE_LOG_KEEP {
+            // The log is complete above the floor: move the floor up with what is pruned.
+            let floor = revision - ROUTE_LOG_KEEP;
+            sqlx::query("DELETE FROM route_changes WHERE revision <= $1").bind(floor).execute(&mut *tx).await?;
+            sqlx::query("UPDATE route_changes_floor SET revision = $1 WHERE id = 1 AND revision < $1")
+                .bind(floor)
+                .execute(&mut *tx)
+                .await?;
+        }
         Ok(ChangeTx { store: self, tx, revision })
     }
 
@@ -335,7 +350,134 @@ where
         tx.rollback().await?;
         Ok(snapshot)
     }
+
+    /// What changed in route inputs after revision `since`, read in one transaction: the keys
+    /// the change log names, each with its row now (`None`: deleted), and the certificates
+    /// that changed bindings and grants name. `None` when only a whole read is safe: `since` is
+    /// below the log's floor (pruned, or before the log existed) or above the revision (another
+    /// store), more than `limit` keys changed, or the log names a kind this code does not know.
+    pub async fn route_changes(&self, since: i64, limit: usize) -> Result<Option<RouteDelta>, StoreError> {
+        let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(D::BEGIN_SNAPSHOT)).await?;
+        let revision =
+            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.int("value")?;
+        let mut delta = RouteDelta { revision, ..RouteDelta::default() };
+        if revision == since {
+            tx.rollback().await?;
+            return Ok(Some(delta));
+        }
+        let floor = sqlx::query("SELECT revision FROM route_changes_floor WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .int("revision")?;
+        if since < floor || since > revision {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let keys = sqlx::query(
+            "SELECT DISTINCT kind, key FROM route_changes WHERE revision >= $1 AND revision <= $2 ORDER BY kind, key LIMIT $3",
+        )
+        .bind(since)
+        .bind(revision)
+        .bind(limit as i64 + 1)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.text("kind")?, r.text("key")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        if keys.len() > limit {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        // From the reader's own revision on: a key logged at it again is read again (harmless),
+        // and a change that wrote before it bumped the revision (a hand edit) logged its keys
+        // at the revision before its own.
+        let mut named: Vec<String> = Vec::new();
+        for (kind, key) in keys {
+            match kind.as_str() {
+                "binding" => {
+                    let b = Self::one(&mut tx, BINDING, &key, binding_from_row).await?;
+                    let b = match b {
+                        Some(b) => {
+                            let alternates =
+                                Self::rows_for(&mut tx, BINDING_ALTERNATES, &key, alternate_from_row).await?;
+                            let b = with_alternates(vec![b], alternates).pop();
+                            named.extend(b.iter().flat_map(|b| b.candidates()).map(|c| c.to_string()));
+                            b
+                        }
+                        None => None,
+                    };
+                    delta.bindings.push((key, b));
+                }
+                "certificate" => {
+                    let c = Self::one(&mut tx, CERTIFICATE, &key, cert_from_row).await?;
+                    delta.certificates.push((CertificateName::stored(key), c));
+                }
+                "anchor" => delta.anchors.push(key),
+                "service" => {
+                    let s = Self::one(&mut tx, SERVICE, &key, service_from_row).await?;
+                    delta.services.push((key, s));
+                }
+                "app" => {
+                    let a = match Self::one(&mut tx, APP, &key, app_from_row).await? {
+                        Some(a) => {
+                            let grants = Self::rows_for(&mut tx, APP_GRANTS, &key, grant_from_row).await?;
+                            named.extend(grants.iter().map(|g| g.certificate.to_string()));
+                            Some((a, grants))
+                        }
+                        None => None,
+                    };
+                    delta.apps.push((AppName::stored(key), a));
+                }
+                _ => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
+        }
+        named.sort();
+        named.dedup();
+        for name in named {
+            if delta.certificates.iter().any(|(n, _)| n.as_str() == name) {
+                continue;
+            }
+            if let Some(c) = Self::one(&mut tx, CERTIFICATE, &name, cert_from_row).await? {
+                delta.named.push(c);
+            }
+        }
+        tx.rollback().await?;
+        Ok(Some(delta))
+    }
+
+    /// The row a one-key query finds, read with `read`.
+    async fn one<T>(
+        tx: &mut Transaction<'static, D::Db>,
+        sql: &'static str,
+        key: &str,
+        read: fn(&<D::Db as Database>::Row) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<T>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).fetch_optional(&mut **tx).await?;
+        Ok(row.as_ref().map(read).transpose()?)
+    }
+
+    /// Every row a one-key query finds, read with `read`.
+    async fn rows_for<T>(
+        tx: &mut Transaction<'static, D::Db>,
+        sql: &'static str,
+        key: &str,
+        read: fn(&<D::Db as Database>::Row) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).fetch_all(&mut **tx).await?;
+        Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
+    }
 }
+
+const BINDING: &str = "SELECT destination, certificate, trust, sni, pins, allow_renegotiation, created_at, updated_at FROM bindings WHERE destination = $1";
+const BINDING_ALTERNATES: &str =
+    "SELECT destination, position, certificate FROM binding_certificates WHERE destination = $1 ORDER BY position";
+const CERTIFICATE: &str = "SELECT name, id, leaf_der, chain_der, sealed_key, key_format, owner, contact, created_at, updated_at FROM certificates WHERE name = $1";
+const SERVICE: &str = "SELECT name, url, created_at, updated_at FROM services WHERE name = $1";
+const APP: &str = "SELECT name, hash, created_at FROM apps WHERE name = $1";
+const APP_GRANTS: &str = "SELECT app, certificate, created_at FROM grants WHERE app = $1 ORDER BY certificate";
 
 impl<D: Dialect> ChangeTx<'_, D>
 where

@@ -23,7 +23,7 @@ pub use copy::{CopyPlan, Dump};
 pub use core::{anchor_names, ChangeTx, Dialect, SqlStore};
 pub use model::{
     split_der, AlertRecord, AnchorRecord, AppRecord, AuditRecord, BindingRecord, CertificateRecord, Change,
-    GrantRecord, PartnerRecord, RequestRecord, ServiceRecord, Snapshot, TokenRecord,
+    GrantRecord, PartnerRecord, RequestRecord, RouteDelta, ServiceRecord, Snapshot, TokenRecord,
 };
 pub use postgres::PgDialect;
 pub use seal::{MasterKey, SealError};
@@ -376,6 +376,11 @@ impl Store {
     }
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         dispatch!(self, s => s.snapshot().await)
+    }
+    /// What changed in route inputs after revision `since` (at most `limit` keys), or `None`
+    /// when only a whole read is safe.
+    pub async fn route_changes(&self, since: i64, limit: usize) -> Result<Option<RouteDelta>, StoreError> {
+        dispatch!(self, s => s.route_changes(since, limit).await)
     }
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         dispatch!(self, s => s.audit(limit).await)

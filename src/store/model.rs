@@ -142,6 +142,11 @@ impl BindingRecord {
         self.certificate.iter().chain(self.alternates.iter()).map(CertificateName::as_str)
     }
 
+    /// The same candidates, as names.
+    pub fn candidates_named(&self) -> impl Iterator<Item = &CertificateName> {
+        self.certificate.iter().chain(self.alternates.iter())
+    }
+
     /// The `certgate bind DESTINATION ...` arguments after the destination that recreate this
     /// binding: `CERT[,CERT]...` or `--no-cert`, then `--trust`, `--sni` and `--pin` when set (for
     /// remedies that change one option and keep the rest). `--allow-renegotiation` is left to the
@@ -181,6 +186,37 @@ pub struct Snapshot {
     pub services: Vec<ServiceRecord>,
     pub apps: Vec<AppRecord>,
     pub grants: Vec<GrantRecord>,
+}
+
+/// What changed in route inputs after a revision (see `Store::route_changes`): each changed key
+/// with its row now, `None` when it was deleted.
+#[derive(Clone, Debug, Default)]
+pub struct RouteDelta {
+    /// The revision it brings a reader to.
+    pub revision: i64,
+    pub bindings: Vec<(String, Option<BindingRecord>)>,
+    pub certificates: Vec<(CertificateName, Option<CertificateRecord>)>,
+    /// Certificates named by the changed bindings and grants that did not change themselves (a
+    /// binding may start to present a certificate nothing presented before).
+    pub named: Vec<CertificateRecord>,
+    /// Changed trust anchors, by name.
+    pub anchors: Vec<String>,
+    pub services: Vec<(String, Option<ServiceRecord>)>,
+    /// Changed apps with their grants now.
+    pub apps: Vec<(AppName, Option<AppGrants>)>,
+}
+
+/// An app and the certificates it is granted.
+pub type AppGrants = (AppRecord, Vec<GrantRecord>);
+
+impl RouteDelta {
+    pub fn is_empty(&self) -> bool {
+        self.bindings.is_empty()
+            && self.certificates.is_empty()
+            && self.anchors.is_empty()
+            && self.services.is_empty()
+            && self.apps.is_empty()
+    }
 }
 
 /// An admin API / console token: name, role, and the SHA-256 of the secret (never the secret).
