@@ -128,8 +128,10 @@ async fn random_change(control: &Control, rng: &mut Rng, ca: &TestCa, other: &Te
                 allow_renegotiation: rng.below(8) == 0,
             };
             if dest.starts_with("service:") {
+                // Renegotiation only with a certificate (a service without one refuses it).
+                let reneg = req.allow_renegotiation && !req.certificates.is_empty();
                 control
-                    .add_service("Soap", "https://soap.partner.test/ws", Some(req.certificates), trust)
+                    .add_service("Soap", "https://soap.partner.test/ws", Some(req.certificates), trust, reneg)
                     .await
                     .map(|_| ())
             } else {
@@ -168,7 +170,7 @@ async fn random_change(control: &Control, rng: &mut Rng, ca: &TestCa, other: &Te
                 control.revoke_grant(app, cert).await.map(|_| ())
             } else {
                 control
-                    .add_service("Rest", &format!("https://{}/v1", dest.trim_start_matches("*.")), None, None)
+                    .add_service("Rest", &format!("https://{}/v1", dest.trim_start_matches("*.")), None, None, false)
                     .await
                     .map(|_| ())
             }
