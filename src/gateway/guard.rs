@@ -304,22 +304,30 @@ impl Activity {
     }
 
     /// Sleep until a deadline passes with the connection still in the state that set it.
+    ///
+    /// Requests starting and ending do not wake the watchdog (that would cost two wake-ups of
+    /// the connection's task and two timer registrations per request): it looks at the state
+    /// at least every `min(header_read_timeout, keep_alive_timeout)` instead. No deadline can
+    /// come sooner than that after a look (a head starting or a request ending now is due at
+    /// now + one of those timeouts), so every cut still happens at its deadline.
     async fn watch(&self, limits: &ClientLimits) -> Cut {
+        let step = limits.header_read_timeout.min(limits.keep_alive_timeout).max(Duration::from_millis(1));
+        let sleep = tokio::time::sleep(step);
+        tokio::pin!(sleep);
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.deadline(limits) {
-                None => changed.await,
-                Some((at, why)) => {
-                    if Instant::now() >= at {
-                        return why;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => {}
-                        _ = changed => {}
-                    }
-                }
+            let now = Instant::now();
+            let wake = match self.deadline(limits) {
+                Some((at, why)) if now >= at => return why,
+                Some((at, _)) => at.min(now + step),
+                None => now + step,
+            };
+            sleep.as_mut().reset(wake);
+            tokio::select! {
+                _ = sleep.as_mut() => {}
+                _ = changed => {}
             }
         }
     }
@@ -337,7 +345,7 @@ impl Drop for InFlight {
                 s.idle_since = Instant::now();
             }
         }
-        self.0.changed.notify_one();
+        // The watchdog is not woken: see `Activity::watch`.
     }
 }
 
@@ -385,14 +393,20 @@ impl Watched {
             return None; // TLS records, not a head: hyper reads the decrypted bytes
         }
         let first = self.head_buf.is_empty();
-        self.head_buf.extend_from_slice(part);
-        let refusal = if first || self.head_done {
-            match head::check(&self.head_buf) {
-                Head::Refused(e) => Some(e),
-                Head::Partial | Head::Complete => None,
-            }
+        let checked = if first && self.head_done {
+            // The whole head came in one read (the common case): checked where it lies.
+            head::check(part)
         } else {
-            None
+            self.head_buf.extend_from_slice(part);
+            if first || self.head_done {
+                head::check(&self.head_buf)
+            } else {
+                Head::Partial
+            }
+        };
+        let refusal = match checked {
+            Head::Refused(e) => Some(e),
+            Head::Partial | Head::Complete => None,
         };
         if self.head_done {
             // Kept for the next request on this connection (no allocation per request), unless a
@@ -497,7 +511,6 @@ impl AsyncRead for Watched {
                 if s.head_started.is_none() {
                     s.head_started = Some(Instant::now());
                     drop(s);
-                    this.activity.changed.notify_one();
                     this.head_len = 0;
                     this.head_done = false;
                     this.last = [0, 0];
@@ -506,16 +519,16 @@ impl AsyncRead for Watched {
                     drop(s);
                 }
                 if !this.head_done {
-                    let data = buf.filled()[before..].to_vec();
                     let head_before = this.head_len;
-                    this.head_done = this.scan_head(&data);
+                    this.head_done = this.scan_head(&buf.filled()[before..]);
                     if this.head_len > this.limits.max_header_bytes {
                         buf.set_filled(before);
                         this.activity.cut(Cut::HeadTooLarge);
                         this.activity.changed.notify_one();
                         return this.poll_cut(cx, Cut::HeadTooLarge);
                     }
-                    if let Some(refusal) = this.check_head(&data[..this.head_len - head_before]) {
+                    let part = before..before + (this.head_len - head_before);
+                    if let Some(refusal) = this.check_head(&buf.filled()[part]) {
                         let cut = Cut::HeadRefused(refusal.code);
                         this.refusal = Some(refusal);
                         buf.set_filled(before);
