@@ -180,7 +180,16 @@ fn compile_routes(
                 table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
             }
         };
-        table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
+        let authority = {
+            let host = base.host_str().unwrap_or_default();
+            let host =
+                if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+            match base.port_or_known_default().unwrap_or(443) {
+                443 => host.parse().ok(),
+                port => format!("{host}:{port}").parse().ok(),
+            }
+        };
+        table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route, authority });
     }
     table.sessions = c.sessions;
     Ok(table)
