@@ -153,37 +153,21 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
             )
         })?;
         let base = &svc.base;
-        let bad = |e: &dyn std::fmt::Display| {
-            GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}"))
-        };
-        let authority = match &svc.authority {
-            Some(a) => a.clone(),
-            None => authority(base.host_str().unwrap_or_default(), base.port_or_known_default().unwrap_or(443))
-                .parse()
-                .map_err(|e| bad(&e))?,
-        };
+        let host = base.host_str().unwrap_or_default();
+        let port = base.port_or_known_default().unwrap_or(443);
         let (tail_path, tail_query) = match tail.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (tail, None),
         };
-        // The base URL's path, the rest of the request's path, and its query: one string, parsed
-        // as a path (the authority is the service's, made when the table was compiled).
-        let base_path = base.path().trim_end_matches('/');
-        let mut path = String::with_capacity(base_path.len() + tail_path.len() + tail_query.map_or(1, |q| q.len() + 2));
-        path.push_str(base_path);
+        let mut path = base.path().trim_end_matches('/').to_string();
         path.push_str(tail_path);
         if path.is_empty() {
             path.push('/');
         }
-        if let Some(q) = tail_query {
-            path.push('?');
-            path.push_str(q);
-        }
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(http::uri::Scheme::HTTPS);
-        parts.authority = Some(authority);
-        parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path).map_err(|e| bad(&e))?);
-        let target = Uri::from_parts(parts).map_err(|e| bad(&e))?;
+        let query = tail_query.map(|q| format!("?{q}")).unwrap_or_default();
+        let target: Uri = format!("https://{}{}{}", authority(host, port), path, query)
+            .parse()
+            .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}")))?;
         return Ok(Target { route: route.clone(), uri: target });
     }
     Err(GatewayError::new(

@@ -180,16 +180,7 @@ fn compile_routes(
                 table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
             }
         };
-        let authority = {
-            let host = base.host_str().unwrap_or_default();
-            let host =
-                if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
-            match base.port_or_known_default().unwrap_or(443) {
-                443 => host.parse().ok(),
-                port => format!("{host}:{port}").parse().ok(),
-            }
-        };
-        table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route, authority });
+        table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
     }
     table.sessions = c.sessions;
     Ok(table)

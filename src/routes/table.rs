@@ -62,9 +62,6 @@ pub struct ServiceRoute {
     pub name: String,
     pub base: url::Url,
     pub route: Option<Arc<Route>>,
-    /// The partner URL's authority (`host`, `host:port` when the port is not 443), made once
-    /// here instead of per request; None when the base URL has none http accepts.
-    pub authority: Option<http::uri::Authority>,
 }
 
 #[derive(Default)]
