@@ -304,30 +304,22 @@ impl Activity {
     }
 
     /// Sleep until a deadline passes with the connection still in the state that set it.
-    ///
-    /// Requests starting and ending do not wake the watchdog (that would cost two wake-ups of
-    /// the connection's task and two timer registrations per request): it looks at the state
-    /// at least every `min(header_read_timeout, keep_alive_timeout)` instead. No deadline can
-    /// come sooner than that after a look (a head starting or a request ending now is due at
-    /// now + one of those timeouts), so every cut still happens at its deadline.
     async fn watch(&self, limits: &ClientLimits) -> Cut {
-        let step = limits.header_read_timeout.min(limits.keep_alive_timeout).max(Duration::from_millis(1));
-        let sleep = tokio::time::sleep(step);
-        tokio::pin!(sleep);
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let now = Instant::now();
-            let wake = match self.deadline(limits) {
-                Some((at, why)) if now >= at => return why,
-                Some((at, _)) => at.min(now + step),
-                None => now + step,
-            };
-            sleep.as_mut().reset(wake);
-            tokio::select! {
-                _ = sleep.as_mut() => {}
-                _ = changed => {}
+            match self.deadline(limits) {
+                None => changed.await,
+                Some((at, why)) => {
+                    if Instant::now() >= at {
+                        return why;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = changed => {}
+                    }
+                }
             }
         }
     }
@@ -345,7 +337,7 @@ impl Drop for InFlight {
                 s.idle_since = Instant::now();
             }
         }
-        // The watchdog is not woken: see `Activity::watch`.
+        self.0.changed.notify_one();
     }
 }
 
@@ -511,6 +503,7 @@ impl AsyncRead for Watched {
                 if s.head_started.is_none() {
                     s.head_started = Some(Instant::now());
                     drop(s);
+                    this.activity.changed.notify_one();
                     this.head_len = 0;
                     this.head_done = false;
                     this.last = [0, 0];
