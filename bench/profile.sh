@@ -194,7 +194,7 @@ if ((PERF)); then
         sleep 1
         perf record -F 499 --call-graph "${CALLGRAPH:-dwarf,16384}" -o "perf-$n.data" -p "${PIDS[$n]}" -- sleep 5 >/dev/null 2>&1
         wait "${STARTED[-1]}" || true
-        perf report -i "perf-$n.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v '^$' | head -150 >"perf-$n.txt"
+        perf report -i "perf-$n.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v "^$" | head -150 >"perf-$n.txt" || true
         log "profile of $n: $WORK/perf-$n.txt"
     done
 fi
