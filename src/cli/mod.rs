@@ -151,6 +151,7 @@ static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// `serve` logs its messages instead of printing plain lines among them.
 pub fn set_log_format(format: LogFormat) {
     JSON_LOGS.store(format == LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
+    crate::gateway::set_request_spans(format == LogFormat::Json);
 }
 
 fn json_logs() -> bool {

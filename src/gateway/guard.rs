@@ -385,14 +385,20 @@ impl Watched {
             return None; // TLS records, not a head: hyper reads the decrypted bytes
         }
         let first = self.head_buf.is_empty();
-        self.head_buf.extend_from_slice(part);
-        let refusal = if first || self.head_done {
-            match head::check(&self.head_buf) {
-                Head::Refused(e) => Some(e),
-                Head::Partial | Head::Complete => None,
-            }
+        let checked = if first && self.head_done {
+            // The whole head came in one read (the common case): checked where it lies.
+            head::check(part)
         } else {
-            None
+            self.head_buf.extend_from_slice(part);
+            if first || self.head_done {
+                head::check(&self.head_buf)
+            } else {
+                Head::Partial
+            }
+        };
+        let refusal = match checked {
+            Head::Refused(e) => Some(e),
+            Head::Partial | Head::Complete => None,
         };
         if self.head_done {
             // Kept for the next request on this connection (no allocation per request), unless a
@@ -506,16 +512,16 @@ impl AsyncRead for Watched {
                     drop(s);
                 }
                 if !this.head_done {
-                    let data = buf.filled()[before..].to_vec();
                     let head_before = this.head_len;
-                    this.head_done = this.scan_head(&data);
+                    this.head_done = this.scan_head(&buf.filled()[before..]);
                     if this.head_len > this.limits.max_header_bytes {
                         buf.set_filled(before);
                         this.activity.cut(Cut::HeadTooLarge);
                         this.activity.changed.notify_one();
                         return this.poll_cut(cx, Cut::HeadTooLarge);
                     }
-                    if let Some(refusal) = this.check_head(&data[..this.head_len - head_before]) {
+                    let part = before..before + (this.head_len - head_before);
+                    if let Some(refusal) = this.check_head(&buf.filled()[part]) {
                         let cut = Cut::HeadRefused(refusal.code);
                         this.refusal = Some(refusal);
                         buf.set_filled(before);

@@ -16,7 +16,9 @@ mod proxy;
 
 pub use error::GatewayError;
 pub use guard::{guard, run as run_guarded, Admission, ClientBody, ClientFault, ClientLimits};
-pub use proxy::{forward, forward_as, resolve, strip_hop_by_hop, Access, Target, CERTIFICATE_HEADER};
+pub use proxy::{
+    forward, forward_as, resolve, set_request_spans, strip_hop_by_hop, Access, Target, CERTIFICATE_HEADER,
+};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! One request through the gateway: find the route, rewrite the request for the partner, send
 //! it on the route's pooled client, and stream the answer back. The CLI's `call` uses this too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,6 +205,57 @@ pub async fn forward(table: &RouteTable, req: Request<Body>, response_header_tim
     forward_as(table, req, response_header_timeout, &Access::Trusted).await
 }
 
+/// Whether every proxied request gets a span of its own for its whole life (see [`forward_as`]).
+static REQUEST_SPANS: AtomicBool = AtomicBool::new(true);
+
+/// Say whether the per-request span is shipped: with JSON logs (`FmtSpan::CLOSE`) its close line
+/// is the request's log line, so every request needs it. Text logs show a span only as the
+/// prefix of an event inside it, and a request logs nothing unless it fails: then the span is
+/// made only when a failure is logged, with the same fields, and a request that succeeds pays
+/// for no span at all. `main` sets this from `--log-format`; the default keeps a span per request.
+pub fn set_request_spans(shipped: bool) {
+    REQUEST_SPANS.store(shipped, Ordering::Relaxed);
+}
+
+/// The log context of one request: the fields of its `request` span, recorded in the span that
+/// is current (shipped spans) or kept until a failure is logged (see [`set_request_spans`]).
+struct LogContext<'a> {
+    shipped: bool,
+    method: &'a Method,
+    app: &'a str,
+}
+
+impl LogContext<'_> {
+    fn record(&self, field: &str, value: &str) {
+        if self.shipped {
+            tracing::Span::current().record(field, value);
+        }
+    }
+
+    /// Enter the request's span for a failure's log event: the shipped span is already current;
+    /// otherwise one is made now with what is known of the request.
+    fn failing(
+        &self,
+        destination: &str,
+        binding: Option<&str>,
+        route: Option<&Route>,
+    ) -> Option<tracing::span::EnteredSpan> {
+        if self.shipped {
+            return None;
+        }
+        let span = tracing::info_span!(
+            "request",
+            method = %self.method,
+            destination,
+            binding,
+            certificate = route.map(|r| r.certificate_label()),
+            fingerprint = route.and_then(|r| r.certificate.as_ref()).map(|c| c.id.as_str()),
+            app = self.app,
+        );
+        Some(span.entered())
+    }
+}
+
 /// Send a request to its partner on behalf of `access`. Never panics; every failure becomes a
 /// gateway error response.
 pub async fn forward_as(
@@ -213,13 +265,19 @@ pub async fn forward_as(
     access: &Access<'_>,
 ) -> Response<Body> {
     let started = Instant::now();
+    let method = req.method().clone();
+    let shipped = REQUEST_SPANS.load(Ordering::Relaxed);
+    let log = LogContext { shipped, method: &method, app: access.label() };
+    if !shipped {
+        return route_and_send(table, req, response_header_timeout, access, started, &log).await;
+    }
     // One span per proxied request (what `--log-format json` ships when the span closes): the
     // partner, the binding that matched, the certificate's name and fingerprint, the app, and,
     // once the answer is known, its outcome (an error code or "ok"), status and time to the
     // response headers. Never a header value, a credential or a body.
     let span = tracing::info_span!(
         "request",
-        method = %req.method(),
+        method = %method,
         destination = tracing::field::Empty,
         binding = tracing::field::Empty,
         certificate = tracing::field::Empty,
@@ -229,7 +287,8 @@ pub async fn forward_as(
         status = tracing::field::Empty,
         duration_ms = tracing::field::Empty,
     );
-    let resp = route_and_send(table, req, response_header_timeout, access, started).instrument(span.clone()).await;
+    let resp =
+        route_and_send(table, req, response_header_timeout, access, started, &log).instrument(span.clone()).await;
     let outcome = resp.headers().get("certgate-error").and_then(|v| v.to_str().ok()).unwrap_or("ok");
     span.record("outcome", outcome);
     span.record("status", resp.status().as_u16());
@@ -243,24 +302,29 @@ async fn route_and_send(
     response_header_timeout: Duration,
     access: &Access<'_>,
     started: Instant,
+    log: &LogContext<'_>,
 ) -> Response<Body> {
-    let fail = |destination: &str, certificate: &str, e: GatewayError| {
-        metrics::request(destination, certificate, access.label(), e.code.as_str(), started.elapsed());
-        tracing::info!(code = e.code.as_str(), app = access.label(), "{}", e.message);
-        e.response()
-    };
     let target = match resolve(&req, table) {
         Ok(t) => t,
         Err(e) => {
             // What the caller asked for, as far as it can be told.
             let asked = req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(HOST)?.to_str().ok());
-            tracing::Span::current().record("destination", asked.unwrap_or(""));
-            return fail("(none)", "none", e);
+            log.record("destination", asked.unwrap_or(""));
+            metrics::request("(none)", "none", access.label(), e.code.as_str(), started.elapsed());
+            let _span = log.failing(asked.unwrap_or(""), None, None);
+            tracing::info!(code = e.code.as_str(), app = access.label(), "{}", e.message);
+            return e.response();
         }
     };
-    let span = tracing::Span::current();
-    span.record("destination", target.uri.authority().map(|a| a.as_str()).unwrap_or(""));
-    span.record("binding", target.route.destination.as_str());
+    let destination = target.uri.authority().map(|a| a.as_str()).unwrap_or("");
+    log.record("destination", destination);
+    log.record("binding", target.route.destination.as_str());
+    let fail = |certificate: &str, e: GatewayError| {
+        metrics::request(&target.route.destination, certificate, access.label(), e.code.as_str(), started.elapsed());
+        let _span = log.failing(destination, Some(&target.route.destination), None);
+        tracing::info!(code = e.code.as_str(), app = access.label(), "{}", e.message);
+        e.response()
+    };
     // The certificate: the one the request asks for by header, or the binding's.
     let asked = req.headers().get(CERTIFICATE_HEADER).map(|v| v.to_str().unwrap_or("").trim().to_string());
     let route = match asked {
@@ -270,7 +334,7 @@ async fn route_and_send(
                     ErrorCode::NotGranted,
                     format!("app '{}' may not present certificate '{name}'", access.label()),
                 );
-                return fail(&target.route.destination, &name, e);
+                return fail(&name, e);
             }
             match table.with_certificate(&target.route, &name) {
                 Ok(r) => r,
@@ -279,7 +343,7 @@ async fn route_and_send(
                         ErrorCode::NotGranted,
                         format!("certificate '{name}' cannot be presented: {msg}"),
                     );
-                    return fail(&target.route.destination, &name, e);
+                    return fail(&name, e);
                 }
             }
         }
@@ -299,7 +363,7 @@ async fn route_and_send(
                         access.label()
                     ),
                 );
-                return fail(&target.route.destination, target.route.certificate_label(), e);
+                return fail(target.route.certificate_label(), e);
             } else {
                 // Only the candidates granted to this app are offered to the partner.
                 match table.with_candidates(&target.route, &granted) {
@@ -309,27 +373,32 @@ async fn route_and_send(
                             ErrorCode::NotGranted,
                             format!("certificates {} cannot be presented: {msg}", granted.join(",")),
                         );
-                        return fail(&target.route.destination, target.route.certificate_label(), e);
+                        return fail(target.route.certificate_label(), e);
                     }
                 }
             }
         }
     };
-    span.record("certificate", route.certificate_label());
+    log.record("certificate", route.certificate_label());
     if let Some(c) = &route.certificate {
-        span.record("fingerprint", c.id.as_str());
+        log.record("fingerprint", c.id.as_str());
     }
-    send(&route, target.uri, req, response_header_timeout, access, started).await
+    send(&route, &target.uri, req, response_header_timeout, access, started, log).await
 }
 
 async fn send(
     route: &Arc<Route>,
-    uri: Uri,
+    uri: &Uri,
     mut req: Request<Body>,
     response_header_timeout: Duration,
     access: &Access<'_>,
     started: Instant,
+    log: &LogContext<'_>,
 ) -> Response<Body> {
+    let failing = || {
+        let destination = uri.authority().map(|a| a.as_str()).unwrap_or("");
+        log.failing(destination, Some(&route.destination), Some(route))
+    };
     let app = access.label();
     if let Some(reason) = &route.unavailable {
         let e = GatewayError::new(
@@ -337,6 +406,7 @@ async fn send(
             format!("the binding of {} cannot be used: {reason}", route.destination),
         );
         metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
+        let _span = failing();
         tracing::warn!(code = e.code.as_str(), "{}", e.message);
         return e.response();
     }
@@ -369,6 +439,7 @@ async fn send(
     let result = tokio::time::timeout(response_header_timeout, route.client.request(req)).await;
     if let Some(client) = fault.as_ref().and_then(|f| f.get()).filter(|_| !matches!(result, Ok(Ok(_)))) {
         metrics::request(&route.destination, route.certificate_label(), app, client.code.as_str(), started.elapsed());
+        let _span = failing();
         tracing::info!(code = client.code.as_str(), "{}", client.message);
         return client.response();
     }
@@ -377,7 +448,7 @@ async fn send(
             ErrorCode::UpstreamTimeout,
             format!("{uri} did not answer within {} ms", response_header_timeout.as_millis()),
         )),
-        Ok(Err(e)) => Err(upstream_error(&e, &uri, route)),
+        Ok(Err(e)) => Err(upstream_error(&e, uri, route)),
         Ok(Ok(resp)) => Ok(resp),
     };
     match outcome {
@@ -390,6 +461,7 @@ async fn send(
         }
         Err(e) => {
             metrics::request(&route.destination, route.certificate_label(), app, e.code.as_str(), started.elapsed());
+            let _span = failing();
             tracing::warn!(code = e.code.as_str(), "{}", e.message);
             e.response()
         }
