@@ -24,25 +24,9 @@ NGINX=/usr/sbin/nginx
 UP_PORT=18543
 NG_PORT=18580
 
-log() { printf '[profile %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-STARTED=()
-cleanup() {
-    local rc=$? pid
-    set +e
-    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${STARTED[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-wait_port() {
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-    log "nothing listens on 127.0.0.1:$1"; exit 1
-}
+LOG_TAG=profile
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"/{bin,pki,up/logs,ng/logs,runs}
@@ -57,15 +41,8 @@ cd "$WORK"
 
 (
     cd pki
-    q() { "$@" >/dev/null 2>&1 || { "$@"; exit 1; }; }
-    q openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 -sha256 \
+    quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 -sha256 \
         -subj "/CN=profile CA" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
-    leaf() {
-        q openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2"
-        printf '%s\n' "$3" >"$1.ext"
-        q openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days 30 \
-            -sha256 -extfile "$1.ext"
-    }
     leaf server "/CN=localhost" "$(printf 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1')"
     leaf client "/CN=profile-client" "extendedKeyUsage=clientAuth"
 )

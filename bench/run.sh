@@ -28,8 +28,9 @@ CGN_PORT=18090;  CGN_ADMIN=18091   # certgate, unpooled (max_idle_per_host = 0),
 NG_PORT=18180;   NGN_PORT=18181    # nginx egress: upstream keepalive / none
 HA_PORT=18280;   HAN_PORT=18281    # haproxy: http-reuse always / never
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+LOG_TAG=bench
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 # ---------------------------------------------------------------- prerequisites
 [[ -x $CERTGATE ]] || die "no certgate binary at $CERTGATE (run: cargo build --release)"
@@ -45,30 +46,6 @@ fi
 NGINX=/usr/sbin/nginx
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 for tool in openssl curl wrk awk getconf; do command -v "$tool" >/dev/null || die "$tool is needed"; done
-
-# ---------------------------------------------------------------- process bookkeeping
-STARTED=()   # every PID this script started; each is stopped by its id on exit
-cleanup() {
-    local rc=$? pid
-    set +e
-    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${STARTED[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_port() { # port
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "nothing listens on 127.0.0.1:$1"
-}
 
 rm -rf "$WORK"
 mkdir -p "$WORK"/{bin,pki,up/logs,ng/logs,ha,cg-data,runs}
@@ -88,16 +65,9 @@ CG_DIRTY=$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev
 log "making the test PKI in $WORK/pki"
 (
     cd pki
-    q() { "$@" >/dev/null 2>&1 || { "$@"; exit 1; }; }
-    q openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 -sha256 \
+    quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 -sha256 \
         -subj "/O=certgate bench/CN=certgate bench CA" \
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-    leaf() { # name subject extensions
-        q openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2"
-        printf '%s\n' "$3" >"$1.ext"
-        q openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" \
-            -days 30 -sha256 -extfile "$1.ext"
-    }
     leaf server "/O=certgate bench/CN=localhost" \
         "$(printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1')"
     for n in 1 2; do
