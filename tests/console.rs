@@ -216,6 +216,10 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
     assert_eq!(binding["certificates"], serde_json::json!([CERT, "orders-api"]), "{binding}");
     assert_eq!(binding["trust"], "public");
     assert_eq!(binding["allow_renegotiation"], true, "ticked in the browser: {binding}");
+    let services = env.run(&["--json", "service", "list"]).ok().json();
+    let service = find(&services, "name", "E2E.Iis").unwrap_or_else(|| panic!("no service E2E.Iis: {services}"));
+    assert_eq!(service["binding"]["certificates"], serde_json::json!([CERT]), "{service}");
+    assert_eq!(service["binding"]["allow_renegotiation"], true, "ticked in the browser: {service}");
 
     let anchors = env.run(&["--json", "trust", "list"]).ok().json();
     let added = find(&anchors, "name", "partner-root")
@@ -244,6 +248,7 @@ async fn console_imports_binds_and_audits_in_a_real_browser() {
             ("app.grant", "e2e-app"),
             ("app.add", "e2e-app"),
             ("trust.add", "partner-root"),
+            ("service.add", "E2E.Iis"),
             ("bind", HOST),
             ("cert.import", CERT)
         ],

@@ -24,8 +24,9 @@
 //                                            must warn that it is already stored under --name
 //   --also           E2E_ALSO                a stored certificate to bind as the second candidate (the
 //                                            partner's CA names pick one): the table lists both in order
-//   --renegotiate    E2E_RENEGOTIATE         (yes) tick "Allow renegotiation" under Advanced when binding:
-//                                            the table must say "renegotiation allowed"
+//   --renegotiate    E2E_RENEGOTIATE         (yes) tick "Allow renegotiation" under Advanced when binding,
+//                                            then add service E2E.Iis with it ticked: both tables must
+//                                            say "renegotiation allowed"
 //
 // Scenario: sign in (after a refused token); upload the PFX with a wrong password and see the
 // refusal, which must mention the password, with the form still filled; upload it with the right
@@ -288,6 +289,19 @@ async function run() {
     expect(bound.includes('renegotiation allowed'), `the bindings table does not say renegotiation is allowed: ${bound}`);
   }
   await shot('bindings');
+
+  if (opts.renegotiate === 'yes') {
+    step('add a named service whose partner asks for the certificate after the request');
+    const sform = page.locator('#service-form');
+    await sform.getByLabel('Service name').fill('E2E.Iis');
+    await sform.getByLabel('Partner URL').fill(`https://${opts.host}/orders`);
+    await sform.getByLabel('Client certificate').selectOption(opts.name);
+    await sform.getByLabel(/Allow renegotiation/).check();
+    await sform.getByRole('button', { name: 'Save service' }).click();
+    await outcome(page.getByText(/Added service E2E\.Iis/), 'the service');
+    const row = await page.locator('tr[data-service="E2E.Iis"]').innerText();
+    expect(row.includes('renegotiation allowed'), `the services table does not say renegotiation is allowed: ${row}`);
+  }
 
   if (opts.anchor) {
     step('add a trust anchor from a CA file');

@@ -1274,8 +1274,16 @@
       const url = h('input', { type: 'url', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'https://api.partner.example/soap/invoice' });
       const cert = h('select', { name: 'certificate' });
       certOptions(cert, certNames, [['__host__', "Use the binding of the URL's host"], ['__none__', 'Send no certificate']]);
+      const also = h('input', { type: 'text', name: 'also', autocomplete: 'off', spellcheck: 'false', placeholder: 'optional, e.g. billing-2027', list: 'service-cert-names' });
+      const alsoNames = h('datalist', { id: 'service-cert-names' }, certNames.map((n) => h('option', { value: n })));
+      const reneg = h('input', { type: 'checkbox', name: 'allow_renegotiation', id: uid('svc-reneg') });
       const trust = trustPicker(anchorNames);
-      const sync = () => trust.setDisabled(cert.value === '__host__');
+      const sync = () => {
+        const own = cert.value !== '__host__' && cert.value !== '__none__';
+        trust.setDisabled(cert.value === '__host__');
+        also.disabled = !own;
+        reneg.disabled = !own;
+      };
       cert.addEventListener('change', sync);
       sync();
       const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save service');
@@ -1286,7 +1294,12 @@
           field('Service name', name, `letters, digits, '.', '_' or '-'; apps call http://${proxyAddress()}/svc/NAME/…`),
           field('Partner URL', url, 'https:// base URL; the app adds the rest of the path')),
         field('Client certificate', cert),
+        field('Other candidates', also, 'more certificates, comma-separated, in order of preference (the partner\'s CA names pick one)'),
+        alsoNames,
         trust.el,
+        h('div', { class: 'field check' },
+          h('label', { for: reneg.id }, reneg, ' Allow renegotiation (the partner asks for the certificate after the request)'),
+          h('p', { class: 'help', text: 'For IIS or SAP partners that ask for the client certificate per path: certgate then uses OpenSSL for this service and speaks HTTP/1.1.' })),
         alert.el,
         h('div', { class: 'form-actions' }, submit, button('Clear', () => editService(null), 'btn quiet')));
       editService = (s) => {
@@ -1295,6 +1308,8 @@
         name.readOnly = !!s;
         url.value = s ? s.url : '';
         cert.value = s && s.binding ? (s.binding.certificate === null ? '__none__' : s.binding.certificate) : '__host__';
+        also.value = s && s.binding ? (s.binding.certificates || []).slice(1).join(', ') : '';
+        reneg.checked = !!(s && s.binding && s.binding.allow_renegotiation);
         trust.set(s && s.binding ? s.binding.trust : 'public');
         sync();
         formTitle.textContent = s ? `Change service ${s.name}` : 'Add a named service';
@@ -1309,7 +1324,10 @@
         if (!url.value.trim()) return alert.message('Give the partner URL', 'e.g. https://api.partner.example/soap/invoice');
         const body = { url: url.value.trim() };
         if (cert.value !== '__host__') {
-          body.certificate = cert.value === '__none__' ? null : cert.value;
+          const others = cert.value === '__none__' ? [] : also.value.split(/[\s,]+/).filter(Boolean);
+          if (others.length) body.certificates = [cert.value, ...others];
+          else body.certificate = cert.value === '__none__' ? null : cert.value;
+          if (reneg.checked && cert.value !== '__none__') body.allow_renegotiation = true;
           const t = trust.value();
           if (!t) return alert.message('Pick at least one trust anchor', 'or choose Public CAs');
           body.trust = t;
@@ -1325,7 +1343,7 @@
       h('th', { scope: 'row', text: s.name }),
       h('td', { class: 'mono break', text: s.url }),
       h('td', null, s.binding ? certList(s.binding) : h('span', { class: 'muted', text: "the host's binding" })),
-      h('td', { text: s.binding ? trustText(s.binding.trust) : '—' }),
+      h('td', { text: s.binding ? trustText(s.binding.trust) + (s.binding.allow_renegotiation ? '; renegotiation allowed' : '') : '—' }),
       h('td', { class: 'mono small', text: `/svc/${s.name}/` }),
       op ? h('td', { class: 'row-actions' },
         button('Edit', () => editService(s), 'btn small', { 'aria-label': `Change service ${s.name}` }),
