@@ -1165,26 +1165,9 @@ fn service_add_list_and_remove() {
 // ---------------------------------------------------------------------------------------------
 // Interop: nginx as the partner, curl and Python zeep as the application
 
-fn require_curl() {
-    nginx::require("curl", "curl", &["--version"], "apt-get install curl");
-}
-
 fn require_zeep() {
     nginx::require("python3", "python3", &["--version"], "apt-get install python3");
     nginx::require("python3 zeep", "python3", &["-c", "import zeep"], "pip install zeep");
-}
-
-/// curl with no proxy settings from the environment or a ~/.curlrc.
-fn curl() -> std::process::Command {
-    let mut cmd = std::process::Command::new("curl");
-    cmd.arg("-q");
-    for var in
-        ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]
-    {
-        cmd.env_remove(var);
-    }
-    cmd.stdin(std::process::Stdio::null());
-    cmd
 }
 
 #[track_caller]
@@ -1215,7 +1198,6 @@ async fn nginx_behind_gateway() -> (World, Minted, Nginx, Gateway) {
 
 #[test]
 fn harness_nginx_reports_the_certificate_curl_presents_directly() {
-    require_curl();
     let w = World::new();
     let alpha = w.client_ca.leaf(LeafSpec::client("alpha"));
     let server = w.partner_ca.server(&["partner.test"]);
@@ -1224,7 +1206,7 @@ fn harness_nginx_reports_the_certificate_curl_presents_directly() {
     let key = w.env.file("alpha.key", &alpha.key_pem);
     let ca = w.env.file("partner-root.pem", &w.partner_ca.root.cert_pem);
     let port = nginx.port();
-    let out = curl()
+    let out = nginx::curl()
         .args(["-sS", "--fail-with-body", "--max-time", "30", "--noproxy", "*"])
         .arg("--resolve")
         .arg(format!("partner.test:{port}:127.0.0.1"))
@@ -1240,7 +1222,7 @@ fn harness_nginx_reports_the_certificate_curl_presents_directly() {
     assert_nginx_saw(&out, &alpha, "alpha", &nginx, "");
 
     // And without a certificate nginx refuses, so a pass above means the certificate counted.
-    let out = curl()
+    let out = nginx::curl()
         .args(["-sS", "--max-time", "30", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code}"])
         .arg("--resolve")
         .arg(format!("partner.test:{port}:127.0.0.1"))
@@ -1254,9 +1236,8 @@ fn harness_nginx_reports_the_certificate_curl_presents_directly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_with_proxy_option_reaches_nginx_with_the_bound_certificate() {
-    require_curl();
     let (_w, alpha, nginx, gw) = nginx_behind_gateway().await;
-    let out = curl()
+    let out = nginx::curl()
         .args(["-sS", "--fail-with-body", "--max-time", "30", "-x", &gw.proxy_url()])
         .arg(format!("http://partner.test:{}/whoami", nginx.port()))
         .output()
@@ -1266,11 +1247,10 @@ async fn curl_with_proxy_option_reaches_nginx_with_the_bound_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_with_http_proxy_environment_reaches_nginx_with_the_bound_certificate() {
-    require_curl();
     let (_w, alpha, nginx, gw) = nginx_behind_gateway().await;
     // curl reads only the lowercase http_proxy (HTTP_PROXY is ignored for http://, see
     // "httpoxy"); both are set, as an application's environment would have them.
-    let out = curl()
+    let out = nginx::curl()
         .env("http_proxy", gw.proxy_url())
         .env("HTTP_PROXY", gw.proxy_url())
         .args(["-sS", "--fail-with-body", "--max-time", "30"])

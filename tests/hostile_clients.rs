@@ -382,20 +382,6 @@ async fn malformed_request_heads_get_certgate_error_codes_and_the_gateway_keeps_
 // ---------------------------------------------------------------------------------------------
 // HTTP/2 from applications
 
-/// curl with no proxy settings from the environment or a ~/.curlrc (fails loudly when missing).
-fn curl() -> std::process::Command {
-    crate::support::nginx::require("curl", "curl", &["--version"], "apt-get install curl");
-    let mut cmd = std::process::Command::new("curl");
-    cmd.arg("-q");
-    for var in
-        ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]
-    {
-        cmd.env_remove(var);
-    }
-    cmd.stdin(std::process::Stdio::null());
-    cmd
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_applications_get_the_header_read_timeout_and_the_header_limit() {
     let w = World::new();
@@ -416,7 +402,7 @@ async fn http2_applications_get_the_header_read_timeout_and_the_header_limit() {
     // not forward: the partner has limits of its own.)
     let url = format!("http://{}/svc/Echo/echo", gw.proxy);
     let call = |header_bytes: usize| {
-        let out = curl()
+        let out = crate::support::nginx::curl()
             .args(["-s", "-D", "/dev/stderr", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
             .args(["--http2-prior-knowledge", "--max-time", "20"])
             .args(["-H", &format!("Certgate-Padding: {}", "a".repeat(header_bytes)), &url])

@@ -218,17 +218,7 @@ pub async fn probe(
     }
     let mut probed = match &bound {
         Some(r) => (*r.binding).clone(),
-        None => BindingRecord {
-            destination: String::new(),
-            certificate: None,
-            alternates: Vec::new(),
-            trust: TrustPolicy::Public,
-            sni: None,
-            pins: Vec::new(),
-            allow_renegotiation: false,
-            created_at: 0,
-            updated_at: 0,
-        },
+        None => BindingRecord::unbound(String::new()),
     };
     if bound.is_none() {
         probed.destination =

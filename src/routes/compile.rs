@@ -125,17 +125,7 @@ fn compile_routes(
         c.place(&mut table, b);
     }
     if options.allow_unbound {
-        let unbound = Arc::new(BindingRecord {
-            destination: "(unbound)".into(),
-            certificate: None,
-            alternates: Vec::new(),
-            trust: TrustPolicy::Public,
-            sni: None,
-            pins: Vec::new(),
-            allow_renegotiation: false,
-            created_at: 0,
-            updated_at: 0,
-        });
+        let unbound = Arc::new(BindingRecord::unbound("(unbound)".into()));
         table.unbound = Some(c.route_or_unavailable(&unbound, &mut table.unavailable));
     }
     c.services(&mut table);

@@ -137,6 +137,21 @@ pub struct BindingRecord {
 }
 
 impl BindingRecord {
+    /// No certificate, public trust, no options: what applies where nothing is bound.
+    pub fn unbound(destination: String) -> Self {
+        BindingRecord {
+            destination,
+            certificate: None,
+            alternates: Vec::new(),
+            trust: TrustPolicy::Public,
+            sni: None,
+            pins: Vec::new(),
+            allow_renegotiation: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
     /// Every certificate the binding names, in order of preference (empty for no-cert).
     pub fn candidates(&self) -> impl Iterator<Item = &str> {
         self.certificate.iter().chain(self.alternates.iter()).map(CertificateName::as_str)

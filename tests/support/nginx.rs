@@ -217,3 +217,18 @@ pub fn url_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// curl with no proxy settings from the environment or a ~/.curlrc (fails loudly when curl is
+/// missing).
+pub fn curl() -> Command {
+    require("curl", "curl", &["--version"], "apt-get install curl");
+    let mut cmd = Command::new("curl");
+    cmd.arg("-q");
+    for var in
+        ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]
+    {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
