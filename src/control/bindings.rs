@@ -106,6 +106,10 @@ fn missing_anchor(what: String) -> ControlError {
 fn anchor_refused(e: StoreError) -> ControlError {
     match e {
         StoreError::NotFound(what) if what.starts_with("trust anchor ") => missing_anchor(what),
+        StoreError::NotFound(what) if what.starts_with("service ") => ControlError::NotFound {
+            what,
+            hint: Remedy::with("add the service (its partner URL) first", Action::AddService),
+        },
         other => other.into(),
     }
 }
@@ -235,15 +239,7 @@ impl Control {
             )
         })?;
         // A named service's binding can be changed like any other (its URL stays the service's);
-        // the service must exist.
-        if let Destination::Service(name) = &parsed.destination {
-            if !self.store.services().await?.iter().any(|s| &s.name == name) {
-                return Err(ControlError::NotFound {
-                    what: format!("service '{name}'"),
-                    hint: Remedy::with("add the service (its partner URL) first", Action::AddService),
-                });
-            }
-        }
+        // the store refuses it, in the write's transaction, when the service does not exist.
         let rec = self.binding_record(parsed.destination.key(), &req).await?;
         let detail = format!(
             "{} trust {}{}",

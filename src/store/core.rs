@@ -806,6 +806,12 @@ where
     /// policy names must exist.
     pub async fn put_binding(&mut self, rec: &BindingRecord) -> Result<bool, StoreError> {
         self.check_candidates(rec).await?;
+        // A named service's binding (`service:NAME`) exists only beside its service.
+        if let Some(name) = rec.destination.strip_prefix("service:") {
+            if !self.exists("SELECT 1 FROM services WHERE name = $1", name).await? {
+                return Err(StoreError::NotFound(format!("service '{name}'")));
+            }
+        }
         self.upsert_binding(rec, false).await
     }
 
