@@ -109,6 +109,7 @@ const CUT_GRACE: Duration = Duration::from_secs(1);
 const DRAIN_LIMIT: usize = 1 << 20;
 
 /// Admission of new connections: the total and per-address limits.
+#[derive(Clone)]
 pub struct Admission {
     limits: ClientLimits,
     total: Arc<Semaphore>,

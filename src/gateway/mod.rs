@@ -21,6 +21,7 @@ pub use proxy::{
 };
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::model::ErrorCode;
 use crate::routes::{compile, compile_changes, CompileOptions, RouteSource, RouteTable, SourceEvent};
@@ -347,27 +348,184 @@ struct StoreStatus {
 
 /// Accept applications' connections until `shutdown` resolves, then let in-flight requests
 /// finish (bounded by the grace period). Each connection is admitted and guarded (see `guard`).
+///
+/// The listener is served by one thread per core (`upstream::workers`), each with a
+/// single-threaded runtime of its own. A connection's requests, their partner connections and
+/// the pools those stay in live on one worker: a request never waits for another core and no task
+/// moves between cores, which is most of what a multi-threaded runtime costs a proxy. Whichever
+/// worker accepts a connection hands it to the one [`pick`] names: light load stays on the first
+/// worker (one pool per partner), a burst is spread over the cores. When no thread can be
+/// started the listener is served on the caller's runtime instead.
 pub async fn serve_proxy(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let admission = Admission::new(gateway.settings.clients.clone(), "proxy");
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("the proxy listener cannot be served: {e}");
+            return;
+        }
+    };
+    let count = crate::upstream::workers::count();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut inboxes = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..count {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        inboxes.push(tx);
+        receivers.push(rx);
+    }
+    let shared = Arc::new(Workers { inboxes, load: (0..count).map(|_| AtomicUsize::new(0)).collect() });
+    let mut running = Vec::new();
+    for (index, inbox) in receivers.into_iter().enumerate() {
+        let worker = Worker { index, shared: shared.clone(), inbox };
+        match start_worker(worker, &listener, gateway.clone(), admission.clone(), stopped.clone()) {
+            Ok(done) => running.push(done),
+            Err(e) => tracing::warn!("proxy worker {} could not be started: {e}", index + 1),
+        }
+    }
+    if running.is_empty() {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("the proxy listener cannot be served: {e}");
+                return;
+            }
+        };
+        let (_, inbox) = tokio::sync::mpsc::unbounded_channel();
+        let alone = Arc::new(Workers { inboxes: Vec::new(), load: vec![AtomicUsize::new(0)] });
+        let worker = Worker { index: 0, shared: alone, inbox };
+        return accept_loop(gateway, listener, worker, admission, shutdown).await;
+    }
+    drop(listener);
+    shutdown.await;
+    let _ = stop.send(true);
+    for done in running {
+        let _ = done.await;
+    }
+}
+
+/// A connection handed from the worker that accepted it to the one that serves it.
+type Handoff = (std::net::TcpStream, SocketAddr, guard::Admitted);
+
+/// What the proxy workers share: each one's inbox and how many connections each serves.
+struct Workers {
+    inboxes: Vec<tokio::sync::mpsc::UnboundedSender<Handoff>>,
+    load: Vec<AtomicUsize>,
+}
+
+/// One proxy worker: its number (0-based), the shared part, and its inbox.
+struct Worker {
+    index: usize,
+    shared: Arc<Workers>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
+}
+
+impl Worker {
+    /// The worker that should serve the next connection (see [`pick`]).
+    fn pick(&self) -> usize {
+        pick(&self.shared.load)
+    }
+}
+
+/// The lowest-numbered worker serving at most one connection more than the least loaded. Under
+/// light load every connection goes to the first worker, so an application calling one partner
+/// now and then is served by one pool (one partner connection, its TLS session reused) whichever
+/// worker accepted; under load the connections are spread, no worker serving two more than
+/// another. A hand-over costs two system calls (the socket leaves one event loop for another).
+fn pick(loads: &[AtomicUsize]) -> usize {
+    let load = |i: usize| loads[i].load(Ordering::Relaxed);
+    let least = (0..loads.len()).map(load).min().unwrap_or(0);
+    (0..loads.len()).find(|&i| load(i) <= least + 1).unwrap_or(0)
+}
+
+/// Start proxy worker `worker` on a thread of its own; the receiver resolves when it has finished.
+fn start_worker(
+    worker: Worker,
+    listener: &std::net::TcpListener,
+    gateway: Arc<Gateway>,
+    admission: Admission,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let listener = listener.try_clone()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let n = worker.index + 1;
+    std::thread::Builder::new().name(format!("certgate-proxy-{n}")).spawn(move || {
+        crate::upstream::workers::enter(n);
+        runtime.block_on(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    accept_loop(gateway, listener, worker, admission, async move {
+                        let _ = stopped.wait_for(|v| *v).await;
+                    })
+                    .await
+                }
+                Err(e) => tracing::error!("proxy worker {n} cannot serve the listener: {e}"),
+            }
+        });
+        let _ = done.send(());
+    })?;
+    Ok(finished)
+}
+
+/// One worker's loop (see [`serve_proxy`]): accept, hand off or serve, until `shutdown`; then its
+/// connections' graceful end.
+async fn accept_loop(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    mut worker: Worker,
+    admission: Admission,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limits = gateway.settings.clients.clone();
-    let admission = Admission::new(limits.clone(), "proxy");
     let builder = limits.server_builder();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = accept(&listener) => accepted,
-            _ = &mut shutdown => break,
-        };
-        let admitted = match admission.admit(peer) {
-            Ok(a) => a,
-            Err(e) => {
-                admission.refuse(stream, peer, e);
-                continue;
+        let (stream, peer, admitted) = tokio::select! {
+            (stream, peer) = accept(&listener) => {
+                let admitted = match admission.admit(peer) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        admission.refuse(stream, peer, e);
+                        continue;
+                    }
+                };
+                let to = worker.pick();
+                if to != worker.index {
+                    // Counted at once, so the next accept (here or elsewhere) sees it.
+                    worker.shared.load[to].fetch_add(1, Ordering::Relaxed);
+                    match stream.into_std() {
+                        Ok(std) => {
+                            if let Err(back) = worker.shared.inboxes[to].send((std, peer, admitted)) {
+                                // That worker has ended (shutting down): the connection is closed.
+                                worker.shared.load[to].fetch_sub(1, Ordering::Relaxed);
+                                drop(back);
+                            }
+                        }
+                        Err(e) => {
+                            worker.shared.load[to].fetch_sub(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, "connection lost while handed to another worker: {e}");
+                        }
+                    }
+                    continue;
+                }
+                worker.shared.load[worker.index].fetch_add(1, Ordering::Relaxed);
+                (stream, peer, admitted)
             }
+            Some((std, peer, admitted)) = worker.inbox.recv() => match TcpStream::from_std(std) {
+                Ok(stream) => (stream, peer, admitted),
+                Err(e) => {
+                    worker.shared.load[worker.index].fetch_sub(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "a handed-over connection cannot be served: {e}");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
         let gw = gateway.clone();
@@ -383,14 +541,23 @@ pub async fn serve_proxy(
         let (io, service, watchdog) = guard(stream, peer, service, &limits, true, "proxy").into_parts();
         let conn = builder.serve_connection(io, service).into_owned();
         let conn = graceful.watch(conn);
+        let shared = worker.shared.clone();
+        let index = worker.index;
         tokio::spawn(async move {
             if let Some(Err(e)) = run_guarded(conn, watchdog).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
+            shared.load[index].fetch_sub(1, Ordering::Relaxed);
             drop(admitted);
         });
     }
     drop(listener);
+    // Connections handed over but not yet served are closed.
+    worker.inbox.close();
+    while let Ok((_, _, admitted)) = worker.inbox.try_recv() {
+        worker.shared.load[worker.index].fetch_sub(1, Ordering::Relaxed);
+        drop(admitted);
+    }
     let grace = gateway.settings.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {} s", grace.as_secs());
@@ -414,4 +581,21 @@ pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAdd
 /// The address a listener really bound (for messages when port 0 was asked for).
 pub fn local_addr(listener: &TcpListener) -> String {
     listener.local_addr().map(|a: SocketAddr| a.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_fill_the_first_worker_then_spread() {
+        let load = |v: &[usize]| v.iter().map(|&n| AtomicUsize::new(n)).collect::<Vec<_>>();
+        assert_eq!(pick(&load(&[0, 0])), 0);
+        assert_eq!(pick(&load(&[0, 1])), 0);
+        assert_eq!(pick(&load(&[1, 0])), 0, "one more than the least is within the tolerance");
+        assert_eq!(pick(&load(&[2, 0])), 1);
+        assert_eq!(pick(&load(&[5, 9, 3])), 2);
+        assert_eq!(pick(&load(&[4, 4, 4])), 0);
+        assert_eq!(pick(&load(&[7])), 0);
+    }
 }

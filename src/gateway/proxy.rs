@@ -152,22 +152,32 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
                 ),
             )
         })?;
-        let base = &svc.base;
-        let host = base.host_str().unwrap_or_default();
-        let port = base.port_or_known_default().unwrap_or(443);
+        // The partner URL from parts: the service's authority (parsed when the table was
+        // compiled), its base path + the request's tail and query.
+        let bad = |e: &dyn std::fmt::Display| {
+            GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}"))
+        };
+        let authority = svc.authority.clone().ok_or_else(|| bad(&"the service URL has no host"))?;
         let (tail_path, tail_query) = match tail.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (tail, None),
         };
-        let mut path = base.path().trim_end_matches('/').to_string();
+        let base_path = svc.base.path().trim_end_matches('/');
+        let mut path = String::with_capacity(base_path.len() + tail.len() + 2);
+        path.push_str(base_path);
         path.push_str(tail_path);
         if path.is_empty() {
             path.push('/');
         }
-        let query = tail_query.map(|q| format!("?{q}")).unwrap_or_default();
-        let target: Uri = format!("https://{}{}{}", authority(host, port), path, query)
-            .parse()
-            .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}")))?;
+        if let Some(q) = tail_query {
+            path.push('?');
+            path.push_str(q);
+        }
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTPS);
+        parts.authority = Some(authority);
+        parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path).map_err(|e| bad(&e))?);
+        let target = Uri::from_parts(parts).map_err(|e| bad(&e))?;
         return Ok(Target { route: route.clone(), uri: target });
     }
     Err(GatewayError::new(
@@ -455,7 +465,7 @@ async fn send(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, false);
-            route.ok_requests.record(app, started.elapsed());
+            route.ok_requests.record(&route.destination, route.certificate_label(), app, started.elapsed());
             let body = PartnerBody::new(body, route.response_body_timeout, uri.clone());
             Response::from_parts(parts, body.boxed())
         }

@@ -289,7 +289,7 @@ impl Compiler<'_> {
                     table.find(host, base.port_or_known_default().unwrap_or(443)).cloned()
                 }
             };
-            table.services.insert(svc.name.clone(), ServiceRoute { name: svc.name.clone(), base, route });
+            table.services.insert(svc.name.clone(), ServiceRoute::new(svc.name.clone(), base, route));
         }
     }
 }
@@ -319,9 +319,9 @@ impl Compiler<'_> {
                     certificate: None,
                     candidates: Vec::new(),
                     trust: b.trust.to_string(),
-                    client: upstream::client(connector, &self.options.settings),
+                    client: upstream::client(connector),
                     response_body_timeout: self.options.settings.response_body_timeout,
-                    ok_requests: crate::telemetry::OkCounters::new(&b.destination, &label),
+                    ok_requests: Default::default(),
                     label,
                     failures,
                     fingerprint: format!("{}|unavailable|{reason}", b.destination),
@@ -483,10 +483,10 @@ impl Compiler<'_> {
             destination: b.destination.clone(),
             certificate: candidates.first().cloned(),
             candidates,
-            ok_requests: crate::telemetry::OkCounters::new(&b.destination, &label),
+            ok_requests: Default::default(),
             label,
             trust: trust_label,
-            client: upstream::client(connector, &self.options.settings),
+            client: upstream::client(connector),
             response_body_timeout: self.options.settings.response_body_timeout,
             failures,
             fingerprint,

@@ -67,6 +67,18 @@ pub struct ServiceRoute {
     pub name: String,
     pub base: url::Url,
     pub route: Option<Arc<Route>>,
+    /// The partner's authority (`host`, `host:port` when not 443), parsed once.
+    pub authority: Option<http::uri::Authority>,
+}
+
+impl ServiceRoute {
+    pub fn new(name: String, base: url::Url, route: Option<Arc<Route>>) -> Self {
+        let host = base.host_str().unwrap_or_default();
+        let port = base.port_or_known_default().unwrap_or(443);
+        let text = if port == 443 { host.to_string() } else { format!("{host}:{port}") };
+        let authority = text.parse().ok();
+        ServiceRoute { name, base, route, authority }
+    }
 }
 
 #[derive(Default)]

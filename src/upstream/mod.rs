@@ -388,14 +388,67 @@ impl tower::Service<Uri> for Connector {
     }
 }
 
-/// One route's pooled client.
-pub type UpstreamClient = Client<Connector, Body>;
+/// One route's pooled clients: one per proxy worker (see [`workers`]), each made on the first
+/// request that needs it. A worker's requests use its own pool, so a connection to a partner is
+/// opened, used and kept by the core that serves the request (no hop to another core), and a
+/// route nobody calls costs no pool at all (100,000 bindings, a few hundred in use).
+pub struct UpstreamClient {
+    connector: Connector,
+    per_worker: Box<[std::sync::OnceLock<Box<Client<Connector, Body>>>]>,
+}
 
-pub fn client(connector: Connector, settings: &UpstreamSettings) -> UpstreamClient {
+impl UpstreamClient {
+    /// Send a request on the calling worker's pool.
+    pub fn request(&self, req: http::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
+        self.pool().request(req)
+    }
+
+    fn pool(&self) -> &Client<Connector, Body> {
+        let slot = &self.per_worker[workers::current().min(self.per_worker.len() - 1)];
+        slot.get_or_init(|| Box::new(pooled(self.connector.clone())))
+    }
+}
+
+pub fn client(connector: Connector) -> UpstreamClient {
+    let per_worker = (0..=workers::count()).map(|_| std::sync::OnceLock::new()).collect();
+    UpstreamClient { connector, per_worker }
+}
+
+fn pooled(connector: Connector) -> Client<Connector, Body> {
+    let settings = connector.settings.clone();
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(settings.idle_timeout)
         .pool_max_idle_per_host(settings.max_idle_per_host)
         // hyper's floor is 8 KiB; its default (about 400 KiB) is more than any partner needs.
         .http1_max_buf_size(settings.max_response_header_bytes.max(8 * 1024))
         .build(connector)
+}
+
+/// The gateway's proxy workers: one thread per core, each with its own single-threaded runtime
+/// accepting applications' connections (see `gateway::serve_proxy`). A request is served start to
+/// end on one core, with that core's upstream pools. Every other thread (the admin API, `call`,
+/// probes) is worker 0.
+pub mod workers {
+    use std::cell::Cell;
+    use std::sync::OnceLock;
+
+    thread_local! {
+        static CURRENT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// How many proxy workers the process runs: one per core the process may use, at most 64.
+    pub fn count() -> usize {
+        static COUNT: OnceLock<usize> = OnceLock::new();
+        *COUNT.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 64))
+    }
+
+    /// The calling thread's worker number: 1..=count() on a proxy worker, 0 elsewhere.
+    pub fn current() -> usize {
+        CURRENT.with(|c| c.get())
+    }
+
+    /// Mark the calling thread as proxy worker `n` (1-based).
+    pub fn enter(n: usize) {
+        CURRENT.with(|c| c.set(n));
+    }
 }
