@@ -137,27 +137,37 @@ for n in "${NAMES[@]}"; do
 done
 
 HZ=$(getconf CLK_TCK)
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo $t; }
+# user and system CPU ticks of PIDs, summed: "user system"
+ticks() {
+    local u=0 s=0 p pu ps
+    for p in "$@"; do
+        read -r pu ps < <(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
+        u=$((u + pu)); s=$((s + ps))
+    done
+    echo "$u $s"
+}
 busy() { awk '/^cpu /{print $2 + $3 + $4 + $9; exit}' /proc/stat; }
-printf 'round\tconc\tproxy\treq_s\tcpu_s_per_10k\tp99_ms\terrors\tmachine_busy_cores\n' >results.tsv
+printf 'round\tconc\tproxy\treq_s\tcpu_s_per_10k\tuser_per_10k\tsystem_per_10k\tp99_ms\terrors\tmachine_busy_cores\n' >results.tsv
 for round in $(seq "$ROUNDS"); do
     for conc in $CONCS; do
         for n in "${NAMES[@]}"; do
             # shellcheck disable=SC2086
             wrk -t2 -c"$conc" -d"$WARMUP" "${URL[$n]}" >/dev/null 2>&1 || true
             # shellcheck disable=SC2086
-            c0=$(ticks ${PIDS[$n]}); b0=$(busy)
+            read -r u0 s0 < <(ticks ${PIDS[$n]}); b0=$(busy)
             wrk -t2 -c"$conc" -d"$DURATION" --latency "${URL[$n]}" >"runs/$n-c$conc-r$round.txt" 2>&1
             # shellcheck disable=SC2086
-            c1=$(ticks ${PIDS[$n]}); b1=$(busy)
+            read -r u1 s1 < <(ticks ${PIDS[$n]}); b1=$(busy)
             f=runs/$n-c$conc-r$round.txt
             req=$(awk '/requests in/ {print $1}' "$f")
             secs=$(awk '/requests in/ {sub(/s,/, "", $4); print $4}' "$f")
             p99=$(awk '/ 99%/ {print $2}' "$f")
             errs=$(awk '/Non-2xx|Socket errors/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i} END {print s + 0}' "$f")
-            awk -v r="$round" -v c="$conc" -v n="$n" -v q="$req" -v s="$secs" -v t=$((c1 - c0)) -v hz="$HZ" \
+            awk -v r="$round" -v c="$conc" -v n="$n" -v q="$req" -v s="$secs" -v u=$((u1 - u0)) -v sy=$((s1 - s0)) -v hz="$HZ" \
                 -v p="$p99" -v e="$errs" -v b=$((b1 - b0)) 'BEGIN {
-                    printf "%s\t%s\t%s\t%.0f\t%.3f\t%s\t%s\t%.2f\n", r, c, n, q / s, t / hz / q * 10000, p, e, b / hz / s }' \
+                    t = u + sy
+                    printf "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.2f\n", r, c, n, q / s, t / hz / q * 10000,
+                        u / hz / q * 10000, sy / hz / q * 10000, p, e, b / hz / s }' \
                 >>results.tsv
             log "$(tail -1 results.tsv | tr '\t' ' ')"
         done

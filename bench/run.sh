@@ -25,6 +25,7 @@ UP_PORT=18443    # upstream nginx: TLS, ssl_verify_client on, 1 KiB answer
 # name            proxy port / admin port
 CG_PORT=18080;   CG_ADMIN=18081    # certgate, pooled (max_idle_per_host = 64), default logging
 CGN_PORT=18090;  CGN_ADMIN=18091   # certgate, unpooled (max_idle_per_host = 0), default logging
+CGP_PORT=18070;  CGP_ADMIN=18071   # certgate, production mode: apps with credentials (own store)
 NG_PORT=18180;   NGN_PORT=18181    # nginx egress: upstream keepalive / none
 HA_PORT=18280;   HAN_PORT=18281    # haproxy: http-reuse always / never
 
@@ -206,6 +207,31 @@ log "configuring certgate (store in $CERTGATE_DATA_DIR)"
 "$CERTGATE" service add bench-openssl --url "https://localhost:$UP_PORT" --cert client --trust ca:upstream-ca \
     --allow-renegotiation >/dev/null
 
+# Production mode (issue 14): a store of its own with apps, so every request carries a proxy
+# credential and is counted per app; a quarter of the requests pick a certificate by header.
+(
+    export CERTGATE_DATA_DIR=$WORK/cg-prod-data
+    "$CERTGATE" trust add upstream-ca pki/ca.pem >/dev/null
+    "$CERTGATE" cert import client pki/client1.pem --key pki/client1.key >/dev/null
+    "$CERTGATE" cert import alt pki/client2.pem --key pki/client2.key >/dev/null
+    "$CERTGATE" service add bench --url "https://localhost:$UP_PORT" --cert client --trust ca:upstream-ca >/dev/null
+    "$CERTGATE" app add other-app --json >/dev/null
+    "$CERTGATE" app add bench-app --json >app.json
+    "$CERTGATE" app grant bench-app client >/dev/null
+    "$CERTGATE" app grant bench-app alt >/dev/null
+)
+PROD_AUTH=$(python3 -c 'import base64, json; a = json.load(open("app.json")); print(base64.b64encode(("%s:%s" % (a["name"], a["credential"])).encode()).decode())')
+{
+    echo '-- every request with the app'"'"'s proxy credential; every 4th picks the other certificate by header'
+    echo 'local n = 0'
+    echo 'request = function()'
+    echo '  n = n + 1'
+    echo "  local h = { [\"Proxy-Authorization\"] = \"Basic $PROD_AUTH\" }"
+    echo '  if n % 4 == 0 then h["Certgate-Certificate"] = "alt" end'
+    echo '  return wrk.format("GET", nil, h)'
+    echo 'end'
+} >prod.lua
+
 # ---------------------------------------------------------------- start everything
 start_bg() { # logfile cmd...
     local out=$1; shift
@@ -224,7 +250,8 @@ cg_serve() { # log port admin config   (default logging, as shipped: certgate=in
 }
 cg_serve cg-pooled.log "$CG_PORT" "$CG_ADMIN" cg-pooled.toml;       CG_PID=${STARTED[-1]}
 cg_serve cg-unpooled.log "$CGN_PORT" "$CGN_ADMIN" cg-unpooled.toml; CGN_PID=${STARTED[-1]}
-for p in $UP_PORT $NG_PORT $NGN_PORT $HA_PORT $HAN_PORT $CG_PORT $CGN_PORT $CG_ADMIN $CGN_ADMIN; do
+CERTGATE_DATA_DIR=$WORK/cg-prod-data cg_serve cg-prod.log "$CGP_PORT" "$CGP_ADMIN" cg-pooled.toml; CGP_PID=${STARTED[-1]}
+for p in $UP_PORT $NG_PORT $NGN_PORT $HA_PORT $HAN_PORT $CG_PORT $CGN_PORT $CG_ADMIN $CGN_ADMIN $CGP_PORT $CGP_ADMIN; do
     wait_port "$p"
 done
 
@@ -232,15 +259,17 @@ done
 declare -A URL=(
     [certgate]=http://127.0.0.1:$CG_PORT/svc/bench/     [certgate-new]=http://127.0.0.1:$CGN_PORT/svc/bench/
     [certgate-openssl]=http://127.0.0.1:$CG_PORT/svc/bench-openssl/
+    [certgate-prod]=http://127.0.0.1:$CGP_PORT/svc/bench/
     [nginx]=http://127.0.0.1:$NG_PORT/                  [nginx-new]=http://127.0.0.1:$NGN_PORT/
     [haproxy]=http://127.0.0.1:$HA_PORT/                [haproxy-new]=http://127.0.0.1:$HAN_PORT/
 )
-declare -A ADMIN=([certgate]=$CG_ADMIN [certgate-new]=$CGN_ADMIN [certgate-openssl]=$CG_ADMIN)
-declare -A CGLOG=([certgate]=cg-pooled.log [certgate-new]=cg-unpooled.log [certgate-openssl]=cg-pooled.log)
+declare -A ADMIN=([certgate]=$CG_ADMIN [certgate-new]=$CGN_ADMIN [certgate-openssl]=$CG_ADMIN [certgate-prod]=$CGP_ADMIN)
+declare -A CGLOG=([certgate]=cg-pooled.log [certgate-new]=cg-unpooled.log [certgate-openssl]=cg-pooled.log [certgate-prod]=cg-prod.log)
 proxy_pids() { # key -> the PIDs whose CPU and memory are charged to it
     case $1 in
         certgate | certgate-openssl) echo "$CG_PID" ;;
         certgate-new) echo "$CGN_PID" ;;
+        certgate-prod) echo "$CGP_PID" ;;
         nginx*) echo "$NG_MASTER" $(pgrep -P "$NG_MASTER" || true) ;;
         haproxy*) echo "$HA_PID" ;;
     esac
@@ -248,7 +277,8 @@ proxy_pids() { # key -> the PIDs whose CPU and memory are charged to it
 
 # every path answers 200 with 1024 bytes, i.e. the upstream accepted the client certificate
 for key in "${!URL[@]}"; do
-    got=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' "${URL[$key]}")
+    auth=(); [[ $key == certgate-prod ]] && auth=(-H "Proxy-Authorization: Basic $PROD_AUTH")
+    got=$(curl -sS "${auth[@]}" -o /dev/null -w '%{http_code} %{size_download}' "${URL[$key]}")
     [[ $got == "200 1024" ]] || die "$key (${URL[$key]}) answered '$got', expected '200 1024'; logs in $WORK"
 done
 log "all ${#URL[@]} egress paths answer 200 with 1 KiB"
@@ -262,6 +292,7 @@ done = function(summary, latency, requests)
     e.status, e.connect, e.read, e.write, e.timeout))
 end
 EOF
+cat report.lua >>prod.lua   # the production runs report the same way
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { # pids... -> utime+stime summed, in clock ticks
     local t=0 p v
@@ -341,7 +372,15 @@ measure_once() { # scenario key url-key conc extra-wrk-args...
     local admin=${ADMIN[$key]:-} cglog=${CGLOG[$key]:-}
     wait_quiet
     alive "$key"
-    wrk -t"$threads" -c"$conc" -d"$WARMUP" "$@" "$url" >"runs/$tag.warmup.txt" 2>&1 || true
+    local script=${SCRIPT:-report.lua} holder=""
+    if ((${IDLE:-0} > 0)); then
+        python3 "$REPO/bench/idle_conns.py" "$url" "$IDLE" >"runs/$tag.idle.txt" 2>&1 &
+        holder=$!
+        STARTED+=($holder)
+        for _ in $(seq 100); do grep -q '^holding' "runs/$tag.idle.txt" && break; sleep 0.1; done
+        grep -q '^holding' "runs/$tag.idle.txt" || die "could not open $IDLE idle connections to $url: $(cat "runs/$tag.idle.txt")"
+    fi
+    wrk -t"$threads" -c"$conc" -d"$WARMUP" -s "$script" "$@" "$url" >"runs/$tag.warmup.txt" 2>&1 || true
     local cg0f=0 cg0r=0 pan0=0
     if [[ -n $admin ]]; then
         cg0f=$(metric_sum "$admin" 'certgate_upstream_handshakes_total{resumed="false"}')
@@ -358,16 +397,21 @@ measure_once() { # scenario key url-key conc extra-wrk-args...
     # shellcheck disable=SC2086
     { cpu0=$(cpu_ticks $pids); up0=$(cpu_ticks $(upstream_pids)); all0=$(busy_ticks); }
     local TIMEFORMAT='%U %S'
-    { time wrk -t"$threads" -c"$conc" -d"$DURATION" --latency -s report.lua "$@" "$url" >"runs/$tag.txt" 2>&1; } 2>"runs/$tag.wrktime"
+    { time wrk -t"$threads" -c"$conc" -d"$DURATION" --latency -s "$script" "$@" "$url" >"runs/$tag.txt" 2>&1; } 2>"runs/$tag.wrktime"
     # shellcheck disable=SC2086
     { cpu1=$(cpu_ticks $pids); up1=$(cpu_ticks $(upstream_pids)); all1=$(busy_ticks); }
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+    local idle_lost=0
+    if [[ -n $holder ]]; then
+        kill -USR1 "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
+        idle_lost=$(awk '/^lost/ {print $2}' "runs/$tag.idle.txt"); idle_lost=${idle_lost:-$IDLE}
+    fi
     alive "$key"
     wrk_ticks=$(awk -v hz="$HZ" '{printf "%d", ($1 + $2) * hz}' "runs/$tag.wrktime")
     local f=runs/$tag.txt requests dur p50 p99 errs
     requests=$(field "$f" requests); dur=$(field "$f" duration_us)
     p50=$(field "$f" p50_us); p99=$(field "$f" p99_us)
-    errs=$(( $(field "$f" non2xx) + $(field "$f" connect) + $(field "$f" read) + $(field "$f" write) + $(field "$f" timeout) ))
+    errs=$(( $(field "$f" non2xx) + $(field "$f" connect) + $(field "$f" read) + $(field "$f" write) + $(field "$f" timeout) + idle_lost ))
     local hs full resumed proto
     hs=$(tail -n +"$((hs0 + 1))" up/logs/handshakes.log)
     full=$(printf '%s\n' "$hs" | awk 'NF && $3 != "r"' | wc -l)
@@ -402,9 +446,15 @@ for conc in 1 16 64; do
     for key in certgate certgate-openssl nginx haproxy; do
         run_one keep-alive "$key" "$key" "$conc"
     done
+    # production mode: the same partner and certificate as "certgate", with app credentials
+    ((conc == 1)) || SCRIPT=prod.lua run_one production certgate-prod certgate-prod "$conc"
 done
 for key in "${PROXIES[@]}"; do
     run_one new-conn "$key" "$key-new" 16 -H 'Connection: close'
+done
+# 1,000 client connections: 500 held open and idle (each sent one request first), 500 busy.
+for key in "${PROXIES[@]}"; do
+    IDLE=500 run_one many-conns "$key" "$key" 500
 done
 
 # ---------------------------------------------------------------- rotation under load
