@@ -508,7 +508,7 @@ SECTION=$WORK/section.md
     echo "| | |"
     echo "|---|---|"
     echo "| machine | $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME"); everything on 127.0.0.1, sharing the same $(nproc) cores |"
-    echo "| certgate | release binary built $CG_MTIME, sha256 $CG_SHA…; git HEAD $CG_REV at the start$([[ -n $CG_DIRTY ]] && echo " (uncommitted changes in: $CG_DIRTY)"); tokio multi-thread runtime = $(nproc) worker threads; default logging |"
+    echo "| certgate | release binary built $CG_MTIME, sha256 $CG_SHA…; git HEAD $CG_REV at the start$([[ -n $CG_DIRTY ]] && echo " (uncommitted changes in: $CG_DIRTY)"); $(nproc) proxy workers (one single-threaded runtime per core); default logging |"
     echo "| nginx | $NGINX_V (Debian $(pkgv nginx)); egress and upstream both \`worker_processes 2\` |"
     echo "| HAProxy | $HAPROXY_V (Debian $(pkgv haproxy)); \`nbthread 2\` |"
     echo "| wrk | $WRK_V (Debian $(pkgv wrk)) |"
@@ -566,17 +566,31 @@ SECTION=$WORK/section.md
     echo "### Targets"
     echo
     awk -F'\t' '
-        $1 == "keep-alive" && $3 == 64 { rps[$2] = $4; eff[$2] = $10 }
-        $1 == "keep-alive" && $3 == 1  { p99[$2] = $6 }
+        { key = $1 "/" $2 "/" $3; rps[key] = $4; p50[key] = $5; p99[key] = $6; err[key] = $7; cpu[key] = $9; eff[key] = $10; rss[key] = $11 }
         function row(what, a, b, ratio, ok) {
             printf "| %s | %s | %s | %.2fx | %s |\n", what, a, b, ratio, (ok ? "met" : "missed")
         }
         END {
-            print "| target | certgate | nginx | certgate / nginx | result |"
+            print "| target | certgate | nginx (or: certgate open mode) | certgate / other | result |"
             print "|---|--:|--:|--:|---|"
-            t = rps["certgate"] / rps["nginx"];  row("c=64 req/s >= nginx", rps["certgate"], rps["nginx"], t, t >= 1)
-            t = eff["certgate"] / eff["nginx"];  row("c=64 req per CPU-second >= 1.3x nginx", eff["certgate"], eff["nginx"], t, t >= 1.3)
-            t = p99["certgate"] / p99["nginx"];  row("c=1 p99 <= nginx", p99["certgate"] " ms", p99["nginx"] " ms", t, t <= 1)
+            for (c = 16; c <= 64; c += 48) {
+                a = "keep-alive/certgate/" c; b = "keep-alive/nginx/" c
+                t = rps[a] / rps[b]; row("c=" c " req/s >= 1.1x nginx", rps[a], rps[b], t, t >= 1.1)
+                t = eff[a] / eff[b]; row("c=" c " req per CPU-second >= 1.3x nginx", eff[a], eff[b], t, t >= 1.3)
+            }
+            a = "keep-alive/certgate/1"; b = "keep-alive/nginx/1"
+            t = p50[a] / p50[b]; row("c=1 p50 <= nginx", p50[a] " ms", p50[b] " ms", t, t <= 1)
+            t = p99[a] / p99[b]; row("c=1 p99 <= nginx", p99[a] " ms", p99[b] " ms", t, t <= 1)
+            a = "new-conn/certgate/16"; b = "new-conn/nginx/16"
+            t = rps[a] / rps[b]; row("new connection c=16 req/s >= nginx", rps[a], rps[b], t, t >= 1)
+            t = cpu[a] / cpu[b]; row("new connection c=16 CPU per request <= nginx", cpu[a] " s/10k", cpu[b] " s/10k", t, t <= 1)
+            for (c = 16; c <= 64; c += 48) {
+                a = "production/certgate-prod/" c; b = "keep-alive/certgate/" c
+                t = cpu[a] / cpu[b]; row("production mode c=" c " CPU per request within 5 % of open mode", cpu[a] " s/10k", cpu[b] " s/10k", t, t <= 1.05)
+            }
+            a = "many-conns/certgate/500"; b = "many-conns/nginx/500"
+            row("1,000 connections (500 idle): RSS < 30 MiB", rss[a] " MiB", rss[b] " MiB", rss[a] / rss[b], rss[a] < 30)
+            row("1,000 connections (500 idle): no error", err[a], err[b], (err[b] ? err[a] / err[b] : 0), err[a] == 0)
         }' "$RESULTS"
     echo
     echo "Raw wrk output, configs and logs of the last run: \`$WORK\` (\`results.tsv\`, \`runs/\`)."
