@@ -74,6 +74,7 @@ pub struct GatewayConfig {
     pub body_read_timeout_ms: u64,
     /// The largest request head (431 headers-too-large).
     pub max_header_bytes: usize,
+    /// Idle partner connections kept per route and partner, per proxy worker (0: none).
     pub max_idle_per_host: usize,
     /// The longest pause while a partner's response body arrives; then the response is cut.
     pub response_body_timeout_ms: u64,
