@@ -405,7 +405,7 @@ impl tower::Service<Uri> for Connector {
 /// route nobody calls costs no pool at all (100,000 bindings, a few hundred in use).
 pub struct UpstreamClient {
     connector: Connector,
-    per_worker: Box<[std::sync::OnceLock<Box<Client<Connector, Body>>>]>,
+    per_worker: Box<[std::sync::OnceLock<Box<PooledClient>>]>,
 }
 
 impl UpstreamClient {
@@ -414,7 +414,7 @@ impl UpstreamClient {
         self.pool().request(req)
     }
 
-    fn pool(&self) -> &Client<Connector, Body> {
+    fn pool(&self) -> &PooledClient {
         let slot = &self.per_worker[workers::current().min(self.per_worker.len() - 1)];
         slot.get_or_init(|| Box::new(pooled(self.connector.clone())))
     }
@@ -425,7 +425,10 @@ pub fn client(connector: Connector) -> UpstreamClient {
     UpstreamClient { connector, per_worker }
 }
 
-fn pooled(connector: Connector) -> Client<Connector, Body> {
+/// One worker's pooled client of a route.
+type PooledClient = Client<Connector, Body>;
+
+fn pooled(connector: Connector) -> PooledClient {
     let settings = connector.settings.clone();
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(settings.idle_timeout)
