@@ -465,3 +465,82 @@ async fn an_endless_partner_body_streams_with_bounded_memory() {
     assert!(received >= WANT, "only {received} bytes within 60 s");
     assert!(peak < before + 64 * 1024, "the gateway's RSS grew from {before} KiB to {peak} KiB while streaming");
 }
+
+/// A partner that accepts TCP and never answers the ClientHello (a partner whose TLS has stalled),
+/// counting how many of its connections are open at once.
+struct Silent {
+    port: u16,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Silent {
+    async fn start() -> Silent {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, peak, accepted) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (open2, peak2, accepted2) = (open.clone(), peak.clone(), accepted.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                accepted2.fetch_add(1, Ordering::SeqCst);
+                let now = open2.fetch_add(1, Ordering::SeqCst) + 1;
+                peak2.fetch_max(now, Ordering::SeqCst);
+                let open3 = open2.clone();
+                tokio::spawn(async move {
+                    let mut sink = [0u8; 4096];
+                    let _ = tokio::time::timeout(PARTNER_LIMIT, async {
+                        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
+                    open3.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Silent { port, peak, accepted, task }
+    }
+}
+
+/// 40 requests at once to a partner whose handshakes stall: certgate opens at most
+/// `MAX_CONNECTING` (32) connections to it at a time (hyper's pool alone would open one per
+/// request and more), and every application gets 504 upstream-timeout within the limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_whose_handshakes_stall_gets_at_most_32_connections_at_once() {
+    use std::sync::atomic::Ordering;
+    let w = World::new().await;
+    let gw = Gateway::start(&w.env, &w.config()).await;
+    let partner = Silent::start().await;
+    let client = gw.client();
+    let url = format!("http://partner.test:{}/", partner.port);
+    let started = Instant::now();
+    let requests = (0..40).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move { client.proxy_get(&url).await })
+    });
+    let answers: Vec<_> = join_tasks(requests).await;
+    let took = started.elapsed();
+    for r in &answers {
+        assert_eq!(r.status, 504, "{}", r.describe());
+        r.gateway_error(504, "upstream-timeout");
+    }
+    let peak = partner.peak.load(Ordering::SeqCst);
+    assert!(peak <= 32, "the partner saw {peak} connections open at once (at most 32)");
+    assert!(partner.accepted.load(Ordering::SeqCst) >= 32, "the first 32 connections are opened at once");
+    assert!(took < Duration::from_millis(RESPONSE_HEADER_MS) + SLACK, "the last answer came after {took:?}");
+}
+
+async fn join_tasks<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.expect("a request task panicked"));
+    }
+    out
+}
