@@ -429,6 +429,21 @@ impl Worker {
     fn pick(&self) -> usize {
         pick(&self.shared.load)
     }
+
+    /// Send an accepted connection (already counted for worker `to`) to worker `to`; when that
+    /// fails (the worker has ended: shutting down) the connection is closed and uncounted.
+    fn hand_over(&self, to: usize, stream: TcpStream, peer: SocketAddr, admitted: guard::Admitted) {
+        let sent = match stream.into_std() {
+            Ok(std) => self.shared.inboxes[to].send((std, peer, admitted)).is_ok(),
+            Err(e) => {
+                tracing::debug!(%peer, "connection lost while handed to another worker: {e}");
+                false
+            }
+        };
+        if !sent {
+            self.shared.load[to].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The lowest-numbered worker serving at most one connection more than the least loaded. Under
@@ -496,25 +511,12 @@ async fn accept_loop(
                     }
                 };
                 let to = worker.pick();
+                // Counted at once, so the next accept (here or elsewhere) sees it.
+                worker.shared.load[to].fetch_add(1, Ordering::Relaxed);
                 if to != worker.index {
-                    // Counted at once, so the next accept (here or elsewhere) sees it.
-                    worker.shared.load[to].fetch_add(1, Ordering::Relaxed);
-                    match stream.into_std() {
-                        Ok(std) => {
-                            if let Err(back) = worker.shared.inboxes[to].send((std, peer, admitted)) {
-                                // That worker has ended (shutting down): the connection is closed.
-                                worker.shared.load[to].fetch_sub(1, Ordering::Relaxed);
-                                drop(back);
-                            }
-                        }
-                        Err(e) => {
-                            worker.shared.load[to].fetch_sub(1, Ordering::Relaxed);
-                            tracing::debug!(%peer, "connection lost while handed to another worker: {e}");
-                        }
-                    }
+                    worker.hand_over(to, stream, peer, admitted);
                     continue;
                 }
-                worker.shared.load[worker.index].fetch_add(1, Ordering::Relaxed);
                 (stream, peer, admitted)
             }
             Some((std, peer, admitted)) = worker.inbox.recv() => match TcpStream::from_std(std) {

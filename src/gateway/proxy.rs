@@ -157,7 +157,9 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
         let bad = |e: &dyn std::fmt::Display| {
             GatewayError::new(ErrorCode::BadRequest, format!("cannot build the partner URL: {e}"))
         };
-        let authority = svc.authority.clone().ok_or_else(|| bad(&"the service URL has no host"))?;
+        let authority = svc.authority.clone().ok_or_else(|| {
+            bad(&format!("the host of {} is not a valid authority (certgate service add {name} --url URL)", svc.base))
+        })?;
         let (tail_path, tail_query) = match tail.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (tail, None),

@@ -67,7 +67,8 @@ pub struct ServiceRoute {
     pub name: String,
     pub base: url::Url,
     pub route: Option<Arc<Route>>,
-    /// The partner's authority (`host`, `host:port` when not 443), parsed once.
+    /// The partner's authority (`host`, `host:port` when not 443), parsed once; None when the
+    /// service URL's host cannot be one (requests then get `bad-request`).
     pub authority: Option<http::uri::Authority>,
 }
 
