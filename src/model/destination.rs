@@ -67,10 +67,13 @@ impl Destination {
         })
     }
 
-    /// The text stored and shown: `host`, `host:port`, `*.domain`, `service:NAME`.
+    /// The text stored and shown: `host`, `host:port`, `*.domain`, `service:NAME`. A host
+    /// that would not read back from `host:port` is bracketed: an IPv6 address, and a host
+    /// named `service` (`service:8080` is the named service "8080"; `[service]:8080` is the
+    /// host, as a container network names one).
     pub fn key(&self) -> String {
         match self {
-            Destination::HostPort(h, p) if h.contains(':') => format!("[{h}]:{p}"),
+            Destination::HostPort(h, p) if h.contains(':') || h == "service" => format!("[{h}]:{p}"),
             Destination::HostPort(h, p) => format!("{h}:{p}"),
             Destination::Host(h) => h.clone(),
             Destination::Wildcard(d) => format!("*.{d}"),
@@ -149,6 +152,20 @@ mod tests {
 
     fn key(s: &str) -> String {
         Destination::parse(s).unwrap().destination.key()
+    }
+
+    /// Found by CI's run of fuzz/fuzz_targets/parsers.rs: `https://service:8080/` was stored as
+    /// `service:8080`, which reads back as the named service "8080".
+    #[test]
+    fn a_host_named_service_with_a_port_is_not_a_named_service() {
+        for input in ["https://service:8080/", "SERVICE:8080", "[service]:8080", "Service.:8080"] {
+            let parsed = Destination::parse(input).unwrap().destination;
+            assert_eq!(parsed, Destination::HostPort("service".into(), 8080), "{input}");
+            assert_eq!(parsed.key(), "[service]:8080", "{input}");
+            assert_eq!(Destination::parse(&parsed.key()).unwrap().destination, parsed, "{input}");
+        }
+        assert_eq!(Destination::parse("service:8080").unwrap().destination, Destination::Service("8080".into()));
+        assert_eq!(key("https://service/"), "service");
     }
 
     /// Found by fuzz/fuzz_targets/parsers.rs: a URL with port 0 was reduced to `host:0`, a
