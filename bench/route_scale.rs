@@ -85,6 +85,14 @@ fn rss_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The bytes malloc holds for live allocations (glibc's mallinfo2: small and mapped chunks),
+/// apart from what freed memory the process keeps: what the table itself takes.
+fn heap_mib() -> f64 {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    (m.uordblks + m.hblkhd) as f64 / 1048576.0
+}
+
 fn pid_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -340,11 +348,19 @@ async fn run(a: &Args, url: &str) -> Result<(), String> {
     // Cold reload through the gateway (what `serve` does at start), with the memory it takes.
     let options = CompileOptions::default();
     let gw = Gateway::new(options.clone(), GatewaySettings::default());
+    // A read of the store on its own: what the inputs take, and what a read leaves behind.
+    let h = heap_mib();
+    let inputs = control.route_inputs().await.map_err(|e| e.message())?;
+    let heap_read = heap_mib() - h;
+    drop(inputs);
+    let heap_left = heap_mib() - h;
     let (rss0, _) = rss_mib();
+    let heap0 = heap_mib();
     let t = Instant::now();
     gw.reload(&control).await?;
     let t_cold = t.elapsed();
     let (rss1, _) = rss_mib();
+    let heap1 = heap_mib();
     let routes = gw.current().map(|t| t.len()).unwrap_or(0);
     // Warm reloads after one change each: incremental (only the changed binding is read and
     // compiled; every other route, config and pool is kept).
@@ -361,14 +377,18 @@ async fn run(a: &Args, url: &str) -> Result<(), String> {
         warm.push(t.elapsed().as_secs_f64());
     }
     let (rss2, hwm) = rss_mib();
+    let heap2 = heap_mib();
     // The phases of a reload, on their own: reading the store (snapshot, unseal, chains), then
     // compiling from nothing (cold) or next to the table in use (warm).
+    let h = heap_mib();
     let t = Instant::now();
     let inputs = control.route_inputs().await.map_err(|e| e.message())?;
     let t_inputs = t.elapsed();
+    let heap_inputs = heap_mib() - h;
     let t = Instant::now();
     let table = compile(inputs, None, &options)?;
     let t_compile = t.elapsed();
+    let heap_table = heap_mib() - h;
     drop(table);
     let inputs = control.route_inputs().await.map_err(|e| e.message())?;
     let previous = gw.current();
@@ -394,6 +414,12 @@ async fn run(a: &Args, url: &str) -> Result<(), String> {
         "- memory: VmRSS {rss0:.0} MiB before the first table, {rss1:.0} MiB with it published (+{:.0} MiB), {rss2:.0} MiB after {} warm reloads; peak {hwm:.0} MiB",
         rss1 - rss0,
         a.warm.max(1)
+    );
+    println!(
+        "- heap in use (malloc's live bytes): {heap0:.0} MiB before the first table, {heap1:.0} MiB with it (+{:.0} MiB, {:.0} bytes per route), {heap2:.0} MiB after the warm reloads; a second table next to it: inputs {heap_inputs:.0} MiB, with its routes {heap_table:.0} MiB ({:.0} bytes per route beyond the inputs); a store read alone: {heap_read:.0} MiB, {heap_left:.0} MiB left once dropped",
+        heap1 - heap0,
+        (heap1 - heap0) * 1048576.0 / routes.max(1) as f64,
+        (heap_table - heap_inputs) * 1048576.0 / routes.max(1) as f64
     );
 
     // Lookups at three sizes.

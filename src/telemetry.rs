@@ -57,8 +57,12 @@ pub fn upkeep() {
 /// counter (callers without an app, then each app) is registered the first time it counts, so
 /// the common request does not build and hash its labels, and a route nobody calls has no series
 /// (100,000 bindings: no 100,000 zero lines in `/metrics`, no registry entry each).
+/// Boxed on first use: a route nobody calls keeps one pointer, not the counters and their lock.
 #[derive(Default)]
-pub struct OkCounters {
+pub struct OkCounters(OnceLock<Box<OkCountersInner>>);
+
+#[derive(Default)]
+struct OkCountersInner {
     open: OnceLock<metrics::Counter>,
     apps: std::sync::RwLock<std::collections::HashMap<String, metrics::Counter>>,
 }
@@ -69,13 +73,14 @@ impl OkCounters {
     pub fn record(&self, destination: &str, certificate: &str, app: &str, elapsed: Duration) {
         static OK_DURATION: OnceLock<metrics::Histogram> = OnceLock::new();
         let register = || metrics::counter!(REQUESTS_TOTAL, "destination" => destination.to_string(), "certificate" => certificate.to_string(), "app" => app.to_string(), "outcome" => "ok");
+        let this = self.0.get_or_init(Default::default);
         if app == "-" {
-            self.open.get_or_init(register).increment(1);
+            this.open.get_or_init(register).increment(1);
         } else {
-            let known = self.apps.read().unwrap_or_else(|p| p.into_inner()).get(app).cloned();
+            let known = this.apps.read().unwrap_or_else(|p| p.into_inner()).get(app).cloned();
             let counter = known.unwrap_or_else(|| {
                 let c = register();
-                self.apps.write().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), c.clone());
+                this.apps.write().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), c.clone());
                 c
             });
             counter.increment(1);

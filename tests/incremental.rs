@@ -55,13 +55,13 @@ fn describe(table: &RouteTable) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     out.insert(format!("revision {}", table.revision));
     for r in table.routes() {
-        let ids: Vec<&str> = r.candidates.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<&str> = r.candidates().iter().map(|c| c.id.as_str()).collect();
         out.insert(format!(
             "route {} -> {:?} {} {} {:?} {:?} {:?}",
             r.destination,
             r.binding,
             r.certificate_label(),
-            r.trust,
+            r.trust(),
             ids,
             r.unavailable,
             r.fingerprint()

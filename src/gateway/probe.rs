@@ -204,7 +204,7 @@ pub async fn probe(
 
     // The binding the gateway would use, and what this probe uses instead.
     let table = compile(inputs, None, options)?;
-    let bound = table.find(&host, port).filter(|r| r.destination != "(unbound)").cloned();
+    let bound = table.find(&host, port).filter(|r| &*r.destination != "(unbound)").cloned();
     let binding = bound.as_ref().map(|r| summary(&r.binding));
     if bound.is_none() {
         problems.push(Problem::new(
@@ -343,7 +343,7 @@ pub async fn probe(
         let route = own.find(&host, port).cloned().ok_or("the probed binding did not compile")?;
         if let Some(why) = &route.unavailable {
             problems.push(Problem::new(ErrorCode::RouteUnavailable, why.clone(), ErrorCode::RouteUnavailable.remedy()));
-            failed(ErrorCode::RouteUnavailable, why.clone())
+            failed(ErrorCode::RouteUnavailable, why.to_string())
         } else {
             let (mut outcome, info, presented) =
                 exchange(&route.engine, &host, port, &server_name, &path, &settings, response_timeout).await;

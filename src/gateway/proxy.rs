@@ -261,7 +261,7 @@ impl LogContext<'_> {
             destination,
             binding,
             certificate = route.map(|r| r.certificate_label()),
-            fingerprint = route.and_then(|r| r.certificate.as_ref()).map(|c| c.id.as_str()),
+            fingerprint = route.and_then(|r| r.certificate()).map(|c| c.id.as_str()),
             app = self.app,
         );
         Some(span.entered())
@@ -330,7 +330,7 @@ async fn route_and_send(
     };
     let destination = target.uri.authority().map(|a| a.as_str()).unwrap_or("");
     log.record("destination", destination);
-    log.record("binding", target.route.destination.as_str());
+    log.record("binding", &target.route.destination);
     let fail = |certificate: &str, e: GatewayError| {
         metrics::request(&target.route.destination, certificate, access.label(), e.code.as_str(), started.elapsed());
         let _span = log.failing(destination, Some(&target.route.destination), None);
@@ -360,7 +360,7 @@ async fn route_and_send(
             }
         }
         None => {
-            let candidates = &target.route.candidates;
+            let candidates = target.route.candidates();
             let granted: Vec<CertificateName> =
                 candidates.iter().filter(|c| access.may_use(&c.name)).map(|c| c.name.clone()).collect();
             if granted.len() == candidates.len() {
@@ -392,7 +392,7 @@ async fn route_and_send(
         }
     };
     log.record("certificate", route.certificate_label());
-    if let Some(c) = &route.certificate {
+    if let Some(c) = route.certificate() {
         log.record("fingerprint", c.id.as_str());
     }
     send(&route, &target.uri, req, response_header_timeout, access, started, log).await
@@ -424,9 +424,9 @@ async fn send(
     }
     // Refused only when no candidate is valid now (the TLS layer prefers the valid ones).
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let valid_now = route.candidates.iter().any(|c| c.not_before <= now && now <= c.not_after);
-    if let Some(cert) = route.certificate.as_ref().filter(|_| !valid_now) {
-        let several = if route.candidates.len() > 1 { " (and no other candidate is valid)" } else { "" };
+    let valid_now = route.candidates().iter().any(|c| c.not_before <= now && now <= c.not_after);
+    if let Some(cert) = route.certificate().filter(|_| !valid_now) {
+        let several = if route.candidates().len() > 1 { " (and no other candidate is valid)" } else { "" };
         let e = GatewayError::new(
             ErrorCode::ClientCertificateExpired,
             if now > cert.not_after {
@@ -468,7 +468,7 @@ async fn send(
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, false);
             route.ok_requests.record(&route.destination, route.certificate_label(), app, started.elapsed());
-            let body = PartnerBody::new(body, route.response_body_timeout, uri.clone());
+            let body = PartnerBody::new(body, route.response_body_timeout(), uri.clone());
             Response::from_parts(parts, body.boxed())
         }
         Err(e) => {
@@ -570,7 +570,7 @@ fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri, route: &Rout
             return GatewayError::new(f.code, f.message).with_remedy(Remedy::with(
                 "the partner asks for the client certificate after the request (TLS renegotiation or \
                  post-handshake authentication): allow renegotiation on this binding",
-                Action::AllowRenegotiation(route.destination.clone(), route.binding.bind_args()),
+                Action::AllowRenegotiation(route.destination.to_string(), route.binding.bind_args()),
             ));
         }
         return GatewayError::new(f.code, f.message);

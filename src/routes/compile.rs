@@ -12,14 +12,14 @@ use crate::tls;
 use crate::upstream::{self, Connector};
 
 use super::inputs::{CompileOptions, RouteIdentity, RouteInputs, Touched};
-use super::table::{Route, RouteCertificate, RouteTable, ServiceRoute};
+use super::table::{Route, RouteCertificate, RouteProfile, RouteTable, ServiceRoute};
 use crate::model::{CertificateName, Destination, TrustPolicy};
 
 struct Compiler<'a> {
     inputs: &'a RouteInputs,
     options: &'a CompileOptions,
     previous: Option<&'a RouteTable>,
-    reuse: HashMap<&'a str, &'a Arc<Route>>,
+    reuse: HashMap<(&'a str, &'a str), &'a Arc<Route>>,
     sessions: HashMap<String, Arc<dyn rustls::client::ClientSessionStore>>,
     memo: Memo,
 }
@@ -38,9 +38,11 @@ struct Memo {
     inputs_digests: HashMap<String, String>,
     /// Trust, anchors and pins -> one verifier (its root store is the big part of a config).
     verifiers: HashMap<String, Arc<tls::PartnerVerifier>>,
-    /// Verifier key + certificate -> one client config, shared by the routes that present that
-    /// certificate under that policy (the server name is given per connection).
-    configs: HashMap<String, Arc<rustls::ClientConfig>>,
+    /// Verifier key + certificate -> one rustls engine (and client config), shared by the routes
+    /// that present that certificate under that policy (the server name is given per connection).
+    engines: HashMap<String, Arc<dyn upstream::TlsEngine>>,
+    /// Binding inputs but the destination -> what their routes share.
+    profiles: HashMap<String, Arc<RouteProfile>>,
 }
 
 struct TrustInputs {
@@ -73,10 +75,10 @@ impl RouteTable {
     /// The same destination, offering only `candidates` (in this order): an app granted only
     /// some of a binding's certificates is offered those. Built once per table, then reused.
     pub fn with_candidates(&self, route: &Arc<Route>, candidates: &[CertificateName]) -> Result<Arc<Route>, String> {
-        if route.candidates.iter().map(|c| &c.name).eq(candidates.iter()) {
+        if route.candidates().iter().map(|c| &c.name).eq(candidates.iter()) {
             return Ok(route.clone());
         }
-        let key = (route.destination.clone(), candidates.join(","));
+        let key = (route.destination.to_string(), candidates.join(","));
         if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(r.clone());
         }
@@ -112,7 +114,7 @@ fn compile_routes(
     let mut reuse = HashMap::new();
     if let Some(prev) = previous {
         for r in prev.routes() {
-            reuse.insert(r.fingerprint.as_str(), r);
+            reuse.insert(r.fingerprint_key(), r);
         }
     }
     let mut c = Compiler { inputs, options, previous, reuse, sessions: HashMap::new(), memo: Memo::default() };
@@ -168,7 +170,7 @@ pub fn compile_changes(
     let mut reuse = HashMap::new();
     for s in previous.services.values() {
         if let Some(r) = &s.route {
-            reuse.insert(r.fingerprint.as_str(), r);
+            reuse.insert(r.fingerprint_key(), r);
         }
     }
     for d in &affected {
@@ -191,7 +193,7 @@ pub fn compile_changes(
             Destination::Service(_) => {}
         }
         if let Some(old) = previous.find_key(d) {
-            reuse.insert(old.fingerprint.as_str(), old);
+            reuse.insert(old.fingerprint_key(), old);
         }
     }
     // What was unavailable and is not compiled again stays so.
@@ -305,27 +307,29 @@ impl Compiler<'_> {
                 unavailable.push((b.destination.clone(), reason.clone()));
                 let failures = Arc::new(upstream::LastFailure::default());
                 let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::Unavailable(reason.clone()));
+                let destination: Arc<str> = Arc::from(b.destination.as_str());
                 let connector = Connector::new(
                     engine.clone(),
-                    &b.destination,
+                    destination.clone(),
                     None,
                     self.options.settings.clone(),
                     failures.clone(),
                 );
-                let label = certificate_label(b);
+                let profile = Arc::new(RouteProfile {
+                    candidates: Box::default(),
+                    label: certificate_label(b).into(),
+                    trust: b.trust.to_string().into(),
+                    response_body_timeout: self.options.settings.response_body_timeout,
+                    digest: format!("unavailable|{reason}").into(),
+                });
                 Arc::new(Route {
                     binding: b.clone(),
-                    destination: b.destination.clone(),
-                    certificate: None,
-                    candidates: Vec::new(),
-                    trust: b.trust.to_string(),
+                    destination,
+                    profile,
                     client: upstream::client(connector),
-                    response_body_timeout: self.options.settings.response_body_timeout,
                     ok_requests: Default::default(),
-                    label,
                     failures,
-                    fingerprint: format!("{}|unavailable|{reason}", b.destination),
-                    unavailable: Some(reason),
+                    unavailable: Some(reason.into()),
                     engine,
                 })
             }
@@ -392,14 +396,13 @@ impl Compiler<'_> {
                     b.allow_renegotiation,
                 );
                 let d = crate::pki::facts::sha256_hex(all.as_bytes());
-                self.memo.inputs_digests.insert(digest_key, d.clone());
+                self.memo.inputs_digests.insert(digest_key.clone(), d.clone());
                 d
             }
         };
-        let fingerprint = format!("{}|{digest}", b.destination);
         // One resumption store per certificate (per set of candidates), never shared across them.
         let session_key = ids;
-        if let Some(r) = self.reuse.get(fingerprint.as_str()) {
+        if let Some(r) = self.reuse.get(&(b.destination.as_str(), digest.as_str())) {
             if let Some(s) = self.previous.and_then(|p| p.sessions.get(&session_key)) {
                 self.sessions.entry(session_key).or_insert_with(|| s.clone());
             }
@@ -452,7 +455,7 @@ impl Compiler<'_> {
             )
         } else {
             let config_key = format!("{verifier_key}|{session_key}|{chain_ids}");
-            Arc::new(upstream::RustlsEngine::new(self.rustls_config(&identities, verifier, config_key, sessions, b)?))
+            self.rustls_engine(&identities, verifier, config_key, sessions, b)?
         };
         let failures = Arc::new(upstream::LastFailure::default());
         let observed = self.options.partners.as_ref().map(|o| upstream::Observed {
@@ -460,53 +463,62 @@ impl Compiler<'_> {
             pinned: !b.pins.is_empty(),
             trust: Arc::from(trust_label.as_str()),
         });
+        let destination: Arc<str> = Arc::from(b.destination.as_str());
         let connector = Connector::new(
             engine.clone(),
-            &b.destination,
+            destination.clone(),
             b.sni.clone(),
             self.options.settings.clone(),
             failures.clone(),
         )
         .observed(observed);
-        let candidates: Vec<RouteCertificate> = identities
-            .iter()
-            .map(|i| RouteCertificate {
-                name: i.name.clone(),
-                id: i.id.clone(),
-                not_before: i.not_before,
-                not_after: i.not_after,
-            })
-            .collect();
-        let label = certificate_label(b);
+        let profile = match self.memo.profiles.get(&digest_key) {
+            Some(p) => p.clone(),
+            None => {
+                let candidates = identities
+                    .iter()
+                    .map(|i| RouteCertificate {
+                        name: i.name.clone(),
+                        id: i.id.clone(),
+                        not_before: i.not_before,
+                        not_after: i.not_after,
+                    })
+                    .collect();
+                let p = Arc::new(RouteProfile {
+                    candidates,
+                    label: certificate_label(b).into(),
+                    trust: trust_label.into(),
+                    response_body_timeout: self.options.settings.response_body_timeout,
+                    digest: digest.into(),
+                });
+                self.memo.profiles.insert(digest_key, p.clone());
+                p
+            }
+        };
         Ok(Arc::new(Route {
             binding: b.clone(),
-            destination: b.destination.clone(),
-            certificate: candidates.first().cloned(),
-            candidates,
+            destination,
+            profile,
             ok_requests: Default::default(),
-            label,
-            trust: trust_label,
             client: upstream::client(connector),
-            response_body_timeout: self.options.settings.response_body_timeout,
             failures,
-            fingerprint,
             unavailable: None,
             engine,
         }))
     }
 
-    /// The rustls client config presenting `identity` under `verifier`, shared by the routes
-    /// that present that certificate under that policy.
-    fn rustls_config(
+    /// The rustls engine presenting `identities` under `verifier`, shared by the routes that
+    /// present those certificates under that policy.
+    fn rustls_engine(
         &mut self,
         identities: &[&RouteIdentity],
         verifier: Arc<tls::PartnerVerifier>,
         config_key: String,
         sessions: Arc<dyn rustls::client::ClientSessionStore>,
         b: &BindingRecord,
-    ) -> Result<Arc<rustls::ClientConfig>, String> {
-        if let Some(c) = self.memo.configs.get(&config_key) {
-            return Ok(c.clone());
+    ) -> Result<Arc<dyn upstream::TlsEngine>, String> {
+        if let Some(e) = self.memo.engines.get(&config_key) {
+            return Ok(e.clone());
         }
         // The keys of every candidate are opened here, once per table, never per connection.
         let mut candidates = Vec::new();
@@ -520,10 +532,11 @@ impl Compiler<'_> {
                     .map_err(|e| format!("binding '{}': {e}", b.destination))?,
             );
         }
-        let c = tls::client_config_candidates(verifier, candidates, sessions)
+        let config = tls::client_config_candidates(verifier, candidates, sessions)
             .map_err(|e| format!("binding '{}': {e}", b.destination))?;
-        self.memo.configs.insert(config_key, c.clone());
-        Ok(c)
+        let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::RustlsEngine::new(config));
+        self.memo.engines.insert(config_key, engine.clone());
+        Ok(engine)
     }
 
     fn anchor_certs(&self, trust: &TrustPolicy) -> Result<Vec<Vec<u8>>, String> {

@@ -20,32 +20,38 @@ pub struct RouteCertificate {
     pub not_after: i64,
 }
 
+/// What the routes compiled from the same certificates, trust policy, SNI, pins and
+/// renegotiation option have in common, built once per compile and shared: at 100,000 bindings
+/// over a few thousand certificates, a route carries only what is its own.
+pub struct RouteProfile {
+    /// Every candidate in order of preference (the partner's CA names pick one per handshake).
+    pub candidates: Box<[RouteCertificate]>,
+    /// The `certificate` label of the requests: `name`, `a,b` for several, or `none`.
+    pub label: Box<str>,
+    pub trust: Box<str>,
+    /// The longest pause in the partner's response body (`response_body_timeout_ms`).
+    pub response_body_timeout: std::time::Duration,
+    /// Everything but the destination that a route is compiled from, digested.
+    pub(crate) digest: Box<str>,
+}
+
 /// One binding, ready to serve: its certificate, trust policy and pooled client.
 pub struct Route {
     /// The binding it was compiled from (for per-request certificate variants).
     pub binding: Arc<BindingRecord>,
     /// The binding's destination key (`host`, `*.domain`, `service:NAME`, or `(unbound)`).
-    pub destination: String,
-    /// The first candidate (None: no certificate).
-    pub certificate: Option<RouteCertificate>,
-    /// Every candidate in order of preference (the partner's CA names pick one per handshake).
-    pub candidates: Vec<RouteCertificate>,
-    /// The `certificate` label of its requests: `name`, `a,b` for several, or `none`.
-    pub label: String,
-    pub trust: String,
+    pub destination: Arc<str>,
+    /// Certificates, labels and trust, shared with the routes compiled from the same inputs.
+    pub profile: Arc<RouteProfile>,
     pub client: UpstreamClient,
-    /// The longest pause in the partner's response body (`response_body_timeout_ms`).
-    pub response_body_timeout: std::time::Duration,
     /// `certgate_requests_total{destination, certificate, app, outcome="ok"}`, registered once
     /// (per app) so the common request does not build its labels.
     pub(crate) ok_requests: crate::telemetry::OkCounters,
     /// TLS failures seen on this route's connections after the handshake (see `LastFailure`).
     pub failures: Arc<LastFailure>,
-    /// Everything the route was compiled from; equal fingerprints reuse the route (and its pool).
-    pub(crate) fingerprint: String,
     /// Set when the binding could not be compiled: requests get `route-unavailable` with this
     /// reason, and every other route keeps working.
-    pub unavailable: Option<String>,
+    pub unavailable: Option<Box<str>>,
     /// The route's TLS engine (also inside `client`): diagnosis makes single connections with it.
     pub engine: Arc<dyn crate::upstream::TlsEngine>,
 }
@@ -53,12 +59,37 @@ pub struct Route {
 impl Route {
     /// The metrics/log label of the certificate: its name, the candidates `a,b`, or `none`.
     pub fn certificate_label(&self) -> &str {
-        &self.label
+        &self.profile.label
+    }
+
+    /// The first candidate (None: no certificate).
+    pub fn certificate(&self) -> Option<&RouteCertificate> {
+        self.profile.candidates.first()
+    }
+
+    /// Every candidate in order of preference.
+    pub fn candidates(&self) -> &[RouteCertificate] {
+        &self.profile.candidates
+    }
+
+    /// The trust policy, as shown (`public`, `private`, `ca:NAME`).
+    pub fn trust(&self) -> &str {
+        &self.profile.trust
+    }
+
+    /// The longest pause in the partner's response body.
+    pub fn response_body_timeout(&self) -> std::time::Duration {
+        self.profile.response_body_timeout
     }
 
     /// Everything the route was compiled from, digested: equal fingerprints, equal routes.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+    pub fn fingerprint(&self) -> String {
+        format!("{}|{}", self.destination, self.profile.digest)
+    }
+
+    /// Whether `other` was compiled from the same inputs (and may stand in for this route).
+    pub(crate) fn fingerprint_key(&self) -> (&str, &str) {
+        (&self.destination, &self.profile.digest)
     }
 }
 

@@ -276,13 +276,13 @@ impl Connector {
 
     pub fn new(
         engine: Arc<dyn TlsEngine>,
-        destination: &str,
+        destination: Arc<str>,
         sni: Option<String>,
         settings: Arc<UpstreamSettings>,
         failures: Arc<LastFailure>,
     ) -> Self {
         let connecting = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTING));
-        Connector { engine, destination: destination.into(), sni, settings, failures, observed: None, connecting }
+        Connector { engine, destination, sni, settings, failures, observed: None, connecting }
     }
 }
 
