@@ -192,6 +192,19 @@ KeepAlive {keep_alive}
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
+    /// The error log once it holds `needle`, or as it is after 5 s: Apache writes a failed
+    /// connection's lines after it has answered, so a client can be faster than the log.
+    pub fn error_log_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let log = self.error_log();
+            if log.contains(needle) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Apache's error log and stderr, for failure messages.
     pub fn logs(&self) -> String {
         let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
