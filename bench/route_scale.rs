@@ -352,6 +352,13 @@ async fn run(a: &Args, url: &str) -> Result<(), String> {
     let h = heap_mib();
     let inputs = control.route_inputs().await.map_err(|e| e.message())?;
     let heap_read = heap_mib() - h;
+    let mut inputs = inputs;
+    let before = heap_mib();
+    inputs.bindings = Vec::new();
+    let heap_bindings = before - heap_mib();
+    let before = heap_mib();
+    inputs.identities = Default::default();
+    let heap_identities = before - heap_mib();
     drop(inputs);
     let heap_left = heap_mib() - h;
     let (rss0, _) = rss_mib();
@@ -416,7 +423,7 @@ async fn run(a: &Args, url: &str) -> Result<(), String> {
         a.warm.max(1)
     );
     println!(
-        "- heap in use (malloc's live bytes): {heap0:.0} MiB before the first table, {heap1:.0} MiB with it (+{:.0} MiB, {:.0} bytes per route), {heap2:.0} MiB after the warm reloads; a second table next to it: inputs {heap_inputs:.0} MiB, with its routes {heap_table:.0} MiB ({:.0} bytes per route beyond the inputs); a store read alone: {heap_read:.0} MiB, {heap_left:.0} MiB left once dropped",
+        "- heap in use (malloc's live bytes): {heap0:.0} MiB before the first table, {heap1:.0} MiB with it (+{:.0} MiB, {:.0} bytes per route), {heap2:.0} MiB after the warm reloads; a second table next to it: inputs {heap_inputs:.0} MiB, with its routes {heap_table:.0} MiB ({:.0} bytes per route beyond the inputs); a store read alone: {heap_read:.0} MiB (binding records {heap_bindings:.0}, certificates to present {heap_identities:.0}), {heap_left:.0} MiB left once dropped",
         heap1 - heap0,
         (heap1 - heap0) * 1048576.0 / routes.max(1) as f64,
         (heap_table - heap_inputs) * 1048576.0 / routes.max(1) as f64

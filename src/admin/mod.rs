@@ -148,7 +148,7 @@ pub async fn server_tls(
             crate::model::Action::ImportCertificate(Some(name.to_string())),
         ),
     })?;
-    let chain = id.chain.into_iter().map(rustls_pki_types::CertificateDer::from).collect();
+    let chain = id.chain.iter().cloned().map(rustls_pki_types::CertificateDer::from).collect();
     let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())

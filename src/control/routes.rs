@@ -83,11 +83,15 @@ impl Control {
             }
             let merged =
                 merged_pools.entry(rec.chain_der.as_slice()).or_insert_with(|| merged_pool(&rec.chain_der, &pool));
-            identities.insert(rec.name.clone(), self.identity(rec, &leaf, merged));
+            identities.insert(rec.name.clone(), Arc::new(self.identity(rec, &leaf, merged)));
         }
+        // Not `collect()`: it would reuse the records' buffer (100,000 x 168 bytes) for the
+        // pointers and keep all of it.
+        let mut bindings = Vec::with_capacity(snap.bindings.len());
+        bindings.extend(snap.bindings.into_iter().map(Arc::new));
         Ok(RouteInputs {
             revision: snap.revision,
-            bindings: snap.bindings.into_iter().map(Arc::new).collect(),
+            bindings,
             services: snap.services,
             identities,
             broken_identities,
@@ -241,7 +245,7 @@ impl Control {
             match leaf {
                 Ok(leaf) => {
                     let merged = merged_pool(&rec.chain_der, &pool);
-                    identities.insert(name.clone(), self.identity(rec, leaf, &merged));
+                    identities.insert(name.clone(), Arc::new(self.identity(rec, leaf, &merged)));
                 }
                 Err(e) => {
                     broken.insert(name.clone(), unreadable(e));

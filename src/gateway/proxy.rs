@@ -564,7 +564,7 @@ fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri, route: &Rout
         }
         cur = err.source();
     }
-    if let Some(f) = tls::classify(e).or_else(|| route.failures.recent(Duration::from_secs(5))) {
+    if let Some(f) = tls::classify(e).or_else(|| route.failures().recent(Duration::from_secs(5))) {
         if f.code == ErrorCode::UpstreamRenegotiationRequired {
             // The exact command: this binding as it is, plus the option that allows it.
             return GatewayError::new(f.code, f.message).with_remedy(Remedy::with(

@@ -26,6 +26,8 @@ impl TrustPolicy {
                 }
                 list.sort();
                 list.dedup();
+                // Kept by every binding record (100,000 in a big store): no spare capacity.
+                list.shrink_to_fit();
                 Ok(TrustPolicy::Anchors(list))
             }
         }

@@ -259,7 +259,9 @@ impl Compiler<'_> {
                 table.exact_port.entry(p).or_default().insert(h.into(), route);
             }
             Destination::Host(h) => {
-                table.exact_host.insert(h.into(), route);
+                // The key is the destination itself: share the route's copy.
+                let key = if *h == *route.destination { route.destination.clone() } else { h.into() };
+                table.exact_host.insert(key, route);
             }
             Destination::Wildcard(d) => {
                 table.wildcard.insert(d.into(), route);
@@ -305,16 +307,10 @@ impl Compiler<'_> {
             Err(reason) => {
                 tracing::error!(destination = %b.destination, "route unavailable: {reason}");
                 unavailable.push((b.destination.clone(), reason.clone()));
-                let failures = Arc::new(upstream::LastFailure::default());
                 let engine: Arc<dyn upstream::TlsEngine> = Arc::new(upstream::Unavailable(reason.clone()));
                 let destination: Arc<str> = Arc::from(b.destination.as_str());
-                let connector = Connector::new(
-                    engine.clone(),
-                    destination.clone(),
-                    None,
-                    self.options.settings.clone(),
-                    failures.clone(),
-                );
+                let connector =
+                    Connector::new(engine.clone(), destination.clone(), None, self.options.settings.clone(), None);
                 let profile = Arc::new(RouteProfile {
                     candidates: Box::default(),
                     label: certificate_label(b).into(),
@@ -328,7 +324,6 @@ impl Compiler<'_> {
                     profile,
                     client: upstream::client(connector),
                     ok_requests: Default::default(),
-                    failures,
                     unavailable: Some(reason.into()),
                     engine,
                 })
@@ -457,21 +452,14 @@ impl Compiler<'_> {
             let config_key = format!("{verifier_key}|{session_key}|{chain_ids}");
             self.rustls_engine(&identities, verifier, config_key, sessions, b)?
         };
-        let failures = Arc::new(upstream::LastFailure::default());
         let observed = self.options.partners.as_ref().map(|o| upstream::Observed {
             observer: o.clone(),
             pinned: !b.pins.is_empty(),
             trust: Arc::from(trust_label.as_str()),
         });
         let destination: Arc<str> = Arc::from(b.destination.as_str());
-        let connector = Connector::new(
-            engine.clone(),
-            destination.clone(),
-            b.sni.clone(),
-            self.options.settings.clone(),
-            failures.clone(),
-        )
-        .observed(observed);
+        let connector =
+            Connector::new(engine.clone(), destination.clone(), b.sni.clone(), self.options.settings.clone(), observed);
         let profile = match self.memo.profiles.get(&digest_key) {
             Some(p) => p.clone(),
             None => {
@@ -501,7 +489,6 @@ impl Compiler<'_> {
             profile,
             ok_requests: Default::default(),
             client: upstream::client(connector),
-            failures,
             unavailable: None,
             engine,
         }))

@@ -43,7 +43,7 @@ pub struct RouteInputs {
     pub bindings: Vec<Arc<BindingRecord>>,
     pub services: Vec<ServiceRecord>,
     /// Only the certificates that bindings refer to.
-    pub identities: HashMap<CertificateName, RouteIdentity>,
+    pub identities: HashMap<CertificateName, Arc<RouteIdentity>>,
     /// Certificates that bindings refer to but that could not be prepared (e.g. a sealed key
     /// that does not open), with the reason: only the routes that present them are unavailable.
     pub broken_identities: HashMap<CertificateName, String>,

@@ -47,8 +47,6 @@ pub struct Route {
     /// `certgate_requests_total{destination, certificate, app, outcome="ok"}`, registered once
     /// (per app) so the common request does not build its labels.
     pub(crate) ok_requests: crate::telemetry::OkCounters,
-    /// TLS failures seen on this route's connections after the handshake (see `LastFailure`).
-    pub failures: Arc<LastFailure>,
     /// Set when the binding could not be compiled: requests get `route-unavailable` with this
     /// reason, and every other route keeps working.
     pub unavailable: Option<Box<str>>,
@@ -75,6 +73,11 @@ impl Route {
     /// The trust policy, as shown (`public`, `private`, `ca:NAME`).
     pub fn trust(&self) -> &str {
         &self.profile.trust
+    }
+
+    /// TLS failures seen on this route's connections after the handshake (see `LastFailure`).
+    pub fn failures(&self) -> &LastFailure {
+        self.client.failures()
     }
 
     /// The longest pause in the partner's response body.

@@ -126,7 +126,8 @@ pub struct UpstreamIo {
     io: TokioIo<Box<dyn TlsIo>>,
     engine: Arc<dyn TlsEngine>,
     h2: bool,
-    failures: Arc<LastFailure>,
+    /// The route's connector part (its `LastFailure`).
+    route: Arc<RouteSide>,
     /// A write error held back until the partner's closing alert (if any) has been read.
     deferred: Option<(std::io::Error, Pin<Box<tokio::time::Sleep>>)>,
 }
@@ -152,7 +153,7 @@ impl hyper::rt::Read for UpstreamIo {
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
         if let Poll::Ready(Err(e)) = &result {
             if let Some(f) = this.engine.classify(e) {
-                this.failures.record(f);
+                this.route.failures.record(f);
             }
         }
         result
@@ -175,7 +176,7 @@ impl UpstreamIo {
             match Pin::new(self.io.inner_mut()).poll_read(cx, &mut buf) {
                 Poll::Ready(Err(e)) => {
                     if let Some(f) = self.engine.classify(&e) {
-                        self.failures.record(f);
+                        self.route.failures.record(f);
                     }
                     break;
                 }
@@ -249,15 +250,21 @@ impl hyper::rt::Write for UpstreamIo {
 #[derive(Clone)]
 pub struct Connector {
     engine: Arc<dyn TlsEngine>,
+    settings: Arc<UpstreamSettings>,
+    /// What is the route's own, in one allocation (a route of 100,000 costs one, not four).
+    route: Arc<RouteSide>,
+}
+
+/// A route's own part of its connector.
+struct RouteSide {
     /// The route's destination key, for the metric of the certificate presented.
     destination: Arc<str>,
     /// `--sni`: the name sent and verified instead of the request's host.
     sni: Option<String>,
-    settings: Arc<UpstreamSettings>,
-    failures: Arc<LastFailure>,
+    failures: LastFailure,
     observed: Option<Observed>,
     /// Connections being opened for this route (all workers): at most [`MAX_CONNECTING`].
-    connecting: Arc<tokio::sync::Semaphore>,
+    connecting: tokio::sync::Semaphore,
 }
 
 /// The most connections one route opens at once. hyper's pool starts a connection for every
@@ -268,21 +275,27 @@ pub struct Connector {
 pub const MAX_CONNECTING: usize = 32;
 
 impl Connector {
-    /// Report each verified partner certificate to `observed`.
-    pub fn observed(mut self, observed: Option<Observed>) -> Self {
-        self.observed = observed;
-        self
-    }
-
+    /// `observed`: where each verified partner certificate is reported.
     pub fn new(
         engine: Arc<dyn TlsEngine>,
         destination: Arc<str>,
         sni: Option<String>,
         settings: Arc<UpstreamSettings>,
-        failures: Arc<LastFailure>,
+        observed: Option<Observed>,
     ) -> Self {
-        let connecting = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTING));
-        Connector { engine, destination, sni, settings, failures, observed: None, connecting }
+        let route = Arc::new(RouteSide {
+            destination,
+            sni,
+            failures: LastFailure::default(),
+            observed,
+            connecting: tokio::sync::Semaphore::new(MAX_CONNECTING),
+        });
+        Connector { engine, settings, route }
+    }
+
+    /// TLS failures seen on this route's connections after their handshake.
+    pub fn failures(&self) -> &LastFailure {
+        &self.route.failures
     }
 }
 
@@ -368,18 +381,19 @@ impl tower::Service<Uri> for Connector {
             let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
             let port = uri.port_u16().unwrap_or(443);
             let settings = &this.settings;
-            let _opening = this.connecting.acquire().await.map_err(|e| Box::new(e) as BoxError)?;
+            let route = &this.route;
+            let _opening = route.connecting.acquire().await.map_err(|e| Box::new(e) as BoxError)?;
             let (tcp, _) = connect_tcp(&host, port, settings).await.map_err(|e| Box::new(e) as BoxError)?;
-            let name = this.sni.as_deref().unwrap_or(&host);
+            let name = route.sni.as_deref().unwrap_or(&host);
             let started = Instant::now();
             let done = handshake(this.engine.as_ref(), tcp, name, &host, port, settings)
                 .await
                 .map_err(|e| Box::new(e) as BoxError)?;
             crate::telemetry::handshake(done.resumed, started.elapsed());
             if let Some(name) = &done.presented {
-                crate::telemetry::client_certificate_presented(&this.destination, name);
+                crate::telemetry::client_certificate_presented(&route.destination, name);
             }
-            if let (Some(o), Some(leaf)) = (&this.observed, &done.peer_leaf) {
+            if let (Some(o), Some(leaf)) = (&route.observed, &done.peer_leaf) {
                 let destination = if port == 443 { host.clone() } else { format!("{host}:{port}") };
                 o.observer.seen(&PartnerSeen {
                     destination: &destination,
@@ -392,7 +406,7 @@ impl tower::Service<Uri> for Connector {
                 io: TokioIo::new(done.io),
                 engine: this.engine.clone(),
                 h2: done.h2,
-                failures: this.failures.clone(),
+                route: this.route.clone(),
                 deferred: None,
             })
         })
@@ -405,24 +419,31 @@ impl tower::Service<Uri> for Connector {
 /// route nobody calls costs no pool at all (100,000 bindings, a few hundred in use).
 pub struct UpstreamClient {
     connector: Connector,
-    per_worker: Box<[std::sync::OnceLock<Box<PooledClient>>]>,
+    /// One slot per worker, allocated on the route's first request.
+    per_worker: std::sync::OnceLock<Box<[std::sync::OnceLock<Box<PooledClient>>]>>,
 }
 
 impl UpstreamClient {
+    /// TLS failures seen on the route's connections after their handshake.
+    pub fn failures(&self) -> &LastFailure {
+        self.connector.failures()
+    }
+
     /// Send a request on the calling worker's pool.
     pub fn request(&self, req: http::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
         self.pool().request(req)
     }
 
     fn pool(&self) -> &PooledClient {
-        let slot = &self.per_worker[workers::current().min(self.per_worker.len() - 1)];
+        let slots =
+            self.per_worker.get_or_init(|| (0..=workers::count()).map(|_| std::sync::OnceLock::new()).collect());
+        let slot = &slots[workers::current().min(slots.len() - 1)];
         slot.get_or_init(|| Box::new(pooled(self.connector.clone())))
     }
 }
 
 pub fn client(connector: Connector) -> UpstreamClient {
-    let per_worker = (0..=workers::count()).map(|_| std::sync::OnceLock::new()).collect();
-    UpstreamClient { connector, per_worker }
+    UpstreamClient { connector, per_worker: std::sync::OnceLock::new() }
 }
 
 /// One worker's pooled client of a route.
