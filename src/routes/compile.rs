@@ -33,15 +33,13 @@ struct Memo {
     trusts: HashMap<TrustPolicy, Arc<TrustInputs>>,
     /// Certificate name -> the SHA-256 of each certificate it sends (for fingerprints).
     chains: HashMap<String, String>,
-    /// Certificate, trust, SNI and pins -> the SHA-256 of everything but the destination that a
-    /// route is compiled from, so a fingerprint is the destination plus 64 characters.
-    inputs_digests: HashMap<String, String>,
     /// Trust, anchors and pins -> one verifier (its root store is the big part of a config).
     verifiers: HashMap<String, Arc<tls::PartnerVerifier>>,
     /// Verifier key + certificate -> one rustls engine (and client config), shared by the routes
     /// that present that certificate under that policy (the server name is given per connection).
     engines: HashMap<String, Arc<dyn upstream::TlsEngine>>,
-    /// Binding inputs but the destination -> what their routes share.
+    /// Certificates, trust, SNI, pins and renegotiation -> what their routes share, with the
+    /// SHA-256 of everything but the destination that a route is compiled from.
     profiles: HashMap<String, Arc<RouteProfile>>,
 }
 
@@ -377,8 +375,10 @@ impl Compiler<'_> {
         );
         let ids = identities.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(",");
         let chain_ids = identities.iter().map(|i| self.chain_ids(i)).collect::<Vec<_>>().join(";");
-        let digest = match self.memo.inputs_digests.get(&digest_key) {
-            Some(d) => d.clone(),
+        // What routes of the same inputs share, with the digest of those inputs (a fingerprint
+        // is the destination plus this digest).
+        let profile = match self.memo.profiles.get(&digest_key) {
+            Some(p) => p.clone(),
             None => {
                 let all = format!(
                     "{}|{}|{}|{:?}|{:?}|{:?}|{}",
@@ -390,14 +390,29 @@ impl Compiler<'_> {
                     b.pins,
                     b.allow_renegotiation,
                 );
-                let d = crate::pki::facts::sha256_hex(all.as_bytes());
-                self.memo.inputs_digests.insert(digest_key.clone(), d.clone());
-                d
+                let candidates = identities
+                    .iter()
+                    .map(|i| RouteCertificate {
+                        name: i.name.clone(),
+                        id: i.id.clone(),
+                        not_before: i.not_before,
+                        not_after: i.not_after,
+                    })
+                    .collect();
+                let p = Arc::new(RouteProfile {
+                    candidates,
+                    label: certificate_label(b).into(),
+                    trust: trust.to_string().into(),
+                    response_body_timeout: self.options.settings.response_body_timeout,
+                    digest: crate::pki::facts::sha256_hex(all.as_bytes()).into(),
+                });
+                self.memo.profiles.insert(digest_key, p.clone());
+                p
             }
         };
         // One resumption store per certificate (per set of candidates), never shared across them.
         let session_key = ids;
-        if let Some(r) = self.reuse.get(&(b.destination.as_str(), digest.as_str())) {
+        if let Some(r) = self.reuse.get(&(b.destination.as_str(), &*profile.digest)) {
             if let Some(s) = self.previous.and_then(|p| p.sessions.get(&session_key)) {
                 self.sessions.entry(session_key).or_insert_with(|| s.clone());
             }
@@ -414,13 +429,13 @@ impl Compiler<'_> {
                 s
             }
         };
-        let trust_label = trust.to_string();
+        let trust_label: &str = &profile.trust;
         let verifier_key = format!("{trust_label}|{:?}|{:?}", trust_inputs.anchor_ids, b.pins);
         let verifier = match self.memo.verifiers.get(&verifier_key) {
             Some(v) => v.clone(),
             None => {
                 let roots = policy_roots(&trust_inputs.anchors, trust);
-                let v = tls::partner_verifier(&roots, &trust_label, pins)
+                let v = tls::partner_verifier(&roots, trust_label, pins)
                     .map_err(|e| format!("binding '{}': {e}", b.destination))?;
                 self.memo.verifiers.insert(verifier_key.clone(), v.clone());
                 v
@@ -455,34 +470,11 @@ impl Compiler<'_> {
         let observed = self.options.partners.as_ref().map(|o| upstream::Observed {
             observer: o.clone(),
             pinned: !b.pins.is_empty(),
-            trust: Arc::from(trust_label.as_str()),
+            trust: profile.trust.clone(),
         });
         let destination: Arc<str> = Arc::from(b.destination.as_str());
         let connector =
             Connector::new(engine.clone(), destination.clone(), b.sni.clone(), self.options.settings.clone(), observed);
-        let profile = match self.memo.profiles.get(&digest_key) {
-            Some(p) => p.clone(),
-            None => {
-                let candidates = identities
-                    .iter()
-                    .map(|i| RouteCertificate {
-                        name: i.name.clone(),
-                        id: i.id.clone(),
-                        not_before: i.not_before,
-                        not_after: i.not_after,
-                    })
-                    .collect();
-                let p = Arc::new(RouteProfile {
-                    candidates,
-                    label: certificate_label(b).into(),
-                    trust: trust_label.into(),
-                    response_body_timeout: self.options.settings.response_body_timeout,
-                    digest: digest.into(),
-                });
-                self.memo.profiles.insert(digest_key, p.clone());
-                p
-            }
-        };
         Ok(Arc::new(Route {
             binding: b.clone(),
             destination,

@@ -28,7 +28,8 @@ pub struct RouteProfile {
     pub candidates: Box<[RouteCertificate]>,
     /// The `certificate` label of the requests: `name`, `a,b` for several, or `none`.
     pub label: Box<str>,
-    pub trust: Box<str>,
+    /// Shared with the partner observer of the routes (`upstream::Observed`).
+    pub trust: Arc<str>,
     /// The longest pause in the partner's response body (`response_body_timeout_ms`).
     pub response_body_timeout: std::time::Duration,
     /// Everything but the destination that a route is compiled from, digested.
