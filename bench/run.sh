@@ -17,6 +17,9 @@ WORK=${BENCH_DIR:-/tmp/egress-bench}
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-2s}
 ROTATION_SECONDS=${ROTATION_SECONDS:-20}
+# SCENARIOS="many-conns new-conn": only those runs (of keep-alive, production, new-conn,
+# many-conns); prints results.tsv and leaves docs/BENCHMARKS.md alone (no rotation run, no report).
+SCENARIOS=${SCENARIOS:-}
 OUT=${BENCH_OUT:-$REPO/docs/BENCHMARKS.md}
 # A panic in a proxy task should cost what it costs in production, not a symbolised backtrace.
 unset RUST_BACKTRACE
@@ -356,6 +359,7 @@ printf 'scenario\tproxy\tconc\trps\tp50_ms\tp99_ms\terrors\tcpu_s\tcpu_per_10k\t
 # keep the quieter of the two.
 run_one() { # scenario key url-key conc extra-wrk-args...
     local row1 row2
+    [[ -z $SCENARIOS || " $SCENARIOS " == *" $1 "* ]] || return 0
     measure_once "$@"; row1=$(tail -1 "$RESULTS")
     if awk -F'\t' '{exit !($19 > 0.15)}' <<<"$row1"; then
         log "disturbed by other work (other load $(cut -f19 <<<"$row1") cores): measuring again"
@@ -456,6 +460,12 @@ done
 for key in "${PROXIES[@]}"; do
     IDLE=500 run_one many-conns "$key" "$key" 500
 done
+
+if [[ -n $SCENARIOS ]]; then
+    log "SCENARIOS=$SCENARIOS: no rotation run, $OUT left alone"
+    column -t -s $'\t' "$RESULTS"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- rotation under load
 log "rotation: wrk c=16 for ${ROTATION_SECONDS}s on certgate, 'certgate cert rotate client client2.pem' half way"

@@ -551,6 +551,42 @@ async fn a_partner_whose_handshakes_stall_gets_at_most_32_connections_at_once() 
     assert!(took < Duration::from_millis(RESPONSE_HEADER_MS) + SLACK, "the last answer came after {took:?}");
 }
 
+/// A burst of requests against a partner slower to open connections than requests arrive: the
+/// first connections answer the burst as they come back idle, and the connections the other
+/// requests asked for are not opened afterwards for nobody (hyper's pool finished each one in the
+/// background: 300 requests made about 300 handshakes, most after the last answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_against_a_slow_partner_opens_only_the_connections_it_needs() {
+    const REQUESTS: usize = 300;
+    let w = World::new().await;
+    let gw = Gateway::start(&w.env, &w.config()).await;
+    let slow = Upstream::start(
+        UpstreamConfig::new(&w.ca.server(&["partner.test"]), &w.ca)
+            .http11_only()
+            .handshake_delay(Duration::from_millis(300)),
+    )
+    .await;
+    let client = gw.client();
+    let url = format!("http://partner.test:{}/echo", slow.port());
+    let requests = (0..REQUESTS).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move { client.proxy_get(&url).await })
+    });
+    let answers: Vec<_> = join_tasks(requests).await;
+    for r in &answers {
+        assert_eq!(r.status, 200, "{}", r.describe());
+    }
+    assert_eq!(slow.requests().len(), REQUESTS);
+    // Long enough for every connection asked for to have been opened (32 at a time, 300 ms each).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let opened = slow.handshakes();
+    let opened = opened.full + opened.resumed;
+    assert!(
+        (32..=128).contains(&opened),
+        "the partner completed {opened} handshakes for {REQUESTS} requests (32 at once, then only what was waited for)"
+    );
+}
+
 async fn join_tasks<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = Vec::new();
     for h in handles.collect::<Vec<_>>() {

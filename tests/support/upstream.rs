@@ -66,6 +66,7 @@ pub struct UpstreamConfig {
     alpn: Alpn,
     versions: Versions,
     keep_alive: bool,
+    handshake_delay: Duration,
 }
 
 impl UpstreamConfig {
@@ -78,6 +79,7 @@ impl UpstreamConfig {
             alpn: Alpn::H2AndHttp11,
             versions: Versions::Both,
             keep_alive: true,
+            handshake_delay: Duration::ZERO,
         }
     }
     /// Require a client certificate that chains to `ca`'s root.
@@ -110,6 +112,13 @@ impl UpstreamConfig {
     /// connection (and handshake) from the client. Use with `http11_only`.
     pub fn close_after_each_response(mut self) -> Self {
         self.keep_alive = false;
+        self
+    }
+
+    /// Wait this long after accepting a connection before the TLS handshake: a partner slower
+    /// to open connections than requests arrive.
+    pub fn handshake_delay(mut self, delay: Duration) -> Self {
+        self.handshake_delay = delay;
         self
     }
 
@@ -273,6 +282,7 @@ impl Upstream {
         let acceptor = TlsAcceptor::from(config.server_config());
         let state = Arc::new(State::default());
         let keep_alive = config.keep_alive;
+        let handshake_delay = config.handshake_delay;
         let accept_state = state.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -280,6 +290,7 @@ impl Upstream {
                 let acceptor = acceptor.clone();
                 let state = accept_state.clone();
                 tokio::spawn(async move {
+                    tokio::time::sleep(handshake_delay).await;
                     let tls = match tokio::time::timeout(Duration::from_secs(20), acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => {
