@@ -233,6 +233,9 @@ async fn certgate_certificate_picks_another_granted_certificate_per_request_and_
         assert_partner_got(&up, cert, &r);
         assert!(up.last_request().unwrap().header("certgate-certificate").is_none());
     }
+    // One connection per certificate: the second request for beta reused the first one's.
+    let opened = up.handshakes();
+    assert_eq!(opened.full + opened.resumed, 2, "{}", up.describe());
     let seen = up.request_count();
     let limited_auth = basic("limited-app", &limited);
     let r = get_as(&gw, &target, &[("proxy-authorization", &limited_auth), ("certgate-certificate", "beta")]).await;

@@ -76,15 +76,19 @@ impl RouteTable {
         if route.candidates().iter().map(|c| &c.name).eq(candidates.iter()) {
             return Ok(route.clone());
         }
-        let key = (route.destination.to_string(), candidates.join(","));
-        if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(r) = self.variants.lock().unwrap_or_else(|p| p.into_inner()).get(&route.destination, candidates) {
             return Ok(r.clone());
         }
         let mut binding = (*route.binding).clone();
         binding.certificate = candidates.first().cloned();
         binding.alternates = candidates.iter().skip(1).cloned().collect();
         let built = build_route(self, &Arc::new(binding))?;
-        self.variants.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+        let mut variants = self.variants.lock().unwrap_or_else(|p| p.into_inner());
+        // Two requests may have built it at once: keep the first, so both use one pool.
+        if let Some(r) = variants.get(&route.destination, candidates) {
+            return Ok(r.clone());
+        }
+        variants.insert(&route.destination, candidates, built.clone());
         Ok(built)
     }
 }

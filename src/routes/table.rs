@@ -139,7 +139,38 @@ pub struct RouteTable {
     pub(crate) source: Option<Arc<RouteInputs>>,
     pub(crate) options: CompileOptions,
     /// Routes for (destination, certificate chosen by the request header), built once per table.
-    pub(crate) variants: std::sync::Mutex<HashMap<(String, String), Arc<Route>>>,
+    pub(crate) variants: std::sync::Mutex<Variants>,
+}
+
+/// Routes of one destination offering other certificates than its binding's, found without
+/// allocating: a request with a `Certgate-Certificate` header, or from an app granted only some
+/// of a binding's certificates, looks here every time.
+#[derive(Default)]
+pub(crate) struct Variants {
+    hasher: std::hash::RandomState,
+    /// By the hash of (destination, certificates asked for): both, and the route built for them.
+    by_hash: HashMap<u64, Vec<Variant>>,
+}
+
+/// A destination, the certificates asked for, and the route built for them.
+type Variant = (Arc<str>, Box<[CertificateName]>, Arc<Route>);
+
+impl Variants {
+    fn hash(&self, destination: &str, candidates: &[CertificateName]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((destination, candidates))
+    }
+
+    /// The route to `destination` built for exactly `candidates`, in this order.
+    pub(crate) fn get(&self, destination: &str, candidates: &[CertificateName]) -> Option<&Arc<Route>> {
+        let same = |(to, asked, _): &&Variant| &**asked == candidates && &**to == destination;
+        self.by_hash.get(&self.hash(destination, candidates))?.iter().find(same).map(|(_, _, route)| route)
+    }
+
+    pub(crate) fn insert(&mut self, destination: &Arc<str>, candidates: &[CertificateName], route: Arc<Route>) {
+        let hash = self.hash(destination, candidates);
+        self.by_hash.entry(hash).or_default().push((destination.clone(), candidates.into(), route));
+    }
 }
 
 impl RouteTable {
