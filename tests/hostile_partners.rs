@@ -553,8 +553,8 @@ async fn a_partner_whose_handshakes_stall_gets_at_most_32_connections_at_once() 
 
 /// A burst of requests against a partner slower to open connections than requests arrive: the
 /// first connections answer the burst as they come back idle, and the connections the other
-/// requests asked for are not opened afterwards for nobody (hyper's pool finished each one in the
-/// background: 300 requests made about 300 handshakes, most after the last answer).
+/// requests asked for are not opened afterwards, when nobody waits for them any more (hyper's
+/// pool used to finish each one in the background: 300 requests, 300 handshakes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_against_a_slow_partner_opens_only_the_connections_it_needs() {
     const REQUESTS: usize = 300;

@@ -386,7 +386,7 @@ async fn tls13_partner_cannot_ask_a_rustls_route_and_probe_names_renegotiation_r
     let r = gw.proxy_get(&url(apache.port(), "/secure/whoami.txt")).await;
     assert_eq!(r.status, 403, "{}", r.describe());
     assert!(r.error_code().is_none(), "{}", r.describe());
-    assert!(apache.error_log_with("post-handshake").contains("post-handshake"), "{}", apache.logs());
+    assert!(apache.error_log_with("post-handshake").await.contains("post-handshake"), "{}", apache.logs());
 
     // The probe recognises it and names the option.
     let config = GatewayConfig::new().resolve(&["partner.test"]).write(&w.env);
@@ -424,7 +424,7 @@ async fn renegotiation_is_allowed_once_per_connection() {
     // no_renegotiation alert, as Go's RenegotiateOnceAsClient does); it answers in its own words.
     let second = gw.proxy_get(&url(apache.port(), "/deeper/whoami.txt")).await;
     assert_ne!(second.status, 200, "{}\n{}", second.describe(), apache.logs());
-    let log = apache.error_log_with("no renegotiation");
+    let log = apache.error_log_with("no renegotiation").await;
     assert_eq!(log.matches("AH02034: Initial (No.1) HTTPS request").count(), 1, "one connection\n{}", apache.logs());
     assert!(log.contains("no renegotiation"), "Apache saw the refusal\n{}", apache.logs());
     // A new connection may renegotiate once: /deeper first works.

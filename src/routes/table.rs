@@ -146,30 +146,19 @@ pub struct RouteTable {
 /// allocating: a request with a `Certgate-Certificate` header, or from an app granted only some
 /// of a binding's certificates, looks here every time.
 #[derive(Default)]
-pub(crate) struct Variants {
-    hasher: std::hash::RandomState,
-    /// By the hash of (destination, certificates asked for): both, and the route built for them.
-    by_hash: HashMap<u64, Vec<Variant>>,
-}
+pub(crate) struct Variants(HashMap<Arc<str>, ByCertificates>);
 
-/// A destination, the certificates asked for, and the route built for them.
-type Variant = (Arc<str>, Box<[CertificateName]>, Arc<Route>);
+/// A destination's variants, by the certificates asked for (in their order).
+type ByCertificates = HashMap<Box<[CertificateName]>, Arc<Route>>;
 
 impl Variants {
-    fn hash(&self, destination: &str, candidates: &[CertificateName]) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one((destination, candidates))
-    }
-
     /// The route to `destination` built for exactly `candidates`, in this order.
     pub(crate) fn get(&self, destination: &str, candidates: &[CertificateName]) -> Option<&Arc<Route>> {
-        let same = |(to, asked, _): &&Variant| &**asked == candidates && &**to == destination;
-        self.by_hash.get(&self.hash(destination, candidates))?.iter().find(same).map(|(_, _, route)| route)
+        self.0.get(destination)?.get(candidates)
     }
 
     pub(crate) fn insert(&mut self, destination: &Arc<str>, candidates: &[CertificateName], route: Arc<Route>) {
-        let hash = self.hash(destination, candidates);
-        self.by_hash.entry(hash).or_default().push((destination.clone(), candidates.into(), route));
+        self.0.entry(destination.clone()).or_default().insert(candidates.into(), route);
     }
 }
 

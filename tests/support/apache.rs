@@ -194,15 +194,11 @@ KeepAlive {keep_alive}
 
     /// The error log once it holds `needle`, or as it is after 5 s: Apache writes a failed
     /// connection's lines after it has answered, so a client can be faster than the log.
-    pub fn error_log_with(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let log = self.error_log();
-            if log.contains(needle) || std::time::Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+    pub async fn error_log_with(&self, needle: &str) -> String {
+        let found = super::gateway::wait_until(Duration::from_secs(5), async || {
+            Some(self.error_log()).filter(|log| log.contains(needle))
+        });
+        found.await.unwrap_or_else(|| self.error_log())
     }
 
     /// Apache's error log and stderr, for failure messages.
