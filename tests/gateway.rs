@@ -791,6 +791,61 @@ async fn resumes_tls12_sessions_across_new_connections() {
     assert_sessions_resumed(|c| c.tls12_only()).await;
 }
 
+/// A partner connection left idle longer than `idle_timeout_ms` is closed by certgate (the
+/// partner sees it go), and the next request opens a new one; within the timeout, requests reuse
+/// it. HTTP/1.1 and HTTP/2 partners alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_partner_connections_are_closed_after_the_idle_timeout() {
+    for h2 in [false, true] {
+        let w = World::new();
+        let alpha = w.client("alpha");
+        let up = w.partner(&["partner.test"], |c| if h2 { c } else { c.http11_only() }).await;
+        w.bind(&["partner.test", "alpha"]);
+        let gw = w.gateway(GatewayConfig::new().resolve(&["partner.test"]).set("idle_timeout_ms", 600)).await;
+        let version = if h2 { "HTTP/2.0" } else { "HTTP/1.1" };
+
+        for i in 0..3 {
+            let r = gw.proxy_get(&url(up.port(), &format!("/echo?i={i}"))).await;
+            assert_partner_got(&up, &alpha, &r);
+        }
+        assert_eq!(up.last_request().unwrap().http_version, version);
+        let hs = up.handshakes();
+        assert_eq!(hs.full + hs.resumed, 1, "{version}: three requests in a row share one connection: {hs:?}");
+        assert_eq!(up.open_connections(), 1, "{version}");
+
+        let idle = Instant::now();
+        let closed = wait_until(Duration::from_secs(10), async || (up.open_connections() == 0).then_some(())).await;
+        assert!(closed.is_some(), "{version}: the idle connection is still open after {:?}", idle.elapsed());
+        assert!(idle.elapsed() >= Duration::from_millis(500), "{version}: closed after {:?}", idle.elapsed());
+
+        let r = gw.proxy_get(&url(up.port(), "/echo?after=idle")).await;
+        assert_partner_got(&up, &alpha, &r);
+        let hs = up.handshakes();
+        assert_eq!(hs.full + hs.resumed, 2, "{version}: a new connection after the idle one was closed: {hs:?}");
+    }
+}
+
+/// A partner that closes idle keep-alive connections on its own (Apache's `KeepAliveTimeout`):
+/// the next request is sent on a new connection and succeeds; the application never sees the
+/// closed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_partner_closed_while_idle_is_not_used_again() {
+    let w = World::new();
+    let alpha = w.client("alpha");
+    let up = w.partner(&["partner.test"], |c| c.http11_only().close_when_idle_for(Duration::from_millis(200))).await;
+    w.bind(&["partner.test", "alpha"]);
+    let gw = w.gateway_for_partner().await;
+    for round in 0..3 {
+        let r = gw.proxy_get(&url(up.port(), &format!("/echo?round={round}"))).await;
+        assert_partner_got(&up, &alpha, &r);
+        let closed = wait_until(Duration::from_secs(5), async || (up.open_connections() == 0).then_some(())).await;
+        assert!(closed.is_some(), "the partner did not close its idle connection: {}", up.describe());
+    }
+    let hs = up.handshakes();
+    assert_eq!(hs.full + hs.resumed, 3, "one connection per round: {hs:?}");
+    assert_eq!(up.request_count(), 3);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Admin: health, readiness, metrics
 

@@ -460,7 +460,7 @@ async fn send(
             ErrorCode::UpstreamTimeout,
             format!("{uri} did not answer within {} ms", response_header_timeout.as_millis()),
         )),
-        Ok(Err(e)) => Err(upstream_error(&e, uri, route)),
+        Ok(Err(e)) => Err(upstream_error(&*e, uri, route)),
         Ok(Ok(resp)) => Ok(resp),
     };
     match outcome {
@@ -485,14 +485,14 @@ async fn send(
 /// response: an HTTP/1 connection is closed, an HTTP/2 stream reset), logged as
 /// `upstream-timeout`.
 struct PartnerBody {
-    inner: hyper::body::Incoming,
+    inner: crate::upstream::ResponseBody,
     pause: Duration,
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     uri: Uri,
 }
 
 impl PartnerBody {
-    fn new(inner: hyper::body::Incoming, pause: Duration, uri: Uri) -> Self {
+    fn new(inner: crate::upstream::ResponseBody, pause: Duration, uri: Uri) -> Self {
         PartnerBody { inner, pause, timer: Box::pin(tokio::time::sleep(pause)), uri }
     }
 }
@@ -547,7 +547,7 @@ impl hyper::body::Body for PartnerBody {
     }
 }
 
-fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri, route: &Route) -> GatewayError {
+fn upstream_error(e: &(dyn std::error::Error + 'static), uri: &Uri, route: &Route) -> GatewayError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {

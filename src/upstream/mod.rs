@@ -7,10 +7,12 @@
 
 mod engine;
 mod openssl_engine;
+mod pool;
 mod rustls_engine;
 
 pub use engine::{HandshakeError, HandshakeFuture, Handshaken, TlsEngine, TlsIo, Unavailable};
 pub use openssl_engine::{OpensslEngine, OpensslIdentity, OpensslOptions};
+pub use pool::{ResponseBody, MAX_CONNECTING};
 
 /// Told of the partner certificate each handshake verified (the gateway's record of partner
 /// certificates and their expiry). Called on the connection path: it must be quick.
@@ -49,9 +51,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::combinators::BoxBody;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::tls;
@@ -130,17 +130,6 @@ pub struct UpstreamIo {
     route: Arc<RouteSide>,
     /// A write error held back until the partner's closing alert (if any) has been read.
     deferred: Option<(std::io::Error, Pin<Box<tokio::time::Sleep>>)>,
-}
-
-impl Connection for UpstreamIo {
-    fn connected(&self) -> Connected {
-        let c = Connected::new();
-        if self.h2 {
-            c.negotiated_h2()
-        } else {
-            c
-        }
-    }
 }
 
 impl hyper::rt::Read for UpstreamIo {
@@ -267,13 +256,6 @@ struct RouteSide {
     connecting: tokio::sync::Semaphore,
 }
 
-/// The most connections one route opens at once. hyper's pool starts a connection for every
-/// request that finds no idle one and finishes it even when an idle one served the request
-/// first; against a partner slower to handshake than requests arrive, that grew to thousands of
-/// half-open connections (500 busy clients: 12,000 sockets, 200 MB). Beyond this many, a
-/// request waits for a connection to be opened or to come back idle.
-pub const MAX_CONNECTING: usize = 32;
-
 impl Connector {
     /// `observed`: where each verified partner certificate is reported.
     pub fn new(
@@ -366,100 +348,49 @@ pub async fn handshake(
         })
 }
 
-impl tower::Service<Uri> for Connector {
-    type Response = UpstreamIo;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<UpstreamIo, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let this = self.clone();
-        // hyper calls the connector in the task of the request that found no idle connection.
-        let asked_by = tokio::task::try_id();
-        Box::pin(async move {
-            let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
-            let port = uri.port_u16().unwrap_or(443);
-            let settings = &this.settings;
-            let route = &this.route;
-            let _opening = permit_to_open(&route.connecting, asked_by).await?;
-            let (tcp, _) = connect_tcp(&host, port, settings).await.map_err(|e| Box::new(e) as BoxError)?;
-            let name = route.sni.as_deref().unwrap_or(&host);
-            let started = Instant::now();
-            let done = handshake(this.engine.as_ref(), tcp, name, &host, port, settings)
-                .await
-                .map_err(|e| Box::new(e) as BoxError)?;
-            crate::telemetry::handshake(done.resumed, started.elapsed());
-            if let Some(name) = &done.presented {
-                crate::telemetry::client_certificate_presented(&route.destination, name);
-            }
-            if let (Some(o), Some(leaf)) = (&route.observed, &done.peer_leaf) {
-                let destination = if port == 443 { host.clone() } else { format!("{host}:{port}") };
-                o.observer.seen(&PartnerSeen {
-                    destination: &destination,
-                    leaf_der: leaf,
-                    pinned: o.pinned,
-                    trust: &o.trust,
-                });
-            }
-            Ok(UpstreamIo {
-                io: TokioIo::new(done.io),
-                engine: this.engine.clone(),
-                h2: done.h2,
-                route: this.route.clone(),
-                deferred: None,
-            })
+impl Connector {
+    /// Open a TLS connection to the partner of `uri` (TCP, then the route's TLS engine), report
+    /// the certificates of the handshake, and wrap it for hyper.
+    async fn open(&self, uri: &Uri) -> Result<UpstreamIo, ConnectError> {
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(443);
+        let settings = &self.settings;
+        let route = &self.route;
+        let (tcp, _) = connect_tcp(host, port, settings).await?;
+        let name = route.sni.as_deref().unwrap_or(host);
+        let started = Instant::now();
+        let done = handshake(self.engine.as_ref(), tcp, name, host, port, settings).await?;
+        crate::telemetry::handshake(done.resumed, started.elapsed());
+        if let Some(name) = &done.presented {
+            crate::telemetry::client_certificate_presented(&route.destination, name);
+        }
+        if let (Some(o), Some(leaf)) = (&route.observed, &done.peer_leaf) {
+            let destination = if port == 443 { host.to_string() } else { format!("{host}:{port}") };
+            o.observer.seen(&PartnerSeen {
+                destination: &destination,
+                leaf_der: leaf,
+                pinned: o.pinned,
+                trust: &o.trust,
+            });
+        }
+        Ok(UpstreamIo {
+            io: TokioIo::new(done.io),
+            engine: self.engine.clone(),
+            h2: done.h2,
+            route: self.route.clone(),
+            deferred: None,
         })
     }
 }
 
-/// A connection that nobody waits for any more: its request was served by a connection that
-/// came back idle before this one could start.
-#[derive(Debug)]
-struct NoLongerNeeded;
-
-impl std::fmt::Display for NoLongerNeeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a connection that was waiting to be opened is no longer needed")
-    }
-}
-
-impl std::error::Error for NoLongerNeeded {}
-
-/// A permit to open one of the route's [`MAX_CONNECTING`] connections, for the request in task
-/// `asked_by`. hyper's pool finishes a connection in a task of its own when an idle connection
-/// served the request first, to keep it for later requests. A connection already opening goes on
-/// (at most [`MAX_CONNECTING`]); one still waiting for a permit gives up then, at once: under a
-/// load beyond the limit these waited by the tens of thousands (500 busy clients: 66,000
-/// connections asked for in 8 s, 95 MB of waiting futures, and handshakes long after the load
-/// ended), each for a request already answered.
-async fn permit_to_open(
-    connecting: &tokio::sync::Semaphore,
-    asked_by: Option<tokio::task::Id>,
-) -> Result<tokio::sync::SemaphorePermit<'_>, BoxError> {
-    if let Ok(permit) = connecting.try_acquire() {
-        return Ok(permit);
-    }
-    let mut acquire = std::pin::pin!(connecting.acquire());
-    std::future::poll_fn(|cx| {
-        if tokio::task::try_id() != asked_by {
-            return Poll::Ready(Err(Box::new(NoLongerNeeded) as BoxError));
-        }
-        acquire.as_mut().poll(cx).map(|r| r.map_err(|e| Box::new(e) as BoxError))
-    })
-    .await
-}
-
-/// One route's pooled clients: one per proxy worker (see [`workers`]), each made on the first
+/// One route's connection pools: one per proxy worker (see [`workers`]), each made on the first
 /// request that needs it. A worker's requests use its own pool, so a connection to a partner is
 /// opened, used and kept by the core that serves the request (no hop to another core), and a
 /// route nobody calls costs no pool at all (100,000 bindings, a few hundred in use).
 pub struct UpstreamClient {
     connector: Connector,
     /// One slot per worker, allocated on the route's first request.
-    per_worker: std::sync::OnceLock<Box<[std::sync::OnceLock<Box<PooledClient>>]>>,
+    per_worker: std::sync::OnceLock<Box<[std::sync::OnceLock<Arc<pool::Pool>>]>>,
 }
 
 impl UpstreamClient {
@@ -468,34 +399,22 @@ impl UpstreamClient {
         self.connector.failures()
     }
 
-    /// Send a request on the calling worker's pool.
-    pub fn request(&self, req: http::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
-        self.pool().request(req)
+    /// Send a request (absolute `https://` URI) on the calling worker's pool and wait for the
+    /// response head. A connection error is a [`ConnectError`] (its code); others are hyper's.
+    pub async fn request(&self, req: http::Request<Body>) -> Result<http::Response<ResponseBody>, BoxError> {
+        self.pool().send(req).await
     }
 
-    fn pool(&self) -> &PooledClient {
+    fn pool(&self) -> &Arc<pool::Pool> {
         let slots =
             self.per_worker.get_or_init(|| (0..=workers::count()).map(|_| std::sync::OnceLock::new()).collect());
         let slot = &slots[workers::current().min(slots.len() - 1)];
-        slot.get_or_init(|| Box::new(pooled(self.connector.clone())))
+        slot.get_or_init(|| pool::Pool::new(self.connector.clone()))
     }
 }
 
 pub fn client(connector: Connector) -> UpstreamClient {
     UpstreamClient { connector, per_worker: std::sync::OnceLock::new() }
-}
-
-/// One worker's pooled client of a route.
-type PooledClient = Client<Connector, Body>;
-
-fn pooled(connector: Connector) -> PooledClient {
-    let settings = connector.settings.clone();
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(settings.idle_timeout)
-        .pool_max_idle_per_host(settings.max_idle_per_host)
-        // hyper's floor is 8 KiB; its default (about 400 KiB) is more than any partner needs.
-        .http1_max_buf_size(settings.max_response_header_bytes.max(8 * 1024))
-        .build(connector)
 }
 
 /// The gateway's proxy workers: one thread per core, each with its own single-threaded runtime

@@ -67,6 +67,7 @@ pub struct UpstreamConfig {
     versions: Versions,
     keep_alive: bool,
     handshake_delay: Duration,
+    idle_close: Option<Duration>,
 }
 
 impl UpstreamConfig {
@@ -80,6 +81,7 @@ impl UpstreamConfig {
             versions: Versions::Both,
             keep_alive: true,
             handshake_delay: Duration::ZERO,
+            idle_close: None,
         }
     }
     /// Require a client certificate that chains to `ca`'s root.
@@ -119,6 +121,13 @@ impl UpstreamConfig {
     /// to open connections than requests arrive.
     pub fn handshake_delay(mut self, delay: Duration) -> Self {
         self.handshake_delay = delay;
+        self
+    }
+
+    /// Close an HTTP/1.1 connection that waits this long for its next request (as Apache's
+    /// `KeepAliveTimeout` does), without telling the client beforehand.
+    pub fn close_when_idle_for(mut self, idle: Duration) -> Self {
+        self.idle_close = Some(idle);
         self
     }
 
@@ -243,6 +252,8 @@ struct State {
     failures: Mutex<Vec<String>>,
     upload_progress: AtomicU64,
     release: tokio::sync::Semaphore,
+    /// TLS connections established and not yet ended.
+    open: AtomicU64,
 }
 
 impl Default for State {
@@ -254,6 +265,7 @@ impl Default for State {
             failures: Mutex::default(),
             upload_progress: AtomicU64::new(0),
             release: tokio::sync::Semaphore::new(0),
+            open: AtomicU64::new(0),
         }
     }
 }
@@ -283,6 +295,7 @@ impl Upstream {
         let state = Arc::new(State::default());
         let keep_alive = config.keep_alive;
         let handshake_delay = config.handshake_delay;
+        let idle_close = config.idle_close;
         let accept_state = state.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -327,7 +340,13 @@ impl Upstream {
                     let svc = service_fn(move |req| handle(req, info.clone(), svc_state.clone()));
                     let mut builder = auto::Builder::new(TokioExecutor::new());
                     builder.http1().keep_alive(keep_alive);
-                    if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+                    if let Some(idle) = idle_close {
+                        builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(idle);
+                    }
+                    state.open.fetch_add(1, Ordering::SeqCst);
+                    let served = builder.serve_connection(TokioIo::new(tls), svc).await;
+                    state.open.fetch_sub(1, Ordering::SeqCst);
+                    if let Err(e) = served {
                         state.failures.lock().unwrap().push(format!("connection: {e}"));
                     }
                 });
@@ -354,6 +373,10 @@ impl Upstream {
     }
     pub fn handshakes(&self) -> Handshakes {
         Handshakes { full: self.state.full.load(Ordering::SeqCst), resumed: self.state.resumed.load(Ordering::SeqCst) }
+    }
+    /// TLS connections open now (handshake done, not yet closed by either side).
+    pub fn open_connections(&self) -> u64 {
+        self.state.open.load(Ordering::SeqCst)
     }
     /// Handshakes and connections that failed, as rustls / hyper described them.
     pub fn failures(&self) -> Vec<String> {

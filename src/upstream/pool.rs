@@ -1,0 +1,361 @@
+//! One proxy worker's connections to the partners of one route, over hyper's connection-level
+//! client (`hyper::client::conn`): an HTTP/1.1 connection serves one request at a time and comes
+//! back idle when its response body has been read to the end; an HTTP/2 connection (the partner
+//! chose `h2` by ALPN) is shared by every request to its authority.
+//!
+//! Why not hyper-util's pooled client: it hops through a channel to hand back each HTTP/1
+//! connection (a task per response), starts a connection for every request that finds no idle one
+//! and finishes it in a task of its own when an idle one served the request first, and boxes
+//! every request future. Here a request that finds no idle connection opens one itself, in its
+//! own task, and waits for it; while [`MAX_CONNECTING`] are being opened it waits for one of
+//! those or for a connection to come back, whichever is first. Dropping the request (the
+//! application left, or its time ran out) drops the connection being opened.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{HeaderValue, Request, Response, Uri};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::TokioExecutor;
+
+use super::{Body, BoxError, Connector, UpstreamIo};
+
+/// The most connections one route opens at once. Beyond this many, a request waits for a
+/// connection to be opened or to come back idle: against a partner slower to handshake than
+/// requests arrive, one connection per waiting request grew to thousands of half-open
+/// connections (500 busy clients: 12,000 sockets, 200 MB).
+pub const MAX_CONNECTING: usize = 32;
+
+/// A route's connections on one proxy worker.
+pub(super) struct Pool {
+    connector: Connector,
+    /// HTTP/1.1 connections not in use, the most recently returned last.
+    idle: Mutex<Vec<Idle>>,
+    /// HTTP/2 connections, one per authority, shared by all requests.
+    shared: Mutex<Vec<Shared>>,
+    /// Told when a connection comes back idle (a request waiting for a permit to open one takes it).
+    returned: tokio::sync::Notify,
+    /// A task drops connections idle longer than the idle timeout; set while it runs.
+    reaping: AtomicBool,
+    /// The last connection opened chose HTTP/2: requests that find none to share open one at a
+    /// time (the others then share it) instead of one each.
+    speaks_h2: AtomicBool,
+    opening_h2: tokio::sync::Mutex<()>,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+struct Idle {
+    authority: Authority,
+    send: http1::SendRequest<Body>,
+    since: Instant,
+}
+
+struct Shared {
+    authority: Authority,
+    send: http2::SendRequest<Body>,
+    used: Instant,
+}
+
+enum Sender {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+impl Pool {
+    pub(super) fn new(connector: Connector) -> Arc<Pool> {
+        let mut h1 = http1::Builder::new();
+        // hyper's floor is 8 KiB; its default (about 400 KiB) is more than any partner needs.
+        h1.max_buf_size(connector.settings.max_response_header_bytes.max(8 * 1024));
+        Arc::new(Pool {
+            connector,
+            idle: Mutex::new(Vec::new()),
+            shared: Mutex::new(Vec::new()),
+            returned: tokio::sync::Notify::new(),
+            reaping: AtomicBool::new(false),
+            speaks_h2: AtomicBool::new(false),
+            opening_h2: tokio::sync::Mutex::new(()),
+            h1,
+            h2: http2::Builder::new(TokioExecutor::new()),
+        })
+    }
+
+    /// Send `req` (an absolute `https://` URI, no `Host` header) and wait for the response head.
+    /// A request that could not be written on a reused connection (the partner had closed it) is
+    /// sent again on another.
+    pub(super) async fn send(self: &Arc<Self>, mut req: Request<Body>) -> Result<Response<ResponseBody>, BoxError> {
+        let uri = req.uri().clone();
+        let authority = uri.authority().cloned().ok_or("the partner URL has no host")?;
+        loop {
+            let (sender, reused) = self.checkout(&authority, &uri).await?;
+            let unsent = match sender {
+                Sender::H2(mut send) => match send.try_send_request(req).await {
+                    Ok(resp) => return Ok(resp.map(|body| ResponseBody { inner: body, back: None })),
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) if reused => {
+                            // Closed under us: nobody else should share it either.
+                            self.forget_shared(&authority);
+                            unsent
+                        }
+                        _ => return Err(Box::new(e.into_error())),
+                    },
+                },
+                Sender::H1(mut send) => {
+                    if !req.headers().contains_key(http::header::HOST) {
+                        req.headers_mut().insert(http::header::HOST, host_header(&uri)?);
+                    }
+                    *req.uri_mut() = origin_form(&uri);
+                    match send.try_send_request(req).await {
+                        Ok(resp) => {
+                            let (parts, body) = resp.into_parts();
+                            let back = Back { pool: self.clone(), authority, send };
+                            return Ok(Response::from_parts(parts, ResponseBody::new(body, back)));
+                        }
+                        Err(mut e) => match e.take_message() {
+                            Some(unsent) if reused => unsent,
+                            _ => return Err(Box::new(e.into_error())),
+                        },
+                    }
+                }
+            };
+            req = unsent;
+            *req.uri_mut() = uri.clone();
+        }
+    }
+
+    /// A connection to `authority` ready for a request, and whether it served one before.
+    async fn checkout(self: &Arc<Self>, authority: &Authority, uri: &Uri) -> Result<(Sender, bool), BoxError> {
+        let mut one_at_a_time = None;
+        loop {
+            if let Some(sender) = self.take_ready(authority) {
+                return Ok((sender, true));
+            }
+            let sharing = self.connector.settings.max_idle_per_host > 0;
+            if one_at_a_time.is_none() && sharing && self.speaks_h2.load(Ordering::Relaxed) {
+                // Wait while another request opens the connection to share, then look again.
+                one_at_a_time = Some(self.opening_h2.lock().await);
+                continue;
+            }
+            let connecting = &self.connector.route.connecting;
+            let permit = match connecting.try_acquire() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let returned = self.returned.notified();
+                    tokio::select! {
+                        permit = connecting.acquire() => permit?,
+                        () = returned => continue,
+                    }
+                }
+            };
+            let io = self.connector.open(uri).await.map_err(|e| Box::new(e) as BoxError);
+            drop(permit);
+            let sender = self.handshake(authority, io?).await?;
+            self.speaks_h2.store(matches!(sender, Sender::H2(_)), Ordering::Relaxed);
+            return Ok((sender, false));
+        }
+    }
+
+    /// Take an idle HTTP/1.1 connection that is ready, or share the HTTP/2 one; connections
+    /// found closed or expired are dropped on the way.
+    fn take_ready(&self, authority: &Authority) -> Option<Sender> {
+        let idle_timeout = self.connector.settings.idle_timeout;
+        {
+            let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            shared.retain(|s| !s.send.is_closed());
+            if let Some(s) = shared.iter_mut().find(|s| s.authority == *authority) {
+                s.used = Instant::now();
+                return Some(Sender::H2(s.send.clone()));
+            }
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            let entry = &idle[i];
+            if entry.send.is_closed() || entry.since.elapsed() > idle_timeout {
+                idle.swap_remove(i);
+                continue;
+            }
+            // Not ready yet: its last response is still being finished by its connection task.
+            if entry.authority == *authority && entry.send.is_ready() {
+                return Some(Sender::H1(idle.swap_remove(i).send));
+            }
+        }
+        None
+    }
+
+    fn forget_shared(&self, authority: &Authority) {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner()).retain(|s| s.authority != *authority);
+    }
+
+    /// Start HTTP on a fresh TLS connection: HTTP/2 when the partner chose it, else HTTP/1.1.
+    async fn handshake(self: &Arc<Self>, authority: &Authority, io: UpstreamIo) -> Result<Sender, BoxError> {
+        if io.h2 {
+            let (mut send, conn) = self.h2.handshake(io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("partner connection ended: {e}");
+                }
+            });
+            send.ready().await?;
+            if self.connector.settings.max_idle_per_host == 0 {
+                // Nothing is kept: not even shared.
+                return Ok(Sender::H2(send));
+            }
+            let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            shared.retain(|s| !s.send.is_closed() && s.authority != *authority);
+            shared.push(Shared { authority: authority.clone(), send: send.clone(), used: Instant::now() });
+            drop(shared);
+            self.reap_later();
+            Ok(Sender::H2(send))
+        } else {
+            let (send, conn) = self.h1.handshake(io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("partner connection ended: {e}");
+                }
+            });
+            Ok(Sender::H1(send))
+        }
+    }
+
+    /// An HTTP/1.1 connection whose response was read to the end comes back.
+    fn put(self: &Arc<Self>, authority: Authority, send: http1::SendRequest<Body>) {
+        if send.is_closed() {
+            return;
+        }
+        let most = self.connector.settings.max_idle_per_host;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // The limit is per partner (a wildcard binding reaches several): count only when it may bite.
+        if idle.len() >= most && idle.iter().filter(|i| i.authority == authority).count() >= most {
+            // As many kept as allowed: this one closes.
+            return;
+        }
+        idle.push(Idle { authority, send, since: Instant::now() });
+        drop(idle);
+        self.returned.notify_one();
+        self.reap_later();
+    }
+
+    /// Make sure a task drops what stays idle past the idle timeout (one per pool while it holds
+    /// connections; it ends when the pool is empty or gone).
+    fn reap_later(self: &Arc<Self>) {
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool: Weak<Pool> = Arc::downgrade(self);
+        let timeout = self.connector.settings.idle_timeout;
+        let every = (timeout / 2).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(pool) = pool.upgrade() else { return };
+                if pool.reap(timeout) {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Drop connections idle longer than `timeout`; true (and the reaper flag cleared) when
+    /// nothing is left to watch.
+    fn reap(&self, timeout: Duration) -> bool {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.retain(|s| !s.send.is_closed() && s.used.elapsed() <= timeout);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|i| !i.send.is_closed() && i.since.elapsed() <= timeout);
+        if idle.is_empty() && shared.is_empty() {
+            // Cleared under both locks: a connection put now starts a new reaper.
+            self.reaping.store(false, Ordering::Release);
+            return true;
+        }
+        false
+    }
+}
+
+/// The request line's target on an HTTP/1.1 connection: the path and query only.
+fn origin_form(uri: &Uri) -> Uri {
+    match uri.path_and_query() {
+        Some(p) if p.as_str() != "/" => {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(p.clone());
+            Uri::from_parts(parts).unwrap_or_default()
+        }
+        _ => Uri::default(),
+    }
+}
+
+/// `Host` for an HTTP/1.1 request: the host, with the port unless it is 443.
+fn host_header(uri: &Uri) -> Result<HeaderValue, BoxError> {
+    let authority = uri.authority().ok_or("the partner URL has no host")?;
+    let value = match authority.port_u16() {
+        Some(443) | None => HeaderValue::from_str(authority.host()),
+        Some(port) => HeaderValue::from_maybe_shared(Bytes::from(format!("{}:{port}", authority.host()))),
+    };
+    Ok(value?)
+}
+
+/// Where an HTTP/1.1 connection goes back once its response has been read to the end.
+struct Back {
+    pool: Arc<Pool>,
+    authority: Authority,
+    send: http1::SendRequest<Body>,
+}
+
+/// A partner's response body. Read to its end, it hands its HTTP/1.1 connection back to the
+/// pool; dropped before (the application left), the connection closes with it, as hyper does for
+/// a response not read to the end.
+pub struct ResponseBody {
+    inner: Incoming,
+    back: Option<Back>,
+}
+
+impl ResponseBody {
+    fn new(inner: Incoming, back: Back) -> Self {
+        let mut body = ResponseBody { inner, back: Some(back) };
+        // No body (HEAD, 204, 304, `content-length: 0`): nobody may poll it.
+        if hyper::body::Body::is_end_stream(&body.inner) {
+            body.give_back();
+        }
+        body
+    }
+
+    fn give_back(&mut self) {
+        if let Some(Back { pool, authority, send }) = self.back.take() {
+            pool.put(authority, send);
+        }
+    }
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.give_back(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
+            Poll::Ready(Some(Err(_))) => this.back = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
