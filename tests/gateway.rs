@@ -825,6 +825,47 @@ async fn idle_partner_connections_are_closed_after_the_idle_timeout() {
     }
 }
 
+/// Connections beyond `max_idle_per_host` are not closed the moment they come back: a second
+/// wave of requests right after the first reuses them; what stays idle beyond the limit is
+/// closed about a second later, down to the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_of_requests_reuses_the_connections_of_the_last_and_the_surplus_closes_later() {
+    const WAVE: usize = 16;
+    const LIMIT: usize = 2;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 64);
+    let w = World::new();
+    let alpha = w.client("alpha");
+    let up = w.partner(&["partner.test"], |c| c.http11_only()).await;
+    w.bind(&["partner.test", "alpha"]);
+    let gw = w.gateway(GatewayConfig::new().resolve(&["partner.test"]).set("max_idle_per_host", LIMIT)).await;
+    let client = gw.client();
+    let mut opened = Vec::new();
+    for wave in 0..2 {
+        let requests: Vec<_> = (0..WAVE)
+            .map(|i| {
+                let (client, url) = (client.clone(), url(up.port(), &format!("/slow?ms=300&wave={wave}&i={i}")));
+                tokio::spawn(async move { client.proxy_get(&url).await })
+            })
+            .collect();
+        for r in requests {
+            assert_partner_got(&up, &alpha, &r.await.unwrap());
+        }
+        let hs = up.handshakes();
+        opened.push((hs.full + hs.resumed) as usize);
+    }
+    assert_eq!(up.request_count(), 2 * WAVE);
+    assert_eq!(opened[0], WAVE, "the first wave needs one connection per request");
+    // Each application request is a new connection to certgate, landing on either proxy worker
+    // (each with its own pool), so the second wave opens about as many as the two waves split
+    // differently. Closing all beyond the limit at once would open WAVE - LIMIT * workers or more.
+    let again = opened[1] - opened[0];
+    assert!(again < WAVE / 2, "the second wave opened {again} new connections ({opened:?})");
+    let trimmed =
+        wait_until(Duration::from_secs(6), async || (up.open_connections() as usize <= LIMIT * workers).then_some(()))
+            .await;
+    assert!(trimmed.is_some(), "still {} connections open (limit {LIMIT} per worker)", up.open_connections());
+}
+
 /// A partner that closes idle keep-alive connections on its own (Apache's `KeepAliveTimeout`):
 /// the next request is sent on a new connection and succeeds; the application never sees the
 /// closed one.

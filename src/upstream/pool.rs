@@ -31,6 +31,10 @@ use super::{Body, BoxError, Connector, UpstreamIo};
 /// connections (500 busy clients: 12,000 sockets, 200 MB).
 pub const MAX_CONNECTING: usize = 32;
 
+/// How long a connection beyond `max_idle_per_host` may stay idle before it is closed (and how
+/// often a pool's reaper looks).
+const TRIM_AFTER: Duration = Duration::from_secs(1);
+
 /// A route's connections on one proxy worker.
 pub(super) struct Pool {
     connector: Connector,
@@ -229,13 +233,15 @@ impl Pool {
         if send.is_closed() {
             return;
         }
-        let most = self.connector.settings.max_idle_per_host;
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // The limit is per partner (a wildcard binding reaches several): count only when it may bite.
-        if idle.len() >= most && idle.iter().filter(|i| i.authority == authority).count() >= most {
-            // As many kept as allowed: this one closes.
+        if self.connector.settings.max_idle_per_host == 0 {
+            // Nothing is kept.
             return;
         }
+        // Kept even beyond `max_idle_per_host`: under a load that comes in waves the connections
+        // of one wave serve the next within milliseconds (closing them at once opened 10,800
+        // connections in 8 s in the 1,000-connection benchmark). The reaper closes what stays
+        // idle beyond the limit for `TRIM_AFTER`.
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.push(Idle { authority, send, since: Instant::now() });
         drop(idle);
         self.returned.notify_one();
@@ -250,7 +256,7 @@ impl Pool {
         }
         let pool: Weak<Pool> = Arc::downgrade(self);
         let timeout = self.connector.settings.idle_timeout;
-        let every = (timeout / 2).max(Duration::from_millis(100));
+        let every = (timeout / 2).clamp(Duration::from_millis(100), TRIM_AFTER);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -269,6 +275,27 @@ impl Pool {
         shared.retain(|s| !s.send.is_closed() && s.used.elapsed() <= timeout);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|i| !i.send.is_closed() && i.since.elapsed() <= timeout);
+        let most = self.connector.settings.max_idle_per_host;
+        if idle.len() > most {
+            // Per partner, the `most` most recently returned stay; older ones beyond them close
+            // once idle for `TRIM_AFTER`.
+            idle.sort_by_key(|i| i.since);
+            let mut newer: Vec<(Authority, usize)> = Vec::new();
+            let mut keep = vec![true; idle.len()];
+            for (n, i) in idle.iter().enumerate().rev() {
+                let count = match newer.iter_mut().find(|(a, _)| *a == i.authority) {
+                    Some((_, c)) => c,
+                    None => {
+                        newer.push((i.authority.clone(), 0));
+                        &mut newer.last_mut().expect("just pushed").1
+                    }
+                };
+                *count += 1;
+                keep[n] = *count <= most || i.since.elapsed() < TRIM_AFTER;
+            }
+            let mut keep = keep.into_iter();
+            idle.retain(|_| keep.next().unwrap_or(true));
+        }
         if idle.is_empty() && shared.is_empty() {
             // Cleared under both locks: a connection put now starts a new reaper.
             self.reaping.store(false, Ordering::Release);
