@@ -57,6 +57,8 @@ pub(super) struct Pool {
 struct Idle {
     authority: Authority,
     send: http1::SendRequest<Body>,
+    /// The `Host` header of its requests, made once per connection.
+    host: HeaderValue,
     since: Instant,
 }
 
@@ -67,7 +69,7 @@ struct Shared {
 }
 
 enum Sender {
-    H1(http1::SendRequest<Body>),
+    H1(http1::SendRequest<Body>, HeaderValue),
     H2(http2::SendRequest<Body>),
 }
 
@@ -109,15 +111,15 @@ impl Pool {
                         _ => return Err(Box::new(e.into_error())),
                     },
                 },
-                Sender::H1(mut send) => {
+                Sender::H1(mut send, host) => {
                     if !req.headers().contains_key(http::header::HOST) {
-                        req.headers_mut().insert(http::header::HOST, host_header(&uri)?);
+                        req.headers_mut().insert(http::header::HOST, host.clone());
                     }
                     *req.uri_mut() = origin_form(&uri);
                     match send.try_send_request(req).await {
                         Ok(resp) => {
                             let (parts, body) = resp.into_parts();
-                            let back = Back { pool: self.clone(), authority, send };
+                            let back = Back { pool: self.clone(), authority, send, host };
                             return Ok(Response::from_parts(parts, ResponseBody::new(body, back)));
                         }
                         Err(mut e) => match e.take_message() {
@@ -140,10 +142,15 @@ impl Pool {
                 return Ok((sender, true));
             }
             let sharing = self.connector.settings.max_idle_per_host > 0;
-            if one_at_a_time.is_none() && sharing && self.speaks_h2.load(Ordering::Relaxed) {
+            let one_at_a_time_now = sharing && self.speaks_h2.load(Ordering::Relaxed);
+            if one_at_a_time.is_none() && one_at_a_time_now {
                 // Wait while another request opens the connection to share, then look again.
                 one_at_a_time = Some(self.opening_h2.lock().await);
                 continue;
+            }
+            if !one_at_a_time_now {
+                // The request before failed to open one: the rest try at once, each its own.
+                one_at_a_time = None;
             }
             let connecting = &self.connector.route.connecting;
             let permit = match connecting.try_acquire() {
@@ -156,11 +163,17 @@ impl Pool {
                     }
                 }
             };
-            let io = self.connector.open(uri).await.map_err(|e| Box::new(e) as BoxError);
-            drop(permit);
-            let sender = self.handshake(authority, io?).await?;
-            self.speaks_h2.store(matches!(sender, Sender::H2(_)), Ordering::Relaxed);
-            return Ok((sender, false));
+            let opened = match self.connector.open(uri).await {
+                Ok(io) => {
+                    drop(permit);
+                    self.handshake(authority, io).await
+                }
+                Err(e) => Err(Box::new(e) as BoxError),
+            };
+            // A failure ends the one-at-a-time opening: requests waiting behind this one must not
+            // each wait out a connect timeout in turn.
+            self.speaks_h2.store(matches!(opened, Ok(Sender::H2(_))), Ordering::Relaxed);
+            return opened.map(|sender| (sender, false));
         }
     }
 
@@ -187,7 +200,8 @@ impl Pool {
             }
             // Not ready yet: its last response is still being finished by its connection task.
             if entry.authority == *authority && entry.send.is_ready() {
-                return Some(Sender::H1(idle.swap_remove(i).send));
+                let Idle { send, host, .. } = idle.swap_remove(i);
+                return Some(Sender::H1(send, host));
             }
         }
         None
@@ -224,12 +238,12 @@ impl Pool {
                     tracing::debug!("partner connection ended: {e}");
                 }
             });
-            Ok(Sender::H1(send))
+            Ok(Sender::H1(send, host_header(authority)?))
         }
     }
 
     /// An HTTP/1.1 connection whose response was read to the end comes back.
-    fn put(self: &Arc<Self>, authority: Authority, send: http1::SendRequest<Body>) {
+    fn put(self: &Arc<Self>, authority: Authority, send: http1::SendRequest<Body>, host: HeaderValue) {
         if send.is_closed() {
             return;
         }
@@ -242,7 +256,7 @@ impl Pool {
         // connections in 8 s in the 1,000-connection benchmark). The reaper closes what stays
         // idle beyond the limit for `TRIM_AFTER`.
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.push(Idle { authority, send, since: Instant::now() });
+        idle.push(Idle { authority, send, host, since: Instant::now() });
         drop(idle);
         self.returned.notify_one();
         self.reap_later();
@@ -318,8 +332,7 @@ fn origin_form(uri: &Uri) -> Uri {
 }
 
 /// `Host` for an HTTP/1.1 request: the host, with the port unless it is 443.
-fn host_header(uri: &Uri) -> Result<HeaderValue, BoxError> {
-    let authority = uri.authority().ok_or("the partner URL has no host")?;
+fn host_header(authority: &Authority) -> Result<HeaderValue, BoxError> {
     let value = match authority.port_u16() {
         Some(443) | None => HeaderValue::from_str(authority.host()),
         Some(port) => HeaderValue::from_maybe_shared(Bytes::from(format!("{}:{port}", authority.host()))),
@@ -332,6 +345,7 @@ struct Back {
     pool: Arc<Pool>,
     authority: Authority,
     send: http1::SendRequest<Body>,
+    host: HeaderValue,
 }
 
 /// A partner's response body. Read to its end, it hands its HTTP/1.1 connection back to the
@@ -353,8 +367,8 @@ impl ResponseBody {
     }
 
     fn give_back(&mut self) {
-        if let Some(Back { pool, authority, send }) = self.back.take() {
-            pool.put(authority, send);
+        if let Some(Back { pool, authority, send, host }) = self.back.take() {
+            pool.put(authority, send, host);
         }
     }
 }
