@@ -866,6 +866,45 @@ async fn a_wave_of_requests_reuses_the_connections_of_the_last_and_the_surplus_c
     assert!(trimmed.is_some(), "still {} connections open (limit {LIMIT} per worker)", up.open_connections());
 }
 
+/// Requests to an HTTP/2 partner open one connection at a time and share it. When that partner
+/// then stops answering handshakes, the requests waiting behind the first do not each wait out a
+/// handshake timeout in turn: all are answered `upstream-timeout` within about two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_behind_a_stalled_http2_connect_do_not_wait_in_turn() {
+    const HANDSHAKE_MS: u64 = 1_000;
+    let w = World::new();
+    let alpha = w.client("alpha");
+    let up = w.partner(&["partner.test"], same).await;
+    w.bind(&["partner.test", "alpha"]);
+    let config = GatewayConfig::new()
+        .resolve(&["partner.test"])
+        .set("handshake_timeout_ms", HANDSHAKE_MS)
+        .set("idle_timeout_ms", 300)
+        .response_header_timeout_ms(20_000);
+    let gw = w.gateway(config).await;
+    let client = gw.client();
+    let r = client.proxy_get(&url(up.port(), "/echo")).await;
+    assert_partner_got(&up, &alpha, &r);
+    assert_eq!(up.last_request().unwrap().http_version, "HTTP/2.0");
+    // The shared connection closes when idle; new ones meet a partner that says nothing.
+    let gone = wait_until(Duration::from_secs(5), async || (up.open_connections() == 0).then_some(())).await;
+    assert!(gone.is_some(), "the idle HTTP/2 connection was not closed");
+    up.stall_new_connections();
+    let started = Instant::now();
+    let requests: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, url) = (client.clone(), url(up.port(), &format!("/echo?i={i}")));
+            tokio::spawn(async move { (client.proxy_get(&url).await, started.elapsed()) })
+        })
+        .collect();
+    for task in requests {
+        let (r, after) = task.await.unwrap();
+        r.gateway_error(504, "upstream-timeout");
+        assert!(r.message().contains("handshake"), "{}", r.describe());
+        assert!(after < Duration::from_millis(2 * HANDSHAKE_MS) + Duration::from_secs(2), "answered after {after:?}");
+    }
+}
+
 /// A partner that closes idle keep-alive connections on its own (Apache's `KeepAliveTimeout`):
 /// the next request is sent on a new connection and succeeds; the application never sees the
 /// closed one.

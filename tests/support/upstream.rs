@@ -254,6 +254,8 @@ struct State {
     release: tokio::sync::Semaphore,
     /// TLS connections established and not yet ended.
     open: AtomicU64,
+    /// New connections are accepted and then left without a handshake.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Default for State {
@@ -266,6 +268,7 @@ impl Default for State {
             upload_progress: AtomicU64::new(0),
             release: tokio::sync::Semaphore::new(0),
             open: AtomicU64::new(0),
+            stalled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -304,6 +307,16 @@ impl Upstream {
                 let state = accept_state.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(handshake_delay).await;
+                    if state.stalled.load(Ordering::SeqCst) {
+                        // Hold the socket without a word until the client gives up.
+                        let mut tcp = tcp;
+                        let mut sink = [0u8; 1024];
+                        let idle = tokio::time::timeout(Duration::from_secs(30), async {
+                            while matches!(tokio::io::AsyncReadExt::read(&mut tcp, &mut sink).await, Ok(n) if n > 0) {}
+                        });
+                        let _ = idle.await;
+                        return;
+                    }
                     let tls = match tokio::time::timeout(Duration::from_secs(20), acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => {
@@ -373,6 +386,11 @@ impl Upstream {
     }
     pub fn handshakes(&self) -> Handshakes {
         Handshakes { full: self.state.full.load(Ordering::SeqCst), resumed: self.state.resumed.load(Ordering::SeqCst) }
+    }
+    /// From now on, accept connections but never answer their handshake (connections already
+    /// open go on).
+    pub fn stall_new_connections(&self) {
+        self.state.stalled.store(true, Ordering::SeqCst);
     }
     /// TLS connections open now (handshake done, not yet closed by either side).
     pub fn open_connections(&self) -> u64 {
