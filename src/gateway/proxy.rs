@@ -41,16 +41,15 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, request: bool) {
-    if headers.contains_key(http::header::CONNECTION) {
-        let listed: Vec<HeaderName> = headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in listed {
-            headers.remove(name);
+    // The headers `Connection` lists, removed by name as text (no header name is built: nginx
+    // answers `Connection: keep-alive` every time). `Connection` itself goes with the rest below.
+    let mut i = 0;
+    while let Some(value) = headers.get_all(http::header::CONNECTION).iter().nth(i).cloned() {
+        i += 1;
+        for name in value.to_str().unwrap_or("").split(',').map(str::trim) {
+            if !name.is_empty() && !name.eq_ignore_ascii_case("connection") {
+                headers.remove(name);
+            }
         }
     }
     for name in &HOP_BY_HOP {
@@ -165,7 +164,12 @@ pub fn resolve(req: &Request<Body>, table: &RouteTable) -> Result<Target, Gatewa
             None => (tail, None),
         };
         let base_path = svc.base.path().trim_end_matches('/');
-        let mut path = String::with_capacity(base_path.len() + tail.len() + 2);
+        // Exactly as long as it will be: the text then becomes the URI's bytes as it is.
+        let length = match base_path.len() + tail_path.len() {
+            0 => 1,
+            n => n,
+        } + tail_query.map_or(0, |q| q.len() + 1);
+        let mut path = String::with_capacity(length);
         path.push_str(base_path);
         path.push_str(tail_path);
         if path.is_empty() {
@@ -361,22 +365,24 @@ async fn route_and_send(
         }
         None => {
             let candidates = target.route.candidates();
-            let granted: Vec<CertificateName> =
-                candidates.iter().filter(|c| access.may_use(&c.name)).map(|c| c.name.clone()).collect();
-            if granted.len() == candidates.len() {
+            if candidates.iter().all(|c| access.may_use(&c.name)) {
+                // Most apps may use every candidate: nothing to collect.
                 target.route.clone()
-            } else if granted.is_empty() {
-                let names = candidates.iter().map(|c| format!("'{}'", c.name)).collect::<Vec<_>>().join(", ");
-                let e = GatewayError::new(
-                    ErrorCode::NotGranted,
-                    format!(
-                        "{} is bound to certificate {names}, which app '{}' has no grant for",
-                        target.route.destination,
-                        access.label()
-                    ),
-                );
-                return fail(target.route.certificate_label(), e);
             } else {
+                let granted: Vec<CertificateName> =
+                    candidates.iter().filter(|c| access.may_use(&c.name)).map(|c| c.name.clone()).collect();
+                if granted.is_empty() {
+                    let names = candidates.iter().map(|c| format!("'{}'", c.name)).collect::<Vec<_>>().join(", ");
+                    let e = GatewayError::new(
+                        ErrorCode::NotGranted,
+                        format!(
+                            "{} is bound to certificate {names}, which app '{}' has no grant for",
+                            target.route.destination,
+                            access.label()
+                        ),
+                    );
+                    return fail(target.route.certificate_label(), e);
+                }
                 // Only the candidates granted to this app are offered to the partner.
                 match table.with_candidates(&target.route, &granted) {
                     Ok(r) => r,
