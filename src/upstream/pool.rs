@@ -129,8 +129,11 @@ impl Pool {
                     }
                 }
             };
+            // As it came: the next connection may be HTTP/2 (a partner name behind which some
+            // servers offer h2 and some do not), where the authority is not a `Host` header.
             req = unsent;
             *req.uri_mut() = uri.clone();
+            req.headers_mut().remove(http::header::HOST);
         }
     }
 
