@@ -3,8 +3,8 @@
 //! back idle when its response body has been read to the end; an HTTP/2 connection (the partner
 //! chose `h2` by ALPN) is shared by every request to its authority.
 //!
-//! Why not hyper-util's pooled client: it hops through a channel to hand back each HTTP/1
-//! connection (a task per response), starts a connection for every request that finds no idle one
+//! Why not hyper-util's pooled client: it spawns a task per HTTP/1 response to hand the
+//! connection back, starts a connection for every request that finds no idle one
 //! and finishes it in a task of its own when an idle one served the request first, and boxes
 //! every request future. Here a request that finds no idle connection opens one itself, in its
 //! own task, and waits for it; while [`MAX_CONNECTING`] are being opened it waits for one of
@@ -218,11 +218,7 @@ impl Pool {
     async fn handshake(self: &Arc<Self>, authority: &Authority, io: UpstreamIo) -> Result<Sender, BoxError> {
         if io.h2 {
             let (mut send, conn) = self.h2.handshake(io).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("partner connection ended: {e}");
-                }
-            });
+            drive(conn);
             send.ready().await?;
             if self.connector.settings.max_idle_per_host == 0 {
                 // Nothing is kept: not even shared.
@@ -236,11 +232,7 @@ impl Pool {
             Ok(Sender::H2(send))
         } else {
             let (send, conn) = self.h1.handshake(io).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("partner connection ended: {e}");
-                }
-            });
+            drive(conn);
             Ok(Sender::H1(send, host_header(authority)?))
         }
     }
@@ -320,6 +312,18 @@ impl Pool {
         }
         false
     }
+}
+
+/// Run a partner connection's I/O in a task of its own until it ends.
+fn drive<C>(conn: C)
+where
+    C: std::future::Future<Output = hyper::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("partner connection ended: {e}");
+        }
+    });
 }
 
 /// The request line's target on an HTTP/1.1 connection: the path and query only.
