@@ -7,6 +7,10 @@
 #   bench/profile.sh BIN [BIN...]             # c=64 and c=16, ROUNDS rounds of DURATION each
 #   PERF=1 bench/profile.sh BIN               # also `perf record -g` each certgate at c=64
 #   STAT=1 bench/profile.sh BIN               # also syscalls / context switches per request (perf stat)
+#   CALLGRIND=1 ROUNDS=0 bench/profile.sh old-bin new-bin
+#                                             # instructions per request of each certgate under
+#                                             # valgrind (c=16, keep-alive): a count, not a time, so
+#                                             # two binaries compare the same however busy the machine
 #   ROUNDS=3 DURATION=8s CONCS="64 16" bench/profile.sh old-bin new-bin
 #
 # Every process the script starts is stopped on exit (by PID). Ports 18500-18599 on 127.0.0.1.
@@ -20,6 +24,7 @@ ROUNDS=${ROUNDS:-2}
 CONCS=${CONCS:-"64 16"}
 PERF=${PERF:-0}
 STAT=${STAT:-0}
+CALLGRIND=${CALLGRIND:-0}
 NGINX=/usr/sbin/nginx
 UP_PORT=18543
 NG_PORT=18580
@@ -183,6 +188,30 @@ if ((PERF)); then
         wait "${STARTED[-1]}" || true
         perf report -i "perf-$n.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v "^$" | head -150 >"perf-$n.txt" || true
         log "profile of $n: $WORK/perf-$n.txt"
+    done
+fi
+if ((CALLGRIND)); then
+    # Each certgate again under callgrind (its own port; the same data), counting only while wrk
+    # runs after a warm-up; instructions per request = the count over the requests wrk made.
+    for i in "${!BINS[@]}"; do
+        n=cg$i port=$((18560 + i))
+        CERTGATE_DATA_DIR=$WORK/data$i valgrind --tool=callgrind --instr-atstart=no \
+            --callgrind-out-file="$WORK/callgrind-$n.out" "${BINS[$i]}" serve --proxy-listen "127.0.0.1:$port" \
+            --admin-listen "127.0.0.1:$((18550 + i))" --config "$WORK/cg$i.toml" >"callgrind-$n.log" 2>&1 &
+        STARTED+=($!)
+        vg=$!
+        for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+        url=http://127.0.0.1:$port/svc/bench/
+        wrk -t1 -c16 -d3s "$url" >/dev/null 2>&1 || true
+        callgrind_control -i on "$vg" >/dev/null
+        wrk -t1 -c16 -d10s "$url" >"runs/callgrind-$n.wrk" 2>&1
+        callgrind_control -i off "$vg" >/dev/null
+        kill -TERM "$vg"
+        wait "$vg" || true
+        req=$(awk '/requests in/ {print $1}' "runs/callgrind-$n.wrk")
+        total=$(awk '/^totals:/ {print $2}' "$WORK/callgrind-$n.out")
+        awk -v n="$n" -v t="$total" -v q="$req" 'BEGIN {
+            printf "%s: %.0f instructions per request (%d requests under callgrind)\n", n, t / q, q }' | tee -a callgrind.txt
     done
 fi
 if ((STAT)); then

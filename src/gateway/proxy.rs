@@ -284,27 +284,33 @@ pub async fn forward_as(
     let method = req.method().clone();
     let shipped = REQUEST_SPANS.load(Ordering::Relaxed);
     let log = LogContext { shipped, method: &method, app: access.label() };
-    if !shipped {
-        return route_and_send(table, req, response_header_timeout, access, started, &log).await;
-    }
     // One span per proxied request (what `--log-format json` ships when the span closes): the
     // partner, the binding that matched, the certificate's name and fingerprint, the app, and,
     // once the answer is known, its outcome (an error code or "ok"), status and time to the
-    // response headers. Never a header value, a credential or a body.
-    let span = tracing::info_span!(
-        "request",
-        method = %method,
-        destination = tracing::field::Empty,
-        binding = tracing::field::Empty,
-        certificate = tracing::field::Empty,
-        fingerprint = tracing::field::Empty,
-        app = access.label(),
-        outcome = tracing::field::Empty,
-        status = tracing::field::Empty,
-        duration_ms = tracing::field::Empty,
-    );
+    // response headers. Never a header value, a credential or a body. When nothing ships spans,
+    // the request runs under no span (`Span::none`: entering it does nothing), through the same
+    // single call below: a second call site would be a second copy of the request's future.
+    let span = if shipped {
+        tracing::info_span!(
+            "request",
+            method = %method,
+            destination = tracing::field::Empty,
+            binding = tracing::field::Empty,
+            certificate = tracing::field::Empty,
+            fingerprint = tracing::field::Empty,
+            app = access.label(),
+            outcome = tracing::field::Empty,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        )
+    } else {
+        tracing::Span::none()
+    };
     let resp =
         route_and_send(table, req, response_header_timeout, access, started, &log).instrument(span.clone()).await;
+    if !shipped {
+        return resp;
+    }
     let outcome = resp.headers().get("certgate-error").and_then(|v| v.to_str().ok()).unwrap_or("ok");
     span.record("outcome", outcome);
     span.record("status", resp.status().as_u16());
@@ -454,7 +460,10 @@ async fn send(
     // Set when the application's own body fails (a pause, a broken chunk): its fault, not the
     // partner's, whatever the exchange with the partner made of it.
     let fault = req.extensions().get::<super::guard::ClientFault>().cloned();
-    let result = tokio::time::timeout(response_header_timeout, route.client.request(req)).await;
+    // Boxed: the exchange with the partner is the largest part of a request's state, and each
+    // async level above would hold (and move) a copy of its size; behind a box they stay small.
+    let exchange = Box::pin(route.client.request(req));
+    let result = tokio::time::timeout(response_header_timeout, exchange).await;
     if let Some(client) = fault.as_ref().and_then(|f| f.get()).filter(|_| !matches!(result, Ok(Ok(_)))) {
         metrics::request(&route.destination, route.certificate_label(), app, client.code.as_str(), started.elapsed());
         let _span = failing();

@@ -166,18 +166,27 @@ impl Pool {
                     }
                 }
             };
-            let opened = match self.connector.open(uri).await {
-                Ok(io) => {
-                    drop(permit);
-                    self.handshake(authority, io).await
-                }
-                Err(e) => Err(Box::new(e) as BoxError),
-            };
+            // Boxed: the connect and handshake futures are most of this one's size, and a request
+            // that finds a connection (nearly every one, kept alive) should not carry them (nor
+            // copy them at every level above).
+            let opened = Box::pin(self.open(authority, uri, permit)).await;
             // A failure ends the one-at-a-time opening: requests waiting behind this one must not
             // each wait out a connect timeout in turn.
             self.speaks_h2.store(matches!(opened, Ok(Sender::H2(_))), Ordering::Relaxed);
             return opened.map(|sender| (sender, false));
         }
+    }
+
+    /// A new connection to `authority`: TCP, TLS (the connect permit is held until here), HTTP.
+    async fn open(
+        self: &Arc<Self>,
+        authority: &Authority,
+        uri: &Uri,
+        permit: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<Sender, BoxError> {
+        let io = self.connector.open(uri).await?;
+        drop(permit);
+        self.handshake(authority, io).await
     }
 
     /// Take an idle HTTP/1.1 connection that is ready, or share the HTTP/2 one; connections
