@@ -632,7 +632,7 @@ impl HttpBody for ClientBody {
 /// A response body that keeps its request counted as in flight until hyper drops it.
 pub struct TrackedBody<B> {
     inner: B,
-    _in_flight: InFlight,
+    _in_flight: Option<InFlight>,
 }
 
 impl<B> HttpBody for TrackedBody<B>
@@ -668,7 +668,7 @@ where
 {
     type Response = Response<TrackedBody<B>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = Tracked<S::Future>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.request_started();
@@ -676,11 +676,28 @@ where
         let (parts, body) = req.into_parts();
         let mut req = Request::from_parts(parts, ClientBody::new(body, self.body_read_timeout, fault.clone()));
         req.extensions_mut().insert(fault);
-        let response = self.inner.call(req);
-        Box::pin(async move {
-            let resp = response.await?;
-            Ok(resp.map(|inner| TrackedBody { inner, _in_flight: in_flight }))
-        })
+        Tracked { response: Box::pin(self.inner.call(req)), in_flight: Some(in_flight) }
+    }
+}
+
+/// A request's future under watch: its response body carries the in-flight count. The request
+/// is boxed once, at its own size (hyper keeps this wrapper in the connection's slot, so an
+/// idle connection holds 24 bytes for it, not a request's state).
+pub struct Tracked<F> {
+    response: Pin<Box<F>>,
+    in_flight: Option<InFlight>,
+}
+
+impl<F, B, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<TrackedBody<B>>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let resp = std::task::ready!(self.response.as_mut().poll(cx))?;
+        let in_flight = self.in_flight.take();
+        Poll::Ready(Ok(resp.map(|inner| TrackedBody { inner, _in_flight: in_flight })))
     }
 }
 

@@ -237,28 +237,31 @@ impl Gateway {
         }
     }
 
-    /// Handle one request from an application.
-    pub async fn handle(&self, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
-        self.handle_on(req, peer, &AuthCache::default()).await
-    }
-
-    /// Handle one request of a client connection: the app credential the connection showed last
-    /// is remembered (as the header's bytes, for the table it was checked against), so a
-    /// keep-alive connection is not hashed and searched again on every request.
-    pub async fn handle_on(&self, req: Request<Body>, peer: SocketAddr, cache: &AuthCache) -> Response<Body> {
+    /// Handle one request of a client connection (the connection's service): the app credential
+    /// the connection showed last is remembered (as the header's bytes, for the table it was
+    /// checked against), so a keep-alive connection is not hashed and searched again on every
+    /// request. Takes what it needs by value: this future is the service's future itself (a
+    /// wrapper awaiting it would hold a second copy of its state).
+    pub async fn handle_on(
+        self: Arc<Self>,
+        req: Request<ClientBody>,
+        peer: SocketAddr,
+        cache: Arc<AuthCache>,
+    ) -> Result<Response<Body>, std::convert::Infallible> {
+        let req = req.map(|b| b.boxed());
         let Some(table) = self.current() else {
-            return GatewayError::new(ErrorCode::NotReady, "the route table has not been loaded yet").response();
+            return Ok(GatewayError::new(ErrorCode::NotReady, "the route table has not been loaded yet").response());
         };
         let timeout = self.settings.response_header_timeout;
         // One call of `forward_as` below, not one per kind of caller: each would be a future of
         // its own inside this one (they are the largest part of a request's state).
         let access = if table.apps.is_empty() {
             if !(peer.ip().is_loopback() || self.settings.unsafe_open_proxy) {
-                return GatewayError::new(
+                return Ok(GatewayError::new(
                     ErrorCode::ProxyAuthRequired,
                     format!("{peer} is not a loopback caller, and no apps exist to authenticate it"),
                 )
-                .response();
+                .response());
             }
             Access::Trusted
         } else {
@@ -266,11 +269,11 @@ impl Gateway {
                 Ok((name, access)) => Access::App(name, access),
                 Err(e) => {
                     metrics::request("(none)", "none", "-", e.code.as_str(), std::time::Duration::ZERO);
-                    return e.response();
+                    return Ok(e.response());
                 }
             }
         };
-        forward_as(&table, req, timeout, &access).await
+        Ok(forward_as(&table, req, timeout, &access).await)
     }
 }
 
@@ -536,26 +539,14 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let gw = gateway.clone();
         let cache = Arc::new(AuthCache::default());
-        let service = hyper::service::service_fn(move |req: Request<ClientBody>| {
-            let gw = gw.clone();
-            let cache = cache.clone();
-            async move {
-                let req = req.map(|b| b.boxed());
-                Ok::<_, std::convert::Infallible>(gw.handle_on(req, peer, &cache).await)
-            }
-        });
+        let service =
+            hyper::service::service_fn(move |req: Request<ClientBody>| gw.clone().handle_on(req, peer, cache.clone()));
         let (io, service, watchdog) = guard(stream, peer, service, &limits, true, "proxy").into_parts();
         let conn = builder.serve_connection(io, service).into_owned();
         let conn = graceful.watch(conn);
-        let shared = worker.shared.clone();
-        let index = worker.index;
-        tokio::spawn(async move {
-            if let Some(Err(e)) = run_guarded(conn, watchdog).await {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-            shared.load[index].fetch_sub(1, Ordering::Relaxed);
-            drop(admitted);
-        });
+        let served = Served { shared: worker.shared.clone(), index: worker.index, _admitted: admitted };
+        // Boxed: the task then holds a pointer, not a second copy of the connection's state.
+        tokio::spawn(serve_guarded(Box::pin(conn), watchdog, peer, served));
     }
     drop(listener);
     // Connections handed over but not yet served are closed.
@@ -568,6 +559,32 @@ async fn accept_loop(
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {} s", grace.as_secs());
     }
+}
+
+/// A client connection's place: in its worker's count and in the admission limits, given back
+/// when the connection's task ends (however it ends).
+struct Served {
+    shared: Arc<Workers>,
+    index: usize,
+    _admitted: guard::Admitted,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.shared.load[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One client connection's task, to its end.
+async fn serve_guarded<C, E>(conn: C, watchdog: guard::Watchdog, peer: SocketAddr, served: Served)
+where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    if let Some(Err(e)) = run_guarded(conn, watchdog).await {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
+    drop(served);
 }
 
 /// The next connection; a failed accept (e.g. out of file descriptors) is logged and retried
