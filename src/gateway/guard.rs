@@ -682,7 +682,7 @@ where
 
 /// A request's future under watch: its response body carries the in-flight count. The request
 /// is boxed once, at its own size (hyper keeps this wrapper in the connection's slot, so an
-/// idle connection holds 24 bytes for it, not a request's state).
+/// idle connection holds 16 bytes for it, not a request's state).
 pub struct Tracked<F> {
     response: Pin<Box<F>>,
     in_flight: Option<InFlight>,
