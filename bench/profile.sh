@@ -200,7 +200,7 @@ if ((CALLGRIND)); then
             --admin-listen "127.0.0.1:$((18550 + i))" --config "$WORK/cg$i.toml" >"callgrind-$n.log" 2>&1 &
         STARTED+=($!)
         vg=$!
-        for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+        wait_port "$port" 600 # valgrind starts slowly
         url=http://127.0.0.1:$port/svc/bench/
         wrk -t1 -c16 -d3s "$url" >/dev/null 2>&1 || true
         callgrind_control -i on "$vg" >/dev/null

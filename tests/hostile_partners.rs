@@ -514,7 +514,8 @@ impl Silent {
 }
 
 /// 40 requests at once to a partner whose handshakes stall: certgate opens at most
-/// `MAX_CONNECTING` (32) connections to it at a time (not one per waiting request), and every application gets 504 upstream-timeout within the limits.
+/// `MAX_CONNECTING` (32) connections to it at a time (not one per waiting request), and every
+/// application gets 504 upstream-timeout within the limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_whose_handshakes_stall_gets_at_most_32_connections_at_once() {
     use std::sync::atomic::Ordering;

@@ -1,9 +1,9 @@
 //! The upstream side, below routes: connection making and pooling towards partners. A
 //! [`Connector`] opens TCP and hands the socket to a [`TlsEngine`], which yields a TLS stream
 //! without naming its TLS library; a connection pool per route and proxy worker sits on top
-//! ([`pool`]: connections are never shared across certificates or trust policies). HTTP/2 is used when the partner picks it
-//! by ALPN. A second TLS engine (or a plain TCP tunnel) is another `TlsEngine`, not an edit of
-//! route compilation.
+//! ([`pool`]: connections are never shared across certificates or trust policies). HTTP/2 is
+//! used when the partner picks it by ALPN. A second TLS engine (or a plain TCP tunnel) is
+//! another `TlsEngine`, not an edit of route compilation.
 
 mod engine;
 mod openssl_engine;
