@@ -11,6 +11,10 @@
 #                                             # instructions per request of each certgate under
 #                                             # valgrind (c=16, keep-alive): a count, not a time, so
 #                                             # two binaries compare the same however busy the machine
+#   CALLGRIND=1 PROD=1 ROUNDS=0 bench/profile.sh BIN...
+#                                             # the same, and again in production mode (bench/run.sh's:
+#                                             # every request with an app's proxy credential, every
+#                                             # 4th picking another certificate by header)
 #   ROUNDS=3 DURATION=8s CONCS="64 16" bench/profile.sh old-bin new-bin
 #
 # Every process the script starts is stopped on exit (by PID). Ports 18500-18599 on 127.0.0.1.
@@ -25,6 +29,7 @@ CONCS=${CONCS:-"64 16"}
 PERF=${PERF:-0}
 STAT=${STAT:-0}
 CALLGRIND=${CALLGRIND:-0}
+PROD=${PROD:-0}
 NGINX=/usr/sbin/nginx
 UP_PORT=18543
 NG_PORT=18580
@@ -50,6 +55,7 @@ cd "$WORK"
         -subj "/CN=profile CA" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
     leaf server "/CN=localhost" "$(printf 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1')"
     leaf client "/CN=profile-client" "extendedKeyUsage=clientAuth"
+    leaf client2 "/CN=profile-client-2" "extendedKeyUsage=clientAuth"
 )
 BODY=$(printf '%*s' 1024 '' | tr ' ' 'x')
 cat >up/nginx.conf <<EOF
@@ -193,25 +199,63 @@ fi
 if ((CALLGRIND)); then
     # Each certgate again under callgrind (its own port; the same data), counting only while wrk
     # runs after a warm-up; instructions per request = the count over the requests wrk made.
-    for i in "${!BINS[@]}"; do
-        n=cg$i port=$((18560 + i))
-        CERTGATE_DATA_DIR=$WORK/data$i valgrind --tool=callgrind --instr-atstart=no \
-            --callgrind-out-file="$WORK/callgrind-$n.out" "${BINS[$i]}" serve --proxy-listen "127.0.0.1:$port" \
-            --admin-listen "127.0.0.1:$((18550 + i))" --config "$WORK/cg$i.toml" >"callgrind-$n.log" 2>&1 &
-        STARTED+=($!)
-        vg=$!
-        wait_port "$port" 600 # valgrind starts slowly
-        url=http://127.0.0.1:$port/svc/bench/
-        wrk -t1 -c16 -d3s "$url" >/dev/null 2>&1 || true
-        callgrind_control -i on "$vg" >/dev/null
-        wrk -t1 -c16 -d10s "$url" >"runs/callgrind-$n.wrk" 2>&1
-        callgrind_control -i off "$vg" >/dev/null
-        kill -TERM "$vg"
-        wait "$vg" || true
-        req=$(awk '/requests in/ {print $1}' "runs/callgrind-$n.wrk")
-        total=$(awk '/^totals:/ {print $2}' "$WORK/callgrind-$n.out")
-        awk -v n="$n" -v t="$total" -v q="$req" 'BEGIN {
-            printf "%s: %.0f instructions per request (%d requests under callgrind)\n", n, t / q, q }' | tee -a callgrind.txt
+    # PROD=1: each binary once more with a store of its own holding apps (production mode).
+    modes=(open)
+    if ((PROD)); then
+        modes+=(prod)
+        for i in "${!BINS[@]}"; do
+            (
+                export CERTGATE_DATA_DIR=$WORK/prod$i
+                "${BINS[$i]}" trust add upstream-ca pki/ca.pem >/dev/null
+                "${BINS[$i]}" cert import client pki/client.pem --key pki/client.key >/dev/null
+                "${BINS[$i]}" cert import alt pki/client2.pem --key pki/client2.key >/dev/null
+                "${BINS[$i]}" service add bench --url "https://localhost:$UP_PORT" --cert client \
+                    --trust ca:upstream-ca >/dev/null
+                "${BINS[$i]}" app add other-app --json >/dev/null
+                "${BINS[$i]}" app add bench-app --json >"prod$i-app.json"
+                "${BINS[$i]}" app grant bench-app client >/dev/null
+                "${BINS[$i]}" app grant bench-app alt >/dev/null
+            )
+            auth=$(python3 -c 'import base64, json, sys; a = json.load(open(sys.argv[1]))
+print(base64.b64encode(("%s:%s" % (a["name"], a["credential"])).encode()).decode())' "prod$i-app.json")
+            cat >"prod$i.lua" <<EOF
+local n = 0
+request = function()
+  n = n + 1
+  local h = { ["Proxy-Authorization"] = "Basic $auth" }
+  if n % 4 == 0 then h["Certgate-Certificate"] = "alt" end
+  return wrk.format("GET", nil, h)
+end
+EOF
+        done
+    fi
+    for mode in "${modes[@]}"; do
+        for i in "${!BINS[@]}"; do
+            n=cg$i port=$((18560 + i))
+            data=$WORK/data$i script=()
+            [[ $mode == prod ]] && data=$WORK/prod$i script=(-s "prod$i.lua")
+            CERTGATE_DATA_DIR=$data valgrind --tool=callgrind --instr-atstart=no \
+                --callgrind-out-file="$WORK/callgrind-$n-$mode.out" "${BINS[$i]}" serve --proxy-listen "127.0.0.1:$port" \
+                --admin-listen "127.0.0.1:$((18550 + i))" --config "$WORK/cg$i.toml" >"callgrind-$n-$mode.log" 2>&1 &
+            STARTED+=($!)
+            vg=$!
+            wait_port "$port" 600 # valgrind starts slowly
+            url=http://127.0.0.1:$port/svc/bench/
+            wrk -t1 -c16 -d3s "${script[@]}" "$url" >/dev/null 2>&1 || true
+            callgrind_control -i on "$vg" >/dev/null
+            wrk -t1 -c16 -d10s "${script[@]}" "$url" >"runs/callgrind-$n-$mode.wrk" 2>&1
+            callgrind_control -i off "$vg" >/dev/null
+            kill -TERM "$vg"
+            wait "$vg" || true
+            f=runs/callgrind-$n-$mode.wrk
+            req=$(awk '/requests in/ {print $1}' "$f")
+            errs=$(awk '/Non-2xx|Socket errors/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i} END {print s + 0}' "$f")
+            ((errs == 0)) || die "$n ($mode) under callgrind: $errs errors, see $WORK/$f"
+            total=$(awk '/^totals:/ {print $2}' "$WORK/callgrind-$n-$mode.out")
+            awk -v n="$n" -v m="$mode" -v t="$total" -v q="$req" 'BEGIN {
+                printf "%s %s: %.0f instructions per request (%d requests under callgrind)\n", n, m, t / q, q }' |
+                tee -a callgrind.txt
+        done
     done
 fi
 if ((STAT)); then
