@@ -64,7 +64,7 @@ pub struct OkCounters(OnceLock<Box<OkCountersInner>>);
 #[derive(Default)]
 struct OkCountersInner {
     open: OnceLock<metrics::Counter>,
-    apps: std::sync::RwLock<std::collections::HashMap<String, metrics::Counter>>,
+    apps: std::sync::RwLock<foldhash::HashMap<String, metrics::Counter>>,
 }
 
 impl OkCounters {
@@ -77,13 +77,18 @@ impl OkCounters {
         if app == "-" {
             this.open.get_or_init(register).increment(1);
         } else {
-            let known = this.apps.read().unwrap_or_else(|p| p.into_inner()).get(app).cloned();
-            let counter = known.unwrap_or_else(|| {
-                let c = register();
-                this.apps.write().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), c.clone());
-                c
-            });
-            counter.increment(1);
+            // Counted under the read lock: no handle cloned (and dropped) per request.
+            let counted = match this.apps.read().unwrap_or_else(|p| p.into_inner()).get(app) {
+                Some(counter) => {
+                    counter.increment(1);
+                    true
+                }
+                None => false,
+            };
+            if !counted {
+                let mut apps = this.apps.write().unwrap_or_else(|p| p.into_inner());
+                apps.entry(app.to_string()).or_insert_with(register).increment(1);
+            }
         }
         OK_DURATION
             .get_or_init(|| metrics::histogram!(REQUEST_DURATION, "outcome" => "ok"))

@@ -49,7 +49,7 @@ impl Control {
             .flat_map(|b| b.candidates())
             .chain(snap.grants.iter().map(|g| g.certificate.as_str()))
             .collect();
-        let mut apps: HashMap<AppName, crate::routes::AppAccess> = snap
+        let mut apps: foldhash::HashMap<AppName, crate::routes::AppAccess> = snap
             .apps
             .iter()
             .map(|a| (a.name.clone(), crate::routes::AppAccess { hash: a.hash.clone(), grants: Default::default() }))

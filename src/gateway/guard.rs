@@ -28,6 +28,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -305,22 +306,27 @@ impl Activity {
     }
 
     /// Sleep until a deadline passes with the connection still in the state that set it.
+    ///
+    /// The watchdog wakes at the next deadline and at least once per `period` (the shorter of
+    /// the header-read and keep-alive timeouts), and looks at the state again each time. A
+    /// request's own changes (a head starting, a request ending) set a deadline no sooner than
+    /// one period after the change, so the watchdog meets it without being told: nothing on a
+    /// request's path wakes it (`changed` is for the rare changes: a cut, HTTP/2 learnt).
     async fn watch(&self, limits: &ClientLimits) -> Cut {
+        let period = limits.header_read_timeout.min(limits.keep_alive_timeout).max(Duration::from_millis(10));
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.deadline(limits) {
-                None => changed.await,
-                Some((at, why)) => {
-                    if Instant::now() >= at {
-                        return why;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => {}
-                        _ = changed => {}
-                    }
-                }
+            let now = Instant::now();
+            let wake = match self.deadline(limits) {
+                Some((at, why)) if now >= at => return why,
+                Some((at, _)) => at.min(now + period),
+                None => now + period,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = changed => {}
             }
         }
     }
@@ -338,7 +344,8 @@ impl Drop for InFlight {
                 s.idle_since = Instant::now();
             }
         }
-        self.0.changed.notify_one();
+        // The watchdog is not woken: the keep-alive deadline this sets is at least one of its
+        // periods away (see `Activity::watch`).
     }
 }
 
@@ -366,14 +373,28 @@ struct Watched {
 
 impl Watched {
     /// Feed bytes of a request head; true once its blank line was seen.
+    /// Line ends are found with `memchr` and only their two bytes before are looked at (a byte
+    /// at a time was most of the cost of a head with a few long header lines).
     fn scan_head(&mut self, data: &[u8]) -> bool {
-        for (i, &b) in data.iter().enumerate() {
-            if b == b'\n' && (self.last[1] == b'\n' || (self.last[1] == b'\r' && self.last[0] == b'\n')) {
+        // The byte `back` places before `data[i]`, from the bytes kept of the last read when
+        // `data` does not reach that far.
+        let last = self.last;
+        let before = |i: usize, back: usize| match i.checked_sub(back) {
+            Some(j) => data[j],
+            None => last[2 + i - back],
+        };
+        for i in memchr::memchr_iter(b'\n', data) {
+            let one = before(i, 1);
+            if one == b'\n' || (one == b'\r' && before(i, 2) == b'\n') {
                 self.head_len += i + 1;
                 return true;
             }
-            self.last = [self.last[1], b];
         }
+        self.last = match data {
+            [] => self.last,
+            [b] => [self.last[1], *b],
+            [.., a, b] => [*a, *b],
+        };
         self.head_len += data.len();
         false
     }
@@ -502,9 +523,10 @@ impl AsyncRead for Watched {
                     return Poll::Ready(Ok(()));
                 }
                 if s.head_started.is_none() {
+                    // The head's deadline is a header-read timeout away: the watchdog meets it
+                    // without being woken (see `Activity::watch`).
                     s.head_started = Some(Instant::now());
                     drop(s);
-                    this.activity.changed.notify_one();
                     this.head_len = 0;
                     this.head_done = false;
                     this.last = [0, 0];
@@ -560,7 +582,9 @@ impl AsyncWrite for Watched {
 }
 
 /// The verdict on a request body the application sent, set when reading it failed; the proxy
-/// answers with it instead of blaming the partner. Travels in the request's extensions.
+/// answers with it instead of blaming the partner. The proxy takes it from the [`ClientBody`]
+/// before the body goes on (not from the request's extensions: their map would be allocated,
+/// filled and freed for every request).
 #[derive(Clone, Default)]
 pub struct ClientFault(Arc<OnceLock<GatewayError>>);
 
@@ -577,14 +601,50 @@ impl ClientFault {
 /// it with an error, recorded in its `ClientFault`.
 pub struct ClientBody {
     inner: Incoming,
-    pause: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    pause: PauseTimer,
     fault: ClientFault,
 }
 
 impl ClientBody {
-    fn new(inner: Incoming, pause: Duration, fault: ClientFault) -> Self {
-        ClientBody { inner, pause, timer: Box::pin(tokio::time::sleep(pause)), fault }
+    fn new(inner: Incoming, pause: Duration) -> Self {
+        ClientBody { inner, pause: PauseTimer::new(pause), fault: ClientFault::default() }
+    }
+
+    /// Where a failure to read this body is recorded.
+    pub fn fault(&self) -> &ClientFault {
+        &self.fault
+    }
+}
+
+/// The longest pause allowed between a body's frames. The timer is made the first time the
+/// body has nothing to give and reset by each frame after that: a body that is there at once
+/// (none, or a small one read with its head: the common case) never registers a timer.
+pub(crate) struct PauseTimer {
+    pause: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl PauseTimer {
+    pub(crate) fn new(pause: Duration) -> Self {
+        PauseTimer { pause, timer: None }
+    }
+
+    pub(crate) fn pause(&self) -> Duration {
+        self.pause
+    }
+
+    /// A frame arrived: the next pause starts now.
+    pub(crate) fn frame(&mut self) {
+        if let Some(timer) = self.timer.as_mut() {
+            timer.as_mut().reset(Instant::now() + self.pause);
+        }
+    }
+
+    /// The body has nothing to give: true once it has paused for longer than allowed (`cx` is
+    /// woken then).
+    pub(crate) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let pause = self.pause;
+        self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(pause))).as_mut().poll(cx).is_ready()
     }
 }
 
@@ -596,8 +656,7 @@ impl HttpBody for ClientBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let next = Instant::now() + this.pause;
-                this.timer.as_mut().reset(next);
+                this.pause.frame();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -607,10 +666,10 @@ impl HttpBody for ClientBody {
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
+                if this.pause.expired(cx) {
                     let message = format!(
                         "the request body paused for more than {} ms (body_read_timeout_ms)",
-                        this.pause.as_millis()
+                        this.pause.pause().as_millis()
                     );
                     this.fault.set(GatewayError::new(ErrorCode::RequestTimeout, message.clone()));
                     return Poll::Ready(Some(Err(message.into())));
@@ -672,10 +731,7 @@ where
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.request_started();
-        let fault = ClientFault::default();
-        let (parts, body) = req.into_parts();
-        let mut req = Request::from_parts(parts, ClientBody::new(body, self.body_read_timeout, fault.clone()));
-        req.extensions_mut().insert(fault);
+        let req = req.map(|body| ClientBody::new(body, self.body_read_timeout));
         Tracked { response: Box::pin(self.inner.call(req)), in_flight: Some(in_flight) }
     }
 }
@@ -823,13 +879,60 @@ impl<S> Guard<S> {
 }
 
 /// Drive `conn` until it ends or its watchdog gives up on it.
+///
+/// The watchdog is polled only when one of its own wakers fired (its timer, or `changed`), not
+/// each time hyper's connection is woken: a kept-alive connection is woken several times per
+/// request, and polling the watchdog's timer and `Notify` each time cost about as much as
+/// hyper's parsing of the request head (docs/decisions.md "Production mode's cost per request").
 pub async fn run<F, T>(conn: F, watchdog: Watchdog) -> Option<T>
 where
     F: Future<Output = T>,
 {
-    tokio::select! {
-        done = conn => Some(done),
-        _ = watchdog.run() => None,
+    let mut conn = std::pin::pin!(conn);
+    let mut watch = std::pin::pin!(watchdog.run());
+    let flag = Arc::new(WatchdogWake { woken: AtomicBool::new(true), task: Mutex::new(None) });
+    let waker = Waker::from(flag.clone());
+    std::future::poll_fn(move |cx| {
+        // The task to wake is set before the flag is read: a wake after the read wakes this poll's task.
+        flag.set_task(cx.waker());
+        if let Poll::Ready(done) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Some(done));
+        }
+        if flag.woken.swap(false, Ordering::AcqRel) && watch.as_mut().poll(&mut Context::from_waker(&waker)).is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The watchdog's waker in [`run`]: notes that the watchdog has something to look at, and wakes
+/// the connection's task.
+struct WatchdogWake {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl WatchdogWake {
+    fn set_task(&self, waker: &Waker) {
+        let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        if !task.as_ref().is_some_and(|t| t.will_wake(waker)) {
+            *task = Some(waker.clone());
+        }
+    }
+}
+
+impl std::task::Wake for WatchdogWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            task.wake_by_ref();
+        }
     }
 }
 
@@ -859,6 +962,23 @@ mod tests {
         assert!(!w.scan_head(b"GET / HTTP/1.1\r"));
         assert!(!w.scan_head(b"\nA: b\r\n\r"));
         assert!(w.scan_head(b"\n"));
+        // One byte per read: the line ends are seen across reads.
+        let mut w = watched(ClientLimits::default());
+        let head = b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest";
+        let end = head.len() - "rest".len();
+        for (i, b) in head.iter().enumerate() {
+            if w.scan_head(std::slice::from_ref(b)) {
+                assert_eq!((i + 1, w.head_len), (end, end));
+                break;
+            }
+            assert!(i + 1 < end, "the blank line at {end} was not seen");
+        }
+        // A bare \r\r\n is not a blank line; \n\r\n split over two reads is.
+        let mut w = watched(ClientLimits::default());
+        assert!(!w.scan_head(b"GET / HTTP/1.1\r\nA: b\r\r\n"));
+        assert!(!w.scan_head(b"B: c\n"));
+        assert!(w.scan_head(b"\r\n"));
+        assert_eq!(w.head_len, "GET / HTTP/1.1\r\nA: b\r\r\nB: c\n\r\n".len());
     }
 
     #[tokio::test]

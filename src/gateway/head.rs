@@ -9,7 +9,7 @@
 //! several only when equal. The fuzz target `request_target` runs each head through this and
 //! through hyper and fails when they disagree.
 
-use http::header::{HeaderName, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, Uri};
 
 use super::error::GatewayError;
@@ -19,6 +19,8 @@ use crate::model::{ErrorCode, Remedy};
 pub const MAX_HEADERS: usize = 100;
 /// hyper's limit on the request target (`MAX_URI_LEN`).
 pub const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
+/// The longest header name `http` takes.
+const MAX_HEADER_NAME_LEN: usize = u16::MAX as usize;
 
 /// What a (possibly partial) request head amounts to.
 #[derive(Debug)]
@@ -66,16 +68,20 @@ pub fn check(buf: &[u8]) -> Head {
     let mut transfer_encoding = false;
     let mut chunked_last = false;
     for h in req.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
-            return bad(format!("'{}' is not a header name", shown(h.name.as_bytes())));
-        };
-        if name == TRANSFER_ENCODING {
+        // httparse has checked the name's bytes (RFC 9110 token characters, the set `http`'s
+        // `HeaderName` accepts), so it is compared as text: no `HeaderName` is built (one
+        // allocation per header outside the standard set, and hyper builds it again anyway).
+        let name = h.name.as_bytes();
+        if name.len() > MAX_HEADER_NAME_LEN {
+            return bad(format!("the header name '{}' is longer than {MAX_HEADER_NAME_LEN} bytes", shown(name)));
+        }
+        if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str().as_bytes()) {
             if !http11 {
                 return bad("an HTTP/1.0 request cannot have a Transfer-Encoding header");
             }
             transfer_encoding = true;
             chunked_last = is_chunked(h.value);
-        } else if name == CONTENT_LENGTH && !transfer_encoding {
+        } else if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) && !transfer_encoding {
             let Some(n) = content_length_parse(h.value) else {
                 return bad(format!("Content-Length '{}' is not a number", shown(h.value)));
             };
@@ -166,6 +172,12 @@ mod tests {
         assert_eq!(code("GET / HTTP/2.0\r\n\r\n"), Some("bad-request"));
         assert_eq!(code("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), Some("bad-request"));
         assert_eq!(code("GET / HTTP/1.1\r\nA b: c\r\n\r\n"), Some("bad-request"));
+        // Every byte `http`'s header names refuse is refused here (httparse's token check).
+        for b in (0u8..=255).filter(|&b| http::HeaderName::from_bytes(&[b'x', b]).is_err() && b != b':') {
+            let mut head = b"GET / HTTP/1.1\r\nx".to_vec();
+            head.extend_from_slice(&[b, b':', b' ', b'v', b'\r', b'\n', b'\r', b'\n']);
+            assert!(matches!(check(&head), Head::Refused(_)), "header name byte {b:#04x} was let through");
+        }
         assert_eq!(code("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"), Some("bad-request"));
         assert_eq!(code("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n"), Some("bad-request"));
         assert_eq!(code("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), Some("bad-request"));

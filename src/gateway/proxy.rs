@@ -18,6 +18,7 @@ pub const CERTIFICATE_HEADER: &str = "certgate-certificate";
 use crate::tls;
 
 use super::error::GatewayError;
+use super::guard::{ClientFault, PauseTimer};
 use crate::telemetry as metrics;
 use crate::upstream::{Body, ConnectError};
 
@@ -28,7 +29,7 @@ pub struct Target {
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) and the proxy's own, never forwarded.
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -40,22 +41,51 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     http::header::UPGRADE,
 ];
 
+/// Where `name` is in [`HOP_BY_HOP`]. Most names are told apart by their length alone.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    let name = name.as_str();
+    // The lengths of the names in the set.
+    if !matches!(name.len(), 2 | 7 | 10 | 16..=19) {
+        return None;
+    }
+    HOP_BY_HOP.iter().position(|h| h.as_str() == name)
+}
+
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, request: bool) {
-    // The headers `Connection` lists, removed by name as text (no header name is built: nginx
-    // answers `Connection: keep-alive` every time). `Connection` itself goes with the rest below.
-    let mut i = 0;
-    while let Some(value) = headers.get_all(http::header::CONNECTION).iter().nth(i).cloned() {
-        i += 1;
-        for name in value.to_str().unwrap_or("").split(',').map(str::trim) {
-            if !name.is_empty() && !name.eq_ignore_ascii_case("connection") {
-                headers.remove(name);
+    // One pass over the names first: which of the set above are present (a bit each), and
+    // whether a `certgate-` name is. Only what is there is looked up and removed (a removal by
+    // name hashes it and probes the map, whether the header is there or not).
+    let mut present = 0u16;
+    let mut own = false;
+    for name in headers.keys() {
+        if let Some(i) = hop_index(name) {
+            present |= 1 << i;
+        } else if request && name.as_str().starts_with("certgate-") {
+            own = true;
+        }
+    }
+    if present & 1 != 0 {
+        // `Connection` (first in the set): the headers it lists, removed by name as text. Those
+        // of the set are removed below anyway, so the usual `keep-alive` or `close` (nginx
+        // answers `Connection: keep-alive` every time) costs no copy and no lookup here.
+        fn others(value: &http::HeaderValue) -> impl Iterator<Item = &str> {
+            let names = value.to_str().unwrap_or("").split(',').map(str::trim);
+            names.filter(|n| !n.is_empty() && !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_str())))
+        }
+        let listed = headers.get_all(http::header::CONNECTION);
+        if listed.iter().any(|v| others(v).next().is_some()) {
+            let names: Vec<String> = listed.iter().flat_map(others).map(str::to_owned).collect();
+            for name in names {
+                headers.remove(name.as_str());
             }
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
-    if request && headers.keys().any(|k| k.as_str().starts_with("certgate-")) {
+    if own {
         let own: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("certgate-")).cloned().collect();
         for name in own {
             headers.remove(name);
@@ -218,7 +248,7 @@ impl Access<'_> {
 
 /// Send a request to its partner, with every binding available (the CLI's `call`).
 pub async fn forward(table: &RouteTable, req: Request<Body>, response_header_timeout: Duration) -> Response<Body> {
-    forward_as(table, req, response_header_timeout, &Access::Trusted).await
+    forward_as(table, req, response_header_timeout, &Access::Trusted, None).await
 }
 
 /// Whether every proxied request gets a span of its own for its whole life (see [`forward_as`]).
@@ -239,6 +269,9 @@ struct LogContext<'a> {
     shipped: bool,
     method: &'a Method,
     app: &'a str,
+    /// Where the application's body records a failure to read it (see `forward_as`); a
+    /// failure there is the outcome logged and answered.
+    fault: Option<&'a ClientFault>,
 }
 
 impl LogContext<'_> {
@@ -274,16 +307,19 @@ impl LogContext<'_> {
 
 /// Send a request to its partner on behalf of `access`. Never panics; every failure becomes a
 /// gateway error response.
+/// `fault`: where the application's request body records a failure to read it (the gateway's
+/// `ClientBody`), so that such a failure is answered as the application's, not the partner's.
 pub async fn forward_as(
     table: &RouteTable,
     req: Request<Body>,
     response_header_timeout: Duration,
     access: &Access<'_>,
+    fault: Option<&ClientFault>,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let shipped = REQUEST_SPANS.load(Ordering::Relaxed);
-    let log = LogContext { shipped, method: &method, app: access.label() };
+    let log = LogContext { shipped, method: &method, app: access.label(), fault };
     // One span per proxied request (what `--log-format json` ships when the span closes): the
     // partner, the binding that matched, the certificate's name and fingerprint, the app, and,
     // once the answer is known, its outcome (an error code or "ok"), status and time to the
@@ -320,7 +356,7 @@ pub async fn forward_as(
 
 async fn route_and_send(
     table: &RouteTable,
-    req: Request<Body>,
+    mut req: Request<Body>,
     response_header_timeout: Duration,
     access: &Access<'_>,
     started: Instant,
@@ -347,25 +383,27 @@ async fn route_and_send(
         tracing::info!(code = e.code.as_str(), app = access.label(), "{}", e.message);
         e.response()
     };
-    // The certificate: the one the request asks for by header, or the binding's.
-    let asked = req.headers().get(CERTIFICATE_HEADER).map(|v| v.to_str().unwrap_or("").trim().to_string());
+    // The certificate: the one the request asks for by header, or the binding's. The header is
+    // taken out here (never forwarded): one lookup, no copy of its text.
+    let asked = req.headers_mut().remove(CERTIFICATE_HEADER);
+    let asked = asked.as_ref().map(|v| v.to_str().unwrap_or("").trim());
     let route = match asked {
         Some(name) => {
-            if !access.may_use(&name) {
+            if !access.may_use(name) {
                 let e = GatewayError::new(
                     ErrorCode::NotGranted,
                     format!("app '{}' may not present certificate '{name}'", access.label()),
                 );
-                return fail(&name, e);
+                return fail(name, e);
             }
-            match table.with_certificate(&target.route, &name) {
+            match table.with_certificate(&target.route, name) {
                 Ok(r) => r,
                 Err(msg) => {
                     let e = GatewayError::new(
                         ErrorCode::NotGranted,
                         format!("certificate '{name}' cannot be presented: {msg}"),
                     );
-                    return fail(&name, e);
+                    return fail(name, e);
                 }
             }
         }
@@ -457,14 +495,13 @@ async fn send(
     *req.version_mut() = Version::HTTP_11;
     strip_hop_by_hop(req.headers_mut(), true);
     req.headers_mut().remove(HOST);
-    // Set when the application's own body fails (a pause, a broken chunk): its fault, not the
-    // partner's, whatever the exchange with the partner made of it.
-    let fault = req.extensions().get::<super::guard::ClientFault>().cloned();
     // Boxed: the exchange with the partner is the largest part of a request's state, and each
     // async level above would hold (and move) a copy of its size; behind a box they stay small.
     let exchange = Box::pin(route.client.request(req));
     let result = tokio::time::timeout(response_header_timeout, exchange).await;
-    if let Some(client) = fault.as_ref().and_then(|f| f.get()).filter(|_| !matches!(result, Ok(Ok(_)))) {
+    // `fault` is set when the application's own body failed (a pause, a broken chunk): its
+    // fault, not the partner's, whatever the exchange with the partner made of it.
+    if let Some(client) = log.fault.and_then(|f| f.get()).filter(|_| !matches!(result, Ok(Ok(_)))) {
         metrics::request(&route.destination, route.certificate_label(), app, client.code.as_str(), started.elapsed());
         let _span = failing();
         tracing::info!(code = client.code.as_str(), "{}", client.message);
@@ -501,14 +538,13 @@ async fn send(
 /// `upstream-timeout`.
 struct PartnerBody {
     inner: crate::upstream::ResponseBody,
-    pause: Duration,
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    pause: PauseTimer,
     uri: Uri,
 }
 
 impl PartnerBody {
     fn new(inner: crate::upstream::ResponseBody, pause: Duration, uri: Uri) -> Self {
-        PartnerBody { inner, pause, timer: Box::pin(tokio::time::sleep(pause)), uri }
+        PartnerBody { inner, pause: PauseTimer::new(pause), uri }
     }
 }
 
@@ -520,13 +556,11 @@ impl hyper::body::Body for PartnerBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        use std::future::Future;
         use std::task::Poll;
         let this = &mut *self;
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let next = tokio::time::Instant::now() + this.pause;
-                this.timer.as_mut().reset(next);
+                this.pause.frame();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -539,11 +573,11 @@ impl hyper::body::Body for PartnerBody {
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
+                if this.pause.expired(cx) {
                     let message = format!(
                         "the response body from {} paused for more than {} ms (response_body_timeout_ms); the response was cut",
                         this.uri,
-                        this.pause.as_millis()
+                        this.pause.pause().as_millis()
                     );
                     tracing::warn!(code = ErrorCode::UpstreamTimeout.as_str(), "{message}");
                     return Poll::Ready(Some(Err(message.into())));
@@ -625,6 +659,16 @@ mod tests {
     }
 
     #[test]
+    fn every_hop_by_hop_name_is_found_by_its_length() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name), Some(i), "{name}");
+        }
+        for name in [HOST, http::header::CONTENT_TYPE, HeaderName::from_static("x-connection")] {
+            assert_eq!(hop_index(&name), None, "{name}");
+        }
+    }
+
+    #[test]
     fn hop_by_hop_and_own_headers_are_removed() {
         let mut h = HeaderMap::new();
         h.insert("connection", "close, x-private".parse().unwrap());
@@ -635,5 +679,22 @@ mod tests {
         h.insert("soapaction", "urn:x".parse().unwrap());
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["soapaction"]);
+        // Names listed in two `Connection` lines, in any case, beside hop-by-hop ones (`Upgrade`
+        // listed but absent); a response keeps its `certgate-` headers.
+        let mut h = HeaderMap::new();
+        h.append("connection", "Keep-Alive, X-One".parse().unwrap());
+        h.append("connection", "upgrade, x-two".parse().unwrap());
+        for name in ["x-one", "x-two", "te", "trailer", "keep-alive", "certgate-error", "content-type"] {
+            h.insert(name, "v".parse::<http::HeaderValue>().unwrap());
+        }
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["certgate-error", "content-type"]);
+        // Nothing to remove: nothing changes.
+        let mut h = HeaderMap::new();
+        h.insert("content-type", "text/xml".parse().unwrap());
+        h.insert("soapaction", "urn:x".parse().unwrap());
+        let before = h.clone();
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h, before);
     }
 }

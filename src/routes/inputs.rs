@@ -50,7 +50,7 @@ pub struct RouteInputs {
     pub anchors: HashMap<String, Vec<Vec<u8>>>,
     pub certificate_expiry: Vec<(CertificateName, i64)>,
     /// Calling applications: name -> (credential hash, certificates granted).
-    pub apps: HashMap<AppName, AppAccess>,
+    pub apps: foldhash::HashMap<AppName, AppAccess>,
     /// What the chains of `identities` were completed from (set by the store's reader, so an
     /// incremental read can complete a changed certificate's chain the same way).
     pub chain_sources: Option<Arc<ChainSources>>,
@@ -97,7 +97,7 @@ pub struct Touched {
 pub struct AppAccess {
     /// SHA-256 (hex) of the app's proxy credential.
     pub hash: String,
-    pub grants: std::collections::HashSet<CertificateName>,
+    pub grants: foldhash::HashSet<CertificateName>,
 }
 
 #[derive(Clone, Default)]

@@ -1,7 +1,7 @@
 //! The compiled route table and its lookup: `host:port` exact, then `host` exact, then the
 //! longest `*.domain` suffix, then (when allowed) the unbound route.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use rustls::client::ClientSessionStore;
@@ -130,7 +130,7 @@ pub struct RouteTable {
     /// Bindings and services that could not be compiled: (destination, reason).
     pub unavailable: Vec<(String, String)>,
     /// One TLS session store per certificate id (`""` for no certificate), kept across tables.
-    pub(crate) sessions: HashMap<String, Arc<dyn ClientSessionStore>>,
+    pub(crate) sessions: std::collections::HashMap<String, Arc<dyn ClientSessionStore>>,
     /// Every certificate in the store with its expiry (unix seconds), for metrics.
     pub certificate_expiry: Vec<(CertificateName, i64)>,
     /// Calling applications (empty: no credentials required from loopback callers).
