@@ -17,9 +17,11 @@
 //! How: the socket is wrapped in an I/O type that sees every byte read; a request counts as in
 //! flight from the moment hyper hands it to the service until its response body is dropped. With
 //! nothing in flight, bytes read are a request head (timed and counted until its blank line);
-//! a watchdog task sleeps until the next deadline. hyper's own `header_read_timeout` closes the
-//! connection without an answer, and its oversized-head answer is a bare 431: this module gives
-//! both the `Certgate-Error` code and JSON body. HTTP/2 (prior knowledge, `PRI *`) must start its
+//! a watchdog, driven in the connection's own task (see [`run`]), sleeps until the next
+//! deadline (and wakes at least once per header-read or keep-alive timeout to look again).
+//! hyper's own `header_read_timeout` closes the connection without an answer, and its
+//! oversized-head answer is a bare 431: this module gives both the `Certgate-Error` code and
+//! JSON body. HTTP/2 (prior knowledge, `PRI *`) must start its
 //! first request within the header-read timeout and is then timed for idleness: its frames are
 //! not parsed here.
 
