@@ -21,9 +21,8 @@
 //! deadline (and wakes at least once per header-read or keep-alive timeout to look again).
 //! hyper's own `header_read_timeout` closes the connection without an answer, and its
 //! oversized-head answer is a bare 431: this module gives both the `Certgate-Error` code and
-//! JSON body. HTTP/2 (prior knowledge, `PRI *`) must start its
-//! first request within the header-read timeout and is then timed for idleness: its frames are
-//! not parsed here.
+//! JSON body. HTTP/2 (prior knowledge, `PRI *`) must start its first request within the
+//! header-read timeout and is then timed for idleness: its frames are not parsed here.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -375,6 +374,7 @@ struct Watched {
 
 impl Watched {
     /// Feed bytes of a request head; true once its blank line was seen.
+    ///
     /// Line ends are found with `memchr` and only their two bytes before are looked at (a byte
     /// at a time was most of the cost of a head with a few long header lines).
     fn scan_head(&mut self, data: &[u8]) -> bool {
@@ -895,7 +895,8 @@ where
     let flag = Arc::new(WatchdogWake { woken: AtomicBool::new(true), task: Mutex::new(None) });
     let waker = Waker::from(flag.clone());
     std::future::poll_fn(move |cx| {
-        // The task to wake is set before the flag is read: a wake after the read wakes this poll's task.
+        // The task to wake is set before the flag is read: a wake after the read wakes this
+        // poll's task.
         flag.set_task(cx.waker());
         if let Poll::Ready(done) = conn.as_mut().poll(cx) {
             return Poll::Ready(Some(done));
