@@ -442,6 +442,31 @@ async fn a_stalled_request_head_gets_408_within_the_header_read_timeout() {
     assert!(after < Duration::from_millis(3000), "closed after {after:?}");
 }
 
+/// The watchdog is not woken when a head starts (it wakes at least once per header-read timeout
+/// and looks again): a second request's head that stalls on a kept-alive connection still gets
+/// 408 after the header-read timeout, not after the much longer keep-alive timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_second_head_on_a_kept_alive_connection_gets_408_within_the_header_read_timeout() {
+    let w = World::new();
+    let up = w.echo_partner().await;
+    let config = w.config().set("header_read_timeout_ms", 1000).set("keep_alive_timeout_ms", 30_000);
+    let gw = Gateway::start(&w.env, &config).await;
+    let mut stream = connect(gw.proxy, None).await;
+    let host = format!("partner.test:{}", up.port());
+    stream.write_all(format!("GET http://{host}/echo HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    let first = read_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "the first request is answered:\n{first}");
+    // Idle for a while (the watchdog has armed for the keep-alive deadline), then half a head.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    stream.write_all(format!("GET http://{host}/echo HTTP/1.1\r\nHo").as_bytes()).await.unwrap();
+    let got = read_to_close(&mut stream, started).await;
+    got.assert_gateway_error(408, "request-timeout");
+    let after = got.closed_after.expect("closed");
+    assert!(after >= Duration::from_millis(900) && after < Duration::from_millis(5000), "closed after {after:?}");
+    assert_eq!(up.request_count(), 1, "only the first request reached the partner");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
     let w = World::new();

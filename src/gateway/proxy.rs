@@ -67,17 +67,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, request: bool) {
     if present & 1 != 0 {
         // `Connection` (first in the set): the headers it lists, removed by name as text. Those
         // of the set are removed below anyway, so the usual `keep-alive` or `close` (nginx
-        // answers `Connection: keep-alive` every time) costs no copy and no lookup here.
-        fn others(value: &http::HeaderValue) -> impl Iterator<Item = &str> {
-            let names = value.to_str().unwrap_or("").split(',').map(str::trim);
-            names.filter(|n| !n.is_empty() && !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_str())))
-        }
-        let listed = headers.get_all(http::header::CONNECTION);
-        if listed.iter().any(|v| others(v).next().is_some()) {
-            let names: Vec<String> = listed.iter().flat_map(others).map(str::to_owned).collect();
-            for name in names {
-                headers.remove(name.as_str());
-            }
+        // answers `Connection: keep-alive` every time) collects nothing: no allocation, no lookup.
+        let others: Vec<String> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .flat_map(|value| value.to_str().unwrap_or("").split(','))
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_str())))
+            .map(str::to_owned)
+            .collect();
+        for name in others {
+            headers.remove(name.as_str());
         }
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
