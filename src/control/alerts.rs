@@ -309,7 +309,10 @@ impl Control {
     /// store (one change, so only one node wins), sent on every channel of its contact (or the
     /// default contact), then marked sent or failed (retried with backoff); each is audited.
     pub async fn run_alerts(&self, cfg: &AlertsConfig, node: &str, status: &AlertStatus) -> Result<(), ControlError> {
-        let result = self.alert_pass(cfg, node, status).await;
+        // What this run sent and failed is shown with the failing list read after it, in one
+        // update: `/readyz` never shows a failure counted whose alert is not listed yet.
+        let mut tally = (0, 0);
+        let result = self.alert_pass(cfg, node, &mut tally).await;
         let failing = self.store.alerts().await.ok().map(|rows| {
             rows.into_iter()
                 .filter(|r| r.state == "failed")
@@ -323,6 +326,8 @@ impl Control {
                 .collect::<Vec<_>>()
         });
         status.update(|s| {
+            s.sent += tally.0;
+            s.failed += tally.1;
             s.last_run_at = Some(rfc3339_unix(wall_now()));
             s.last_run_error = result.as_ref().err().map(|e| e.to_string());
             if let Some(f) = failing {
@@ -332,7 +337,8 @@ impl Control {
         result
     }
 
-    async fn alert_pass(&self, cfg: &AlertsConfig, node: &str, status: &AlertStatus) -> Result<(), ControlError> {
+    /// `tally`: alerts sent and failed by this pass, counted as they go (kept if the pass fails).
+    async fn alert_pass(&self, cfg: &AlertsConfig, node: &str, tally: &mut (u64, u64)) -> Result<(), ControlError> {
         let items = self.expiring_items(self.now()).await?;
         let due = due_alerts(items, &cfg.thresholds_days);
         if due.is_empty() {
@@ -403,7 +409,7 @@ impl Control {
             }
             let done = wall_now();
             let (outcome, change) = if errors.is_empty() {
-                status.update(|s| s.sent += 1);
+                tally.0 += 1;
                 (
                     Ok(done),
                     self.change(
@@ -413,7 +419,7 @@ impl Control {
                     ),
                 )
             } else {
-                status.update(|s| s.failed += 1);
+                tally.1 += 1;
                 let attempts = prior.map(|r| r.attempts).unwrap_or(0).clamp(0, 20) as u32;
                 let backoff = (FIRST_BACKOFF_SECONDS << attempts).min(MAX_BACKOFF_SECONDS);
                 let error = errors.join("; ");
