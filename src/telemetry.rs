@@ -25,6 +25,9 @@ pub const STORE_UP: &str = "certgate_store_up";
 /// Applications' connections refused or cut off, by listener and reason (`too-many-connections`,
 /// `request-timeout`, `headers-too-large`, `idle`, `silent`).
 pub const CLIENT_CONNECTIONS_CUT: &str = "certgate_client_connections_cut_total";
+/// Idle HTTP/1 connections to the proxy whose HTTP state was let go (the socket stays open and
+/// the next request on it is served as before; see `gateway/session.rs`).
+pub const CLIENT_SESSIONS_RELEASED: &str = "certgate_client_sessions_released_total";
 /// Expiry alerts delivered / not delivered, by channel (`webhook`, `email`).
 pub const ALERTS_SENT: &str = "certgate_alerts_sent_total";
 pub const ALERTS_FAILED: &str = "certgate_alerts_failed_total";
@@ -114,6 +117,10 @@ pub fn client_certificate_presented(destination: &str, certificate: &str) {
 
 pub fn connection_cut(listener: &'static str, reason: &'static str) {
     metrics::counter!(CLIENT_CONNECTIONS_CUT, "listener" => listener, "reason" => reason).increment(1);
+}
+
+pub fn session_released(listener: &'static str) {
+    metrics::counter!(CLIENT_SESSIONS_RELEASED, "listener" => listener).increment(1);
 }
 
 pub fn alert_sent(channel: &'static str) {

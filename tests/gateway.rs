@@ -1615,6 +1615,145 @@ async fn sigterm_stops_accepting_and_lets_in_flight_requests_finish() {
     assert_partner_got(&up, &alpha, &r);
 }
 
+/// Raw HTTP/1.1 requests on a kept-alive connection, and the text of their `answers` responses
+/// (each with a `Content-Length` body); panics if the connection closes or stalls first.
+async fn raw_exchange_n(stream: &mut tokio::net::TcpStream, requests: &str, answers: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// How many whole responses `text` holds.
+    fn complete(mut text: &str) -> usize {
+        let mut n = 0;
+        while let Some((head, rest)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .expect("a Content-Length answer");
+            if rest.len() < len {
+                break;
+            }
+            n += 1;
+            text = &rest[len..];
+        }
+        n
+    }
+    stream.write_all(requests.as_bytes()).await.expect("send the requests");
+    let mut all = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = String::from_utf8_lossy(&all).into_owned();
+        if complete(&text) >= answers {
+            return text;
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => all.extend_from_slice(&buf[..n]),
+            other => panic!("the connection ended or stalled before the answers ({other:?}); got:\n{text}"),
+        }
+    }
+}
+
+async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &str) -> String {
+    raw_exchange_n(stream, request, 1).await
+}
+
+/// Applications' HTTP clients keep idle connections open for minutes: an idle connection lets
+/// hyper's state go (its buffers) and keeps its socket, and the next request on it, or two
+/// pipelined, is served as before. A head that is still arriving is never let go in the middle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_lets_its_http_state_go_and_serves_its_next_requests_on_the_same_socket() {
+    let w = World::new();
+    let alpha = w.client("alpha");
+    let up = w.partner(&["partner.test"], same).await;
+    w.bind(&["partner.test", "alpha"]);
+    let gw = w.gateway_process_for_partner().await;
+    let released = async || {
+        let text = gw.metrics_text().await;
+        metric(&text, "certgate_client_sessions_released_total", &[("listener", "proxy")]).unwrap_or(0.0)
+    };
+    let host = format!("partner.test:{}", up.port());
+    let get = |n: u32| format!("GET http://{host}/echo?n={n} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let proxy: std::net::SocketAddr = gw.proxy_url().trim_start_matches("http://").parse().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let before = released().await;
+
+    let first = raw_exchange(&mut stream, &get(1)).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // Let go between 2 and 4 s after the answer (RELEASE_AFTER, and the watchdog's period).
+    let after = wait_until(Duration::from_secs(10), async || {
+        let n = released().await;
+        (n > before).then_some(n)
+    })
+    .await
+    .expect("the idle connection's HTTP state is let go (certgate_client_sessions_released_total)");
+    assert_eq!(after, before + 1.0, "one connection, one release");
+
+    // The same socket serves on: one request, then two pipelined in one write.
+    let second = raw_exchange(&mut stream, &get(2)).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(second.contains("n=2"), "the second request's own answer: {second}");
+    let both = raw_exchange_n(&mut stream, &format!("{}{}", get(3), get(4)), 2).await;
+    assert_eq!(both.matches("HTTP/1.1 200").count(), 2, "both pipelined requests answered: {both}");
+    assert!(both.contains("n=3") && both.contains("n=4"), "{both}");
+    assert_eq!(up.request_count(), 4);
+    assert_eq!(last_cert(&up), Some(alpha.id()), "the bound certificate, after the release as before");
+
+    // Let go again, then half a head that waits longer than a release would: it is not cut off
+    // in the middle, and its end is answered.
+    let again = wait_until(Duration::from_secs(10), async || {
+        let n = released().await;
+        (n > after).then_some(n)
+    })
+    .await
+    .expect("let go again once idle");
+    use tokio::io::AsyncWriteExt;
+    let request = get(5);
+    let (start, rest) = request.split_at(20);
+    stream.write_all(start.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(released().await, again, "nothing is let go while a head arrives");
+    let fifth = raw_exchange(&mut stream, rest).await;
+    assert!(fifth.starts_with("HTTP/1.1 200") && fifth.contains("n=5"), "{fifth}");
+    assert_eq!(up.request_count(), 5);
+}
+
+/// On SIGTERM, connections that wait for their next request (one idle in its HTTP session, one
+/// whose state was let go) are closed at once: the proxy does not wait out its shutdown grace
+/// for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_connections_at_once_whether_or_not_their_state_was_let_go() {
+    use tokio::io::AsyncReadExt;
+    let w = World::new();
+    w.client("alpha");
+    let up = w.partner(&["partner.test"], same).await;
+    w.bind(&["partner.test", "alpha"]);
+    let gw = w.gateway_process_for_partner().await;
+    let host = format!("partner.test:{}", up.port());
+    let get = format!("GET http://{host}/echo HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let proxy: std::net::SocketAddr = gw.proxy_url().trim_start_matches("http://").parse().unwrap();
+    let mut let_go = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    assert!(raw_exchange(&mut let_go, &get).await.starts_with("HTTP/1.1 200"));
+    wait_until(Duration::from_secs(10), async || {
+        let text = gw.metrics_text().await;
+        metric(&text, "certgate_client_sessions_released_total", &[("listener", "proxy")]).filter(|n| *n >= 1.0)
+    })
+    .await
+    .expect("the first connection's state is let go");
+    let mut in_session = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    assert!(raw_exchange(&mut in_session, &get).await.starts_with("HTTP/1.1 200"));
+
+    let signalled = Instant::now();
+    let killed =
+        std::process::Command::new("kill").args(["-TERM", &gw.pid().expect("a process").to_string()]).status().unwrap();
+    assert!(killed.success());
+    for (name, stream) in [("let go", &mut let_go), ("in its session", &mut in_session)] {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the idle connection {name} is closed: {read:?}");
+    }
+    // Far below the 30 s shutdown grace the proxy would wait for a connection it could not end.
+    assert!(signalled.elapsed() < Duration::from_secs(8), "closed after {:?}", signalled.elapsed());
+}
+
 // ---------------------------------------------------------------------------------------------
 // A binding that cannot be compiled fails alone
 

@@ -23,13 +23,17 @@
 //! oversized-head answer is a bare 431: this module gives both the `Certgate-Error` code and
 //! JSON body. HTTP/2 (prior knowledge, `PRI *`) must start its first request within the
 //! header-read timeout and is then timed for idleness: its frames are not parsed here.
+//!
+//! The watchdog also tells the proxy's session loop (`session.rs`) when an idle HTTP/1
+//! connection may let hyper's state go ([`RELEASE_AFTER`]) and when the proxy stops; it signals
+//! through an atomic the loop reads when polled ([`Signals`]).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -109,6 +113,18 @@ const REFUSAL_LINGER: Duration = Duration::from_millis(500);
 const CUT_GRACE: Duration = Duration::from_secs(1);
 /// What a cut-off client may still send after its answer before the connection closes.
 const DRAIN_LIMIT: usize = 1 << 20;
+/// How long an HTTP/1 connection of the proxy stays idle before hyper's state for it (its read
+/// and write buffers, 16 KiB or more) is let go; the socket stays open, and the next request on
+/// it is served by a new hyper connection (see `session.rs`). The watchdog looks at least this
+/// often, so a connection is let go between one and two of these after its last request.
+pub(crate) const RELEASE_AFTER: Duration = Duration::from_secs(2);
+
+/// What the watchdog asks of the loop serving a connection's sessions (`Activity::signal`).
+pub(crate) const SIGNAL_NONE: u8 = 0;
+/// Idle long enough: end the hyper session, keep the socket.
+pub(crate) const SIGNAL_RELEASE: u8 = 1;
+/// The proxy is stopping: finish what is in flight, then close.
+pub(crate) const SIGNAL_STOP: u8 = 2;
 
 /// Admission of new connections: the total and per-address limits.
 #[derive(Clone)]
@@ -255,11 +271,19 @@ struct State {
     cut: Option<Cut>,
     /// hyper's read, to wake when the watchdog cuts the connection off.
     reader: Option<Waker>,
+    /// An HTTP/1 session runs that may be let go once idle (proxy connections only; set by the
+    /// session loop, cleared by the watchdog when it asks for the release).
+    releasable: bool,
 }
 
 struct Activity {
     state: Mutex<State>,
     changed: Notify,
+    /// `SIGNAL_*`: set by the watchdog, taken by the session loop (one load per poll of it).
+    signal: AtomicU8,
+    /// The last write to the socket did not complete (hyper holds bytes the client has not
+    /// taken): such a connection is not let go while idle.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
@@ -306,31 +330,88 @@ impl Activity {
         }
     }
 
+    /// When an idle HTTP/1 session may be let go (see [`RELEASE_AFTER`]); `None` while it may
+    /// not: a request in flight or a head arriving, an answer not yet taken, HTTP/2, a cut.
+    fn release_at(&self) -> Option<Instant> {
+        let s = self.lock();
+        let idle = s.releasable && s.cut.is_none() && s.in_flight == 0 && s.head_started.is_none() && !s.h2;
+        (idle && !self.write_blocked.load(Ordering::Relaxed)).then(|| s.idle_since + RELEASE_AFTER)
+    }
+
+    /// Ask the session loop to let its idle session go (once: the flag is cleared under the lock).
+    fn ask_release(&self) -> bool {
+        let mut s = self.lock();
+        if !s.releasable {
+            return false;
+        }
+        s.releasable = false;
+        self.signal.store(SIGNAL_RELEASE, Ordering::Release);
+        true
+    }
+
     /// Sleep until a deadline passes with the connection still in the state that set it.
     ///
     /// The watchdog wakes at the next deadline and at least once per `period` (the shorter of
-    /// the header-read and keep-alive timeouts), and looks at the state again each time. A
-    /// request's own changes (a head starting, a request ending) set a deadline no sooner than
-    /// one period after the change, so the watchdog meets it without being told: nothing on a
-    /// request's path wakes it (`changed` is for the rare changes: a cut, HTTP/2 learnt).
-    async fn watch(&self, limits: &ClientLimits) -> Cut {
-        let period = limits.header_read_timeout.min(limits.keep_alive_timeout).max(Duration::from_millis(10));
+    /// the header-read and keep-alive timeouts, and [`RELEASE_AFTER`] for a connection served in
+    /// sessions), and looks at the state again each time. A request's own changes (a head starting, a
+    /// request ending) set a deadline no sooner than one period after the change, so the
+    /// watchdog meets it without being told: nothing on a request's path wakes it (`changed` is
+    /// for the rare changes: a cut, HTTP/2 learnt). `stop` (the proxy's shutdown) is passed on
+    /// to the session loop as [`SIGNAL_STOP`].
+    ///
+    /// `stop` is only borrowed: the proxy waits for every connection's receiver to be dropped,
+    /// which is when the connection has ended.
+    async fn watch(&self, limits: &ClientLimits, mut stop: Option<&mut tokio::sync::watch::Receiver<bool>>) -> Cut {
+        let mut period = limits.header_read_timeout.min(limits.keep_alive_timeout).max(Duration::from_millis(10));
+        if stop.is_some() {
+            // Served in sessions (`Guard::in_sessions`): a session may start at any time, and its
+            // release is due `RELEASE_AFTER` after its last request.
+            period = period.min(RELEASE_AFTER);
+        }
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             let now = Instant::now();
-            let wake = match self.deadline(limits) {
+            let mut wake = match self.deadline(limits) {
                 Some((at, why)) if now >= at => return why,
                 Some((at, _)) => at.min(now + period),
                 None => now + period,
             };
+            match self.release_at() {
+                Some(at) if now >= at && self.ask_release() => wake_own_task().await,
+                Some(at) if now < at => wake = wake.min(at),
+                _ => {}
+            }
+            let stopped = async {
+                match stop.as_mut() {
+                    Some(rx) => {
+                        let _ = rx.wait_for(|stopping| *stopping).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = changed => {}
+                () = stopped => {
+                    stop = None;
+                    self.signal.store(SIGNAL_STOP, Ordering::Release);
+                    wake_own_task().await;
+                }
             }
         }
     }
+}
+
+/// Wake the task this runs in (the connection's: see [`run`]), so that what was just signalled
+/// is seen by the session loop on the next poll.
+async fn wake_own_task() {
+    std::future::poll_fn(|cx| {
+        cx.waker().wake_by_ref();
+        Poll::Ready(())
+    })
+    .await
 }
 
 /// A request in flight; dropped with its response body (or with the request when it fails).
@@ -370,6 +451,8 @@ struct Watched {
     /// Bytes read and thrown away after the answer (sent, then the write side shut).
     drained: usize,
     shut: bool,
+    /// The last write did not complete (mirrored in `Activity::write_blocked` when it changes).
+    write_blocked: bool,
 }
 
 impl Watched {
@@ -561,16 +644,30 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Note whether a write completed; the shared flag is written only when it changes.
+    fn wrote<T>(&mut self, polled: Poll<T>) -> Poll<T> {
+        let blocked = polled.is_pending();
+        if blocked != self.write_blocked {
+            self.write_blocked = blocked;
+            self.activity.write_blocked.store(blocked, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.wrote(polled)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.wrote(polled)
     }
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
@@ -776,6 +873,38 @@ impl WatchedIo {
         self.0.activity.lock().h2 = true;
         self.0.activity.changed.notify_one();
     }
+
+    /// Where the watchdog's signals to the session loop are read.
+    pub(crate) fn signals(&self) -> Signals {
+        Signals(self.0.activity.clone())
+    }
+
+    /// An HTTP/1 session starts on this connection that the watchdog may ask to let go.
+    pub(crate) fn session_started(&self) {
+        self.0.activity.lock().releasable = true;
+    }
+
+    /// The session was let go: what it kept for a request head goes too.
+    pub(crate) fn released(&mut self) {
+        self.0.head_buf = Vec::new();
+    }
+
+    /// With no session: ready when the client sends again (`true`), or when the connection is
+    /// to end (`false`): the watchdog cut it off (idle for the keep-alive timeout) or the proxy
+    /// is stopping.
+    pub(crate) fn poll_resume(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        {
+            let mut s = self.0.activity.lock();
+            if s.cut.is_some() {
+                return Poll::Ready(false);
+            }
+            s.reader = Some(cx.waker().clone());
+        }
+        if Signals::take_from(&self.0.activity) == SIGNAL_STOP {
+            return Poll::Ready(false);
+        }
+        self.0.stream.poll_read_ready(cx).map(|ready| ready.is_ok())
+    }
 }
 
 impl AsyncRead for WatchedIo {
@@ -806,18 +935,40 @@ impl AsyncWrite for WatchedIo {
     }
 }
 
+/// The watchdog's signals to a connection's session loop (`SIGNAL_*`).
+pub(crate) struct Signals(Arc<Activity>);
+
+impl Signals {
+    /// What the watchdog asked for since the last call.
+    pub(crate) fn take(&self) -> u8 {
+        Signals::take_from(&self.0)
+    }
+
+    fn take_from(activity: &Activity) -> u8 {
+        // A load first: nearly always nothing, and a swap would write the shared line each poll.
+        match activity.signal.load(Ordering::Acquire) {
+            SIGNAL_NONE => SIGNAL_NONE,
+            _ => activity.signal.swap(SIGNAL_NONE, Ordering::AcqRel),
+        }
+    }
+}
+
 /// The watchdog of one connection.
 pub struct Watchdog {
     activity: Arc<Activity>,
     limits: ClientLimits,
     listener: &'static str,
     peer: SocketAddr,
+    /// The proxy's shutdown, passed on to the session loop; set when the connection is served
+    /// in sessions (`Guard::in_sessions`).
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Watchdog {
     /// Resolves when the connection was cut off and hyper had its grace to end it.
-    pub async fn run(self) {
-        let why = self.activity.watch(&self.limits).await;
+    pub async fn run(mut self) {
+        let mut stop = self.stop.take();
+        let why = self.activity.watch(&self.limits, stop.as_mut()).await;
         tracing::debug!(peer = %self.peer, listener = self.listener, "connection cut off: {}", why.label());
         if matches!(why, Cut::HeadTimeout | Cut::HeadTooLarge | Cut::HeadRefused(_)) {
             tracing::info!(peer = %self.peer, listener = self.listener, code = why.label(), "request refused");
@@ -849,8 +1000,11 @@ pub fn guard<S>(
             h2: false,
             cut: None,
             reader: None,
+            releasable: false,
         }),
         changed: Notify::new(),
+        signal: AtomicU8::new(SIGNAL_NONE),
+        write_blocked: AtomicBool::new(false),
     });
     let watched = Watched {
         stream,
@@ -866,17 +1020,26 @@ pub fn guard<S>(
         answer: None,
         drained: 0,
         shut: false,
+        write_blocked: false,
     };
     Guard {
         io: hyper_util::rt::TokioIo::new(WatchedIo(watched)),
         service: Guarded { inner: service, activity: activity.clone(), body_read_timeout: limits.body_read_timeout },
-        watchdog: Watchdog { activity, limits: limits.clone(), listener, peer },
+        watchdog: Watchdog { activity, limits: limits.clone(), listener, peer, stop: None },
     }
 }
 
 impl<S> Guard<S> {
     pub fn into_parts(self) -> (hyper_util::rt::TokioIo<WatchedIo>, Guarded<S>, Watchdog) {
         (self.io, self.service, self.watchdog)
+    }
+
+    /// The connection is served by the session loop (`session::serve`): its watchdog looks at
+    /// least every [`RELEASE_AFTER`], asks for an idle session to be let go, and passes on the
+    /// proxy's shutdown (`stop` turning true) to end the connection gracefully.
+    pub fn in_sessions(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.watchdog.stop = Some(stop);
+        self
     }
 }
 

@@ -13,6 +13,7 @@ mod guard;
 mod head;
 pub mod probe;
 mod proxy;
+mod session;
 
 pub use error::GatewayError;
 pub use guard::{guard, run as run_guarded, Admission, ClientBody, ClientFault, ClientLimits};
@@ -308,7 +309,10 @@ impl AuthCache {
         let (name, access) = authenticate_app(table, sent)?;
         if let Some(sent) = sent {
             let name_typed = crate::model::AppName::stored(name.to_string());
-            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((sent.clone(), key.0, key.1, name_typed));
+            // A copy, not a clone: a clone shares the buffer hyper read the request head into (8
+            // KiB or more), which the cache would keep allocated for the connection's life.
+            let copy = http::HeaderValue::from_bytes(sent.as_bytes()).unwrap_or_else(|_| sent.clone());
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((copy, key.0, key.1, name_typed));
         }
         Ok((name, access))
     }
@@ -505,9 +509,11 @@ async fn accept_loop(
     admission: Admission,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection's watchdog holds a receiver: the proxy's shutdown reaches every
+    // connection through it, and the sender learns when the last connection has ended.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let limits = gateway.settings.clients.clone();
-    let builder = limits.server_builder();
+    let sessions = Arc::new(session::Sessions::new(&limits));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer, admitted) = tokio::select! {
@@ -543,13 +549,11 @@ async fn accept_loop(
         let cache = Arc::new(AuthCache::default());
         let service =
             hyper::service::service_fn(move |req: Request<ClientBody>| gw.clone().handle_on(req, peer, cache.clone()));
-        let (io, service, watchdog) = guard(stream, peer, service, &limits, true, "proxy").into_parts();
-        let conn = builder.serve_connection(io, service).into_owned();
-        let conn = graceful.watch(conn);
+        let guarded = guard(stream, peer, service, &limits, true, "proxy").in_sessions(stopping.clone());
         let served = Served { shared: worker.shared.clone(), index: worker.index, _admitted: admitted };
-        // Boxed: the task then holds a pointer, not a second copy of the connection's state.
-        tokio::spawn(serve_guarded(Box::pin(conn), watchdog, peer, served));
+        tokio::spawn(serve_guarded(guarded, sessions.clone(), peer, served));
     }
+    drop(stopping);
     drop(listener);
     // Connections handed over but not yet served are closed.
     worker.inbox.close();
@@ -558,7 +562,8 @@ async fn accept_loop(
         drop(admitted);
     }
     let grace = gateway.settings.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    let _ = stop.send(true);
+    if tokio::time::timeout(grace, stop.closed()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {} s", grace.as_secs());
     }
 }
@@ -578,12 +583,21 @@ impl Drop for Served {
 }
 
 /// One client connection's task, to its end.
-async fn serve_guarded<C, E>(conn: C, watchdog: guard::Watchdog, peer: SocketAddr, served: Served)
-where
-    C: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+async fn serve_guarded<S, B>(
+    guarded: guard::Guard<S>,
+    sessions: Arc<session::Sessions>,
+    peer: SocketAddr,
+    served: Served,
+) where
+    S: hyper::service::Service<Request<ClientBody>, Response = Response<B>> + Unpin + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<crate::upstream::BoxError>,
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<crate::upstream::BoxError>,
 {
-    if let Some(Err(e)) = run_guarded(conn, watchdog).await {
+    // Boxed: the task then holds a pointer, not a second copy of the connection's state.
+    if let Some(Err(e)) = Box::pin(session::serve(guarded, sessions)).await {
         tracing::debug!(%peer, "connection ended: {e}");
     }
     drop(served);
