@@ -16,6 +16,7 @@ CERTGATE=${CERTGATE_BIN:-$REPO/target/release/certgate}
 WORK=${BENCH_DIR:-/tmp/egress-bench}
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-2s}
+IDLE_SETTLE=${IDLE_SETTLE:-12}  # many-conns: seconds the idle half is held idle before its memory is read
 ROTATION_SECONDS=${ROTATION_SECONDS:-20}
 # SCENARIOS="many-conns new-conn": only those runs (of keep-alive, production, new-conn,
 # many-conns); prints results.tsv and leaves docs/BENCHMARKS.md alone (no rotation run, no report).
@@ -335,6 +336,11 @@ rss_sampler() { # outfile pids... : max of the summed VmRSS (kB), sampled every 
         sleep 0.2
     done
 }
+rss_now() { # pids... -> their summed VmRSS now, KiB
+    local p sum=0
+    for p in "$@"; do sum=$((sum + $(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done
+    echo "$sum"
+}
 metric_sum() { # admin-port metric-prefix -> sum of the matching samples
     curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {printf "%d", s}'
 }
@@ -353,7 +359,7 @@ alive() { # key: the proxy and the upstream must still be running (someone may h
 upstream_pids() { echo "$UP_MASTER" $(pgrep -P "$UP_MASTER" || true); }
 
 RESULTS=$WORK/results.tsv
-printf 'scenario\tproxy\tconc\trps\tp50_ms\tp99_ms\terrors\tcpu_s\tcpu_per_10k\treq_per_cpu_s\trss_mb\tfull\tresumed\tproto\trequests\tcg_full\tcg_resumed\tpanics\tother_cores\n' >"$RESULTS"
+printf 'scenario\tproxy\tconc\trps\tp50_ms\tp99_ms\terrors\tcpu_s\tcpu_per_10k\treq_per_cpu_s\trss_mb\tfull\tresumed\tproto\trequests\tcg_full\tcg_resumed\tpanics\tother_cores\tidle_rss0_mb\tidle_rss_mb\n' >"$RESULTS"
 
 # One measured run; if other work disturbed it (other load > 0.15 cores), measure once more and
 # keep the quieter of the two.
@@ -376,13 +382,20 @@ measure_once() { # scenario key url-key conc extra-wrk-args...
     local admin=${ADMIN[$key]:-} cglog=${CGLOG[$key]:-}
     wait_quiet
     alive "$key"
-    local script=${SCRIPT:-report.lua} holder=""
+    local script=${SCRIPT:-report.lua} holder="" idle_rss0=0 idle_rss=0
     if ((${IDLE:-0} > 0)); then
+        # shellcheck disable=SC2086
+        idle_rss0=$(rss_now $pids)
         python3 "$REPO/bench/idle_conns.py" "$url" "$IDLE" >"runs/$tag.idle.txt" 2>&1 &
         holder=$!
         STARTED+=($holder)
         for _ in $(seq 100); do grep -q '^holding' "runs/$tag.idle.txt" && break; sleep 0.1; done
         grep -q '^holding' "runs/$tag.idle.txt" || die "could not open $IDLE idle connections to $url: $(cat "runs/$tag.idle.txt")"
+        # An application's pool holds its connections idle between bursts: the memory they cost
+        # is measured after IDLE_SETTLE seconds of idleness, before the load starts.
+        sleep "$IDLE_SETTLE"
+        # shellcheck disable=SC2086
+        idle_rss=$(rss_now $pids)
     fi
     wrk -t"$threads" -c"$conc" -d"$WARMUP" -s "$script" "$@" "$url" >"runs/$tag.warmup.txt" 2>&1 || true
     local cg0f=0 cg0r=0 pan0=0
@@ -432,12 +445,12 @@ measure_once() { # scenario key url-key conc extra-wrk-args...
     awk -v sc="$scenario" -v nm="$name" -v c="$conc" -v rq="$requests" -v d="$dur" -v p50="$p50" -v p99="$p99" \
         -v er="$errs" -v cpu="$((cpu1 - cpu0))" -v hz="$HZ" -v rss="$(cat "runs/$tag.rss")" \
         -v fu="$full" -v re="$resumed" -v pr="${proto:--}" -v cgf="$cgf" -v cgr="$cgr" -v pan="$pan" \
-        -v oth="$other" 'BEGIN {
+        -v oth="$other" -v ir0="$idle_rss0" -v ir="$idle_rss" 'BEGIN {
             cs = cpu / hz; secs = d / 1e6
-            printf "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.2f\t%.3f\t%.0f\t%.1f\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%.2f\n",
+            printf "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.2f\t%.3f\t%.0f\t%.1f\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%.2f\t%.1f\t%.1f\n",
                 sc, nm, c, rq / secs, p50 / 1000, p99 / 1000, er, cs,
                 (rq ? cs / rq * 10000 : 0), (cs > 0 ? rq / cs : 0), rss / 1024, fu, re, pr, rq, cgf, cgr, pan,
-                (oth > 0 ? oth / hz / secs : 0)
+                (oth > 0 ? oth / hz / secs : 0), ir0 / 1024, ir / 1024
         }' >>"$RESULTS"
     log "$(tail -1 "$RESULTS" | cut -f1-13,18,19 | tr '\t' ' ')"
 }
@@ -456,7 +469,8 @@ done
 for key in "${PROXIES[@]}"; do
     run_one new-conn "$key" "$key-new" 16 -H 'Connection: close'
 done
-# 1,000 client connections: 500 held open and idle (each sent one request first), 500 busy.
+# 1,000 client connections: 500 held open and idle (each sent one request first, then held idle for
+# IDLE_SETTLE s before the load, as an application pool holds them), 500 busy.
 for key in "${PROXIES[@]}"; do
     IDLE=500 run_one many-conns "$key" "$key" 500
 done
@@ -602,6 +616,10 @@ SECTION=$WORK/section.md
             row("1,000 connections (500 idle): RSS < 30 MiB", rss[a] " MiB", rss[b] " MiB", rss[a] / rss[b], rss[a] < 30)
             row("1,000 connections (500 idle): no error", err[a], err[b], (err[b] ? err[a] / err[b] : 0), err[a] == 0)
         }' "$RESULTS"
+    echo
+    awk -F'\t' -v settle="$IDLE_SETTLE" '$1 == "many-conns" && $21 > 0 {
+            printf "%s%s %.1f KiB", (n++ ? ", " : "Memory per idle connection (the 500 idle ones of the 1,000-connection run, each served one request and then held idle for " settle " s before the load; RSS then minus RSS before they opened, over 500): "), $2, ($21 - $20) * 1024 / 500
+        } END { if (n) print "." }' "$RESULTS"
     echo
     echo "Raw wrk output, configs and logs of the last run: \`$WORK\` (\`results.tsv\`, \`runs/\`)."
 } >"$SECTION"
