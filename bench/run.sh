@@ -391,8 +391,10 @@ measure_once() { # scenario key url-key conc extra-wrk-args...
         STARTED+=($holder)
         for _ in $(seq 100); do grep -q '^holding' "runs/$tag.idle.txt" && break; sleep 0.1; done
         grep -q '^holding' "runs/$tag.idle.txt" || die "could not open $IDLE idle connections to $url: $(cat "runs/$tag.idle.txt")"
-        # An application's pool holds its connections idle between bursts: the memory they cost
-        # is measured after IDLE_SETTLE seconds of idleness, before the load starts.
+        # An application's pool holds its connections idle between bursts: the load starts after
+        # IDLE_SETTLE seconds of idleness. RSS before they opened and then goes to results.tsv
+        # (idle_rss0_mb, idle_rss_mb); it says what they cost only for proxies that have not yet
+        # served a load (SCENARIOS=many-conns): after one, malloc reuses what it kept.
         sleep "$IDLE_SETTLE"
         # shellcheck disable=SC2086
         idle_rss=$(rss_now $pids)
@@ -616,10 +618,6 @@ SECTION=$WORK/section.md
             row("1,000 connections (500 idle): RSS < 30 MiB", rss[a] " MiB", rss[b] " MiB", rss[a] / rss[b], rss[a] < 30)
             row("1,000 connections (500 idle): no error", err[a], err[b], (err[b] ? err[a] / err[b] : 0), err[a] == 0)
         }' "$RESULTS"
-    echo
-    awk -F'\t' -v settle="$IDLE_SETTLE" '$1 == "many-conns" && $21 > 0 {
-            printf "%s%s %.1f KiB", (n++ ? ", " : "Memory per idle connection (the 500 idle ones of the 1,000-connection run, each served one request and then held idle for " settle " s before the load; RSS then minus RSS before they opened, over 500): "), $2, ($21 - $20) * 1024 / 500
-        } END { if (n) print "." }' "$RESULTS"
     echo
     echo "Raw wrk output, configs and logs of the last run: \`$WORK\` (\`results.tsv\`, \`runs/\`)."
 } >"$SECTION"
