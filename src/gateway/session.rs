@@ -183,9 +183,17 @@ fn give_back_memory_soon() {
         if SCHEDULED.swap(true, Ordering::AcqRel) {
             return;
         }
-        tokio::spawn(async {
+        /// Clears `SCHEDULED` however the task ends (its runtime may stop while it sleeps).
+        struct Scheduled;
+        impl Drop for Scheduled {
+            fn drop(&mut self) {
+                SCHEDULED.store(false, Ordering::Release);
+            }
+        }
+        let scheduled = Scheduled;
+        tokio::spawn(async move {
             tokio::time::sleep(TRIM_AFTER).await;
-            SCHEDULED.store(false, Ordering::Release);
+            drop(scheduled);
             // SAFETY: malloc_trim only returns free pages of malloc's own heap to the system.
             let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
         });
