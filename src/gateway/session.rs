@@ -28,7 +28,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::guard::{ClientBody, ClientLimits, Guard, Guarded, WatchedIo, MAX_H2_STREAMS, SIGNAL_RELEASE, SIGNAL_STOP};
+use super::guard::{ClientBody, ClientLimits, Guard, WatchedIo, MAX_H2_STREAMS, SIGNAL_RELEASE, SIGNAL_STOP};
 use crate::upstream::BoxError;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -68,105 +68,97 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let (io, service, watchdog) = guard.into_parts();
-    super::guard::run(serve_sessions(io.into_inner(), service, sessions), watchdog).await
-}
-
-async fn serve_sessions<S, B>(io: WatchedIo, mut service: Guarded<S>, sessions: Arc<Sessions>) -> Result<(), BoxError>
-where
-    S: hyper::service::Service<Request<ClientBody>, Response = Response<B>> + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: HttpBody + Unpin + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let signals = io.signals();
-    let mut io = Replay { first: Bytes::new(), io };
-    // The first bytes, read through the watch like any: HTTP/2's preface, or an HTTP/1 head.
-    let mut first = [0u8; H2_PREFACE.len()];
-    let mut n = 0;
-    while n < first.len() {
-        let mut buf = ReadBuf::new(&mut first[n..]);
-        let read = std::future::poll_fn(|cx| {
-            if signals.take() == SIGNAL_STOP {
-                return Poll::Ready(None); // stopping: nothing was asked yet
-            }
-            Pin::new(&mut io.io).poll_read(cx, &mut buf).map(Some)
-        })
-        .await;
-        let Some(read) = read else { return Ok(()) };
-        read?;
-        let got = buf.filled().len();
-        let matches = first[n..n + got] == H2_PREFACE[n..n + got];
-        n += got;
-        if got == 0 || !matches {
-            break;
-        }
-    }
-    if n == 0 {
-        return Ok(()); // closed (or cut off) before a byte
-    }
-    io.first = Bytes::copy_from_slice(&first[..n]);
-    if first[..n] == H2_PREFACE[..] {
-        // HTTP/2 with prior knowledge: one session to the end (its streams are not idle in
-        // the sense above), ended with a GOAWAY when the proxy stops.
-        let mut conn = Box::pin(sessions.h2.serve_connection(TokioIo::new(io), service));
-        let mut stopping = false;
-        return std::future::poll_fn(|cx| {
-            if !stopping && signals.take() == SIGNAL_STOP {
-                conn.as_mut().graceful_shutdown();
-                stopping = true;
-            }
-            conn.as_mut().poll(cx)
-        })
-        .await
-        .map_err(Into::into);
-    }
-    loop {
-        io.io.session_started();
-        // Boxed: hyper's state for the connection (several KiB besides its buffers) is freed
-        // with the session; inline, this loop's future would keep its room while idle.
-        let mut conn = Box::new(sessions.h1.serve_connection(TokioIo::new(io), service));
-        let mut releasing = false;
-        let ended = std::future::poll_fn(|cx| {
-            match signals.take() {
-                SIGNAL_RELEASE if !releasing => {
-                    Pin::new(&mut *conn).graceful_shutdown();
-                    releasing = true;
+    let (io, mut service, watchdog) = guard.into_parts();
+    let io = io.into_inner();
+    let served = async move {
+        let signals = io.signals();
+        let mut io = Replay { first: Bytes::new(), io };
+        // The first bytes, read through the watch like any: HTTP/2's preface, or an HTTP/1 head.
+        let mut first = [0u8; H2_PREFACE.len()];
+        let mut n = 0;
+        while n < first.len() {
+            let mut buf = ReadBuf::new(&mut first[n..]);
+            let read = std::future::poll_fn(|cx| {
+                if signals.take() == SIGNAL_STOP {
+                    return Poll::Ready(None); // stopping: nothing was asked yet
                 }
-                SIGNAL_STOP => {
-                    Pin::new(&mut *conn).graceful_shutdown();
-                    releasing = false;
+                Pin::new(&mut io.io).poll_read(cx, &mut buf).map(Some)
+            })
+            .await;
+            let Some(read) = read else { return Ok(()) };
+            read?;
+            let got = buf.filled().len();
+            let matches = first[n..n + got] == H2_PREFACE[n..n + got];
+            n += got;
+            if got == 0 || !matches {
+                break;
+            }
+        }
+        if n == 0 {
+            return Ok(()); // closed (or cut off) before a byte
+        }
+        io.first = Bytes::copy_from_slice(&first[..n]);
+        if first[..n] == H2_PREFACE[..] {
+            // HTTP/2 with prior knowledge: one session to the end (its streams are not idle in
+            // the sense above), ended with a GOAWAY when the proxy stops.
+            let mut conn = Box::pin(sessions.h2.serve_connection(TokioIo::new(io), service));
+            let mut stopping = false;
+            return std::future::poll_fn(|cx| {
+                if !stopping && signals.take() == SIGNAL_STOP {
+                    conn.as_mut().graceful_shutdown();
+                    stopping = true;
                 }
-                _ => {}
-            }
-            if releasing {
-                // Idle: hyper ends the session at once, and the socket is not shut.
-                conn.poll_without_shutdown(cx).map_ok(|()| true)
-            } else {
-                Pin::new(&mut *conn).poll(cx).map_ok(|()| false)
-            }
-        })
-        .await?;
-        if !ended {
-            return Ok(()); // the client closed, asked to close, or the proxy is stopping
+                conn.as_mut().poll(cx)
+            })
+            .await
+            .map_err(Into::into);
         }
-        let http1::Parts { io: session_io, read_buf, service: session_service, .. } = conn.into_parts();
-        io = session_io.into_inner();
-        service = session_service;
-        // Bytes hyper read and did not use (none, when it was idle) come first next time. Copied:
-        // even empty, `read_buf` shares hyper's whole read buffer (8 KiB or more), which would
-        // stay allocated as long as it does.
-        io.first = if read_buf.is_empty() { Bytes::new() } else { Bytes::copy_from_slice(&read_buf) };
-        drop(read_buf);
-        io.io.released();
-        crate::telemetry::session_released("proxy");
-        give_back_memory_soon();
-        if io.first.is_empty() && !std::future::poll_fn(|cx| io.io.poll_resume(cx)).await {
-            return Ok(());
+        loop {
+            io.io.session_started();
+            // Boxed: hyper's state for the connection (several KiB besides its buffers) is freed
+            // with the session; inline, this loop's future would keep its room while idle.
+            let mut conn = Box::new(sessions.h1.serve_connection(TokioIo::new(io), service));
+            let mut releasing = false;
+            let ended = std::future::poll_fn(|cx| {
+                match signals.take() {
+                    SIGNAL_RELEASE if !releasing => {
+                        Pin::new(&mut *conn).graceful_shutdown();
+                        releasing = true;
+                    }
+                    SIGNAL_STOP => {
+                        Pin::new(&mut *conn).graceful_shutdown();
+                        releasing = false;
+                    }
+                    _ => {}
+                }
+                if releasing {
+                    // Idle: hyper ends the session at once, and the socket is not shut.
+                    conn.poll_without_shutdown(cx).map_ok(|()| true)
+                } else {
+                    Pin::new(&mut *conn).poll(cx).map_ok(|()| false)
+                }
+            })
+            .await?;
+            if !ended {
+                return Ok(()); // the client closed, asked to close, or the proxy is stopping
+            }
+            let http1::Parts { io: session_io, read_buf, service: session_service, .. } = conn.into_parts();
+            io = session_io.into_inner();
+            service = session_service;
+            // Bytes hyper read and did not use (none, when it was idle) come first next time. Copied:
+            // even empty, `read_buf` shares hyper's whole read buffer (8 KiB or more), which would
+            // stay allocated as long as it does.
+            io.first = if read_buf.is_empty() { Bytes::new() } else { Bytes::copy_from_slice(&read_buf) };
+            drop(read_buf);
+            io.io.released();
+            crate::telemetry::session_released("proxy");
+            give_back_memory_soon();
+            if io.first.is_empty() && !std::future::poll_fn(|cx| io.io.poll_resume(cx)).await {
+                return Ok(());
+            }
         }
-    }
+    };
+    super::guard::run(served, watchdog).await
 }
 
 /// Freed memory goes back to malloc, which keeps it for reuse: the process's size (RSS) would
