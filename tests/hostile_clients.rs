@@ -442,6 +442,36 @@ async fn a_stalled_request_head_gets_408_within_the_header_read_timeout() {
     assert!(after < Duration::from_millis(3000), "closed after {after:?}");
 }
 
+/// The first bytes of a connection decide HTTP/1 or HTTP/2 (its 24-byte preface): a head that
+/// arrives a byte at a time, and one whose first bytes are those of the preface (`PRI`) but not
+/// the rest, are read as HTTP/1 heads and answered as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_that_arrive_a_byte_at_a_time_or_start_like_the_http2_preface_are_served_as_http1() {
+    let w = World::new();
+    let up = w.echo_partner().await;
+    let gw = Gateway::start(&w.env, &w.config()).await;
+    let host = format!("partner.test:{}", up.port());
+    let head = format!("GET http://{host}/echo?slow=1 HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let mut stream = connect(gw.proxy, None).await;
+    for b in head.as_bytes() {
+        stream.write_all(std::slice::from_ref(b)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let answer = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "a head sent a byte at a time is answered:\n{answer}");
+    assert_eq!(up.request_count(), 1);
+
+    // `PRI` then not the preface: an HTTP/1 request line with an unusual method.
+    let got = exchange(
+        gw.proxy,
+        None,
+        format!("PRI http://{host}/echo HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(got.text.starts_with("HTTP/1.1 "), "an HTTP/1 answer: {:?}", got.text);
+    assert!(got.closed_after.is_some(), "closed after its answer (Connection: close)");
+}
+
 /// The watchdog is not woken when a head starts (it wakes at least once per header-read timeout
 /// and looks again): a second request's head that stalls on a kept-alive connection still gets
 /// 408 after the header-read timeout, not after the much longer keep-alive timeout.
