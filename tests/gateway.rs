@@ -15,7 +15,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use serde_json::Value;
 
-use crate::support::gateway::{free_port, metric, metric_series, wait_until, Gateway, GatewayConfig, Resp};
+use crate::support::gateway::{
+    free_port, metric, metric_series, read_responses, wait_until, Gateway, GatewayConfig, Resp,
+};
 use crate::support::nginx::{self, Nginx};
 use crate::support::upstream::{self, Upstream, UpstreamConfig};
 use crate::support::{Env, LeafSpec, Minted, Run, TestCa};
@@ -1615,41 +1617,11 @@ async fn sigterm_stops_accepting_and_lets_in_flight_requests_finish() {
     assert_partner_got(&up, &alpha, &r);
 }
 
-/// Raw HTTP/1.1 requests on a kept-alive connection, and the text of their `answers` responses
-/// (each with a `Content-Length` body); panics if the connection closes or stalls first.
+/// Raw HTTP/1.1 requests on a kept-alive connection, and the text of their `answers` responses.
 async fn raw_exchange_n(stream: &mut tokio::net::TcpStream, requests: &str, answers: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    /// How many whole responses `text` holds.
-    fn complete(mut text: &str) -> usize {
-        let mut n = 0;
-        while let Some((head, rest)) = text.split_once("\r\n\r\n") {
-            let len = head
-                .lines()
-                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-                .expect("a Content-Length answer");
-            if rest.len() < len {
-                break;
-            }
-            n += 1;
-            text = &rest[len..];
-        }
-        n
-    }
+    use tokio::io::AsyncWriteExt;
     stream.write_all(requests.as_bytes()).await.expect("send the requests");
-    let mut all = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = String::from_utf8_lossy(&all).into_owned();
-        if complete(&text) >= answers {
-            return text;
-        }
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => all.extend_from_slice(&buf[..n]),
-            other => panic!("the connection ended or stalled before the answers ({other:?}); got:\n{text}"),
-        }
-    }
+    read_responses(stream, answers).await
 }
 
 async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &str) -> String {

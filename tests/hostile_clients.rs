@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::gateway::{wait_until, Gateway, GatewayConfig};
+use crate::support::gateway::{read_responses, wait_until, Gateway, GatewayConfig};
 use crate::support::raw_partner::{Behaviour, RawPartner};
 use crate::support::upstream::{Upstream, UpstreamConfig};
 use crate::support::{Env, TestCa};
@@ -118,28 +118,9 @@ async fn read_to_close(stream: &mut TcpStream, started: Instant) -> Got {
     Got { text: String::from_utf8_lossy(&all).into_owned(), closed_after }
 }
 
-/// Read one response with a Content-Length body (bounded by `EXCHANGE_LIMIT`).
+/// Read one response with a Content-Length body.
 async fn read_response(stream: &mut TcpStream) -> String {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = tokio::time::Instant::now() + EXCHANGE_LIMIT;
-    loop {
-        let text = String::from_utf8_lossy(&all).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len = head
-                .lines()
-                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if body.len() >= len {
-                return text;
-            }
-        }
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => all.extend_from_slice(&buf[..n]),
-            other => panic!("the response did not arrive in full ({other:?}); got:\n{text}"),
-        }
-    }
+    read_responses(stream, 1).await
 }
 
 // ---------------------------------------------------------------------------------------------

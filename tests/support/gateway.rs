@@ -131,6 +131,42 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Read `answers` whole HTTP/1.1 responses (each with a `Content-Length` body, none meaning an
+/// empty one) from a raw connection, within 15 s; panics if it closes or stalls first.
+pub async fn read_responses(stream: &mut TcpStream, answers: usize) -> String {
+    use tokio::io::AsyncReadExt;
+    /// How many whole responses `text` holds.
+    fn complete(mut text: &str) -> usize {
+        let mut n = 0;
+        while let Some((head, rest)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if rest.len() < len {
+                break;
+            }
+            n += 1;
+            text = &rest[len..];
+        }
+        n
+    }
+    let mut all = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = String::from_utf8_lossy(&all).into_owned();
+        if complete(&text) >= answers {
+            return text;
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => all.extend_from_slice(&buf[..n]),
+            other => panic!("the response did not arrive in full ({other:?}); got:\n{text}"),
+        }
+    }
+}
+
 /// Poll `probe` every 20 ms until it returns `Some`, for at most `limit`.
 pub async fn wait_until<T>(limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
