@@ -119,10 +119,12 @@ fn refusal(e: httparse::Error, req: &httparse::Request<'_, '_>) -> Head {
     }
 }
 
-/// hyper's `is_chunked_`: the last coding of the (last) Transfer-Encoding line is `chunked`.
+/// hyper's `is_chunked_`: the last coding of the (last) Transfer-Encoding line is `chunked`,
+/// and the whole line is visible ASCII (`HeaderValue::to_str`: a tab or 0x20..0x7e). A value
+/// with other bytes (UTF-8 text included) is not chunked to hyper, so the head is refused.
 fn is_chunked(value: &[u8]) -> bool {
-    let Ok(s) = std::str::from_utf8(value) else { return false };
-    s.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+    value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        && value.rsplit(|&b| b == b',').next().is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// hyper's server-side `content_length_parse`: only digits (no list), within a u64.
@@ -186,5 +188,16 @@ mod tests {
         assert_eq!(code(&format!("GET / HTTP/1.1\r\n{many}\r\n")), Some("headers-too-large"));
         // A broken first line is refused before the head is complete, as hyper does.
         assert_eq!(code("GET /\x01"), Some("bad-request"));
+    }
+
+    /// CI's `request_target` finding (docs/FUZZING.md, finding 3): hyper reads a
+    /// Transfer-Encoding line as visible ASCII only, so UTF-8 (or any byte above 0x7e) anywhere
+    /// in it makes the request "not chunked" and hyper refuses it, even with `chunked` last.
+    #[test]
+    fn a_transfer_encoding_with_bytes_beyond_visible_ascii_is_refused_as_hyper_refuses_it() {
+        assert_eq!(code("POST / HTTP/1.1\r\nTransfer-Encoding: \u{e9}, chunked\r\n\r\n"), Some("bad-request"));
+        assert!(matches!(check(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\x80, chunked\r\n\r\n"), Head::Refused(_)));
+        // A tab is visible ASCII to hyper: still chunked.
+        assert!(matches!(check(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip,\tchunked\r\n\r\n"), Head::Complete));
     }
 }
