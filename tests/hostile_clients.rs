@@ -310,6 +310,14 @@ fn malformed_heads(host: &str) -> Vec<(&'static str, Vec<u8>, u16, &'static str)
             400,
             "bad-request",
         ),
+        (
+            // hyper reads Transfer-Encoding as visible ASCII only: "not chunked" to it.
+            "Transfer-Encoding with a UTF-8 byte",
+            format!("POST http://{host}/echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: \u{e9}, chunked\r\n\r\n0\r\n\r\n")
+                .into_bytes(),
+            400,
+            "bad-request",
+        ),
         ("101 header lines", head(&many), 431, "headers-too-large"),
     ]
 }

@@ -65,8 +65,8 @@ pub fn check(buf: &[u8]) -> Head {
     }
     let http11 = version == 1;
     let mut content_length: Option<u64> = None;
-    let mut transfer_encoding = false;
-    let mut chunked_last = false;
+    // hyper goes by the last Transfer-Encoding line only.
+    let mut transfer_encoding: Option<&[u8]> = None;
     for h in req.headers.iter() {
         // httparse has checked the name's bytes (RFC 9110 token characters, the set `http`'s
         // `HeaderName` accepts), so it is compared as text: no `HeaderName` is built (one
@@ -79,9 +79,8 @@ pub fn check(buf: &[u8]) -> Head {
             if !http11 {
                 return bad("an HTTP/1.0 request cannot have a Transfer-Encoding header");
             }
-            transfer_encoding = true;
-            chunked_last = is_chunked(h.value);
-        } else if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) && !transfer_encoding {
+            transfer_encoding = Some(h.value);
+        } else if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) && transfer_encoding.is_none() {
             let Some(n) = content_length_parse(h.value) else {
                 return bad(format!("Content-Length '{}' is not a number", shown(h.value)));
             };
@@ -96,8 +95,16 @@ pub fn check(buf: &[u8]) -> Head {
             }
         }
     }
-    if transfer_encoding && !chunked_last {
-        return bad("the request has a Transfer-Encoding whose last coding is not chunked");
+    if let Some(value) = transfer_encoding {
+        if !is_visible_ascii(value) {
+            return bad(format!(
+                "the Transfer-Encoding header '{}' has a byte that is not visible ASCII (codings are plain tokens such as 'chunked')",
+                shown(value)
+            ));
+        }
+        if !is_chunked(value) {
+            return bad("the request has a Transfer-Encoding whose last coding is not chunked");
+        }
     }
     Head::Complete
 }
@@ -119,12 +126,16 @@ fn refusal(e: httparse::Error, req: &httparse::Request<'_, '_>) -> Head {
     }
 }
 
-/// hyper's `is_chunked_`: the last coding of the (last) Transfer-Encoding line is `chunked`,
-/// and the whole line is visible ASCII (`HeaderValue::to_str`: a tab or 0x20..0x7e). A value
-/// with other bytes (UTF-8 text included) is not chunked to hyper, so the head is refused.
-fn is_chunked(value: &[u8]) -> bool {
+/// What hyper's `is_chunked_` reads through `HeaderValue::to_str`: a tab or 0x20..0x7e. A
+/// Transfer-Encoding value with any other byte (UTF-8 text included) is "not chunked" to hyper,
+/// so the head is refused, even with `chunked` last.
+fn is_visible_ascii(value: &[u8]) -> bool {
     value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-        && value.rsplit(|&b| b == b',').next().is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// hyper's `is_chunked_` for a visible-ASCII value: its last coding is `chunked`.
+fn is_chunked(value: &[u8]) -> bool {
+    value.rsplit(|&b| b == b',').next().is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// hyper's server-side `content_length_parse`: only digits (no list), within a u64.
@@ -196,6 +207,11 @@ mod tests {
     #[test]
     fn a_transfer_encoding_with_bytes_beyond_visible_ascii_is_refused_as_hyper_refuses_it() {
         assert_eq!(code("POST / HTTP/1.1\r\nTransfer-Encoding: \u{e9}, chunked\r\n\r\n"), Some("bad-request"));
+        // Only the last Transfer-Encoding line counts, as in hyper.
+        assert!(matches!(
+            check(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\x80\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Head::Complete
+        ));
         assert!(matches!(check(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\x80, chunked\r\n\r\n"), Head::Refused(_)));
         // A tab is visible ASCII to hyper: still chunked.
         assert!(matches!(check(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip,\tchunked\r\n\r\n"), Head::Complete));
