@@ -362,12 +362,12 @@ RESULTS=$WORK/results.tsv
 printf 'scenario\tproxy\tconc\trps\tp50_ms\tp99_ms\terrors\tcpu_s\tcpu_per_10k\treq_per_cpu_s\trss_mb\tfull\tresumed\tproto\trequests\tcg_full\tcg_resumed\tpanics\tother_cores\tidle_rss0_mb\tidle_rss_mb\n' >"$RESULTS"
 
 # One measured run; if other work disturbed it (other load > 0.15 cores), measure once more and
-# keep the quieter of the two.
+# keep the quieter of the two (REMEASURE=0: never; bench/heap.sh, whose profiler is that load).
 run_one() { # scenario key url-key conc extra-wrk-args...
     local row1 row2
     [[ -z $SCENARIOS || " $SCENARIOS " == *" $1 "* ]] || return 0
     measure_once "$@"; row1=$(tail -1 "$RESULTS")
-    if awk -F'\t' '{exit !($19 > 0.15)}' <<<"$row1"; then
+    if [[ ${REMEASURE:-1} != 0 ]] && awk -F'\t' '{exit !($19 > 0.15)}' <<<"$row1"; then
         log "disturbed by other work (other load $(cut -f19 <<<"$row1") cores): measuring again"
         measure_once "$@"; row2=$(tail -1 "$RESULTS")
         sed -i '$d' "$RESULTS"; sed -i '$d' "$RESULTS"
