@@ -35,6 +35,7 @@ if [[ -z $BIN ]]; then
     BIN=$REPO/target/heap/release/certgate
 fi
 [[ -x $BIN ]] || die "no certgate binary at $BIN"
+BIN=$(realpath "$BIN")   # the processes are found by it
 
 # heaptrack runs the gateway as its child: stopping bench/run.sh's process (the wrapper below)
 # leaves the gateway running, so each is stopped here, and its data finished, before reading it.
