@@ -44,7 +44,8 @@ stop_gateways() {
     for _ in $(seq 300); do pgrep -f -- "^$BIN serve" >/dev/null || pgrep -f "heaptrack.* -o $WORK/" >/dev/null || return 0; sleep 0.1; done
     log "the gateways under heaptrack did not stop in 30 s"
 }
-trap 'stop_gateways; cleanup' EXIT
+# (lib.sh's cleanup exits with the status it finds in $?: handed on past stop_gateways)
+trap 'rc=$?; stop_gateways; (exit "$rc"); cleanup' EXIT
 
 mkdir -p "$WORK"
 rm -f "$WORK"/serve.*.zst

@@ -179,10 +179,8 @@ impl Prepared {
             let _ = stop_tx.send(true);
         });
         let watcher = tokio::spawn(gw.clone().watch(control.clone() as Arc<dyn crate::routes::RouteSource>));
-        // Every second: between two upkeeps the exporter keeps each request's duration as a
-        // sample (8 bytes), about 1 MB at the peak of the 1,000-connection benchmark with 5 s.
         let upkeep = tokio::spawn(async {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut every = tokio::time::interval(crate::telemetry::UPKEEP_EVERY);
             loop {
                 every.tick().await;
                 crate::telemetry::upkeep();
