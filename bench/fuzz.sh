@@ -24,7 +24,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FUZZ=$REPO/fuzz
-TARGETS=(bundle ber parsers config apply_document request_target)
+TARGETS=(bundle ber parsers config apply_document request_target partner_response)
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$FUZZ/target}
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 BIN_DIR=${FUZZ_BIN_DIR:-$CARGO_TARGET_DIR/$TRIPLE/release}
@@ -132,6 +132,16 @@ GET http://[::1]/ HTTP/1.0\r\n\r\n
 CONNECT partner.example:443 HTTP/1.1\r\nHost: partner.example:443\r\n\r\n
 GET http://127.0.0.1:9443/x HTTP/1.1\r\nProxy-Authorization: Basic YXBwOnRva2Vu\r\nCertgate-Certificate: a\r\n\r\n
 GET / HTTP/1.1\nHost: a\n\n
+EOF
+  # partner_response: what partners answer (the first byte: the piece size; bit 7 for HEAD).
+  put_text partner_response "" <<'EOF'
+\x10HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: 5\r\n\r\nhello
+\x03HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nx-trailer: t\r\n\r\n
+\x40HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\nfault
+\x7fHTTP/1.0 200 OK\r\n\r\nuntil the end
+\x81HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n
+\x01HTTP/1.1 304 Not Modified\r\netag: "a"\r\n\r\n
+\x20HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n
 EOF
 }
 

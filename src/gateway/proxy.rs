@@ -569,7 +569,7 @@ impl hyper::body::Body for PartnerBody {
                     "the response body from {} broke off: {e}",
                     this.uri
                 );
-                Poll::Ready(Some(Err(Box::new(e))))
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
@@ -602,7 +602,11 @@ fn upstream_error(e: &(dyn std::error::Error + 'static), uri: &Uri, route: &Rout
         if let Some(c) = err.downcast_ref::<ConnectError>() {
             return GatewayError::new(c.code, c.message.clone());
         }
-        if err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse_too_large) {
+        if err
+            .downcast_ref::<crate::upstream::H1Error>()
+            .is_some_and(|e| matches!(e, crate::upstream::H1Error::HeadTooLarge))
+            || err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse_too_large)
+        {
             return GatewayError::new(
                 ErrorCode::UpstreamConnectFailed,
                 format!(

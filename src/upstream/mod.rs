@@ -6,11 +6,14 @@
 //! another `TlsEngine`, not an edit of route compilation.
 
 mod engine;
+pub mod fuzz;
+mod h1;
 mod openssl_engine;
 mod pool;
 mod rustls_engine;
 
 pub use engine::{HandshakeError, HandshakeFuture, Handshaken, TlsEngine, TlsIo, Unavailable};
+pub use h1::Error as H1Error;
 pub use openssl_engine::{OpensslEngine, OpensslIdentity, OpensslOptions};
 pub use pool::{ResponseBody, MAX_CONNECTING};
 
@@ -51,7 +54,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::combinators::BoxBody;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::tls;
@@ -121,9 +124,10 @@ impl LastFailure {
     }
 }
 
-/// A TLS connection to a partner, as hyper wants it.
+/// A TLS connection to a partner, with the partner's TLS failures recorded on the route as they
+/// are read (HTTP/1.1 uses it as it is, HTTP/2 through hyper's `TokioIo`).
 pub struct UpstreamIo {
-    io: TokioIo<Box<dyn TlsIo>>,
+    io: Box<dyn TlsIo>,
     engine: Arc<dyn TlsEngine>,
     h2: bool,
     /// The route's connector part (its `LastFailure`).
@@ -132,12 +136,8 @@ pub struct UpstreamIo {
     deferred: Option<(std::io::Error, Pin<Box<tokio::time::Sleep>>)>,
 }
 
-impl hyper::rt::Read for UpstreamIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
+impl AsyncRead for UpstreamIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
         if let Poll::Ready(Err(e)) = &result {
@@ -158,11 +158,10 @@ impl UpstreamIo {
     /// Hold the write error back until the alert is read (so rustls sees it and the route records
     /// it) or a short grace period passes, then report the write error.
     fn poll_deferred(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
-        use tokio::io::AsyncRead;
         let mut scratch = [0u8; 512];
         loop {
-            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
-            match Pin::new(self.io.inner_mut()).poll_read(cx, &mut buf) {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
                 Poll::Ready(Err(e)) => {
                     if let Some(f) = self.engine.classify(&e) {
                         self.route.failures.record(f);
@@ -198,7 +197,7 @@ impl UpstreamIo {
     }
 }
 
-impl hyper::rt::Write for UpstreamIo {
+impl AsyncWrite for UpstreamIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if this.deferred.is_some() {
@@ -374,7 +373,7 @@ impl Connector {
             });
         }
         Ok(UpstreamIo {
-            io: TokioIo::new(done.io),
+            io: done.io,
             engine: self.engine.clone(),
             h2: done.h2,
             route: self.route.clone(),

@@ -20,9 +20,10 @@ use bytes::Bytes;
 use http::uri::Authority;
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::h1;
 use super::{Body, BoxError, Connector, UpstreamIo};
 
 /// The most connections one route opens at once. Beyond this many, a request waits for a
@@ -50,13 +51,12 @@ pub(super) struct Pool {
     /// time (the others then share it) instead of one each.
     speaks_h2: AtomicBool,
     opening_h2: tokio::sync::Mutex<()>,
-    h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
 }
 
 struct Idle {
     authority: Authority,
-    send: http1::SendRequest<Body>,
+    conn: h1::Conn,
     /// The `Host` header of its requests, made once per connection.
     host: HeaderValue,
     since: Instant,
@@ -69,15 +69,12 @@ struct Shared {
 }
 
 enum Sender {
-    H1(http1::SendRequest<Body>, HeaderValue),
+    H1(h1::Conn, HeaderValue),
     H2(http2::SendRequest<Body>),
 }
 
 impl Pool {
     pub(super) fn new(connector: Connector) -> Arc<Pool> {
-        let mut h1 = http1::Builder::new();
-        // hyper's floor is 8 KiB; its default (about 400 KiB) is more than any partner needs.
-        h1.max_buf_size(connector.settings.max_response_header_bytes.max(8 * 1024));
         Arc::new(Pool {
             connector,
             idle: Mutex::new(Vec::new()),
@@ -86,7 +83,6 @@ impl Pool {
             reaping: AtomicBool::new(false),
             speaks_h2: AtomicBool::new(false),
             opening_h2: tokio::sync::Mutex::new(()),
-            h1,
             h2: http2::Builder::new(TokioExecutor::new()),
         })
     }
@@ -101,7 +97,7 @@ impl Pool {
             let (sender, reused) = self.checkout(&authority, &uri).await?;
             let unsent = match sender {
                 Sender::H2(mut send) => match send.try_send_request(req).await {
-                    Ok(resp) => return Ok(resp.map(|body| ResponseBody { inner: body, back: None })),
+                    Ok(resp) => return Ok(resp.map(|body| ResponseBody { inner: Inner::H2(body) })),
                     Err(mut e) => match e.take_message() {
                         Some(unsent) if reused => {
                             // Closed under us: nobody else should share it either.
@@ -111,21 +107,16 @@ impl Pool {
                         _ => return Err(Box::new(e.into_error())),
                     },
                 },
-                Sender::H1(mut send, host) => {
-                    if !req.headers().contains_key(http::header::HOST) {
-                        req.headers_mut().insert(http::header::HOST, host.clone());
-                    }
-                    *req.uri_mut() = origin_form(&uri);
-                    match send.try_send_request(req).await {
-                        Ok(resp) => {
-                            let (parts, body) = resp.into_parts();
-                            let back = Back { pool: self.clone(), authority, send, host };
-                            return Ok(Response::from_parts(parts, ResponseBody::new(body, back)));
+                Sender::H1(conn, host) => {
+                    let max_head = self.connector.settings.max_response_header_bytes;
+                    let own_host = req.headers_mut().remove(http::header::HOST);
+                    match h1::send(conn, req, own_host.as_ref().unwrap_or(&host), max_head, reused).await {
+                        Ok((answer, conn)) => {
+                            let back = Back { pool: self.clone(), authority, host };
+                            return Ok(Response::from_parts(answer.parts, ResponseBody::h1(answer.body, conn, back)));
                         }
-                        Err(mut e) => match e.take_message() {
-                            Some(unsent) if reused => unsent,
-                            _ => return Err(Box::new(e.into_error())),
-                        },
+                        Err(h1::Failed { unsent: Some(unsent), .. }) if reused => unsent,
+                        Err(failed) => return Err(Box::new(failed.error)),
                     }
                 }
             };
@@ -205,15 +196,18 @@ impl Pool {
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
-            let entry = &idle[i];
-            if entry.send.is_closed() || entry.since.elapsed() > idle_timeout {
+            let entry = &mut idle[i];
+            if entry.since.elapsed() > idle_timeout {
                 idle.swap_remove(i);
                 continue;
             }
-            // Not ready yet: its last response is still being finished by its connection task.
-            if entry.authority == *authority && entry.send.is_ready() {
-                let Idle { send, host, .. } = idle.swap_remove(i);
-                return Some(Sender::H1(send, host));
+            if entry.authority == *authority {
+                if !entry.conn.is_open() {
+                    idle.swap_remove(i);
+                    continue;
+                }
+                let Idle { conn, host, .. } = idle.swap_remove(i);
+                return Some(Sender::H1(conn, host));
             }
         }
         None
@@ -226,7 +220,7 @@ impl Pool {
     /// Start HTTP on a fresh TLS connection: HTTP/2 when the partner chose it, else HTTP/1.1.
     async fn handshake(self: &Arc<Self>, authority: &Authority, io: UpstreamIo) -> Result<Sender, BoxError> {
         if io.h2 {
-            let (mut send, conn) = self.h2.handshake(io).await?;
+            let (mut send, conn) = self.h2.handshake(TokioIo::new(io)).await?;
             drive(conn);
             send.ready().await?;
             if self.connector.settings.max_idle_per_host == 0 {
@@ -240,17 +234,13 @@ impl Pool {
             self.reap_later();
             Ok(Sender::H2(send))
         } else {
-            let (send, conn) = self.h1.handshake(io).await?;
-            drive(conn);
-            Ok(Sender::H1(send, host_header(authority)?))
+            Ok(Sender::H1(h1::Conn::new(io), host_header(authority)?))
         }
     }
 
     /// An HTTP/1.1 connection whose response was read to the end comes back.
-    fn put(self: &Arc<Self>, authority: Authority, send: http1::SendRequest<Body>, host: HeaderValue) {
-        if send.is_closed() {
-            return;
-        }
+    fn put(self: &Arc<Self>, authority: Authority, mut conn: h1::Conn, host: HeaderValue) {
+        conn.idle();
         if self.connector.settings.max_idle_per_host == 0 {
             // Nothing is kept.
             return;
@@ -260,7 +250,7 @@ impl Pool {
         // connections in 8 s in the 1,000-connection benchmark). The reaper closes what stays
         // idle beyond the limit for `TRIM_AFTER`.
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.push(Idle { authority, send, host, since: Instant::now() });
+        idle.push(Idle { authority, conn, host, since: Instant::now() });
         drop(idle);
         self.returned.notify_one();
         self.reap_later();
@@ -292,7 +282,7 @@ impl Pool {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.retain(|s| !s.send.is_closed() && s.used.elapsed() <= timeout);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|i| !i.send.is_closed() && i.since.elapsed() <= timeout);
+        idle.retain_mut(|i| i.since.elapsed() <= timeout && i.conn.is_open());
         let most = self.connector.settings.max_idle_per_host;
         if idle.len() > most {
             // Per partner, the `most` most recently returned stay; older ones beyond them close
@@ -335,18 +325,6 @@ where
     });
 }
 
-/// The request line's target on an HTTP/1.1 connection: the path and query only.
-fn origin_form(uri: &Uri) -> Uri {
-    match uri.path_and_query() {
-        Some(p) if p.as_str() != "/" => {
-            let mut parts = http::uri::Parts::default();
-            parts.path_and_query = Some(p.clone());
-            Uri::from_parts(parts).unwrap_or_default()
-        }
-        _ => Uri::default(),
-    }
-}
-
 /// `Host` for an HTTP/1.1 request: the host, with the port unless it is 443.
 fn host_header(authority: &Authority) -> Result<HeaderValue, BoxError> {
     let value = match authority.port_u16() {
@@ -360,59 +338,84 @@ fn host_header(authority: &Authority) -> Result<HeaderValue, BoxError> {
 struct Back {
     pool: Arc<Pool>,
     authority: Authority,
-    send: http1::SendRequest<Body>,
     host: HeaderValue,
 }
 
 /// A partner's response body. Read to its end, it hands its HTTP/1.1 connection back to the
-/// pool; dropped before (the application left), the connection closes with it, as hyper does for
-/// a response not read to the end.
+/// pool; dropped before (the application left), the connection closes with it.
 pub struct ResponseBody {
-    inner: Incoming,
-    back: Option<Back>,
+    inner: Inner,
+}
+
+enum Inner {
+    H2(Incoming),
+    H1 { reading: h1::Reading, conn: Option<h1::Conn>, back: Option<Back> },
 }
 
 impl ResponseBody {
-    fn new(inner: Incoming, back: Back) -> Self {
-        let mut body = ResponseBody { inner, back: Some(back) };
+    fn h1(reading: h1::Reading, conn: h1::Conn, back: Back) -> Self {
+        let mut body = ResponseBody { inner: Inner::H1 { reading, conn: Some(conn), back: Some(back) } };
         // No body (HEAD, 204, 304, `content-length: 0`): nobody may poll it.
-        if hyper::body::Body::is_end_stream(&body.inner) {
-            body.give_back();
+        if hyper::body::Body::is_end_stream(&body) {
+            body.finish();
         }
         body
     }
 
-    fn give_back(&mut self) {
-        if let Some(Back { pool, authority, send, host }) = self.back.take() {
-            pool.put(authority, send, host);
+    /// The body was read to its end: the connection goes back if it can serve another request.
+    fn finish(&mut self) {
+        if let Inner::H1 { reading, conn, back } = &mut self.inner {
+            if let (Some(c), Some(Back { pool, authority, host })) = (conn.take(), back.take()) {
+                if reading.reusable(&c) {
+                    pool.put(authority, c, host);
+                }
+            }
         }
     }
 }
 
 impl hyper::body::Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.give_back(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
-            Poll::Ready(Some(Err(_))) => this.back = None,
-            _ => {}
+        match &mut this.inner {
+            Inner::H2(incoming) => std::pin::Pin::new(incoming).poll_frame(cx).map_err(|e| Box::new(e) as BoxError),
+            Inner::H1 { reading, conn, .. } => {
+                let Some(c) = conn.as_mut() else { return Poll::Ready(None) };
+                let polled = reading.poll_data(c, cx);
+                let ended = match &polled {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => reading.is_done(),
+                    Poll::Ready(Some(Err(_))) => {
+                        *conn = None;
+                        false
+                    }
+                    Poll::Pending => false,
+                };
+                if ended {
+                    this.finish();
+                }
+                polled.map_err(|e| Box::new(e) as BoxError)
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::H2(incoming) => incoming.is_end_stream(),
+            Inner::H1 { reading, conn, .. } => conn.is_none() || reading.is_done(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::H2(incoming) => incoming.size_hint(),
+            Inner::H1 { reading, .. } => reading.size_hint(),
+        }
     }
 }
