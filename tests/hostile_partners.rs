@@ -1,7 +1,7 @@
 //! Hostile and broken partners behind a running gateway (real sockets on 127.0.0.1): endless
 //! response headers, an endless body (streamed, the gateway's memory stays bounded), a stalled
 //! body, garbage instead of TLS, a 50-certificate chain and a ~1 MB chain, an alert instead of a
-//! ServerHello and alerts in a loop. The application gets certgate's code within the configured
+//! ServerHello and alerts in a loop, an answer before the request body was read. The application gets certgate's code within the configured
 //! timeouts, and another route keeps answering meanwhile.
 
 use std::future::Future;
@@ -47,11 +47,16 @@ enum Shape {
     Alert,
     /// Warning alerts without end instead of a ServerHello.
     AlertLoop,
+    /// `413` right after the request head (keep-alive, no `connection: close`), then nothing
+    /// read or said while the request body is still coming.
+    EarlyAnswer,
 }
 
 struct Partner {
     port: u16,
     task: tokio::task::JoinHandle<()>,
+    /// Connections accepted so far.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for Partner {
@@ -81,16 +86,19 @@ impl Partner {
         let acceptor = tls_acceptor(chain, server.key_der());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the hostile partner");
         let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (acceptor, shape) = (acceptor.clone(), shape.clone());
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(PARTNER_LIMIT, misbehave(acceptor, tcp, shape)).await;
                 });
             }
         });
-        Partner { port, task }
+        Partner { port, task, accepted }
     }
 }
 
@@ -170,6 +178,12 @@ async fn misbehave(acceptor: tokio_rustls::TlsAcceptor, mut tcp: TcpStream, shap
         Shape::Chain(_) => {
             let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
             let _ = tls.flush().await;
+        }
+        Shape::EarlyAnswer => {
+            let _ = tls.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\n\r\ntoo large").await;
+            let _ = tls.flush().await;
+            // Keep the connection open, read nothing more.
+            tokio::time::sleep(PARTNER_LIMIT).await;
         }
         Shape::Garbage | Shape::Alert | Shape::AlertLoop => unreachable!(),
     }
@@ -395,6 +409,36 @@ async fn a_stalled_partner_body_is_cut_within_the_body_timeout() {
     assert!(took < Duration::from_millis(RESPONSE_BODY_MS) + SLACK, "cut after {took:?}");
     let log = wait_for_log(&client, "upstream-timeout").await;
     assert!(log.contains("response_body_timeout_ms"), "{log}");
+}
+
+/// A partner that answers an upload before reading its body (a 413), and then reads no more: the
+/// application gets the partner's answer, not a timeout or a 502, and the connection, whose
+/// request was cut short, is never used for another request (the next one opens its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_before_the_request_body_was_sent_reaches_the_application_on_a_connection_not_reused() {
+    let w = World::new().await;
+    let gw = Gateway::start(&w.env, &w.config()).await;
+    let partner = w.partner(Shape::EarlyAnswer).await;
+    let client = gw.client();
+    let url = format!("http://partner.test:{}/upload", partner.port);
+    // More than loopback's socket buffers hold: the body cannot all be written.
+    let body = Bytes::from(vec![b'u'; 32 * 1024 * 1024]);
+    for round in 1..=2 {
+        let started = Instant::now();
+        let r = client.proxy("POST", &url, &[("content-type", "application/octet-stream")], body.clone()).await;
+        assert_eq!(r.status, 413, "round {round}: {}", r.describe());
+        assert_eq!(r.text(), "too large", "round {round}");
+        assert!(
+            started.elapsed() < Duration::from_millis(RESPONSE_HEADER_MS),
+            "round {round}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        partner.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the connection whose request body was cut short served no second request"
+    );
 }
 
 async fn wait_for_log(client: &GatewayClient, needle: &str) -> String {
