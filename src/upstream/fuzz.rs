@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -47,8 +47,23 @@ pub fn partner_response(data: &[u8]) {
 /// hyper's client reading `wire` as the answer to a GET (or HEAD): its status and body.
 async fn hyper_reads(wire: &[u8], head_request: bool) -> Result<(StatusCode, Vec<u8>), String> {
     let (ours, mut theirs) = tokio::io::duplex(1 << 20);
-    theirs.write_all(wire).await.expect("the pipe takes the input");
-    theirs.shutdown().await.expect("the pipe closes");
+    // The partner answers once the request head is in (hyper's client refuses bytes that come
+    // before its request), then closes.
+    let answer = Bytes::copy_from_slice(wire);
+    let partner = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match theirs.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        theirs.write_all(&answer).await.expect("the pipe takes the input");
+        theirs.shutdown().await.expect("the pipe closes");
+        // Held open for reading until hyper is done (hyper may still write).
+        while matches!(theirs.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
     let mut builder = hyper::client::conn::http1::Builder::new();
     builder.max_buf_size(64 * 1024);
     let (mut send, conn) = builder.handshake(hyper_util::rt::TokioIo::new(ours)).await.map_err(|e| e.to_string())?;
@@ -68,5 +83,32 @@ async fn hyper_reads(wire: &[u8], head_request: bool) -> Result<(StatusCode, Vec
     .await
     .unwrap_or_else(|_| panic!("hyper did not finish a {}-byte answer within 5 s", wire.len()));
     driven.abort();
+    partner.abort();
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The harness itself: hyper reads well-formed answers (a harness where hyper refused
+    /// everything would agree with any refusal of ours), and both sides agree on them.
+    #[test]
+    fn hyper_and_certgate_read_well_formed_answers_alike() {
+        let answers: [(&[u8], &[u8]); 4] = [
+            (b"HTTP/1.0 200 OK\r\n\r\nuntil the end", b"until the end"),
+            (b"HTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nhello", b"hello"),
+            (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x\r\nhello\r\n0\r\nt: 1\r\n\r\n", b"hello"),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+        ];
+        for (wire, body) in answers {
+            let (_, theirs) = runtime().block_on(hyper_reads(wire, false)).expect("hyper reads it");
+            assert_eq!(theirs, body);
+            for first in [1u8, 2, 7, 0x7f] {
+                partner_response(&[&[first][..], wire].concat());
+            }
+        }
+        assert!(runtime().block_on(hyper_reads(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false)).is_err());
+        partner_response(b"\x05HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort");
+    }
 }

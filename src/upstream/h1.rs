@@ -167,7 +167,7 @@ pub async fn send(
     let (mut parts, body) = req.into_parts();
     let framing = framing(&mut parts, &body);
     let head_request = parts.method == Method::HEAD;
-    let out = encode_head(&parts, host, framing);
+    let out = encode_head(&parts, host);
     let mut exchange = Exchange {
         conn,
         out,
@@ -189,7 +189,14 @@ pub async fn send(
             // the application's, not a second try's.
             let replayable = reused && !exchange.wrote_any && !exchange.body_polled && matches!(error, Error::Io(_));
             let unsent = match exchange.body.take() {
-                Some(body) if replayable => Some(Request::from_parts(parts, body)),
+                Some(body) if replayable => {
+                    if framing == Framing::Chunked {
+                        // Ours, not the application's (it was removed as hop-by-hop), and the
+                        // next connection may speak HTTP/2, which has no such field.
+                        parts.headers.remove(TRANSFER_ENCODING);
+                    }
+                    Some(Request::from_parts(parts, body))
+                }
                 _ => None,
             };
             Err(Failed { error, unsent })
@@ -228,14 +235,11 @@ fn framing(parts: &mut http::request::Parts, body: &Body) -> Framing {
 }
 
 /// The request line and header fields, in origin form (the path and query), `Host` first.
-fn encode_head(parts: &http::request::Parts, host: &HeaderValue, framing: Framing) -> BytesMut {
+fn encode_head(parts: &http::request::Parts, host: &HeaderValue) -> BytesMut {
     let target = parts.uri.path_and_query().map(|p| p.as_str()).filter(|p| !p.is_empty()).unwrap_or("/");
     let mut size = parts.method.as_str().len() + target.len() + 32 + host.len();
     for (name, value) in &parts.headers {
         size += name.as_str().len() + value.len() + 4;
-    }
-    if framing == Framing::Chunked {
-        size += 16;
     }
     let mut out = BytesMut::with_capacity(size);
     out.put_slice(parts.method.as_str().as_bytes());
