@@ -29,9 +29,11 @@ pub const MAX_HEADERS: usize = 100;
 /// bodies arrive in one.
 const READ_SIZE: usize = 8 * 1024;
 
-/// The longest chunk-size line, and the most trailer bytes, a chunked body may send.
-const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// The longest chunk-size line, and the most trailer bytes and fields, a chunked body may send
+/// (hyper's limits for extensions and trailers).
+const MAX_CHUNK_LINE: usize = 16 * 1024;
 const MAX_TRAILERS: usize = 16 * 1024;
+const MAX_TRAILER_FIELDS: usize = 100;
 
 /// An HTTP/1.1 connection to a partner.
 pub struct Conn {
@@ -462,13 +464,14 @@ enum Decoder {
     Done,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Chunk {
     Size,
     Data(u64),
     /// The CRLF after a chunk's data.
     DataEnd,
-    Trailers(usize),
+    /// After the last chunk: the trailer lines so far (each with its CRLF) and their count.
+    Trailers(BytesMut, usize),
 }
 
 /// A response body as it is read: the decoder and whether the connection may serve another
@@ -623,7 +626,7 @@ impl Reading {
     fn chunk_framing(&mut self, buf: &mut BytesMut) -> Result<(), Error> {
         loop {
             let Decoder::Chunked(state) = &mut self.decoder else { return Ok(()) };
-            match *state {
+            match state {
                 Chunk::Data(_) => return Ok(()),
                 Chunk::DataEnd => {
                     if buf.len() < 2 {
@@ -636,21 +639,30 @@ impl Reading {
                     *state = Chunk::Size;
                 }
                 Chunk::Size => {
-                    let Some(line) = take_line(buf, MAX_CHUNK_LINE, "chunk size line")? else { return Ok(()) };
+                    let Some(line) = take_line(buf, MAX_CHUNK_LINE, "chunk size line", false)? else { return Ok(()) };
                     let size = chunk_size(&line)?;
-                    *state = if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) };
+                    *state = if size == 0 { Chunk::Trailers(BytesMut::new(), 0) } else { Chunk::Data(size) };
                 }
-                Chunk::Trailers(seen) => {
-                    let Some(line) = take_line(buf, MAX_CHUNK_LINE, "trailer field")? else { return Ok(()) };
-                    if line.is_empty() {
+                Chunk::Trailers(lines, count) => {
+                    if buf.is_empty() || (buf[0] == b'\r' && buf.len() < 2) {
+                        return Ok(());
+                    }
+                    if buf[0] == b'\r' {
+                        if buf[1] != b'\n' {
+                            return Err(Error::Invalid("the chunked body does not end with CRLF".into()));
+                        }
+                        buf.advance(2);
+                        check_trailers(lines, *count)?;
                         self.decoder = Decoder::Done;
                         return Ok(());
                     }
-                    let seen = seen + line.len() + 2;
-                    if seen > MAX_TRAILERS {
+                    let Some(line) = take_line(buf, MAX_TRAILERS, "trailer field", true)? else { return Ok(()) };
+                    *count += 1;
+                    if *count > MAX_TRAILER_FIELDS || lines.len() + line.len() + 2 > MAX_TRAILERS {
                         return Err(Error::Invalid("the trailer fields are too large".into()));
                     }
-                    *state = Chunk::Trailers(seen);
+                    lines.extend_from_slice(&line);
+                    lines.extend_from_slice(b"\r\n");
                 }
             }
         }
@@ -684,31 +696,66 @@ pub(super) fn read_whole(wire: &[u8], head_request: bool, step: usize) -> Result
     Ok((answer.parts.status, body))
 }
 
-/// A CRLF-ended line from the start of `buf`, without its CRLF (None while incomplete).
-fn take_line(buf: &mut BytesMut, max: usize, what: &str) -> Result<Option<Bytes>, Error> {
-    match memchr::memchr(b'\n', buf) {
-        Some(end) => {
-            if end == 0 || buf[end - 1] != b'\r' {
+/// A line from the start of `buf` up to its first CR, which must be followed by LF (taken
+/// without its CRLF; None while incomplete). As hyper reads chunk framing: a bare CR is refused,
+/// and so is a bare LF unless `lf_allowed` (a trailer line's LF is left to the field parser).
+fn take_line(buf: &mut BytesMut, max: usize, what: &str, lf_allowed: bool) -> Result<Option<Bytes>, Error> {
+    let cr = memchr::memchr(b'\r', buf);
+    if !lf_allowed && memchr::memchr(b'\n', &buf[..cr.unwrap_or(buf.len())]).is_some() {
+        return Err(Error::Invalid(format!("a {what} holds a bare LF")));
+    }
+    match cr {
+        Some(end) if end + 1 < buf.len() => {
+            if buf[end + 1] != b'\n' {
                 return Err(Error::Invalid(format!("a {what} does not end with CRLF")));
             }
-            let line = buf.split_to(end + 1).freeze();
-            Ok(Some(line.slice(..end - 1)))
+            let line = buf.split_to(end + 2).freeze();
+            Ok(Some(line.slice(..end)))
         }
-        None if buf.len() > max => Err(Error::Invalid(format!("a {what} is too long"))),
-        None => Ok(None),
+        _ if buf.len() > max => Err(Error::Invalid(format!("a {what} is too long"))),
+        _ => Ok(None),
     }
 }
 
-/// The size of a chunk from its size line (hex digits, then optional extensions after `;`).
+/// The size of a chunk from its size line: hex digits, optional blanks, then nothing or `;` and
+/// extensions (no LF anywhere).
 fn chunk_size(line: &[u8]) -> Result<u64, Error> {
+    let refused = || Error::Invalid(format!("the chunk size line {:?}", String::from_utf8_lossy(line)));
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     let rest = &line[digits..];
-    let rest_ok = rest.iter().position(|&b| b != b' ' && b != b'\t').is_none_or(|i| rest[i] == b';');
-    if digits == 0 || digits > 15 || !rest_ok {
-        return Err(Error::Invalid(format!("the chunk size {:?}", String::from_utf8_lossy(line))));
+    let after_blanks = rest.iter().position(|&b| b != b' ' && b != b'\t');
+    if digits == 0 || after_blanks.is_some_and(|i| rest[i] != b';') || line.contains(&b'\n') {
+        return Err(refused());
     }
-    let text = std::str::from_utf8(&line[..digits]).expect("hex digits are ASCII");
-    u64::from_str_radix(text, 16).map_err(|_| Error::Invalid("the chunk size".into()))
+    let mut size = 0u64;
+    for &d in &line[..digits] {
+        let value = (d as char).to_digit(16).expect("a hex digit");
+        size = size.checked_mul(16).and_then(|s| s.checked_add(u64::from(value))).ok_or_else(refused)?;
+    }
+    Ok(size)
+}
+
+/// The trailer fields of a chunked body must be header fields (they are dropped, but a body
+/// whose trailers are not fields is as broken as hyper finds it).
+fn check_trailers(lines: &[u8], count: usize) -> Result<(), Error> {
+    if count == 0 {
+        return Ok(());
+    }
+    let mut section = Vec::with_capacity(lines.len() + 2);
+    section.extend_from_slice(lines);
+    section.extend_from_slice(b"\r\n");
+    let mut fields = vec![httparse::EMPTY_HEADER; count];
+    match httparse::parse_headers(&section, &mut fields) {
+        Ok(httparse::Status::Complete((_, fields))) => {
+            for f in fields.iter() {
+                if HeaderName::from_bytes(f.name.as_bytes()).is_err() || HeaderValue::from_bytes(f.value).is_err() {
+                    return Err(Error::Invalid(format!("the trailer field {:?}", f.name)));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(Error::Invalid("the trailer fields".into())),
+    }
 }
 
 #[cfg(test)]
@@ -788,14 +835,25 @@ mod tests {
 
     #[test]
     fn chunked_bodies_decode_whatever_the_pieces() {
-        let wire = b"5;ext=1\r\nhello\r\n1 \r\n,\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n";
+        let wire = b"5;ext=1\r\nhello\r\n1 \r\n,\r\n00000000000000006\r\n world\r\n0\r\nx-trailer: t\r\n\r\n";
         for step in [1, 2, 3, 7, wire.len()] {
             let reading = Reading { decoder: Decoder::Chunked(Chunk::Size), keep_alive: true };
             let (body, done) = decode_all(reading, wire, step).unwrap();
             assert_eq!(body, b"hello, world", "step {step}");
             assert!(done, "step {step}");
         }
-        for bad in [&b"g\r\n"[..], b"5\nhello", b"5\r\nhelloXX", b"1ffffffffffffffff\r\n", b"\r\n"] {
+        for bad in [
+            &b"g\r\n"[..],
+            b"5\nhello",
+            b"5\r\nhelloXX",
+            b"1ffffffffffffffff\r\n",
+            b"\r\n",
+            b"5;a\nb\r\n",
+            b"5 6\r\n",
+            b"0\r\nhello\r\n\r\n",
+            b"0\r\nx: a\rb\r\n\r\n",
+            b"0\r\n\rX",
+        ] {
             let reading = Reading { decoder: Decoder::Chunked(Chunk::Size), keep_alive: true };
             assert!(decode_all(reading, bad, 64).is_err(), "{}", String::from_utf8_lossy(bad));
         }
