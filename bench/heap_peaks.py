@@ -2,16 +2,19 @@
 """Group a heaptrack peak (heaptrack_print -F FILE --flamegraph-cost-type peak: one line per
 stack, frames root first, separated by ';', then the bytes live at the peak) by what holds the
 memory: the client (application) side or the partner side of the gateway, and within each the
-kind (hyper's read and write buffers, hyper's request channel, TLS state, tasks and futures).
+kind (hyper's read and write buffers, hyper's request channel, certgate's own partner-side
+buffers, TLS state, tasks and futures).
 Used by bench/heap.sh; prints a Markdown table."""
 
 import collections
 import re
 import sys
 
-PARTNER = ("upstream::pool", "hyper::client", "upstream::Connector", "rustls_engine", "openssl_engine")
+PARTNER = ("upstream::pool", "upstream::h1", "hyper::client", "upstream::Connector", "rustls_engine", "openssl_engine")
 CLIENT = ("certgate::gateway", "hyper::server")
 KINDS = (
+    ("certgate's read buffer (while a response is read)", ("h1::Conn::poll_fill",)),
+    ("certgate's request head (while it is written)", ("h1::encode_head",)),
     ("hyper read buffer", ("poll_read_from_io",)),
     ("hyper write buffer", ("WriteBuf",)),
     ("hyper request channel (tokio mpsc blocks)", ("hyper::client::dispatch", "tokio::sync::mpsc")),
