@@ -111,4 +111,15 @@ mod tests {
         assert!(runtime().block_on(hyper_reads(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false)).is_err());
         partner_response(b"\x05HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort");
     }
+
+    /// Finding 4 (docs/FUZZING.md): trailer lines that are no header fields, one with a bare CR.
+    #[test]
+    fn a_trailer_line_with_a_bare_cr_is_refused_as_hyper_refuses_it() {
+        let wire = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0;ext=0\r\nhello\r\n0\r\x0fx-trai-trailer: t\r\n\r\n";
+        assert!(runtime().block_on(hyper_reads(wire, false)).is_err(), "hyper refuses it");
+        for step in [1, 3, 127] {
+            assert!(super::super::h1::read_whole(wire, false, step).is_err(), "pieces of {step}");
+            partner_response(&[&[step as u8][..], wire].concat());
+        }
+    }
 }
