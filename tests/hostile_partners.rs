@@ -50,6 +50,9 @@ enum Shape {
     /// `413` right after the request head (keep-alive, no `connection: close`), then nothing
     /// read or said while the request body is still coming.
     EarlyAnswer,
+    /// Not hostile: a chunked `200` right after the request head, then each piece of the request
+    /// body echoed as it is read (a partner that answers as it reads), ended with the body.
+    Duplex,
 }
 
 struct Partner {
@@ -115,6 +118,52 @@ async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
     true
 }
 
+/// The `Duplex` partner: answer at once, then echo the request body (framed by its
+/// `content-length`) piece by piece as chunks while it is still coming.
+async fn echo_as_read<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(s: &mut S) {
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let end = loop {
+        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+    let Some(length) = head.lines().find_map(|l| l.strip_prefix("content-length:")?.trim().parse::<usize>().ok())
+    else {
+        return;
+    };
+    if s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await.is_err() || s.flush().await.is_err()
+    {
+        return;
+    }
+    let mut piece = seen[end..].to_vec();
+    let mut left = length;
+    while left > 0 {
+        if piece.is_empty() {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => piece.extend_from_slice(&buf[..n]),
+            }
+        }
+        let take = piece.len().min(left);
+        let chunk = [format!("{take:x}\r\n").as_bytes(), &piece[..take], b"\r\n"].concat();
+        if s.write_all(&chunk).await.is_err() || s.flush().await.is_err() {
+            return;
+        }
+        left -= take;
+        piece.drain(..take);
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let _ = s.flush().await;
+    // Keep the connection until the gateway closes it.
+    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+}
+
 async fn misbehave(acceptor: tokio_rustls::TlsAcceptor, mut tcp: TcpStream, shape: Shape) {
     let mut first = [0u8; 512];
     match shape {
@@ -141,6 +190,10 @@ async fn misbehave(acceptor: tokio_rustls::TlsAcceptor, mut tcp: TcpStream, shap
         _ => {}
     }
     let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+    if let Shape::Duplex = shape {
+        echo_as_read(&mut tls).await;
+        return;
+    }
     if !read_head(&mut tls).await {
         return;
     }
@@ -185,7 +238,7 @@ async fn misbehave(acceptor: tokio_rustls::TlsAcceptor, mut tcp: TcpStream, shap
             // Keep the connection open, read nothing more.
             tokio::time::sleep(PARTNER_LIMIT).await;
         }
-        Shape::Garbage | Shape::Alert | Shape::AlertLoop => unreachable!(),
+        Shape::Garbage | Shape::Alert | Shape::AlertLoop | Shape::Duplex => unreachable!(),
     }
 }
 
@@ -439,6 +492,40 @@ async fn an_answer_before_the_request_body_was_sent_reaches_the_application_on_a
         2,
         "the connection whose request body was cut short served no second request"
     );
+}
+
+/// A partner that answers as it reads (its response streams while the request body is still
+/// coming, each piece echoed): the application sends the second half of its body only once the
+/// answer's head has reached it, and the gateway must still carry that half to the partner and
+/// the echo back. (Stopping at the answer's head left the partner waiting for the body and the
+/// application for the rest of the answer: the response was cut after the body timeout.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_that_answers_while_it_reads_the_request_gets_the_whole_body() {
+    let w = World::new().await;
+    let gw = Gateway::start(&w.env, &w.config()).await;
+    let partner = w.partner(Shape::Duplex).await;
+    let client = gw.client();
+    let url: hyper::Uri = format!("http://partner.test:{}/echo-as-you-read", partner.port).parse().unwrap();
+    let first = Bytes::from(vec![b'a'; 64 * 1024]);
+    let second = Bytes::from(vec![b'b'; 64 * 1024]);
+    let (tx, body) = crate::support::upstream::body_channel(4);
+    tx.send(first.clone()).await.unwrap();
+    let req = Request::post(url.clone())
+        .header("host", url.authority().unwrap().as_str())
+        .header("content-length", (first.len() + second.len()).to_string())
+        .body(body)
+        .unwrap();
+    let resp = client.send_streaming(gw.proxy, req).await;
+    assert_eq!(resp.status(), 200, "the answer's head came before the request's second half");
+    tx.send(second.clone()).await.unwrap();
+    drop(tx);
+    let limit = Duration::from_millis(RESPONSE_BODY_MS) + SLACK;
+    let echoed = tokio::time::timeout(limit, resp.into_body().collect())
+        .await
+        .expect("the echo ends")
+        .expect("the echo is not cut")
+        .to_bytes();
+    assert!(echoed == [first, second].concat(), "the echo differs: {} bytes", echoed.len());
 }
 
 async fn wait_for_log(client: &GatewayClient, needle: &str) -> String {

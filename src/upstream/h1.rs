@@ -170,18 +170,8 @@ pub async fn send(
     let framing = framing(&mut parts, &body);
     let head_request = parts.method == Method::HEAD;
     let out = encode_head(&parts, host);
-    let mut exchange = Exchange {
-        conn,
-        out,
-        body: Some(body),
-        framing,
-        body_polled: false,
-        written: false,
-        wrote_any: false,
-        max_head,
-        head_request,
-        got_any: false,
-    };
+    let writing = Writing { out, body: Some(body), framing, body_polled: false, written: false, wrote_any: false };
+    let mut exchange = Exchange { conn, writing: Some(writing), max_head, head_request, got_any: false };
     let result = std::future::poll_fn(|cx| exchange.poll(cx)).await;
     match result {
         Ok(answer) => Ok((answer, exchange.conn)),
@@ -189,8 +179,11 @@ pub async fn send(
             // As hyper did: only a request of which nothing went out. One that went out may
             // have been acted on, or refused (a second renegotiation): its partner's answer is
             // the application's, not a second try's.
-            let replayable = reused && !exchange.wrote_any && !exchange.body_polled && matches!(error, Error::Io(_));
-            let unsent = match exchange.body.take() {
+            let Some(writing) = exchange.writing.as_mut() else {
+                return Err(Failed { error, unsent: None });
+            };
+            let replayable = reused && !writing.wrote_any && !writing.body_polled && matches!(error, Error::Io(_));
+            let unsent = match writing.body.take() {
                 Some(body) if replayable => {
                     if framing == Framing::Chunked {
                         // Ours, not the application's (it was removed as hop-by-hop), and the
@@ -264,6 +257,16 @@ fn encode_head(parts: &http::request::Parts, host: &HeaderValue) -> BytesMut {
 /// a partner may answer before the request body is all written.
 struct Exchange {
     conn: Conn,
+    /// None once handed to the response body (answered before the request was all written).
+    writing: Option<Writing>,
+    max_head: usize,
+    head_request: bool,
+    /// A byte of the response came.
+    got_any: bool,
+}
+
+/// A request on its way out.
+struct Writing {
     /// Encoded and not yet written.
     out: BytesMut,
     body: Option<Body>,
@@ -274,16 +277,13 @@ struct Exchange {
     written: bool,
     /// Some of the request went to the connection.
     wrote_any: bool,
-    max_head: usize,
-    head_request: bool,
-    /// A byte of the response came.
-    got_any: bool,
 }
 
 impl Exchange {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Answer, Error>> {
-        if !self.written {
-            if let Poll::Ready(Err(e)) = self.poll_write(cx) {
+        let writing = self.writing.as_mut().expect("polled after its answer");
+        if !writing.written {
+            if let Poll::Ready(Err(e)) = writing.poll_write(&mut self.conn, cx) {
                 // A partner that answers early (413) may close before it has read everything:
                 // its answer, if it came, is worth more than the write error.
                 if let (Error::Io(_), Poll::Ready(Ok(answer))) = (&e, self.poll_head(cx)) {
@@ -292,20 +292,47 @@ impl Exchange {
                 return Poll::Ready(Err(e));
             }
         }
-        let answer = std::task::ready!(self.poll_head(cx))?;
-        if !self.written {
-            // Answered before the request was all sent: the rest is not sent, and the connection
-            // cannot carry another request.
-            return Poll::Ready(Ok(answer.not_reusable()));
+        let mut answer = std::task::ready!(self.poll_head(cx))?;
+        if let Some(writing) = self.writing.take_if(|w| !w.written) {
+            // Answered before the request was all written: the rest goes on while the response
+            // is read (a partner may answer as it reads); the connection serves another request
+            // only if the request was all written by the response's end.
+            answer.body.sending = Some(Box::new(writing));
         }
         Poll::Ready(Ok(answer))
     }
 
+    /// Read until a final response head is complete (interim 1xx heads are skipped).
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Answer, Error>> {
+        let conn = &mut self.conn;
+        loop {
+            if !conn.buf.is_empty() {
+                if let Some(answer) = parse_head(&mut conn.buf, self.head_request)? {
+                    return Poll::Ready(Ok(answer));
+                }
+                if conn.buf.len() > self.max_head {
+                    return Poll::Ready(Err(Error::HeadTooLarge));
+                }
+            }
+            let n = std::task::ready!(conn.poll_fill(cx))?;
+            if n == 0 {
+                return Poll::Ready(Err(Error::Closed(if self.got_any {
+                    "in the middle of the response head"
+                } else {
+                    "without answering"
+                })));
+            }
+            self.got_any = true;
+        }
+    }
+}
+
+impl Writing {
     /// Write what is encoded, then the body's frames as they come; flush when waiting.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_write(&mut self, conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             while !self.out.is_empty() {
-                let n = std::task::ready!(Pin::new(self.conn.io.get_mut()).poll_write(cx, &self.out))?;
+                let n = std::task::ready!(Pin::new(conn.io.get_mut()).poll_write(cx, &self.out))?;
                 if n == 0 {
                     return Poll::Ready(Err(Error::Io(std::io::ErrorKind::WriteZero.into())));
                 }
@@ -316,19 +343,19 @@ impl Exchange {
                 return Poll::Ready(Ok(()));
             }
             let Some(body) = self.body.as_mut() else {
-                std::task::ready!(Pin::new(self.conn.io.get_mut()).poll_flush(cx))?;
+                std::task::ready!(Pin::new(conn.io.get_mut()).poll_flush(cx))?;
                 self.written = true;
                 return Poll::Ready(Ok(()));
             };
             if self.framing == Framing::None {
-                std::task::ready!(Pin::new(self.conn.io.get_mut()).poll_flush(cx))?;
+                std::task::ready!(Pin::new(conn.io.get_mut()).poll_flush(cx))?;
                 self.written = true;
                 return Poll::Ready(Ok(()));
             }
             self.body_polled = true;
             match Pin::new(body).poll_frame(cx) {
                 Poll::Pending => {
-                    std::task::ready!(Pin::new(self.conn.io.get_mut()).poll_flush(cx))?;
+                    std::task::ready!(Pin::new(conn.io.get_mut()).poll_flush(cx))?;
                     return Poll::Pending;
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Error::RequestBody(e))),
@@ -371,30 +398,6 @@ impl Exchange {
                     self.body = None;
                 }
             }
-        }
-    }
-
-    /// Read until a final response head is complete (interim 1xx heads are skipped).
-    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Answer, Error>> {
-        let conn = &mut self.conn;
-        loop {
-            if !conn.buf.is_empty() {
-                if let Some(answer) = parse_head(&mut conn.buf, self.head_request)? {
-                    return Poll::Ready(Ok(answer));
-                }
-                if conn.buf.len() > self.max_head {
-                    return Poll::Ready(Err(Error::HeadTooLarge));
-                }
-            }
-            let n = std::task::ready!(conn.poll_fill(cx))?;
-            if n == 0 {
-                return Poll::Ready(Err(Error::Closed(if self.got_any {
-                    "in the middle of the response head"
-                } else {
-                    "without answering"
-                })));
-            }
-            self.got_any = true;
         }
     }
 }
@@ -476,10 +479,11 @@ enum Chunk {
 
 /// A response body as it is read: the decoder and whether the connection may serve another
 /// request once the body is read.
-#[derive(Debug)]
 pub struct Reading {
     decoder: Decoder,
     keep_alive: bool,
+    /// The rest of a request answered before it was all written, still on its way out.
+    sending: Option<Box<Writing>>,
 }
 
 impl Reading {
@@ -538,7 +542,7 @@ impl Reading {
             keep_alive = false;
             Decoder::Eof
         };
-        Ok(Reading { decoder, keep_alive })
+        Ok(Reading { decoder, keep_alive, sending: None })
     }
 
     pub fn is_done(&self) -> bool {
@@ -548,7 +552,7 @@ impl Reading {
     /// The connection may serve another request: the body was read to its end and nothing
     /// else came.
     pub fn reusable(&self, conn: &Conn) -> bool {
-        self.keep_alive && self.is_done() && conn.buf.is_empty()
+        self.keep_alive && self.sending.is_none() && self.is_done() && conn.buf.is_empty()
     }
 
     pub fn size_hint(&self) -> SizeHint {
@@ -561,6 +565,19 @@ impl Reading {
 
     /// The next piece of the body from `conn`, reading as needed; None at its end.
     pub fn poll_data(&mut self, conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        if let Some(writing) = self.sending.as_mut() {
+            match writing.poll_write(conn, cx) {
+                Poll::Ready(Ok(())) => self.sending = None,
+                Poll::Ready(Err(e)) => {
+                    // The partner stopped reading the request (or the application's body
+                    // failed): its answer still goes on; the connection is not reused.
+                    tracing::debug!("the rest of a request answered early was not sent: {e}");
+                    self.sending = None;
+                    self.keep_alive = false;
+                }
+                Poll::Pending => {}
+            }
+        }
         loop {
             if let Some(data) = self.decode(&mut conn.buf)? {
                 return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -837,7 +854,7 @@ mod tests {
     fn chunked_bodies_decode_whatever_the_pieces() {
         let wire = b"5;ext=1\r\nhello\r\n1 \r\n,\r\n00000000000000006\r\n world\r\n0\r\nx-trailer: t\r\n\r\n";
         for step in [1, 2, 3, 7, wire.len()] {
-            let reading = Reading { decoder: Decoder::Chunked(Chunk::Size), keep_alive: true };
+            let reading = Reading { decoder: Decoder::Chunked(Chunk::Size), keep_alive: true, sending: None };
             let (body, done) = decode_all(reading, wire, step).unwrap();
             assert_eq!(body, b"hello, world", "step {step}");
             assert!(done, "step {step}");
@@ -854,17 +871,17 @@ mod tests {
             b"0\r\nx: a\rb\r\n\r\n",
             b"0\r\n\rX",
         ] {
-            let reading = Reading { decoder: Decoder::Chunked(Chunk::Size), keep_alive: true };
+            let reading = Reading { decoder: Decoder::Chunked(Chunk::Size), keep_alive: true, sending: None };
             assert!(decode_all(reading, bad, 64).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 
     #[test]
     fn a_length_body_ends_with_its_last_byte() {
-        let reading = Reading { decoder: Decoder::Length(5), keep_alive: true };
+        let reading = Reading { decoder: Decoder::Length(5), keep_alive: true, sending: None };
         let (body, done) = decode_all(reading, b"hel", 2).unwrap();
         assert_eq!((body.as_slice(), done), (&b"hel"[..], false));
-        let reading = Reading { decoder: Decoder::Length(5), keep_alive: true };
+        let reading = Reading { decoder: Decoder::Length(5), keep_alive: true, sending: None };
         let mut buf = BytesMut::from(&b"helloEXTRA"[..]);
         let mut reading = reading;
         assert_eq!(reading.decode(&mut buf).unwrap().unwrap(), "hello");
