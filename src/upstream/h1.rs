@@ -416,6 +416,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Answer>, 
         let code = resp.code.unwrap_or(0);
         let status = StatusCode::from_u16(code).map_err(|_| Error::Invalid(format!("status {code}")))?;
         let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+        let reason = resp.reason.map(str::to_string);
         if status == StatusCode::SWITCHING_PROTOCOLS {
             return Err(Error::Invalid("the partner switched protocols (101), which certgate does not forward".into()));
         }
@@ -445,6 +446,13 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Answer>, 
         parts.status = status;
         parts.version = version;
         parts.headers = headers;
+        // A partner's own reason phrase ("500 Fault Occurred") goes on to the application, as
+        // hyper's client and server passed it.
+        if let Some(reason) = reason.filter(|r| Some(r.as_str()) != status.canonical_reason()) {
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.as_bytes()) {
+                parts.extensions.insert(phrase);
+            }
+        }
         return Ok(Some(Answer { parts, body }));
     }
 }
@@ -800,6 +808,10 @@ mod tests {
     fn heads_say_how_their_body_ends() {
         let a = head(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\n\r\nhello", false).unwrap().unwrap();
         assert_eq!(a.parts.status, 200);
+        assert!(a.parts.extensions.get::<hyper::ext::ReasonPhrase>().is_none(), "the canonical reason is not kept");
+        let fault = head(b"HTTP/1.1 500 Fault Occurred\r\ncontent-length: 0\r\n\r\n", false).unwrap().unwrap();
+        let phrase = fault.parts.extensions.get::<hyper::ext::ReasonPhrase>().expect("a partner's own reason is kept");
+        assert_eq!(phrase.as_bytes(), b"Fault Occurred");
         assert_eq!(a.parts.headers["x-a"], "b");
         assert!(matches!(a.body.decoder, Decoder::Length(5)) && a.body.keep_alive);
         let a = head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n", false)
