@@ -566,8 +566,9 @@ impl hyper::body::Body for PartnerBody {
             Poll::Ready(Some(Err(e))) => {
                 tracing::warn!(
                     code = ErrorCode::UpstreamConnectFailed.as_str(),
-                    "the response body from {} broke off: {e}",
-                    this.uri
+                    "the response body from {} broke off: {}",
+                    this.uri,
+                    error_chain(&*e)
                 );
                 Poll::Ready(Some(Err(e)))
             }
