@@ -6,10 +6,12 @@
 //! connection cost at the 1,000-connection peak, docs/decisions.md).
 //!
 //! What it speaks: requests framed by `content-length`, chunked when the length is unknown;
-//! responses framed by `content-length`, chunked (extensions and trailers read and dropped), or
+//! responses framed by `content-length`, chunked (extensions read, trailers checked, both dropped), or
 //! by the end of the connection; no body for `HEAD`, 204, 304; interim 1xx responses skipped;
-//! 101 (an upgrade) refused. A response that arrives before the request body is written ends the
-//! writing (the connection then closes after the response). Keep-alive as HTTP/1.1 and 1.0 say.
+//! 101 (an upgrade) refused. A response that arrives before the request body is all written goes
+//! to the application at once, and the rest of the body is written while the response is read
+//! (the connection is reused only if it was all written by then). Keep-alive as HTTP/1.1 and 1.0
+//! say.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -111,14 +113,14 @@ impl Conn {
         Conn { io: sync_wrapper::SyncWrapper::new(io), buf: BytesMut::new() }
     }
 
-    /// An idle connection is still usable: the partner has not closed it and sent nothing
-    /// unasked. Looks without waiting (a TLS 1.3 session ticket is read and kept by the TLS
-    /// layer on the way).
     /// Back to idle: the read buffer goes (the body's last pieces may still hold it).
     pub fn idle(&mut self) {
         self.buf = BytesMut::new();
     }
 
+    /// An idle connection is still usable: the partner has not closed it and sent nothing
+    /// unasked. Looks without waiting (a TLS 1.3 session ticket is read and kept by the TLS
+    /// layer on the way).
     pub fn is_open(&mut self) -> bool {
         if !self.buf.is_empty() {
             return false;
@@ -157,8 +159,8 @@ enum Framing {
 }
 
 /// Send `req` on `conn` (`host`: the `Host` header; `max_head`: the largest response head) and
-/// read the response head. `reused`: the connection served a request before (a failure before
-/// any answer then hands the request back to be sent on another).
+/// read the response head. `reused`: the connection served a request before (a failure before a
+/// byte of the request went out then hands the request back, to be sent on another).
 pub async fn send(
     conn: Conn,
     req: Request<Body>,
