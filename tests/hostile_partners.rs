@@ -105,33 +105,27 @@ impl Partner {
     }
 }
 
-/// Read until a blank line (the request head), bounded by `PARTNER_LIMIT` through the caller.
-async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
+/// Read until a blank line (the request head), bounded by `PARTNER_LIMIT` through the caller:
+/// the bytes read (the head and whatever followed it) and where the head ends.
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<(Vec<u8>, usize)> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
-    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+    loop {
+        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some((seen, i + 4));
+        }
         match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => seen.extend_from_slice(&buf[..n]),
         }
     }
-    true
 }
 
 /// The `Duplex` partner: answer at once, then echo the request body (framed by its
 /// `content-length`) piece by piece as chunks while it is still coming.
 async fn echo_as_read<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(s: &mut S) {
-    let mut seen = Vec::new();
+    let Some((seen, end)) = read_head(s).await else { return };
     let mut buf = vec![0u8; 16 * 1024];
-    let end = loop {
-        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-        }
-    };
     let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
     let Some(length) = head.lines().find_map(|l| l.strip_prefix("content-length:")?.trim().parse::<usize>().ok())
     else {
@@ -194,7 +188,7 @@ async fn misbehave(acceptor: tokio_rustls::TlsAcceptor, mut tcp: TcpStream, shap
         echo_as_read(&mut tls).await;
         return;
     }
-    if !read_head(&mut tls).await {
+    if read_head(&mut tls).await.is_none() {
         return;
     }
     match shape {

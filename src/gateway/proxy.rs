@@ -603,11 +603,7 @@ fn upstream_error(e: &(dyn std::error::Error + 'static), uri: &Uri, route: &Rout
         if let Some(c) = err.downcast_ref::<ConnectError>() {
             return GatewayError::new(c.code, c.message.clone());
         }
-        if err
-            .downcast_ref::<crate::upstream::H1Error>()
-            .is_some_and(|e| matches!(e, crate::upstream::H1Error::HeadTooLarge))
-            || err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse_too_large)
-        {
+        if matches!(err.downcast_ref::<crate::upstream::H1Error>(), Some(crate::upstream::H1Error::HeadTooLarge)) {
             return GatewayError::new(
                 ErrorCode::UpstreamConnectFailed,
                 format!(
