@@ -27,9 +27,16 @@ use super::{Body, BoxError, UpstreamIo};
 /// The most header fields a response head may carry (hyper's limit, which the gateway kept).
 pub const MAX_HEADERS: usize = 100;
 
-/// What a read asks room for. A TLS record carries at most 16 KiB; most response heads and small
-/// bodies arrive in one.
-const READ_SIZE: usize = 8 * 1024;
+/// The most a read takes at once: a TLS record's plaintext (16 KiB). Reads go into one scratch
+/// buffer per thread of this size, and only what they got is copied into the connection's
+/// buffer (see [`Conn::poll_fill`]).
+const READ_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// Where this thread's partner reads land before they are copied out (allocated and zeroed
+    /// once per thread, on its first read).
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; READ_SIZE].into_boxed_slice());
+}
 
 /// The longest chunk-size line, and the most trailer bytes and fields, a chunked body may send
 /// (hyper's limits for extensions and trailers).
@@ -132,11 +139,20 @@ impl Conn {
     }
 
     /// Read more into the buffer; `Ok(0)` at the end of the connection.
+    ///
+    /// The read lands in the thread's scratch buffer and what it got is appended to the
+    /// connection's: a response of a few hundred bytes holds an allocation of its own size while
+    /// it is on its way to the application (its head's values and its body share it), not a
+    /// read buffer of several KiB. Copying costs less than it saves: one `memcpy` of what was
+    /// read, against a larger allocation per response (glibc serves those from its slower bins).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-            self.buf.reserve(READ_SIZE);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(self.io.get_mut()), cx, &mut self.buf)
+        let io = self.io.get_mut();
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut read = ReadBuf::new(scratch);
+            std::task::ready!(Pin::new(io).poll_read(cx, &mut read))?;
+            self.buf.extend_from_slice(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
+        })
     }
 }
 
