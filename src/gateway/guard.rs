@@ -830,7 +830,9 @@ where
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.request_started();
-        let req = req.map(|body| ClientBody::new(body, self.body_read_timeout));
+        let mut req = req.map(|body| ClientBody::new(body, self.body_read_timeout));
+        // Before hyper reads again (it does before the request's first poll): see `detach`.
+        super::head::detach(&mut req);
         Tracked { response: Box::pin(self.inner.call(req)), in_flight: Some(in_flight) }
     }
 }
@@ -872,6 +874,12 @@ impl WatchedIo {
     pub fn set_h2(&self) {
         self.0.activity.lock().h2 = true;
         self.0.activity.changed.notify_one();
+    }
+
+    /// Read what the client sends without looking at it: bytes that arrive while the connection
+    /// is closing, to be dropped (the session's lingering close). Not a request head to check.
+    pub(crate) fn poll_discard(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0.stream).poll_read(cx, buf)
     }
 
     /// Where the watchdog's signals to the session loop are read.
