@@ -81,13 +81,7 @@ pub fn request_target(data: &[u8]) {
         }
         _ => {}
     }
-    if let Some(mut req) = reached {
-        // The proxy serves the request detached from hyper's read buffer: it must read the same.
-        let (uri, headers) = (req.uri().clone(), req.headers().clone());
-        head::detach(&mut req);
-        assert_eq!(req.uri().to_string(), uri.to_string(), "the detached target differs");
-        assert_eq!(req.uri(), &uri, "the detached target differs");
-        assert_eq!(req.headers(), &headers, "the detached header fields differ");
+    if let Some(req) = reached {
         let req = req.map(|()| Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
         if let Ok(target) = super::resolve(&req, &world.table) {
             assert_eq!(target.uri.scheme_str(), Some("https"), "the partner URL {} is not https", target.uri);

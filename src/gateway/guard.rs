@@ -830,9 +830,7 @@ where
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.request_started();
-        let mut req = req.map(|body| ClientBody::new(body, self.body_read_timeout));
-        // Before hyper reads again (it does before the request's first poll): see `detach`.
-        super::head::detach(&mut req);
+        let req = req.map(|body| ClientBody::new(body, self.body_read_timeout));
         Tracked { response: Box::pin(self.inner.call(req)), in_flight: Some(in_flight) }
     }
 }

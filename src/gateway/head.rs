@@ -10,8 +10,7 @@
 //! through hyper and fails when they disagree.
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::uri::PathAndQuery;
-use http::{HeaderValue, Method, Uri};
+use http::{Method, Uri};
 
 use super::error::GatewayError;
 use crate::model::{ErrorCode, Remedy};
@@ -157,60 +156,6 @@ fn shown(bytes: &[u8]) -> String {
     out
 }
 
-/// Give a request's target and header values bytes of their own, out of the connection's read
-/// buffer.
-///
-/// hyper hands a request whose header values and target are slices of the buffer the head was
-/// read into (8 KiB or more). While the request is on its way, that buffer stays allocated, and
-/// hyper, which reads on to notice a client that hangs up, reserves a second one for that read.
-/// Copied out here (one allocation of the bytes' own size, a few hundred bytes), before hyper
-/// reads again, the read buffer is hyper's alone: it reuses it, for that read and for the next
-/// request's head. A value or target that cannot be taken over as it was stays where it is
-/// (it was valid when hyper built it, so this does not happen).
-pub fn detach<B>(req: &mut http::Request<B>) {
-    let uri = req.uri();
-    let authority = uri.authority().map_or(0, |a| a.as_str().len());
-    let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
-    let values: usize = req.headers().values().map(|v| v.len()).sum();
-    let mut own = bytes::BytesMut::with_capacity(authority + target + values);
-    if let Some(a) = uri.authority() {
-        own.extend_from_slice(a.as_str().as_bytes());
-    }
-    if let Some(p) = uri.path_and_query() {
-        own.extend_from_slice(p.as_str().as_bytes());
-    }
-    for value in req.headers().values() {
-        own.extend_from_slice(value.as_bytes());
-    }
-    let own = own.freeze();
-    let mut at = 0;
-    let mut take = |len: usize| {
-        at += len;
-        own.slice(at - len..at)
-    };
-    if authority + target > 0 {
-        let mut parts = uri.clone().into_parts();
-        let a = take(authority);
-        let p = take(target);
-        if parts.authority.is_some() {
-            parts.authority = http::uri::Authority::from_maybe_shared(a).ok().or(parts.authority);
-        }
-        if parts.path_and_query.is_some() {
-            parts.path_and_query = PathAndQuery::from_maybe_shared(p).ok().or(parts.path_and_query);
-        }
-        if let Ok(detached) = Uri::from_parts(parts) {
-            *req.uri_mut() = detached;
-        }
-    }
-    for value in req.headers_mut().values_mut() {
-        let bytes = take(value.len());
-        if let Ok(mut detached) = HeaderValue::from_maybe_shared(bytes) {
-            detached.set_sensitive(value.is_sensitive());
-            *value = detached;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,58 +164,6 @@ mod tests {
         match check(head.as_bytes()) {
             Head::Refused(e) => Some(e.code.as_str()),
             Head::Partial | Head::Complete => None,
-        }
-    }
-
-    /// A request as hyper builds it: target and values slices of one read buffer.
-    fn request_over(buf: &bytes::Bytes) -> http::Request<()> {
-        let text = std::str::from_utf8(buf).unwrap();
-        let at = |s: &str| text.find(s).unwrap();
-        let mut req = http::Request::new(());
-        *req.uri_mut() = Uri::from_maybe_shared(buf.slice(at("http")..at(" HTTP"))).unwrap();
-        let host = buf.slice(at("a.example:8443")..at("a.example:8443") + 14);
-        req.headers_mut().insert(http::header::HOST, HeaderValue::from_maybe_shared(host).unwrap());
-        let mut secret = HeaderValue::from_maybe_shared(buf.slice(at("Basic")..at("Basic") + 8)).unwrap();
-        secret.set_sensitive(true);
-        req.headers_mut().insert(http::header::PROXY_AUTHORIZATION, secret);
-        req.headers_mut().append("x-a", HeaderValue::from_maybe_shared(buf.slice(at("one")..at("one") + 3)).unwrap());
-        req.headers_mut().append("x-a", HeaderValue::from_maybe_shared(buf.slice(at("two")..at("two") + 3)).unwrap());
-        req
-    }
-
-    #[test]
-    fn a_detached_request_reads_the_same_and_holds_nothing_of_the_read_buffer() {
-        let buf = bytes::Bytes::from_static(
-            b"GET http://a.example:8443/svc/x?q=1 HTTP/1.1\r\nHost: a.example:8443\r\nProxy-Authorization: Basic YQ\r\nX-A: one\r\nX-A: two\r\n\r\n",
-        );
-        let inside = |p: *const u8| buf.as_ptr_range().contains(&p);
-        let mut req = request_over(&buf);
-        assert!(inside(req.uri().path().as_ptr()), "the test's request is over the buffer to begin with");
-        let before = (req.uri().clone(), req.headers().clone());
-        detach(&mut req);
-        assert_eq!((req.uri(), req.headers()), (&before.0, &before.1));
-        assert_eq!(req.uri().to_string(), "http://a.example:8443/svc/x?q=1");
-        assert!(!inside(req.uri().path().as_ptr()));
-        assert!(!inside(req.uri().authority().unwrap().as_str().as_ptr()));
-        for value in req.headers().values() {
-            assert!(!inside(value.as_bytes().as_ptr()), "{value:?} is still in the read buffer");
-        }
-        let values: Vec<_> = req.headers().get_all("x-a").iter().collect();
-        assert_eq!(values, ["one", "two"], "repeated fields keep their order");
-        assert!(req.headers()[http::header::PROXY_AUTHORIZATION].is_sensitive());
-        assert!(!req.headers()[http::header::HOST].is_sensitive());
-    }
-
-    #[test]
-    fn origin_form_and_authority_form_targets_are_detached_too() {
-        for target in ["/svc/x?q=1", "a.example:443", "*"] {
-            let buf = bytes::Bytes::copy_from_slice(target.as_bytes());
-            let mut req = http::Request::new(());
-            *req.uri_mut() = Uri::from_maybe_shared(buf.clone()).unwrap();
-            detach(&mut req);
-            assert_eq!(req.uri().to_string(), target);
-            let text = req.uri().path_and_query().map(|p| p.as_str()).or(req.uri().authority().map(|a| a.as_str()));
-            assert!(!buf.as_ptr_range().contains(&text.unwrap().as_ptr()), "{target} is still in the buffer");
         }
     }
 
