@@ -72,8 +72,7 @@ where
     let io = io.into_inner();
     let served = async move {
         let signals = io.signals();
-        let mut io =
-            Replay { first: Bytes::new(), io, lingering: None, lingered: 0, linger_end: tokio::time::Instant::now() };
+        let mut io = Replay { first: Bytes::new(), io, lingering: None };
         // The first bytes, read through the watch like any: HTTP/2's preface, or an HTTP/1 head.
         let mut first = [0u8; H2_PREFACE.len()];
         let mut n = 0;
@@ -197,12 +196,17 @@ fn give_back_memory_soon() {
 struct Replay {
     first: Bytes,
     io: WatchedIo,
-    /// Set once the session closes the connection: until when what the client still sends is
-    /// read and dropped (see [`LINGER`]).
-    lingering: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// The bytes read and dropped while lingering, and when lingering ends at the latest.
-    lingered: usize,
-    linger_end: tokio::time::Instant,
+    /// Set once the session closes the connection (see [`LINGER`]).
+    lingering: Option<Linger>,
+}
+
+/// A lingering close under way.
+struct Linger {
+    /// Ends it when the client sends nothing for [`LINGER_QUIET`], at `end` at the latest.
+    quiet: Pin<Box<tokio::time::Sleep>>,
+    end: tokio::time::Instant,
+    /// The bytes read and dropped so far.
+    read: usize,
 }
 
 /// A connection the session closes (the client asked for it, or a request body was left
@@ -252,12 +256,12 @@ impl AsyncWrite for Replay {
     /// [`LINGER`] has passed or [`LINGER_BYTES`] were read.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        let sleep = match &mut this.lingering {
-            Some(sleep) => sleep,
+        let linger = match &mut this.lingering {
+            Some(linger) => linger,
             None => {
                 std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
-                this.linger_end = tokio::time::Instant::now() + LINGER;
-                this.lingering.insert(Box::pin(tokio::time::sleep(LINGER_QUIET)))
+                let quiet = Box::pin(tokio::time::sleep(LINGER_QUIET));
+                this.lingering.insert(Linger { quiet, end: tokio::time::Instant::now() + LINGER, read: 0 })
             }
         };
         let mut scratch = [0u8; 8192];
@@ -266,19 +270,19 @@ impl AsyncWrite for Replay {
             let mut buf = ReadBuf::new(&mut scratch);
             match this.io.poll_discard(cx, &mut buf) {
                 Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
-                    this.lingered += buf.filled().len();
-                    if this.lingered >= LINGER_BYTES {
+                    linger.read += buf.filled().len();
+                    if linger.read >= LINGER_BYTES {
                         return Poll::Ready(Ok(()));
                     }
                     let quiet_until = tokio::time::Instant::now() + LINGER_QUIET;
-                    sleep.as_mut().reset(quiet_until.min(this.linger_end));
+                    linger.quiet.as_mut().reset(quiet_until.min(linger.end));
                 }
                 // The client closed its side (or the connection failed): nothing more to lose.
                 Poll::Ready(_) => return Poll::Ready(Ok(())),
-                Poll::Pending => return sleep.as_mut().poll(cx).map(Ok),
+                Poll::Pending => return linger.quiet.as_mut().poll(cx).map(Ok),
             }
         }
-        if sleep.as_mut().poll(cx).is_ready() {
+        if linger.quiet.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
         cx.waker().wake_by_ref();
