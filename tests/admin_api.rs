@@ -610,6 +610,23 @@ async fn a_file_over_one_mebibyte_is_refused_as_too_large_and_changes_nothing() 
     assert_unchanged(&before, &s.snapshot().await, "too-large files");
 }
 
+/// An upload far over the body limit is refused from its length before its bytes are read: the
+/// refusal must reach the uploader (a lingering close), not be lost to a connection reset while
+/// the client is still sending, and a second upload right after must get the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_before_its_body_was_read_gets_its_answer_not_a_reset() {
+    let s = Setup::new().await;
+    let before = s.snapshot().await;
+    // More than loopback's socket buffers hold: the body cannot all be written before the answer.
+    let big = vec![b'A'; 32 * 1024 * 1024];
+    for round in 1..=3 {
+        let r = s.admin.call("POST", "/api/v1/certificates", Body::Raw(Some("application/json"), big.clone())).await;
+        let e = api_error(&r, 422, "too-large");
+        assert!(e["message"].as_str().unwrap().contains("larger than"), "round {round}: {e}");
+    }
+    assert_unchanged(&before, &s.snapshot().await, "uploads over the body limit");
+}
+
 /// The CLI refuses a 2 MiB file as too-large (tests/fixtures/interop/README.md); an upload of
 /// the same file must get the same refusal, not a broken-form or body-limit error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

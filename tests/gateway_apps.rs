@@ -379,3 +379,50 @@ async fn serve_with_unsafe_open_proxy_starts_on_a_proxy_address_beyond_loopback(
     r.gateway_error(403, "no-binding");
     drop(gw);
 }
+
+/// An upload without a credential is answered 407 before its body is read (the app retries with
+/// one, as curl's `--proxy-anyauth` does). The 407 must be the only answer on that connection:
+/// the body's rest, read when hyper drains it, is not a request head to refuse with a second
+/// answer, and the connection ends with a close the client sees, not a reset before the 407.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_407_before_its_body_was_read_gets_that_one_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::new();
+    let up = w.partner().await;
+    w.app("billing-app");
+    let gw = w.gateway().await;
+    let target = url("partner.test", up.port(), "/echo");
+    let proxy = gw.client().proxy;
+    // A multipart upload, larger than the socket buffers and hyper's read buffer hold: most of it
+    // is unread when the answer goes out, and its part headers end in blank lines as a head does.
+    let part = "--b0undary\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n0123456789abcdef\r\n";
+    let body = part.repeat(4 * 1024 * 1024 / part.len()).into_bytes();
+    for round in 1..=3 {
+        let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        let head = format!(
+            "POST {target} HTTP/1.1\r\nHost: partner.test:{}\r\nContent-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {}\r\n\r\n",
+            up.port(),
+            body.len()
+        );
+        let (mut rd, mut wr) = stream.split();
+        let send = async {
+            wr.write_all(head.as_bytes()).await?;
+            wr.write_all(&body).await
+        };
+        let receive = async {
+            let mut got = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut got)).await;
+            (got, read)
+        };
+        let (sent, (got, read)) = tokio::join!(send, receive);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(read.is_ok(), "round {round}: the connection did not end within 10 s; got {text}");
+        assert!(read.unwrap().is_ok(), "round {round}: the connection was reset; got {text}");
+        assert!(text.starts_with("HTTP/1.1 407 "), "round {round}: {text}");
+        assert!(text.contains("proxy-auth-required"), "round {round}: {text}");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "round {round}: one answer only, got {text}");
+        // The whole body could be written: the gateway read and dropped what it did not need.
+        assert!(sent.is_ok(), "round {round}: sending the body failed: {sent:?}; got {text}");
+    }
+    assert_eq!(up.request_count(), 0, "nothing reached the partner: {}", up.describe());
+}

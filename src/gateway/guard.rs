@@ -274,6 +274,13 @@ struct State {
     /// An HTTP/1 session runs that may be let go once idle (proxy connections only; set by the
     /// session loop, cleared by the watchdog when it asks for the release).
     releasable: bool,
+    /// The last request's body was dropped before its end (an answer that did not need it: a
+    /// partner's early 413, an API refusal). hyper then reads once more to drain it and closes
+    /// the connection unless that finished the body, so the next bytes read may be the body's
+    /// rest: they are passed on unchecked (the head check would take them for a head and refuse
+    /// it) until the next request starts. Bounded still: by the keep-alive timeout, and hyper's
+    /// own head limits.
+    rest_unread: bool,
 }
 
 struct Activity {
@@ -296,6 +303,7 @@ impl Activity {
         s.in_flight += 1;
         s.served += 1;
         s.head_started = None;
+        s.rest_unread = false;
         InFlight(self.clone())
     }
 
@@ -334,7 +342,8 @@ impl Activity {
     /// not: a request in flight or a head arriving, an answer not yet taken, HTTP/2, a cut.
     fn release_at(&self) -> Option<Instant> {
         let s = self.lock();
-        let idle = s.releasable && s.cut.is_none() && s.in_flight == 0 && s.head_started.is_none() && !s.h2;
+        let idle =
+            s.releasable && s.cut.is_none() && s.in_flight == 0 && s.head_started.is_none() && !s.h2 && !s.rest_unread;
         (idle && !self.write_blocked.load(Ordering::Relaxed)).then(|| s.idle_since + RELEASE_AFTER)
     }
 
@@ -451,6 +460,8 @@ struct Watched {
     /// Bytes read and thrown away after the answer (sent, then the write side shut).
     drained: usize,
     shut: bool,
+    /// Set once the server closes the connection (see [`LINGER`]).
+    lingering: Option<Linger>,
     /// The last write did not complete (mirrored in `Activity::write_blocked` when it changes).
     write_blocked: bool,
 }
@@ -604,7 +615,7 @@ impl AsyncRead for Watched {
                 if first && data.starts_with(b"PRI") {
                     s.h2 = true;
                 }
-                if s.h2 || s.in_flight > 0 {
+                if s.h2 || s.in_flight > 0 || s.rest_unread {
                     return Poll::Ready(Ok(()));
                 }
                 if s.head_started.is_none() {
@@ -675,10 +686,76 @@ impl AsyncWrite for Watched {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
+    /// The end of the connection's sending side, then a lingering close: what the client still
+    /// sends is read and dropped until it closes its side, sends nothing for [`LINGER_QUIET`],
+    /// [`LINGER`] has passed or [`LINGER_BYTES`] were read. Read past the head check: the bytes
+    /// are the rest of a body, not a request.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.answer.is_some() {
+            // Cut off: its answer (if any) went out and what followed was drained (`poll_cut`).
+            return match this.shut {
+                true => Poll::Ready(Ok(())),
+                false => Pin::new(&mut this.stream).poll_shutdown(cx),
+            };
+        }
+        let linger = match &mut this.lingering {
+            Some(linger) => linger,
+            None => {
+                std::task::ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+                let quiet = Box::pin(tokio::time::sleep(LINGER_QUIET));
+                this.lingering.insert(Linger { quiet, end: Instant::now() + LINGER, read: 0 })
+            }
+        };
+        let mut scratch = [0u8; 8192];
+        // A few reads per poll, so that a fast sender does not hold the worker's other connections.
+        for _ in 0..32 {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    linger.read += buf.filled().len();
+                    if linger.read >= LINGER_BYTES {
+                        return Poll::Ready(Ok(()));
+                    }
+                    let quiet_until = Instant::now() + LINGER_QUIET;
+                    linger.quiet.as_mut().reset(quiet_until.min(linger.end));
+                }
+                // The client closed its side (or the connection failed): nothing more to lose.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return linger.quiet.as_mut().poll(cx).map(Ok),
+            }
+        }
+        if linger.quiet.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
+
+/// A lingering close under way.
+struct Linger {
+    /// Ends it when the client sends nothing for [`LINGER_QUIET`], at `end` at the latest.
+    quiet: Pin<Box<tokio::time::Sleep>>,
+    end: Instant,
+    /// The bytes read and dropped so far.
+    read: usize,
+}
+
+/// A connection the server closes (an HTTP/1 client asked for it, a request body was left
+/// unread, say after a partner's early 413 or an admin API refusal, an HTTP/2 connection ended
+/// with a GOAWAY) goes on reading and dropping what the client still sends for a while
+/// ("lingering close", as nginx and Apache do): closing a socket with unread bytes makes the
+/// kernel reset the connection, and the reset can take the answer, already sent, away from the
+/// client before it reads it, so the application would see a broken pipe instead of the answer.
+/// It ends when the client closes its side (what clients do on the answer's end), after
+/// [`LINGER_QUIET`] without a byte, after [`LINGER`] in all, or after [`LINGER_BYTES`]. Both
+/// listeners, plain or TLS (under TLS the bytes dropped are records, after the close_notify).
+const LINGER: Duration = Duration::from_secs(2);
+/// See [`LINGER`].
+const LINGER_QUIET: Duration = Duration::from_millis(500);
+/// The most bytes read while lingering before the connection is closed all the same.
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
 /// The verdict on a request body the application sent, set when reading it failed; the proxy
 /// answers with it instead of blaming the partner. The proxy takes it from the [`ClientBody`]
@@ -702,11 +779,16 @@ pub struct ClientBody {
     inner: Incoming,
     pause: PauseTimer,
     fault: ClientFault,
+    /// The connection to tell if the body is dropped before its end (see `State::rest_unread`);
+    /// `None` for a body that was empty from the start (no clone per bodiless request).
+    unread: Option<Arc<Activity>>,
+    ended: bool,
 }
 
 impl ClientBody {
-    fn new(inner: Incoming, pause: Duration) -> Self {
-        ClientBody { inner, pause: PauseTimer::new(pause), fault: ClientFault::default() }
+    fn new(inner: Incoming, pause: Duration, activity: &Arc<Activity>) -> Self {
+        let unread = (!inner.is_end_stream()).then(|| activity.clone());
+        ClientBody { inner, pause: PauseTimer::new(pause), fault: ClientFault::default(), unread, ended: false }
     }
 
     /// Where a failure to read this body is recorded.
@@ -763,7 +845,10 @@ impl HttpBody for ClientBody {
                 this.fault.set(GatewayError::new(ErrorCode::BadRequest, message.clone()));
                 Poll::Ready(Some(Err(message.into())))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.ended = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.pause.expired(cx) {
                     let message = format!(
@@ -784,6 +869,16 @@ impl HttpBody for ClientBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        if let Some(activity) = self.unread.take() {
+            if !self.ended && !self.inner.is_end_stream() {
+                activity.lock().rest_unread = true;
+            }
+        }
     }
 }
 
@@ -830,7 +925,7 @@ where
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.request_started();
-        let req = req.map(|body| ClientBody::new(body, self.body_read_timeout));
+        let req = req.map(|body| ClientBody::new(body, self.body_read_timeout, &self.activity));
         Tracked { response: Box::pin(self.inner.call(req)), in_flight: Some(in_flight) }
     }
 }
@@ -872,12 +967,6 @@ impl WatchedIo {
     pub fn set_h2(&self) {
         self.0.activity.lock().h2 = true;
         self.0.activity.changed.notify_one();
-    }
-
-    /// Read what the client sends without looking at it: bytes that arrive while the connection
-    /// is closing, to be dropped (the session's lingering close). Not a request head to check.
-    pub(crate) fn poll_discard(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0.stream).poll_read(cx, buf)
     }
 
     /// Where the watchdog's signals to the session loop are read.
@@ -1007,6 +1096,7 @@ pub fn guard<S>(
             cut: None,
             reader: None,
             releasable: false,
+            rest_unread: false,
         }),
         changed: Notify::new(),
         signal: AtomicU8::new(SIGNAL_NONE),
@@ -1026,6 +1116,7 @@ pub fn guard<S>(
         answer: None,
         drained: 0,
         shut: false,
+        lingering: None,
         write_blocked: false,
     };
     Guard {

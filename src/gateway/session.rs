@@ -72,7 +72,7 @@ where
     let io = io.into_inner();
     let served = async move {
         let signals = io.signals();
-        let mut io = Replay { first: Bytes::new(), io, lingering: None };
+        let mut io = Replay { first: Bytes::new(), io };
         // The first bytes, read through the watch like any: HTTP/2's preface, or an HTTP/1 head.
         let mut first = [0u8; H2_PREFACE.len()];
         let mut n = 0;
@@ -196,31 +196,7 @@ fn give_back_memory_soon() {
 struct Replay {
     first: Bytes,
     io: WatchedIo,
-    /// Set once the session closes the connection (see [`LINGER`]).
-    lingering: Option<Linger>,
 }
-
-/// A lingering close under way.
-struct Linger {
-    /// Ends it when the client sends nothing for [`LINGER_QUIET`], at `end` at the latest.
-    quiet: Pin<Box<tokio::time::Sleep>>,
-    end: tokio::time::Instant,
-    /// The bytes read and dropped so far.
-    read: usize,
-}
-
-/// A connection the session closes (the client asked for it, or a request body was left
-/// unread, say after a partner's early 413) goes on reading and dropping what the client still
-/// sends for a while ("lingering close", as nginx and Apache do): closing a socket with unread
-/// bytes makes the kernel reset the connection, and the reset can take the answer, already sent,
-/// away from the client before it reads it, so the application would see a broken pipe instead
-/// of the answer. It ends when the client closes its side (what clients do on the answer's end),
-/// after [`LINGER_QUIET`] without a byte, after [`LINGER`] in all, or after [`LINGER_BYTES`].
-const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
-/// See [`LINGER`].
-const LINGER_QUIET: std::time::Duration = std::time::Duration::from_millis(500);
-/// The most bytes read while lingering before the connection is closed all the same.
-const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
 impl AsyncRead for Replay {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -251,41 +227,8 @@ impl AsyncWrite for Replay {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
-    /// The end of the connection's sending side, then a lingering close: what the client still
-    /// sends is read and dropped until it closes its side, sends nothing for [`LINGER_QUIET`],
-    /// [`LINGER`] has passed or [`LINGER_BYTES`] were read.
+    /// A lingering close (`WatchedIo`'s, shared with the admin listener).
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        let linger = match &mut this.lingering {
-            Some(linger) => linger,
-            None => {
-                std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
-                let quiet = Box::pin(tokio::time::sleep(LINGER_QUIET));
-                this.lingering.insert(Linger { quiet, end: tokio::time::Instant::now() + LINGER, read: 0 })
-            }
-        };
-        let mut scratch = [0u8; 8192];
-        // A few reads per poll, so that a fast sender does not hold the worker's other connections.
-        for _ in 0..32 {
-            let mut buf = ReadBuf::new(&mut scratch);
-            match this.io.poll_discard(cx, &mut buf) {
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
-                    linger.read += buf.filled().len();
-                    if linger.read >= LINGER_BYTES {
-                        return Poll::Ready(Ok(()));
-                    }
-                    let quiet_until = tokio::time::Instant::now() + LINGER_QUIET;
-                    linger.quiet.as_mut().reset(quiet_until.min(linger.end));
-                }
-                // The client closed its side (or the connection failed): nothing more to lose.
-                Poll::Ready(_) => return Poll::Ready(Ok(())),
-                Poll::Pending => return linger.quiet.as_mut().poll(cx).map(Ok),
-            }
-        }
-        if linger.quiet.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Ok(()));
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
