@@ -426,3 +426,45 @@ async fn an_upload_refused_407_before_its_body_was_read_gets_that_one_answer() {
     }
     assert_eq!(up.request_count(), 0, "nothing reached the partner: {}", up.describe());
 }
+
+/// curl as the calling app, negotiating its proxy credential (`--proxy-anyauth`): it sends the
+/// upload without one first, gets the 407 (before the body was read), and sends it again with
+/// `Basic`. The partner must receive the whole body once, with the bound certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_negotiating_its_proxy_credential_delivers_an_upload_whole() {
+    let w = World::new();
+    let up = w.partner().await;
+    let credential = w.app("billing-app");
+    w.cli(&["app", "grant", "billing-app", "alpha"]);
+    let gw = w.gateway().await;
+    for size in [100 * 1024, 3 * 1024 * 1024] {
+        let body: Vec<u8> = (0..size as u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        let file = w.env.file("upload.bin", &body);
+        let target = url("partner.test", up.port(), "/echo");
+        let proxy = gw.client().proxy_url();
+        let user = format!("billing-app:{credential}");
+        let out = tokio::task::spawn_blocking(move || {
+            crate::support::nginx::curl()
+                .args(["-sS", "--fail-with-body", "--max-time", "30", "-x", &proxy, "--proxy-anyauth", "-U", &user])
+                .args(["-H", "Content-Type: application/octet-stream", "--data-binary"])
+                .arg(format!("@{}", file.display()))
+                .arg(&target)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{size} bytes: curl {}: {stdout}{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            gw.log()
+        );
+        let echo: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{size} bytes: {e}: {stdout}"));
+        assert_eq!(echo["body_len"], size as u64, "{size} bytes: {echo}");
+        assert_eq!(echo["body_sha256"], crate::support::sha256_hex(&body), "{size} bytes: {echo}");
+        assert_eq!(echo["client_cert_sha256"], w.alpha.id(), "{size} bytes: {echo}");
+    }
+}
