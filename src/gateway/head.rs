@@ -60,9 +60,12 @@ pub fn check(buf: &[u8]) -> Head {
     if Method::from_bytes(method.as_bytes()).is_err() {
         return bad(format!("'{}' is not an HTTP method", shown(method.as_bytes())));
     }
-    if let Err(e) = Uri::try_from(target) {
-        return bad(format!("the request target '{}' is not a URL or path ({e})", shown(target.as_bytes())));
+    if !plainly_valid_target(target.as_bytes()) {
+        if let Err(e) = Uri::try_from(target) {
+            return bad(format!("the request target '{}' is not a URL or path ({e})", shown(target.as_bytes())));
+        }
     }
+    debug_assert!(Uri::try_from(target).is_ok(), "'{target}' passed as plainly valid, and `http` refuses it");
     let http11 = version == 1;
     let mut content_length: Option<u64> = None;
     // hyper goes by the last Transfer-Encoding line only.
@@ -108,6 +111,55 @@ pub fn check(buf: &[u8]) -> Head {
     }
     Head::Complete
 }
+
+/// A request target of the usual forms that `http` surely reads: a path (and query) of bytes its
+/// path map takes, or `http://` or `https://`, a host of letters, digits, dots and dashes with at
+/// most one port, then such a path or nothing. Told without building a `Uri`, which copies the
+/// target into an allocation of its own for every request; any other target is read as a `Uri`
+/// (the answer is the same, only slower to get). A subset of what `http` 1.x takes
+/// (`uri/path.rs` `PATH_MAP`, `uri/authority.rs`): never true for a target it refuses (checked
+/// in debug builds by reading the `Uri` anyway, and by the `request_target` fuzz target).
+fn plainly_valid_target(target: &[u8]) -> bool {
+    let path = if target.first() == Some(&b'/') {
+        target
+    } else {
+        let Some(rest) = target.strip_prefix(b"http://").or_else(|| target.strip_prefix(b"https://")) else {
+            return false;
+        };
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let host_byte = |b: &u8| TARGET_BYTES[*b as usize] & HOST_BYTE != 0;
+        if authority.is_empty() || !authority.iter().all(host_byte) || memchr::memchr_iter(b':', authority).count() > 1
+        {
+            return false;
+        }
+        &rest[end..]
+    };
+    path.iter().all(|&b| TARGET_BYTES[b as usize] & PATH_BYTE != 0)
+}
+
+/// In [`TARGET_BYTES`]: a byte `http` takes anywhere in a path or query: its path bytes, and `?`
+/// (which starts the query; the query takes every path byte).
+const PATH_BYTE: u8 = 1;
+/// In [`TARGET_BYTES`]: a letter, digit, dot, dash or colon (a host and its port).
+const HOST_BYTE: u8 = 2;
+/// Which of [`PATH_BYTE`] and [`HOST_BYTE`] each byte is (one load per byte, not a chain of
+/// range tests).
+static TARGET_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if matches!(b, 0x21 | 0x24..=0x3b | 0x3d | 0x3f..=0x5f | 0x61..=0x7a | 0x7c | 0x7e) {
+            t[i] |= PATH_BYTE;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':') {
+            t[i] |= HOST_BYTE;
+        }
+        i += 1;
+    }
+    t
+};
 
 fn refusal(e: httparse::Error, req: &httparse::Request<'_, '_>) -> Head {
     use httparse::Error as E;
@@ -199,6 +251,50 @@ mod tests {
         assert_eq!(code(&format!("GET / HTTP/1.1\r\n{many}\r\n")), Some("headers-too-large"));
         // A broken first line is refused before the head is complete, as hyper does.
         assert_eq!(code("GET /\x01"), Some("bad-request"));
+    }
+
+    /// Every target the fast path takes, `http` takes; the ones it leaves to `http` still get
+    /// `http`'s answer.
+    #[test]
+    fn plainly_valid_targets_are_ones_http_reads() {
+        let plain = [
+            "/",
+            "/svc/Billing.Svc/soap?wsdl&x=1",
+            "/a/b;c=d/~e/%41!$&'()*+,=:@",
+            "http://partner.test:8443/echo?q=/x?y",
+            "https://a-b.example",
+            "http://127.0.0.1:1/",
+            "http://:80/",
+        ];
+        for t in plain {
+            assert!(plainly_valid_target(t.as_bytes()), "{t}");
+            assert!(Uri::try_from(t).is_ok(), "{t}");
+        }
+        let left_to_http = [
+            "*",
+            "partner.test:443",
+            "HTTP://a/",
+            "http://[::1]:80/",
+            "http://u@a/",
+            "http://a:1:2/",
+            "http://a?q",
+            "/a#frag",
+            "/{\"json\"}",
+            "/a b",
+            "/\u{e9}",
+            "http:///x",
+            "ftp://a/",
+        ];
+        for t in left_to_http {
+            assert!(!plainly_valid_target(t.as_bytes()), "{t}");
+        }
+        // Each byte alone after a slash: taken only where `http` takes it.
+        for b in 0u8..=255 {
+            let t = [b'/', b];
+            if plainly_valid_target(&t) {
+                assert!(Uri::try_from(&t[..]).is_ok(), "byte {b:#04x}");
+            }
+        }
     }
 
     /// CI's `request_target` finding (docs/FUZZING.md, finding 3): hyper reads a
