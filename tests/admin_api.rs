@@ -1175,6 +1175,13 @@ async fn the_admin_listener_serves_https_with_admin_tls_cert_and_the_session_coo
     let cookie = r.header("set-cookie").expect("a session cookie");
     assert!(cookie.contains("; Secure"), "over HTTPS the session cookie is Secure: {cookie}");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // An upload refused before its body was read gets its answer over TLS too (the lingering
+    // close drops the encrypted rest after close_notify).
+    let big = vec![b'A'; 16 * 1024 * 1024];
+    for _ in 0..2 {
+        let r = api.call("POST", "/api/v1/certificates", Body::Raw(Some("application/json"), big.clone())).await;
+        api_error(&r, 422, "too-large");
+    }
 
     // Plain HTTP on the same port gets no answer.
     let plain = async {
