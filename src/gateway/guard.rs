@@ -780,15 +780,15 @@ pub struct ClientBody {
     pause: PauseTimer,
     fault: ClientFault,
     /// The connection to tell if the body is dropped before its end (see `State::rest_unread`);
-    /// `None` for a body that was empty from the start (no clone per bodiless request).
+    /// `None` for a body that was empty from the start (no clone per bodiless request) and once
+    /// it has ended.
     unread: Option<Arc<Activity>>,
-    ended: bool,
 }
 
 impl ClientBody {
     fn new(inner: Incoming, pause: Duration, activity: &Arc<Activity>) -> Self {
         let unread = (!inner.is_end_stream()).then(|| activity.clone());
-        ClientBody { inner, pause: PauseTimer::new(pause), fault: ClientFault::default(), unread, ended: false }
+        ClientBody { inner, pause: PauseTimer::new(pause), fault: ClientFault::default(), unread }
     }
 
     /// Where a failure to read this body is recorded.
@@ -846,7 +846,7 @@ impl HttpBody for ClientBody {
                 Poll::Ready(Some(Err(message.into())))
             }
             Poll::Ready(None) => {
-                this.ended = true;
+                this.unread = None;
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -875,7 +875,7 @@ impl HttpBody for ClientBody {
 impl Drop for ClientBody {
     fn drop(&mut self) {
         if let Some(activity) = self.unread.take() {
-            if !self.ended && !self.inner.is_end_stream() {
+            if !self.inner.is_end_stream() {
                 activity.lock().rest_unread = true;
             }
         }
