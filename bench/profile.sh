@@ -16,6 +16,8 @@
 #                                             # every request with an app's proxy credential, every
 #                                             # 4th picking another certificate by header)
 #   ROUNDS=3 DURATION=8s CONCS="64 16" bench/profile.sh old-bin new-bin
+#   NEW_CLIENT=1 bench/profile.sh BIN...       # every wrk request with `Connection: close`: a new
+#                                             # client connection per request, partners pooled
 #
 # Every process the script starts is stopped on exit (by PID). Ports 18500-18599 on 127.0.0.1.
 set -euo pipefail
@@ -148,6 +150,8 @@ for n in "${NAMES[@]}"; do
 done
 
 HZ=$(getconf CLK_TCK)
+WRK_EXTRA=()
+((${NEW_CLIENT:-0})) && WRK_EXTRA=(-H "Connection: close")
 # user and system CPU ticks of PIDs, summed: "user system"
 ticks() {
     local u=0 s=0 p pu ps
@@ -163,10 +167,10 @@ for round in $(seq "$ROUNDS"); do
     for conc in $CONCS; do
         for n in "${NAMES[@]}"; do
             # shellcheck disable=SC2086
-            wrk -t2 -c"$conc" -d"$WARMUP" "${URL[$n]}" >/dev/null 2>&1 || true
+            wrk -t2 -c"$conc" -d"$WARMUP" "${WRK_EXTRA[@]}" "${URL[$n]}" >/dev/null 2>&1 || true
             # shellcheck disable=SC2086
             read -r u0 s0 < <(ticks ${PIDS[$n]}); b0=$(busy)
-            wrk -t2 -c"$conc" -d"$DURATION" --latency "${URL[$n]}" >"runs/$n-c$conc-r$round.txt" 2>&1
+            wrk -t2 -c"$conc" -d"$DURATION" "${WRK_EXTRA[@]}" --latency "${URL[$n]}" >"runs/$n-c$conc-r$round.txt" 2>&1
             # shellcheck disable=SC2086
             read -r u1 s1 < <(ticks ${PIDS[$n]}); b1=$(busy)
             f=runs/$n-c$conc-r$round.txt
@@ -187,7 +191,7 @@ done
 if ((PERF)); then
     for n in "${NAMES[@]}"; do
         [[ $n == nginx ]] && continue
-        wrk -t2 -c64 -d12s "${URL[$n]}" >/dev/null 2>&1 &
+        wrk -t2 -c64 -d12s "${WRK_EXTRA[@]}" "${URL[$n]}" >/dev/null 2>&1 &
         STARTED+=($!)
         sleep 1
         perf record -F 499 --call-graph "${CALLGRAPH:-dwarf,16384}" -o "perf-$n.data" -p "${PIDS[$n]}" -- sleep 5 >/dev/null 2>&1
@@ -241,9 +245,9 @@ EOF
             vg=$!
             wait_port "$port" 600 # valgrind starts slowly
             url=http://127.0.0.1:$port/svc/bench/
-            wrk -t1 -c16 -d3s "${script[@]}" "$url" >/dev/null 2>&1 || true
+            wrk -t1 -c16 -d3s "${WRK_EXTRA[@]}" "${script[@]}" "$url" >/dev/null 2>&1 || true
             callgrind_control -i on "$vg" >/dev/null
-            wrk -t1 -c16 -d10s "${script[@]}" "$url" >"runs/callgrind-$n-$mode.wrk" 2>&1
+            wrk -t1 -c16 -d10s "${WRK_EXTRA[@]}" "${script[@]}" "$url" >"runs/callgrind-$n-$mode.wrk" 2>&1
             callgrind_control -i off "$vg" >/dev/null
             kill -TERM "$vg"
             wait "$vg" || true
@@ -262,7 +266,7 @@ if ((STAT)); then
     # syscalls, context switches and migrations per request at c=64, for every proxy
     for n in "${NAMES[@]}"; do
         pids=$(echo ${PIDS[$n]} | tr ' ' ',')
-        wrk -t2 -c64 -d8s "${URL[$n]}" >"runs/stat-$n.wrk" 2>&1 &
+        wrk -t2 -c64 -d8s "${WRK_EXTRA[@]}" "${URL[$n]}" >"runs/stat-$n.wrk" 2>&1 &
         STARTED+=($!)
         sleep 1
         perf stat -x, -e raw_syscalls:sys_enter,context-switches,cpu-migrations -p "$pids" -- sleep 5 \

@@ -19,7 +19,8 @@ WARMUP=${WARMUP:-2s}
 IDLE_SETTLE=${IDLE_SETTLE:-12}  # many-conns: seconds the idle half is held idle before its memory is read
 ROTATION_SECONDS=${ROTATION_SECONDS:-20}
 # SCENARIOS="many-conns new-conn": only those runs (of keep-alive, production, new-conn,
-# many-conns); prints results.tsv and leaves docs/BENCHMARKS.md alone (no rotation run, no report).
+# new-client, many-conns); prints results.tsv and leaves docs/BENCHMARKS.md alone (no rotation
+# run, no report).
 SCENARIOS=${SCENARIOS:-}
 OUT=${BENCH_OUT:-$REPO/docs/BENCHMARKS.md}
 # A panic in a proxy task should cost what it costs in production, not a symbolised backtrace.
@@ -471,6 +472,11 @@ done
 for key in "${PROXIES[@]}"; do
     run_one new-conn "$key" "$key-new" 16 -H 'Connection: close'
 done
+# A new client connection per request, the partner connection kept (an application that does not
+# keep its connections, a proxy that pools its own): each proxy's keep-alive set-up.
+for key in "${PROXIES[@]}"; do
+    run_one new-client "$key" "$key" 16 -H 'Connection: close'
+done
 # 1,000 client connections: 500 held open and idle (each sent one request first, then held idle for
 # IDLE_SETTLE s before the load, as an application pool holds them), 500 busy.
 for key in "${PROXIES[@]}"; do
@@ -574,7 +580,9 @@ SECTION=$WORK/section.md
     echo "proxy is set up so that its upstream connection is not kept either: certgate with"
     echo "\`max_idle_per_host = 0\` (a second \`certgate serve\` with its own config file), nginx with an"
     echo "\`upstream\` block without \`keepalive\`, HAProxy with \`http-reuse never\`. Every request then costs one"
-    echo "upstream TLS handshake, resumed when the proxy kept a TLS session or ticket."
+    echo "upstream TLS handshake, resumed when the proxy kept a TLS session or ticket. \"new-client\": the same"
+    echo "\`Connection: close\` from wrk against each proxy's keep-alive set-up: a new client connection per"
+    echo "request, the partner connection pooled."
     echo
     echo "### Rotation under load"
     echo
@@ -588,6 +596,41 @@ SECTION=$WORK/section.md
     echo
     echo "Subjects: cert 1 \`$CLIENT1_DN\`, cert 2 \`$CLIENT2_DN\`. At the end: certgate VmHWM $CG_HWM MB;"
     echo "panics logged over the whole benchmark: pooled instance $CG_PANICS, unpooled $CGN_PANICS."
+    echo
+    echo "### Issue 14's table, re-measured"
+    echo
+    echo "The table the performance issue was filed with (rows as there, numbers from this run above;"
+    echo "peak RSS from the keep-alive c=64 run and from the 1,000-connection run)."
+    echo
+    awk -F'\t' '
+        { key = $1 "/" $2 "/" $3; rps[key] = $4; p99[key] = $6; cpu[key] = $9; rss[key] = $11 }
+        function cell(s, p, c) { k = s "/" p "/" c; return (k in rps) ? k : "" }
+        function line(what, fmt, s, c, f1, f2,    out, i, p, k, v) {
+            out = "| " what
+            for (i = 1; i <= 3; i++) {
+                p = (i == 1 ? "certgate" : (i == 2 ? "nginx" : "haproxy")); k = cell(s, p, c)
+                if (k == "") { out = out " | -"; continue }
+                v = sprintf(fmt, val(f1, k), val(f2, k))
+                out = out " | " v
+            }
+            print out " |"
+        }
+        function val(f, k) {
+            if (f == "rps") return rps[k]; if (f == "cpu") return cpu[k]; if (f == "p99") return p99[k]
+            if (f == "rss") return rss[k]; return ""
+        }
+        END {
+            print "| keep-alive | certgate | nginx | HAProxy |"
+            print "|---|--:|--:|--:|"
+            line("c=64 req/s", "%s", "keep-alive", 64, "rps")
+            line("c=64 proxy CPU-s per 10k requests", "%s", "keep-alive", 64, "cpu")
+            line("c=16 req/s / CPU-s per 10k", "%s / %s", "keep-alive", 16, "rps", "cpu")
+            line("c=1 req/s, p99", "%s, %s ms", "keep-alive", 1, "rps", "p99")
+            line("new connection per request, c=16: req/s / CPU-s per 10k", "%s / %s", "new-conn", 16, "rps", "cpu")
+            line("new client connection per request, partner kept, c=16: req/s / CPU-s per 10k", "%s / %s", "new-client", 16, "rps", "cpu")
+            line("peak RSS, keep-alive c=64 (MB)", "%s", "keep-alive", 64, "rss")
+            line("peak RSS, 1,000 connections, 500 idle (MB)", "%s", "many-conns", 500, "rss")
+        }' "$RESULTS"
     echo
     echo "### Targets"
     echo
@@ -610,13 +653,18 @@ SECTION=$WORK/section.md
             a = "new-conn/certgate/16"; b = "new-conn/nginx/16"
             t = rps[a] / rps[b]; row("new connection c=16 req/s >= nginx", rps[a], rps[b], t, t >= 1)
             t = cpu[a] / cpu[b]; row("new connection c=16 CPU per request <= nginx", cpu[a] " s/10k", cpu[b] " s/10k", t, t <= 1)
+            a = "new-client/certgate/16"; b = "new-client/nginx/16"
+            if (a in rps) {
+                t = rps[a] / rps[b]; row("new client connection, partner kept, c=16 req/s >= nginx", rps[a], rps[b], t, t >= 1)
+                t = cpu[a] / cpu[b]; row("new client connection, partner kept, c=16 CPU per request <= nginx", cpu[a] " s/10k", cpu[b] " s/10k", t, t <= 1)
+            }
             for (c = 16; c <= 64; c += 48) {
                 a = "production/certgate-prod/" c; b = "keep-alive/certgate/" c
                 t = cpu[a] / cpu[b]; row("production mode c=" c " CPU per request within 5 % of open mode", cpu[a] " s/10k", cpu[b] " s/10k", t, t <= 1.05)
             }
             a = "many-conns/certgate/500"; b = "many-conns/nginx/500"
             row("1,000 connections (500 idle): RSS < 30 MiB", rss[a] " MiB", rss[b] " MiB", rss[a] / rss[b], rss[a] < 30)
-            row("1,000 connections (500 idle): no error", err[a], err[b], (err[b] ? err[a] / err[b] : 0), err[a] == 0)
+            printf "| 1,000 connections (500 idle): no error | %s | %s | - | %s |\n", err[a], err[b], (err[a] == 0 ? "met" : "missed")
         }' "$RESULTS"
     echo
     echo "Raw wrk output, configs and logs of the last run: \`$WORK\` (\`results.tsv\`, \`runs/\`)."

@@ -291,6 +291,9 @@ struct Activity {
     /// The last write to the socket did not complete (hyper holds bytes the client has not
     /// taken): such a connection is not let go while idle.
     write_blocked: AtomicBool,
+    /// A request body not read to its end yet is open (HTTP/1: the client may still be sending
+    /// it; see `Watched::bytes_to_linger_for`).
+    body_open: AtomicBool,
 }
 
 impl Activity {
@@ -690,6 +693,9 @@ impl AsyncWrite for Watched {
     /// sends is read and dropped until it closes its side, sends nothing for [`LINGER_QUIET`],
     /// [`LINGER`] has passed or [`LINGER_BYTES`] were read. Read past the head check: the bytes
     /// are the rest of a body, not a request.
+    ///
+    /// An HTTP/1 connection whose last request was read whole, with nothing more waiting to be
+    /// read, closes at once (see [`Watched::bytes_to_linger_for`]).
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.answer.is_some() {
@@ -699,15 +705,18 @@ impl AsyncWrite for Watched {
                 false => Pin::new(&mut this.stream).poll_shutdown(cx),
             };
         }
+        let mut scratch = [0u8; 8192];
         let linger = match &mut this.lingering {
             Some(linger) => linger,
             None => {
+                let Some(read) = this.bytes_to_linger_for(cx, &mut scratch) else {
+                    return Poll::Ready(Ok(()));
+                };
                 std::task::ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
                 let quiet = Box::pin(tokio::time::sleep(LINGER_QUIET));
-                this.lingering.insert(Linger { quiet, end: Instant::now() + LINGER, read: 0 })
+                this.lingering.insert(Linger { quiet, end: Instant::now() + LINGER, read })
             }
         };
-        let mut scratch = [0u8; 8192];
         // A few reads per poll, so that a fast sender does not hold the worker's other connections.
         for _ in 0..32 {
             let mut buf = ReadBuf::new(&mut scratch);
@@ -730,6 +739,37 @@ impl AsyncWrite for Watched {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+impl Watched {
+    /// Whether closing needs the lingering: `None` (close now) for an HTTP/1 connection whose
+    /// last request body was read to its end (or had none) and that has no byte waiting in the
+    /// socket, which one read tells. Closing then sends no reset (the kernel resets a connection
+    /// closed with unread bytes), and a client that keeps to the protocol sends nothing after an
+    /// answer that closes the connection. That is the common close (`Connection: close` from
+    /// the client): one read instead of a `shutdown`, a wake-up for the client's end and its
+    /// read. `Some(bytes read and dropped)`: linger. Bytes were waiting, a request body is not
+    /// read to its end (still held, or dropped before it: an answer that did not need it, a
+    /// partner's early 413; hyper's drain just before the close can leave the socket empty for
+    /// a moment while the client is still sending), or the connection is HTTP/2 (its client may
+    /// be sending frames as the GOAWAY crosses them).
+    fn bytes_to_linger_for(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Option<usize> {
+        if self.activity.body_open.load(Ordering::Relaxed) {
+            return Some(0);
+        }
+        {
+            let s = self.activity.lock();
+            if s.h2 || s.rest_unread || s.in_flight > 0 {
+                return Some(0);
+            }
+        }
+        let mut buf = ReadBuf::new(scratch);
+        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if !buf.filled().is_empty() => Some(buf.filled().len()),
+            // Nothing waiting (closed now, without a reset), or the client closed (or failed).
+            Poll::Pending | Poll::Ready(_) => None,
+        }
     }
 }
 
@@ -787,7 +827,10 @@ pub struct ClientBody {
 
 impl ClientBody {
     fn new(inner: Incoming, pause: Duration, activity: &Arc<Activity>) -> Self {
-        let unread = (!inner.is_end_stream()).then(|| activity.clone());
+        let unread = (!inner.is_end_stream()).then(|| {
+            activity.body_open.store(true, Ordering::Relaxed);
+            activity.clone()
+        });
         ClientBody { inner, pause: PauseTimer::new(pause), fault: ClientFault::default(), unread }
     }
 
@@ -846,7 +889,9 @@ impl HttpBody for ClientBody {
                 Poll::Ready(Some(Err(message.into())))
             }
             Poll::Ready(None) => {
-                this.unread = None;
+                if let Some(activity) = this.unread.take() {
+                    activity.body_open.store(false, Ordering::Relaxed);
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -878,6 +923,7 @@ impl Drop for ClientBody {
             if !self.inner.is_end_stream() {
                 activity.lock().rest_unread = true;
             }
+            activity.body_open.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -1101,6 +1147,7 @@ pub fn guard<S>(
         changed: Notify::new(),
         signal: AtomicU8::new(SIGNAL_NONE),
         write_blocked: AtomicBool::new(false),
+        body_open: AtomicBool::new(false),
     });
     let watched = Watched {
         stream,

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response};
 use hyper::body::Body as HttpBody;
 use hyper::server::conn::{http1, http2};
@@ -32,6 +32,10 @@ use super::guard::{ClientBody, ClientLimits, Guard, WatchedIo, MAX_H2_STREAMS, S
 use crate::upstream::BoxError;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The room for a connection's first read: a usual request head whole (what is longer is read
+/// on by the session), small enough for malloc's per-thread cache.
+const FIRST_READ: usize = 1000;
 
 /// How long after a session is let go its memory is handed back to the system (see
 /// [`give_back_memory_soon`]).
@@ -73,10 +77,12 @@ where
     let served = async move {
         let signals = io.signals();
         let mut io = Replay { first: Bytes::new(), io };
-        // The first bytes, read through the watch like any: HTTP/2's preface, or an HTTP/1 head.
-        let mut first = [0u8; H2_PREFACE.len()];
+        // The first bytes, read through the watch like any: HTTP/2's preface, or an HTTP/1 head,
+        // whole as a rule (one read for the head, not one for the preface's length and one for
+        // the rest); the session reads them first.
+        let mut first = BytesMut::zeroed(FIRST_READ);
         let mut n = 0;
-        while n < first.len() {
+        loop {
             let mut buf = ReadBuf::new(&mut first[n..]);
             let read = std::future::poll_fn(|cx| {
                 if signals.take() == SIGNAL_STOP {
@@ -88,17 +94,20 @@ where
             let Some(read) = read else { return Ok(()) };
             read?;
             let got = buf.filled().len();
-            let matches = first[n..n + got] == H2_PREFACE[n..n + got];
             n += got;
-            if got == 0 || !matches {
+            let seen = n.min(H2_PREFACE.len());
+            // Read on only while what came so far may still be the start of HTTP/2's preface.
+            if got == 0 || seen == H2_PREFACE.len() || first[..seen] != H2_PREFACE[..seen] {
                 break;
             }
         }
         if n == 0 {
             return Ok(()); // closed (or cut off) before a byte
         }
-        io.first = Bytes::copy_from_slice(&first[..n]);
-        if first[..n] == H2_PREFACE[..] {
+        first.truncate(n);
+        let h2 = first.starts_with(H2_PREFACE);
+        io.first = first.freeze();
+        if h2 {
             // HTTP/2 with prior knowledge: one session to the end (its streams are not idle in
             // the sense above), ended with a GOAWAY when the proxy stops.
             let mut conn = Box::pin(sessions.h2.serve_connection(TokioIo::new(io), service));
@@ -204,6 +213,9 @@ impl AsyncRead for Replay {
             let n = self.first.len().min(buf.remaining());
             buf.put_slice(&self.first[..n]);
             self.first.advance(n);
+            if self.first.is_empty() {
+                self.first = Bytes::new(); // its buffer goes now, not with the session
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)
