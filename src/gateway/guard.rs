@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -705,7 +706,9 @@ impl AsyncWrite for Watched {
                 false => Pin::new(&mut this.stream).poll_shutdown(cx),
             };
         }
-        let mut scratch = [0u8; 8192];
+        // Not zeroed: a read only writes into it (8 KiB zeroed on every close cost more than
+        // the read that follows).
+        let mut scratch = [MaybeUninit::<u8>::uninit(); 8192];
         let linger = match &mut this.lingering {
             Some(linger) => linger,
             None => {
@@ -719,7 +722,7 @@ impl AsyncWrite for Watched {
         };
         // A few reads per poll, so that a fast sender does not hold the worker's other connections.
         for _ in 0..32 {
-            let mut buf = ReadBuf::new(&mut scratch);
+            let mut buf = ReadBuf::uninit(&mut scratch);
             match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
                     linger.read += buf.filled().len();
@@ -754,7 +757,7 @@ impl Watched {
     /// partner's early 413; hyper's drain just before the close can leave the socket empty for
     /// a moment while the client is still sending), or the connection is HTTP/2 (its client may
     /// be sending frames as the GOAWAY crosses them).
-    fn bytes_to_linger_for(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Option<usize> {
+    fn bytes_to_linger_for(&mut self, cx: &mut Context<'_>, scratch: &mut [MaybeUninit<u8>]) -> Option<usize> {
         if self.activity.body_open.load(Ordering::Relaxed) {
             return Some(0);
         }
@@ -764,7 +767,7 @@ impl Watched {
                 return Some(0);
             }
         }
-        let mut buf = ReadBuf::new(scratch);
+        let mut buf = ReadBuf::uninit(scratch);
         match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) if !buf.filled().is_empty() => Some(buf.filled().len()),
             // Nothing waiting (closed now, without a reset), or the client closed (or failed).
