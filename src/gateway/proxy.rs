@@ -65,19 +65,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, request: bool) {
         }
     }
     if present & 1 != 0 {
-        // `Connection` (first in the set): the headers it lists, removed by name as text. Those
-        // of the set are removed below anyway, so the usual `keep-alive` or `close` (nginx
-        // answers `Connection: keep-alive` every time) collects nothing: no allocation, no lookup.
-        let others: Vec<String> = headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .flat_map(|value| value.to_str().unwrap_or("").split(','))
-            .map(str::trim)
-            .filter(|n| !n.is_empty() && !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_str())))
-            .map(str::to_owned)
-            .collect();
-        for name in others {
-            headers.remove(name.as_str());
+        // `Connection` (first in the set): the headers it lists. Those of the set are removed
+        // below anyway, and the usual rest (`close`) names no header the request has: a listed
+        // name is looked for among the names there, as bytes, and only one found is collected
+        // (no allocation, no parse or hash of a name otherwise).
+        let mut listed: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(http::header::CONNECTION) {
+            for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.is_empty() || HOP_BY_HOP.iter().any(|h| token.eq_ignore_ascii_case(h.as_str().as_bytes())) {
+                    continue;
+                }
+                if let Some(name) = headers.keys().find(|k| k.as_str().as_bytes().eq_ignore_ascii_case(token)) {
+                    if !listed.contains(name) {
+                        listed.push(name.clone());
+                    }
+                }
+            }
+        }
+        for name in listed {
+            headers.remove(name);
         }
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
@@ -675,8 +681,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_own_headers_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert("connection", "close, x-private".parse().unwrap());
+        h.insert("connection", "close, x-private,,X-Gone ".parse().unwrap());
         h.insert("x-private", "1".parse().unwrap());
+        h.append("x-private", "2".parse().unwrap());
+        h.insert("close", "a header named like the option is listed too".parse().unwrap());
         h.insert("keep-alive", "timeout=5".parse().unwrap());
         h.insert("proxy-authorization", "Basic eA==".parse().unwrap());
         h.insert("certgate-certificate", "alpha".parse().unwrap());
