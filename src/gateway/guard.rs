@@ -785,12 +785,13 @@ struct Linger {
     read: usize,
 }
 
-/// A connection the server closes (an HTTP/1 client asked for it, a request body was left
-/// unread, say after a partner's early 413 or an admin API refusal, an HTTP/2 connection ended
-/// with a GOAWAY) goes on reading and dropping what the client still sends for a while
-/// ("lingering close", as nginx and Apache do): closing a socket with unread bytes makes the
-/// kernel reset the connection, and the reset can take the answer, already sent, away from the
-/// client before it reads it, so the application would see a broken pipe instead of the answer.
+/// A connection the server closes while the client may still be sending (a request body was
+/// left unread, say after a partner's early 413 or an admin API refusal; bytes were waiting; an
+/// HTTP/2 connection ended with a GOAWAY; see [`Watched::bytes_to_linger_for`]) goes on reading
+/// and dropping what the client still sends for a while ("lingering close", as nginx and
+/// Apache do): closing a socket with unread bytes makes the kernel reset the connection, and
+/// the reset can take the answer, already sent, away from the client before it reads it, so
+/// the application would see a broken pipe instead of the answer.
 /// It ends when the client closes its side (what clients do on the answer's end), after
 /// [`LINGER_QUIET`] without a byte, after [`LINGER`] in all, or after [`LINGER_BYTES`]. Both
 /// listeners, plain or TLS (under TLS the bytes dropped are records, after the close_notify).
